@@ -1,0 +1,528 @@
+"""Small frozen values holding only what DNS needs, and the reducers that make them.
+
+Kubernetes objects are reduced here, once, at the edge (as CoreDNS's
+``plugin/kubernetes/object`` package does): readiness (absent means ready), port numbers
+and address families are decided in ``from_api`` and nothing downstream reads a raw API
+dict. Every new field must be something DNS needs. Pure: imports no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from zonegen.errors import InvalidObject
+
+# Record types as plain ints (the IANA values dnspython's ``dns.rdatatype`` uses), so
+# records stay cheap to build and hash (PERFORMANCE.md).
+A = 1
+NS = 2
+CNAME = 5
+SOA = 6
+PTR = 12
+TXT = 16
+AAAA = 28
+SRV = 33
+
+TYPE_NAMES: dict[int, str] = {
+    A: "A", NS: "NS", CNAME: "CNAME", SOA: "SOA", PTR: "PTR", TXT: "TXT", AAAA: "AAAA", SRV: "SRV",
+}
+TYPE_CODES: dict[str, int] = {v: k for k, v in TYPE_NAMES.items()}
+
+SERVICE = "Service"
+ENDPOINT_SLICE = "EndpointSlice"
+ENDPOINTS = "Endpoints"
+KINDS = (SERVICE, ENDPOINT_SLICE, ENDPOINTS)
+
+ADDED = "ADDED"
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+EVENT_TYPES = (ADDED, MODIFIED, DELETED)
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+Family = Literal["IPv4", "IPv6", "FQDN"]
+ObjectKey = tuple[str, str, str]
+"""(kind, namespace, name): how the log and the projector index objects."""
+
+
+def service_key(namespace: str, name: str) -> tuple[str, str]:
+    """Index key of a Service; EndpointSlices and Endpoints point at it by this key."""
+    return (namespace, name)
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """A Service or endpoint port. ``number`` is None when the API gives none (or an
+    unusable one): such a port gives no SRV but still counts in CoreDNS's weight ``n``."""
+
+    name: str
+    number: int | None
+    protocol: str  # upper case: TCP, UDP, SCTP
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    type: str  # ClusterIP, NodePort, LoadBalancer, ExternalName
+    headless: bool  # clusterIP: None
+    cluster_ips: tuple[str, ...]  # canonical text, IPv6 per RFC 5952; empty when headless
+    external_name: str  # as given (ExternalName only), "" otherwise
+    ports: tuple[Port, ...]
+    publish_not_ready: bool
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return service_key(self.namespace, self.name)
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any], warnings: list[str] | None = None) -> Service:
+        """Reduce a v1 Service.
+
+        :raises InvalidObject: metadata.name or uid is missing, or spec is not an object.
+        """
+        namespace, name, uid, rv = _metadata(obj, SERVICE)
+        spec = _mapping(obj.get("spec", {}), SERVICE, namespace, name, "spec")
+        svc_type = str(spec.get("type") or "ClusterIP")
+        where = f"Service {namespace}/{name}"
+        raw_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+        if not isinstance(raw_ips, list):
+            raise InvalidObject(f"{where}: spec.clusterIPs is not a list")
+        headless = svc_type != "ExternalName" and any(
+            str(ip).strip().lower() == "none" for ip in raw_ips
+        )
+        cluster_ips: list[str] = []
+        if svc_type != "ExternalName" and not headless:
+            for ip in raw_ips:
+                text = canonical_ip(str(ip))
+                if text is None:
+                    _warn(warnings, f"{where}: cluster IP {ip!r} is not an IP address; skipped")
+                elif text not in cluster_ips:
+                    cluster_ips.append(text)
+        external = spec.get("externalName") or ""
+        if not isinstance(external, str):
+            raise InvalidObject(f"{where}: spec.externalName is not a string")
+        ports = tuple(
+            _port(p, where, i, warnings)
+            for i, p in enumerate(_list(spec.get("ports"), where, "spec.ports"))
+        )
+        return cls(
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            resource_version=rv,
+            type=svc_type,
+            headless=headless,
+            cluster_ips=tuple(cluster_ips),
+            external_name=external if svc_type == "ExternalName" else "",
+            ports=ports,
+            publish_not_ready=bool(spec.get("publishNotReadyAddresses", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One endpoint: its addresses (all of them count, not only the first), the
+    hostname as given (validated by the projector, which owns name rules) and readiness
+    already decided (``conditions.ready`` absent means ready, as the API says)."""
+
+    addresses: tuple[str, ...]
+    hostname: str | None
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    """A discovery.k8s.io/v1 EndpointSlice, or one subset of a legacy v1 Endpoints
+    object for one address family (then ``legacy`` is True and ``name`` is
+    ``<endpoints name>#<subset index>-<family>``)."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    service_name: str  # from the kubernetes.io/service-name label; "" when absent
+    address_type: Family
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[Port, ...]
+    legacy: bool = False
+
+    @property
+    def service_key(self) -> tuple[str, str]:
+        return service_key(self.namespace, self.service_name)
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any], warnings: list[str] | None = None) -> EndpointSlice:
+        """Reduce a discovery.k8s.io/v1 EndpointSlice.
+
+        Addresses of the wrong family for ``addressType`` are dropped with a warning
+        (RECORDS.md) and do not count anywhere; IPv6 is made canonical (RFC 5952).
+
+        :raises InvalidObject: metadata is incomplete or a field has the wrong shape.
+        """
+        namespace, name, uid, rv = _metadata(obj, ENDPOINT_SLICE)
+        where = f"EndpointSlice {namespace}/{name}"
+        meta = obj["metadata"]
+        labels = meta.get("labels") or {}
+        if not isinstance(labels, Mapping):
+            raise InvalidObject(f"{where}: metadata.labels is not an object")
+        service_name = str(labels.get(SERVICE_NAME_LABEL) or "")
+        if not service_name:
+            _warn(warnings, f"{where}: no {SERVICE_NAME_LABEL} label; it belongs to no Service")
+        family = obj.get("addressType", "IPv4")
+        if family not in ("IPv4", "IPv6", "FQDN"):
+            raise InvalidObject(f"{where}: addressType {family!r} is not IPv4, IPv6 or FQDN")
+        endpoints: list[Endpoint] = []
+        for i, raw in enumerate(_list(obj.get("endpoints"), where, "endpoints")):
+            ep = _mapping(raw, ENDPOINT_SLICE, namespace, name, f"endpoints[{i}]")
+            conditions = ep.get("conditions") or {}
+            if not isinstance(conditions, Mapping):
+                raise InvalidObject(f"{where}: endpoints[{i}].conditions is not an object")
+            ready = conditions.get("ready")
+            addresses = _addresses(
+                _list(ep.get("addresses"), where, f"endpoints[{i}].addresses"),
+                family,
+                f"{where} endpoints[{i}]",
+                warnings,
+            )
+            hostname = ep.get("hostname")
+            endpoints.append(
+                Endpoint(
+                    addresses=addresses,
+                    hostname=str(hostname) if hostname else None,
+                    ready=ready is None or bool(ready),
+                )
+            )
+        ports = tuple(
+            _port(p, where, i, warnings)
+            for i, p in enumerate(_list(obj.get("ports"), where, "ports"))
+        )
+        return cls(
+            namespace=namespace,
+            name=name,
+            uid=uid,
+            resource_version=rv,
+            service_name=service_name,
+            address_type=family,
+            endpoints=tuple(endpoints),
+            ports=ports,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """A legacy v1 Endpoints object, reduced to one slice per (subset, family).
+
+    Only ``subsets[].addresses`` are published, never ``notReadyAddresses``: the
+    Endpoints controller already moves pods into ``addresses`` when the Service
+    publishes not-ready addresses (RECORDS.md)."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    slices: tuple[EndpointSlice, ...]
+
+    @property
+    def service_key(self) -> tuple[str, str]:
+        return service_key(self.namespace, self.name)
+
+    @classmethod
+    def from_api(cls, obj: Mapping[str, Any], warnings: list[str] | None = None) -> Endpoints:
+        """Reduce a v1 Endpoints object.
+
+        :raises InvalidObject: metadata is incomplete or a field has the wrong shape.
+        """
+        namespace, name, uid, rv = _metadata(obj, ENDPOINTS)
+        where = f"Endpoints {namespace}/{name}"
+        slices: list[EndpointSlice] = []
+        for i, raw in enumerate(_list(obj.get("subsets"), where, "subsets")):
+            subset = _mapping(raw, ENDPOINTS, namespace, name, f"subsets[{i}]")
+            ports = tuple(
+                _port(p, f"{where} subsets[{i}]", j, warnings)
+                for j, p in enumerate(_list(subset.get("ports"), where, f"subsets[{i}].ports"))
+            )
+            by_family: dict[Family, list[Endpoint]] = {"IPv4": [], "IPv6": []}
+            for j, addr in enumerate(
+                _list(subset.get("addresses"), where, f"subsets[{i}].addresses")
+            ):
+                a = _mapping(addr, ENDPOINTS, namespace, name, f"subsets[{i}].addresses[{j}]")
+                ip = canonical_ip(str(a.get("ip", "")))
+                if ip is None:
+                    _warn(warnings, f"{where} subsets[{i}].addresses[{j}]: ip "
+                          f"{a.get('ip')!r} is not an IP address; skipped")
+                    continue
+                hostname = a.get("hostname")
+                by_family["IPv6" if ":" in ip else "IPv4"].append(
+                    Endpoint(addresses=(ip,), hostname=str(hostname) if hostname else None,
+                             ready=True)
+                )
+            for fam, eps in by_family.items():
+                if eps:
+                    slices.append(EndpointSlice(
+                        namespace=namespace, name=f"{name}#{i}-{fam}", uid=uid,
+                        resource_version=rv, service_name=name, address_type=fam,
+                        endpoints=tuple(eps), ports=ports, legacy=True,
+                    ))
+        return cls(namespace=namespace, name=name, uid=uid, resource_version=rv,
+                   slices=tuple(slices))
+
+
+KubeObject = Service | EndpointSlice | Endpoints
+
+
+def reduce(kind: str, obj: Mapping[str, Any], warnings: list[str] | None = None) -> KubeObject:
+    """Reduce an API object of one of :data:`KINDS`.
+
+    :raises InvalidObject: the kind is not one zonegen reads, or the object is malformed.
+    """
+    if kind == SERVICE:
+        return Service.from_api(obj, warnings)
+    if kind == ENDPOINT_SLICE:
+        return EndpointSlice.from_api(obj, warnings)
+    if kind == ENDPOINTS:
+        return Endpoints.from_api(obj, warnings)
+    raise InvalidObject(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+
+
+# --------------------------------------------------------------------------- log values
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One observed change, as stored in the append-only log.
+
+    ``object_json`` is the object as received (managedFields stripped), kept as text so
+    the log can be replayed by any later version of the reducers."""
+
+    seq: int  # 0 until stored
+    received_at: datetime  # timezone-aware UTC
+    source: str
+    type: str  # ADDED / MODIFIED / DELETED
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    object_json: str
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.kind, self.namespace, self.name)
+
+    def object(self) -> dict[str, Any]:
+        value = json.loads(self.object_json)
+        if not isinstance(value, dict):
+            raise InvalidObject(f"event {self.seq}: stored object is not a JSON object")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An event as the projector sees it: the reduced object, or None when deleted."""
+
+    seq: int
+    kind: str
+    namespace: str
+    name: str
+    obj: KubeObject | None
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.kind, self.namespace, self.name)
+
+
+RData = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One resource record as a plain hashable value (STYLE.md #3).
+
+    Names ending in ``.`` are absolute; any other name (owner or target) is relative to
+    the forward zone (the cluster domain) and gets it appended only when rendered, so one
+    log can publish ``cluster.local`` and ``k8s.example.org`` at one serial. Reverse-zone
+    PTR owners are absolute (``6.0.244.10.in-addr.arpa.``). ``ttl`` None means the zone's
+    configured TTL. rdata by type: A/AAAA ``(address,)``; SRV ``(priority, weight, port,
+    target)``; CNAME/PTR ``(target,)``; TXT ``(text,)``.
+    """
+
+    owner: str
+    rtype: int
+    rdata: RData
+    ttl: int | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        return {"owner": self.owner, "rtype": self.rtype, "ttl": self.ttl,
+                "rdata": json.dumps(list(self.rdata), separators=(",", ":"))}
+
+    @classmethod
+    def from_row(cls, owner: str, rtype: int, rdata: str, ttl: int | None) -> Record:
+        return cls(owner, rtype, tuple(json.loads(rdata)), ttl)
+
+
+RecordSet = frozenset[Record]
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """What one change or batch did to the zone: a set difference, nothing more."""
+
+    added: RecordSet = frozenset()
+    removed: RecordSet = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def then(self, later: Diff) -> Diff:
+        """This diff followed by ``later``: a record added then removed cancels out."""
+        return Diff(
+            added=(self.added - later.removed) | (later.added - self.removed),
+            removed=(self.removed - later.added) | (later.removed - self.added),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """One journal row: record ``record`` was added (or removed) at ``serial``, caused
+    by event ``cause_seq``."""
+
+    serial: int
+    added: bool
+    record: Record
+    cause_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneVersion:
+    """One published serial: the batch of events up to ``last_event_seq`` made it."""
+
+    version_id: int
+    serial: int
+    created_at: datetime
+    last_event_seq: int
+    changes: tuple[RecordChange, ...] = field(default=(), compare=False)
+
+
+# --------------------------------------------------------------------------- reducers
+
+
+def canonical_ip(text: str) -> str | None:
+    """The canonical text of an IP address (RFC 5952 for IPv6), or None."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def _warn(warnings: list[str] | None, message: str) -> None:
+    if warnings is not None:
+        warnings.append(message)
+
+
+def _metadata(obj: Mapping[str, Any], kind: str) -> tuple[str, str, str, str]:
+    if not isinstance(obj, Mapping):
+        raise InvalidObject(f"{kind}: object is not a mapping")
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise InvalidObject(f"{kind}: object has no metadata")
+    name = meta.get("name")
+    namespace = meta.get("namespace") or "default"
+    if not isinstance(name, str) or not name:
+        raise InvalidObject(f"{kind} in namespace {namespace}: metadata.name is missing")
+    if not isinstance(namespace, str):
+        raise InvalidObject(f"{kind} {name}: metadata.namespace is not a string")
+    uid = meta.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise InvalidObject(f"{kind} {namespace}/{name}: metadata.uid is missing")
+    rv = meta.get("resourceVersion") or ""
+    return namespace, name, uid, str(rv)
+
+
+def _mapping(value: Any, kind: str, namespace: str, name: str, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidObject(f"{kind} {namespace}/{name}: {path} is not an object")
+    return value
+
+
+def _list(value: Any, where: str, path: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidObject(f"{where}: {path} is not a list")
+    return value
+
+
+def _port(raw: Any, where: str, index: int, warnings: list[str] | None) -> Port:
+    if not isinstance(raw, Mapping):
+        raise InvalidObject(f"{where}: ports[{index}] is not an object")
+    name = str(raw.get("name") or "")
+    protocol = str(raw.get("protocol") or "TCP").upper()
+    number = raw.get("port")
+    if number is None:
+        return Port(name, None, protocol)
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
+        _warn(warnings, f"{where}: port {name or index} has invalid number {number!r}; "
+              "it gives no SRV record")
+        return Port(name, None, protocol)
+    return Port(name, number, protocol)
+
+
+def _addresses(raw: list[Any], family: str, where: str,
+               warnings: list[str] | None) -> tuple[str, ...]:
+    if family == "FQDN":
+        return tuple(str(a) for a in raw)
+    out: list[str] = []
+    for a in raw:
+        ip = canonical_ip(str(a))
+        if ip is None or ("IPv6" if ":" in ip else "IPv4") != family:
+            _warn(warnings, f"{where}: address {a!r} is not an {family} address; skipped")
+            continue
+        out.append(ip)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+@dataclass(frozen=True, slots=True)
+class NameServer:
+    """An NS target; ``address`` gives it a glue A/AAAA record when it lies in the zone."""
+
+    name: str  # absolute, with trailing dot
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneConfig:
+    """How one zone is published: its apex, the forward zone relative names belong to,
+    and the SOA/NS values. Defaults follow CoreDNS (TTL 5, ``ns.dns.<zone>``,
+    ``hostmaster.<zone>``, refresh 7200, retry 1800, expire 86400, minimum 5).
+
+    All names are absolute, lowercase, with a trailing dot. Build with
+    :func:`zone_config` to get the defaults right for reverse zones."""
+
+    zone: str = "cluster.local."
+    forward_zone: str = "cluster.local."
+    nameservers: tuple[NameServer, ...] = (NameServer("ns.dns.cluster.local.", "127.0.0.1"),)
+    hostmaster: str = "hostmaster.cluster.local."
+    ttl: int = 5
+    refresh: int = 7200
+    retry: int = 1800
+    expire: int = 86400
+    minimum: int = 5
+
+    @property
+    def is_reverse(self) -> bool:
+        return self.zone.endswith((".in-addr.arpa.", ".ip6.arpa.")) or self.zone in (
+            "in-addr.arpa.", "ip6.arpa.")
