@@ -1,0 +1,247 @@
+"""The ``zonegen`` command line: parse, call one zonegen function, print. No logic here.
+
+Every :class:`zonegen.errors.ZonegenError` becomes a one-line message on stderr and
+exit code 1 (click's ClickException), never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from zonegen import __version__
+from zonegen.errors import ZonegenError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ZonegenGroup(click.Group):
+    """Turns package errors into one-line CLI errors."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ZonegenError as e:
+            raise click.ClickException(str(e)) from None
+        except BrokenPipeError:
+            # `zonegen export | head`: the reader left; that is not an error of ours.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
+
+
+class _WarningFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname.lower()
+        return f"zonegen: {level}: {record.getMessage()}"
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_WarningFormatter())
+    logger = logging.getLogger("zonegen")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    else:
+        logger.setLevel(logging.DEBUG if verbose > 1 else
+                        logging.INFO if verbose else logging.WARNING)
+
+
+@click.group(cls=ZonegenGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "db_url", envvar="ZONEGEN_DB", default="sqlite:///zonegen.db",
+              show_default=True, metavar="URL",
+              help="SQLAlchemy database URL of the event log (env ZONEGEN_DB).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(__version__, prog_name="zonegen")
+@click.pass_context
+def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
+    """Publish Kubernetes service discovery as DNS zones.
+
+    zonegen keeps every Service and EndpointSlice change in an append-only event log,
+    projects it into the records of the Kubernetes DNS specification, and publishes
+    them as RFC 1035 zone files or over AXFR/IXFR to BIND, Knot, NSD or PowerDNS.
+    """
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"db": db_url}
+
+
+def _open_store(ctx: click.Context) -> Any:
+    from zonegen.store import Store
+
+    return Store.open(ctx.obj["db"])
+
+
+def zone_options(func: F) -> F:
+    """The options that say how a zone is published (export, serve, history)."""
+    options = [
+        click.option("--zone", default="cluster.local", show_default=True,
+                     help="Zone to publish: the cluster domain, any other domain, or a "
+                          "reverse zone (…in-addr.arpa / …ip6.arpa) for PTR records."),
+        click.option("--forward-zone", default=None, metavar="ZONE",
+                     help="Domain that Service names live in (default: --zone, or "
+                          "cluster.local for a reverse zone)."),
+        click.option("--ns", "nameservers", multiple=True, metavar="NAME[=ADDRESS]",
+                     help="NS record (repeatable). Default ns.dns.<zone>=127.0.0.1."),
+        click.option("--hostmaster", default=None, metavar="NAME",
+                     help="SOA RNAME. Default hostmaster.<zone>."),
+        click.option("--ttl", type=click.IntRange(0, 2**31 - 1), default=5,
+                     show_default=True, help="TTL of every record (CoreDNS's default)."),
+        click.option("--refresh", type=click.IntRange(0, 2**31 - 1), default=7200,
+                     show_default=True, help="SOA refresh."),
+        click.option("--retry", type=click.IntRange(0, 2**31 - 1), default=1800,
+                     show_default=True, help="SOA retry."),
+        click.option("--expire", type=click.IntRange(0, 2**31 - 1), default=86400,
+                     show_default=True, help="SOA expire."),
+        click.option("--minimum", type=click.IntRange(0, 2**31 - 1), default=5,
+                     show_default=True, help="SOA minimum (negative-caching TTL)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _zone_config(kwargs: dict[str, Any]) -> Any:
+    from zonegen.names import zone_config
+
+    return zone_config(
+        zone=kwargs.pop("zone"), forward_zone=kwargs.pop("forward_zone"),
+        nameservers=kwargs.pop("nameservers"), hostmaster=kwargs.pop("hostmaster"),
+        ttl=kwargs.pop("ttl"), refresh=kwargs.pop("refresh"), retry=kwargs.pop("retry"),
+        expire=kwargs.pop("expire"), minimum=kwargs.pop("minimum"),
+    )
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    from zonegen.clock import parse_time
+
+    return parse_time(value)
+
+
+# --------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Database schema (migrations run automatically; these are for operators)."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply all migrations to the database."""
+    store = _open_store(ctx)
+    click.echo(f"{store.where}: schema at revision {store.current_revision()}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Print the schema revision of the database."""
+    from zonegen.store import Store
+
+    store = Store.open(ctx.obj["db"], upgrade=False)
+    click.echo(store.current_revision() or "empty (no schema yet)")
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE... | -")
+@click.option("--snapshot", is_flag=True,
+              help="The input is the whole truth for the kinds it contains: stored "
+                   "objects of those kinds missing from it get DELETED events.")
+@click.option("--source", default="ingest", show_default=True,
+              help="Source name recorded with each event.")
+@click.option("--time", "when", default=None, metavar="ISO8601",
+              help="Stamp events and the zone version with this time instead of now "
+                   "(for replaying recorded incidents and for tests).")
+@click.option("--no-project", is_flag=True, help="Only store events; do not project.")
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: str,
+           when: str | None, no_project: bool) -> None:
+    """Store Services, EndpointSlices and Endpoints printed by kubectl.
+
+    Reads JSON or YAML: single objects, Lists, or watch-event streams from
+    `kubectl get -w -o json --output-watch-events`. Re-ingesting the same input adds
+    nothing. Then projects the new events into a zone version.
+    """
+    from zonegen.ingest import ingest_files
+
+    report = ingest_files(_open_store(ctx), list(files), snapshot=snapshot, source=source,
+                          when=_parse_time(when), project=not no_project)
+    click.echo(report.summary())
+
+
+# --------------------------------------------------------------------------- project
+
+
+@main.command("project")
+@click.option("--rebuild", is_flag=True,
+              help="Replay the whole log from nothing and check that it yields the "
+                   "identical record set.")
+@click.pass_context
+def project_cmd(ctx: click.Context, rebuild: bool) -> None:
+    """Fold pending events into a new zone version and print its serial."""
+    from zonegen.export import project_pending, rebuild_check
+
+    store = _open_store(ctx)
+    if rebuild:
+        report = rebuild_check(store)
+        click.echo(report.summary())
+        if not report.identical:
+            sys.exit(1)
+        return
+    click.echo(project_pending(store).summary())
+
+
+# --------------------------------------------------------------------------- export
+
+
+@main.command()
+@zone_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=False),
+              default=None, help="Write the zone atomically to FILE (default: stdout).")
+@click.option("--serial", type=click.IntRange(0, 2**32 - 1), default=None,
+              help="Export the zone as published at this serial.")
+@click.option("--at", "at", default=None, metavar="TIME",
+              help="Export the zone as it was at this time (ISO 8601; UTC if no zone).")
+@click.pass_context
+def export(ctx: click.Context, output: str | None, serial: int | None, at: str | None,
+           **kwargs: Any) -> None:
+    """Write the zone as an RFC 1035 master file."""
+    from zonegen.export import export_zone
+
+    config = _zone_config(kwargs)
+    result = export_zone(_open_store(ctx), config, serial=serial, at=_parse_time(at),
+                         output=output, stream=None if output else sys.stdout)
+    if output:
+        click.echo(result.summary(), err=True)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.command()
+@zone_options
+@click.pass_context
+def demo(ctx: click.Context, **kwargs: Any) -> None:
+    """Ingest a built-in sample cluster into a temporary database and print its zone."""
+    from zonegen.demo import run_demo
+
+    run_demo(_zone_config(kwargs), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

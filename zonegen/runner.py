@@ -1,0 +1,201 @@
+"""The projection runner: folds new events into zone versions, exactly once.
+
+It reads the events after the projection's high-water mark, applies them to the pure
+:class:`zonegen.project.Projection`, and commits the resulting zone version together with
+the new high-water mark (``Store.commit_version``), so it can stop anywhere and resume
+without skipping or repeating an event. Every command that reads the zone calls
+:meth:`ProjectionRunner.catch_up` first, so users never have to remember ``project``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from zonegen import project
+from zonegen.clock import Clock
+from zonegen.errors import InvalidName, InvalidObject
+from zonegen.model import DELETED, Change, Event, Record, RecordChange, ZoneVersion, reduce
+from zonegen.serial import next_serial
+from zonegen.store import PROJECTION, Store
+
+log = logging.getLogger("zonegen")
+
+
+
+
+def to_change(event: Event, warnings: list[str] | None = None) -> Change:
+    """Reduce a stored event for the projector. A stored object the reducers now reject
+    is projected as absent (with a warning), so one bad row never stops the zone."""
+    if event.type == DELETED:
+        return Change(event.seq, event.kind, event.namespace, event.name, None)
+    try:
+        obj = reduce(event.kind, event.object(), warnings)
+    except (InvalidObject, ValueError) as e:
+        if warnings is not None:
+            warnings.append(f"event {event.seq}: {e}; treated as deleted")
+        return Change(event.seq, event.kind, event.namespace, event.name, None)
+    return Change(event.seq, event.kind, event.namespace, event.name, obj)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    """What ``project --rebuild`` found: the replayed record set against the current one."""
+
+    events: int
+    records: int
+    identical: bool
+    missing: frozenset[Record]  # in the current projection, not in the rebuild
+    extra: frozenset[Record]  # in the rebuild, not in the current projection
+    seconds: float
+
+
+class ProjectionRunner:
+    """Owns one in-memory :class:`project.Projection` kept level with the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock = time.time,
+        batch_size: int = 20_000,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.batch_size = batch_size
+        self.on_warning = on_warning or (lambda message: log.warning("%s", message))
+        self._projection: project.Projection | None = None
+        self._checkpoint = 0
+        self._version: ZoneVersion | None = None
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def projection(self) -> project.Projection:
+        if self._projection is None:
+            self._projection = self._load()
+        return self._projection
+
+    @property
+    def version(self) -> ZoneVersion | None:
+        """The newest zone version this runner knows (after :meth:`catch_up`)."""
+        if self._projection is None:
+            self._projection = self._load()
+        return self._version
+
+    def _load(self) -> project.Projection:
+        """Rebuild the in-memory projection as of the stored checkpoint: the newest
+        event of each live object up to it. Warnings were reported when those events
+        were first projected, so they are not repeated here."""
+        checkpoint = self.store.max_tracking_seq(PROJECTION)
+        changes = (to_change(e) for e in self.store.iter_latest_events(checkpoint))
+        projection = project.rebuild(changes)
+        self._checkpoint = checkpoint
+        self._version = self.store.latest_version()
+        return projection
+
+    # ----------------------------------------------------------------- folding
+
+    def catch_up(self) -> list[ZoneVersion]:
+        """Project every pending event; return the zone versions made (one per batch
+        that changed records; none when nothing DNS-visible changed).
+
+        :raises StoreError: the store cannot be read or written.
+        """
+        made: list[ZoneVersion] = []
+        projection = self.projection
+        first = self._version is None
+        while True:
+            pending = self.store.select_events(gt=self._checkpoint, limit=self.batch_size)
+            if not pending and not first:
+                return made
+            first = False
+            version = self._fold(projection, pending)
+            if version is not None:
+                made.append(version)
+            if not pending:
+                return made
+
+    def _fold(self, projection: project.Projection, pending: list[Event]) -> ZoneVersion | None:
+        added: dict[Record, int] = {}
+        removed: dict[Record, int] = {}
+        reduce_warnings: list[str] = []
+        name_warnings: list[InvalidName] = []
+        for event in pending:
+            change = to_change(event, reduce_warnings)
+            diff = projection.apply(change, name_warnings)
+            for r in diff.removed:
+                if added.pop(r, None) is None:
+                    removed[r] = event.seq
+            for r in diff.added:
+                if removed.pop(r, None) is None:
+                    added[r] = event.seq
+        for message in reduce_warnings:
+            self.on_warning(message)
+        for warning in name_warnings:
+            self.on_warning(str(warning))
+        to_seq = pending[-1].seq if pending else self._checkpoint
+        now = self.clock()
+        serial: int | None = None
+        if added or removed or self._version is None:
+            previous = self._version.serial if self._version is not None else None
+            serial = next_serial(previous, int(now))
+        if self._version is None:
+            # The first version publishes everything, the apex records included.
+            changes = [RecordChange(serial or 0, True, r, added.get(r, 0))
+                       for r in _sorted(projection.records())]
+        else:
+            changes = [
+                RecordChange(serial or 0, False, r, seq) for r, seq in _ordered(removed)
+            ] + [RecordChange(serial or 0, True, r, seq) for r, seq in _ordered(added)]
+        version = self.store.commit_version(
+            (PROJECTION, self._checkpoint, to_seq),
+            serial=serial,
+            created_at=datetime.fromtimestamp(now, tz=UTC),
+            changes=changes,
+        )
+        self._checkpoint = to_seq
+        if version is not None:
+            self._version = version
+        return version
+
+    # ----------------------------------------------------------------- checking
+
+    def rebuild(self) -> RebuildReport:
+        """Replay the whole log from nothing and compare with the current projection:
+        DESIGN.md requires the two to be identical. Stores nothing."""
+        self.catch_up()
+        started = time.perf_counter()
+        count = 0
+
+        def changes() -> Iterator[Change]:
+            nonlocal count
+            last = 0
+            while True:
+                batch = self.store.select_events(gt=last, lte=self._checkpoint, limit=5000)
+                if not batch:
+                    return
+                for event in batch:
+                    count += 1
+                    yield to_change(event)
+                last = batch[-1].seq
+
+        replayed = project.rebuild(changes()).records()
+        seconds = time.perf_counter() - started
+        current = self.projection.records()
+        return RebuildReport(
+            events=count, records=len(replayed), identical=replayed == current,
+            missing=current - replayed, extra=replayed - current, seconds=seconds,
+        )
+
+
+def _sorted(records: Iterable[Record]) -> list[Record]:
+    return sorted(records, key=lambda r: (r.owner, r.rtype, str(r.rdata)))
+
+
+def _ordered(causes: dict[Record, int]) -> list[tuple[Record, int]]:
+    return sorted(causes.items(), key=lambda item: (item[1], item[0].owner, item[0].rtype,
+                                                    str(item[0].rdata)))
