@@ -1,0 +1,453 @@
+"""The projector: Services and their EndpointSlices (or legacy Endpoints) to DNS records.
+
+:func:`records_for_service` is the Kubernetes DNS specification (schema 1.1.0) as CoreDNS
+answers it, rule by rule as written down in RECORDS.md; :class:`Projection` folds changes
+one at a time and recomputes only the Service a change touches. Pure: imports only the
+stdlib, ``zonegen.model``, ``zonegen.names`` and ``zonegen.errors`` — no I/O, no clock.
+
+Spec: https://github.com/kubernetes/dns/blob/master/docs/specification.md (cited "spec §").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import chain
+
+from zonegen.errors import InvalidName
+from zonegen.model import (
+    AAAA,
+    CNAME,
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    PTR,
+    SERVICE,
+    SRV,
+    TXT,
+    A,
+    Change,
+    Diff,
+    Endpoints,
+    EndpointSlice,
+    Port,
+    Record,
+    RecordSet,
+    Service,
+)
+from zonegen.names import (
+    MAX_NAME,
+    absolute,
+    address_label,
+    check_label,
+    check_name,
+    external_target,
+    ptr_owner,
+    service_owner,
+    srv_owner,
+    wire_length,
+)
+
+ServiceKey = tuple[str, str]
+_EMPTY: RecordSet = frozenset()
+
+SCHEMA_VERSION = "1.1.0"
+DNS_VERSION = Record("dns-version", TXT, (SCHEMA_VERSION,), 28800)
+"""spec §2.2: ``dns-version.Z`` TXT holds the schema version; CoreDNS gives it TTL 28800."""
+
+APEX_RECORDS: RecordSet = frozenset({DNS_VERSION})
+"""Records every projection holds whatever the cluster contains (spec §2.2)."""
+
+
+def srv_weight(n: int) -> int:
+    """CoreDNS's SRV weight for a question that found ``n`` (address, port) pairs before
+    duplicates were removed: ``max(1, floor(100 / n))`` (RECORDS.md "SRV weights";
+    ``plugin/backend_lookup.go``). 1→100, 2→50, 3→33, 24→4, 51 and more→1."""
+    return max(1, 100 // n) if n > 0 else 100
+
+
+def _warn(warnings: list[InvalidName] | None, kind: str, namespace: str, name: str,
+          reasons: Iterable[str]) -> None:
+    if warnings is not None:
+        warnings.append(InvalidName(kind, namespace, name, tuple(reasons)))
+
+
+def _slice_origin(sl: EndpointSlice) -> tuple[str, str]:
+    """(kind, name) of the object a slice came from, for warnings that name the object.
+    Legacy slices are named ``<endpoints name>#<subset>-<family>`` by ``model``."""
+    if sl.legacy:
+        return ENDPOINTS, sl.name.partition("#")[0]
+    return ENDPOINT_SLICE, sl.name
+
+
+def effective_slices(slices: Sequence[EndpointSlice]) -> list[EndpointSlice]:
+    """The slices whose addresses a Service publishes.
+
+    RECORDS.md "Which endpoint addresses are published": when a Service has any
+    EndpointSlice (of any address type, even empty) its legacy Endpoints are ignored,
+    since Kubernetes mirrors them into slices and reading both would count twice; FQDN
+    slices are ignored (spec §2.4 only defines A/AAAA for endpoints).
+    """
+    real = [s for s in slices if not s.legacy]
+    chosen = real if real else [s for s in slices if s.legacy]
+    return [s for s in chosen if s.address_type in ("IPv4", "IPv6")]
+
+
+# A published address: (address, record type, owner ``H.S.N.svc`` or None when that name
+# would be invalid; the address still counts in SRV weights, RECORDS.md).
+_Published = tuple[str, int, str | None]
+
+
+def _published(service: Service, base: str, slices: list[EndpointSlice],
+               warnings: list[InvalidName] | None) -> list[tuple[list[_Published], EndpointSlice]]:
+    """Per slice, its published addresses with their ``H.S.N.svc`` owners."""
+    # Octets left for "H." under S.N.svc.cluster.local. (RFC 1035 §2.3.4: 255 in all).
+    room = MAX_NAME - wire_length(absolute(base))
+    out: list[tuple[list[_Published], EndpointSlice]] = []
+    for sl in slices:
+        # RECORDS.md: addressType IPv4 -> A, IPv6 -> AAAA (wrong-family addresses were
+        # already dropped by the reducer and count nowhere).
+        rtype = A if sl.address_type == "IPv4" else AAAA
+        pubs: list[_Published] = []
+        for ep in sl.endpoints:
+            # RECORDS.md: published when conditions.ready is true or absent; the reducer
+            # decided that (and Kubernetes folded publishNotReadyAddresses into it).
+            if not ep.ready:
+                continue
+            host: str | None = None
+            if ep.hostname:
+                reasons = check_label(ep.hostname)
+                if reasons:
+                    # RECORDS.md: an invalid hostname is treated as absent, with a warning,
+                    # so the address gets its dashed label and its SRVs survive.
+                    kind, name = _slice_origin(sl)
+                    _warn(warnings, kind, sl.namespace, name,
+                          [f"hostname {ep.hostname!r} ignored: " + "; ".join(reasons)])
+                else:
+                    host = ep.hostname.lower()
+            for address in ep.addresses:
+                # spec §2.4.1: H is the hostname, else the dashed address (every address
+                # of the endpoint counts, RECORDS.md), repaired to stay a valid label.
+                label = host or address_label(address)
+                owner: str | None = f"{label}.{base}"
+                if len(label) + 1 > room:
+                    # RECORDS.md: a name over 255 octets is skipped with a warning.
+                    kind, name = _slice_origin(sl)
+                    _warn(warnings, kind, sl.namespace, name,
+                          [f"name {owner}.cluster.local. is longer than {MAX_NAME} octets"])
+                    owner = None
+                pubs.append((address, rtype, owner))
+        out.append((pubs, sl))
+    return out
+
+
+class _SrvOwners:
+    """``_port._proto.S.N.svc`` owners of one Service, checked once each (RECORDS.md: a
+    64-octet ``_`` + port-name label makes the SRV unpublishable, with one warning)."""
+
+    __slots__ = ("_base", "_owners", "_service", "_warnings")
+
+    def __init__(self, service: Service, warnings: list[InvalidName] | None) -> None:
+        self._service = service
+        self._warnings = warnings
+        self._owners: dict[tuple[str, str], str | None] = {}
+
+    def get(self, port: Port, kind: str, obj_name: str) -> str | None:
+        key = _port_key(port)
+        if key in self._owners:
+            return self._owners[key]
+        svc = self._service
+        text = srv_owner(key[0], key[1], svc.namespace, svc.name)
+        reasons = check_name(text)
+        owner = None if reasons else text
+        if reasons:
+            _warn(self._warnings, kind, svc.namespace, obj_name, reasons)
+        self._owners[key] = owner
+        return owner
+
+
+def _port_key(port: Port) -> tuple[str, str]:
+    """How CoreDNS matches ``_port._proto`` to a port: name and protocol, case-insensitive
+    (``matchPortAndProtocol``); RECORDS.md: ``_proto`` is the lowercased protocol."""
+    return port.name.lower(), port.protocol.lower()
+
+
+def records_for_service(service: Service, slices: Sequence[EndpointSlice],
+                        warnings: list[InvalidName] | None = None) -> RecordSet:
+    """Every record one Service publishes, owners relative to the cluster domain.
+
+    A pure function of the Service and its EndpointSlices (DESIGN.md "The projection"):
+    ``slices`` are all the slices whose ``kubernetes.io/service-name`` names it, plus the
+    slices of its legacy Endpoints (used only when there is no real slice).
+
+    :param warnings: receives an :class:`~zonegen.errors.InvalidName` for every name that
+        was skipped; the rest of the Service is still published.
+    """
+    ns, name = service.namespace, service.name
+    # spec §2.3.1 / §2.4.1: everything hangs under S.N.svc. Kubernetes guarantees S and N
+    # are single labels; hand-made data might not, and a dot would alias another name.
+    reasons = check_label(name) + check_label(ns)
+    base = service_owner(ns, name)
+    if not reasons:
+        reasons = check_name(base)
+    if reasons:
+        _warn(warnings, SERVICE, ns, name, reasons)
+        return _EMPTY
+    if service.type == "ExternalName":
+        return _external_name(service, base, warnings)
+    chosen = effective_slices(slices)
+    if service.headless:
+        return _headless(service, base, chosen, warnings)
+    if not service.cluster_ips:
+        # RECORDS.md: a ClusterIP/NodePort/LoadBalancer Service with neither clusterIP
+        # nor clusterIPs (hand-made data only) publishes nothing, with a warning.
+        _warn(warnings, SERVICE, ns, name,
+              [f"Service of type {service.type} has no cluster IP; nothing published"])
+        return _EMPTY
+    return _cluster_ip(service, base, chosen, warnings)
+
+
+def _external_name(service: Service, base: str, warnings: list[InvalidName] | None) -> RecordSet:
+    # spec §2.5.1: S.N.svc.Z CNAME to spec.externalName, and nothing else at or below it.
+    target, reasons = external_target(service.external_name)
+    if target is None:
+        # RECORDS.md: an IP address or an invalid domain name gives no record.
+        _warn(warnings, SERVICE, service.namespace, service.name, reasons)
+        return _EMPTY
+    if target == absolute(base):
+        # RECORDS.md: a value equal to the Service's own name gives no record (CoreDNS
+        # does the same). Checked against cluster.local.; renderers re-check other zones.
+        _warn(warnings, SERVICE, service.namespace, service.name,
+              [f"externalName {service.external_name!r} is the Service's own name"])
+        return _EMPTY
+    return frozenset({Record(base, CNAME, (target,))})
+
+
+def _headless(service: Service, base: str, slices: list[EndpointSlice],
+              warnings: list[InvalidName] | None) -> RecordSet:
+    published = _published(service, base, slices, warnings)
+    out: set[Record] = set()
+    # CoreDNS's weights: n counts (address, port) pairs before duplicates are removed,
+    # including ports without a number and names skipped as invalid (RECORDS.md).
+    n_bare = 0
+    n_named: dict[tuple[str, str], int] = {}
+    for pubs, sl in published:
+        if not pubs:
+            continue
+        # A slice without ports still counts once per address: CoreDNS adds a sentinel
+        # port -1 that matches the bare question (object/endpoint.go) and gives no SRV.
+        n_bare += len(pubs) * max(1, len(sl.ports))
+        for port in sl.ports:
+            if port.name:
+                key = _port_key(port)
+                n_named[key] = n_named.get(key, 0) + len(pubs)
+        for address, rtype, owner in pubs:
+            # spec §2.4.1: S.N.svc A/AAAA for every published endpoint address.
+            out.add(Record(base, rtype, (address,)))
+            if owner is not None:
+                # spec §2.4.1: H.S.N.svc A/AAAA for each published address.
+                out.add(Record(owner, rtype, (address,)))
+                # RECORDS.md "Reverse zones": a published endpoint address -> H.S.N.svc,
+                # one PTR per distinct target.
+                out.add(Record(ptr_owner(address), PTR, (owner,)))
+    if not out:
+        # spec §2.4.1 / RECORDS.md: no published address, no records at all (NXDOMAIN).
+        return _EMPTY
+    w_bare = srv_weight(n_bare)
+    srv_owners = _SrvOwners(service, warnings)
+    for pubs, sl in published:
+        kind, obj_name = _slice_origin(sl)
+        # RECORDS.md: a headless SRV uses the port of the slice that holds the address;
+        # a port without a number gives no SRV; the Service's own spec.ports play no part.
+        numbers = [p.number for p in sl.ports if p.number is not None]
+        named: list[tuple[int, str, int]] = []
+        for p in sl.ports:
+            if p.number is None or not p.name:
+                continue  # spec §2.4.2: "unnamed ports do not have a SRV record"
+            owner = srv_owners.get(p, kind, obj_name)
+            if owner is not None:
+                named.append((p.number, owner, srv_weight(n_named[_port_key(p)])))
+        for _address, _rtype, target in pubs:
+            if target is None:
+                continue  # RECORDS.md: skipped target name, still counted in n above
+            for number in numbers:
+                # RECORDS.md: bare S.N.svc SRV per (published address, port), named or not.
+                out.add(Record(base, SRV, (0, w_bare, number, target)))
+            for number, owner, weight in named:
+                # spec §2.4.2: _port._proto.S.N.svc SRV 0 W port H.S.N.svc per address.
+                out.add(Record(owner, SRV, (0, weight, number, target)))
+    return frozenset(out)
+
+
+def _cluster_ip(service: Service, base: str, slices: list[EndpointSlice],
+                warnings: list[InvalidName] | None) -> RecordSet:
+    out: set[Record] = set()
+    ips = service.cluster_ips
+    for ip in ips:
+        # spec §2.3.1: S.N.svc A/AAAA to each cluster IP (spec.clusterIPs, dual stack).
+        out.add(Record(base, AAAA if ":" in ip else A, (ip,)))
+        # RECORDS.md "Reverse zones": a cluster IP -> S.N.svc only.
+        out.add(Record(ptr_owner(ip), PTR, (base,)))
+    # RECORDS.md weights: n counts (cluster IP, port) pairs for the question; a Service
+    # without ports gets CoreDNS's sentinel (no SRV at all).
+    ports = service.ports
+    w_bare = srv_weight(len(ips) * len(ports))
+    n_named: dict[tuple[str, str], int] = {}
+    for p in ports:
+        if p.name:
+            n_named[_port_key(p)] = n_named.get(_port_key(p), 0) + len(ips)
+    srv_owners = _SrvOwners(service, warnings)
+    for p in ports:
+        if p.number is None:
+            continue  # RECORDS.md: a port without a number gives no SRV (still counts in n)
+        # RECORDS.md: bare S.N.svc SRV 0 W <service port> S.N.svc for every port.
+        out.add(Record(base, SRV, (0, w_bare, p.number, base)))
+        if p.name:  # spec §2.3.2: "unnamed ports do not have a SRV record"
+            owner = srv_owners.get(p, SERVICE, service.name)
+            if owner is not None:
+                # spec §2.3.2: _port._proto.S.N.svc SRV 0 W <service port> S.N.svc.
+                weight = srv_weight(n_named[_port_key(p)])
+                out.add(Record(owner, SRV, (0, weight, p.number, base)))
+    cluster = set(ips)
+    for pubs, _sl in _published(service, base, slices, warnings):
+        for address, rtype, owner in pubs:
+            if owner is None:
+                continue
+            # RECORDS.md: H.S.N.svc A/AAAA for each published endpoint address of a
+            # ClusterIP Service too, as CoreDNS answers them.
+            out.add(Record(owner, rtype, (address,)))
+            if address not in cluster:
+                # RECORDS.md "Reverse zones": other published endpoint addresses ->
+                # H.S.N.svc (a cluster IP keeps only its S.N.svc PTR).
+                out.add(Record(ptr_owner(address), PTR, (owner,)))
+    return frozenset(out)
+
+
+# --------------------------------------------------------------------------- folding
+
+
+class Projection:
+    """The current objects and records, updated in place one change at a time.
+
+    Deliberately a mutable container, not a persistent map: copying a dict of 10,000
+    Services per event would make a 100k-event replay O(n²), and Python has no cheap
+    persistent map in the stdlib. Purity lives in :func:`records_for_service`; this class
+    only indexes its inputs and outputs. Records of different Services never overlap
+    (every owner or PTR target contains ``S.N``, both single labels), so a Service's
+    record diff is the zone's diff and the zone is the plain union.
+    """
+
+    __slots__ = ("_count", "_endpoints", "_records", "_services", "_slice_service", "_slices")
+
+    def __init__(self) -> None:
+        self._services: dict[ServiceKey, Service] = {}
+        self._slices: dict[ServiceKey, dict[str, EndpointSlice]] = {}
+        self._slice_service: dict[tuple[str, str], ServiceKey] = {}  # (ns, slice) -> service
+        self._endpoints: dict[ServiceKey, Endpoints] = {}
+        self._records: dict[ServiceKey, RecordSet] = {}
+        self._count = len(APEX_RECORDS)
+
+    def __len__(self) -> int:
+        """Number of records in the zone, apex records included; O(1)."""
+        return self._count
+
+    def records(self) -> RecordSet:
+        """The whole record set: every Service's records and :data:`APEX_RECORDS`."""
+        return frozenset(chain(APEX_RECORDS, *self._records.values()))
+
+    def service_records(self, namespace: str, name: str) -> RecordSet:
+        """The records one Service currently publishes (empty when none)."""
+        return self._records.get((namespace, name), _EMPTY)
+
+    def apply(self, change: Change, warnings: list[InvalidName] | None = None) -> Diff:
+        """Fold one change and return what it did to the zone.
+
+        Only the Service(s) the change touches are recomputed: a Service change its own
+        key, a slice its old and new Service (a label change moves it), Endpoints their
+        Service. Deleting an unknown object is a no-op; a slice whose Service is absent
+        is kept and yields records once the Service appears (RECORDS.md).
+        """
+        added: list[Record] = []
+        removed: list[Record] = []
+        for key in self._fold(change):
+            diff = self._recompute(key, warnings)
+            added.extend(diff.added)
+            removed.extend(diff.removed)
+        if not added and not removed:
+            return Diff()
+        return Diff(frozenset(added), frozenset(removed))
+
+    @classmethod
+    def rebuild(cls, changes: Iterable[Change],
+                warnings: list[InvalidName] | None = None) -> Projection:
+        """The projection after ``changes``, computing each Service once at the end.
+
+        Equal to folding :meth:`apply` over ``changes`` because records are a pure
+        function of the final objects; skipping intermediate diffs halves a replay.
+        """
+        proj = cls()
+        touched: set[ServiceKey] = set()
+        for change in changes:
+            touched.update(proj._fold(change))
+        for key in sorted(touched):
+            proj._recompute(key, warnings)
+        return proj
+
+    def _fold(self, change: Change) -> tuple[ServiceKey, ...]:
+        """Update the object indexes; return the Service keys whose records may change."""
+        obj = change.obj
+        ns, name = change.namespace, change.name
+        if isinstance(obj, Service) or (obj is None and change.kind == SERVICE):
+            if obj is None:
+                return ((ns, name),) if self._services.pop((ns, name), None) else ()
+            self._services[(ns, name)] = obj
+            return ((ns, name),)
+        if isinstance(obj, Endpoints) or (obj is None and change.kind == ENDPOINTS):
+            if obj is None:
+                return ((ns, name),) if self._endpoints.pop((ns, name), None) else ()
+            self._endpoints[(ns, name)] = obj
+            return ((ns, name),)
+        if isinstance(obj, EndpointSlice) or (obj is None and change.kind == ENDPOINT_SLICE):
+            affected: list[ServiceKey] = []
+            old = self._slice_service.pop((ns, name), None)
+            if old is not None:
+                group = self._slices[old]
+                del group[name]
+                if not group:
+                    del self._slices[old]
+                affected.append(old)
+            if obj is not None and obj.service_name:
+                # RECORDS.md: a slice belongs to the Service named by its
+                # kubernetes.io/service-name label, in the same namespace.
+                new = (ns, obj.service_name)
+                self._slices.setdefault(new, {})[name] = obj
+                self._slice_service[(ns, name)] = new
+                if new != old:
+                    affected.append(new)
+            return tuple(affected)
+        return ()  # a kind the projector does not read
+
+    def _recompute(self, key: ServiceKey, warnings: list[InvalidName] | None) -> Diff:
+        service = self._services.get(key)
+        if service is None:
+            new = _EMPTY  # RECORDS.md: slices of a missing Service yield nothing
+        else:
+            group = self._slices.get(key)
+            if group:
+                slices: Sequence[EndpointSlice] = list(group.values())
+            else:
+                legacy = self._endpoints.get(key)
+                slices = legacy.slices if legacy is not None else ()
+            new = records_for_service(service, slices, warnings)
+        old = self._records.get(key, _EMPTY)
+        if new == old:
+            return Diff()
+        if new:
+            self._records[key] = new
+        else:
+            del self._records[key]
+        self._count += len(new) - len(old)
+        return Diff(new - old, old - new)
+
+
+def rebuild(changes: Iterable[Change], warnings: list[InvalidName] | None = None) -> Projection:
+    """A fresh :class:`Projection` folded from ``changes`` (log replay from scratch)."""
+    return Projection.rebuild(changes, warnings)
