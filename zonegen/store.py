@@ -442,12 +442,7 @@ class Store:
         if namespaces is not None:
             q = q.where(object_heads.c.namespace.in_(list(namespaces)))
         with self._wrap("reading objects"), self._read() as conn:
-            return {
-                (r.kind, r.namespace, r.name): ObjectHead(
-                    r.kind, r.namespace, r.name, r.uid, r.resource_version, r.last_seq,
-                    bool(r.deleted))
-                for r in conn.execute(q)
-            }
+            return {(r.kind, r.namespace, r.name): _head_from_row(r) for r in conn.execute(q)}
 
     # ----------------------------------------------------------------- versions
 
@@ -622,6 +617,22 @@ class EventAppender:
     def set_resume_point(self, source: str, kind: str, rv: str) -> None:
         self._store._set_resume(self._conn, source, kind, rv)
 
+    def get_event(self, seq: int) -> Event | None:
+        row = self._conn.execute(sa.select(events).where(events.c.seq == seq)).first()
+        return _event_from_row(row) if row is not None else None
+
+    def heads_for(self, keys: Sequence[tuple[str, str, str]]
+                  ) -> dict[tuple[str, str, str], ObjectHead]:
+        out: dict[tuple[str, str, str], ObjectHead] = {}
+        unique = sorted(set(keys))
+        for chunk in _chunks(unique, 300):
+            rows = self._conn.execute(sa.select(object_heads).where(
+                sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
+                .in_(chunk)))
+            for r in rows:
+                out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
+        return out
+
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
@@ -642,6 +653,11 @@ def _event_from_row(r: Any) -> Event:
         kind=r.kind, namespace=r.namespace, name=r.name, uid=r.uid,
         resource_version=r.resource_version, object_json=r.object,
     )
+
+
+def _head_from_row(r: Any) -> ObjectHead:
+    return ObjectHead(r.kind, r.namespace, r.name, r.uid, r.resource_version, int(r.last_seq),
+                      bool(r.deleted))
 
 
 def _version_from_row(r: Any) -> ZoneVersion:

@@ -1,0 +1,459 @@
+"""Read what ``kubectl`` prints and store it as events, the same path the watcher takes.
+
+Accepts JSON or YAML: single objects, ``List`` / ``ServiceList`` / ``EndpointSliceList``
+/ ``EndpointsList``, concatenated objects, and watch-event streams
+(``kubectl get -w -o json --output-watch-events``). JSON is read incrementally, item by
+item, so a 200 MB list never sits in memory as one parsed tree. A whole invocation is one
+transaction: a truncated file stores nothing, and a snapshot's deletions are only ever
+derived from an input read to its end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from zonegen.errors import InvalidInput, InvalidObject
+from zonegen.model import (
+    ADDED,
+    DELETED,
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    EVENT_TYPES,
+    KINDS,
+    MODIFIED,
+    SERVICE,
+    Event,
+    reduce,
+)
+from zonegen.store import EventAppender, ObjectHead, Store
+
+log = logging.getLogger("zonegen")
+
+LIST_KINDS = {
+    "ServiceList": SERVICE,
+    "EndpointSliceList": ENDPOINT_SLICE,
+    "EndpointsList": ENDPOINTS,
+    "List": None,
+}
+BATCH = 1000
+CHUNK = 1 << 20
+
+
+@dataclass
+class IngestReport:
+    """What one ``zonegen ingest`` did, for its one summary line."""
+
+    new_events: int = 0
+    duplicates: int = 0
+    deleted_by_snapshot: int = 0
+    skipped_kinds: dict[str, int] = field(default_factory=dict)
+    invalid: int = 0
+    serial: int | None = None
+
+    def summary(self) -> str:
+        parts = [f"{self.new_events} new events", f"{self.duplicates} duplicates skipped"]
+        if self.deleted_by_snapshot:
+            parts.append(f"{self.deleted_by_snapshot} deletions from snapshot")
+        skipped = [f"{n} {kind}" for kind, n in sorted(self.skipped_kinds.items())]
+        if skipped:
+            parts.append("skipped other kinds: " + ", ".join(skipped))
+        if self.invalid:
+            parts.append(f"{self.invalid} invalid objects skipped")
+        if self.serial is not None:
+            parts.append(f"serial {self.serial}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One object read from input, with its watch type when the input said so."""
+
+    type: str | None
+    obj: dict[str, Any]
+    where: str  # file and position, for messages
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_items(stream: IO[str], name: str) -> Iterator[Item]:
+    """Yield every object in ``stream`` (JSON or YAML, any shape kubectl prints).
+
+    :raises InvalidInput: the text is not JSON/YAML, is truncated, or has a shape that
+        is not a Kubernetes object, list or watch event.
+    """
+    head = stream.read(CHUNK)
+    stripped = head.lstrip()
+    if not stripped:
+        return
+    if stripped[0] in "{[":
+        yield from _read_json(head, stream, name)
+    else:
+        yield from _read_yaml(head + stream.read(), name)
+
+
+def _read_yaml(text: str, name: str) -> Iterator[Item]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        for i, doc in enumerate(yaml.load_all(io.StringIO(text), Loader=loader)):
+            if doc is None:
+                continue
+            yield from _items_of(doc, f"{name} document {i + 1}")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InvalidInput(f"{name}{where}: malformed YAML: {problem}") from None
+
+
+class _JsonReader:
+    """Incremental JSON over a text stream: values are decoded one by one from a
+    sliding buffer, so memory follows the largest single object, not the file."""
+
+    def __init__(self, head: str, stream: IO[str], name: str) -> None:
+        self.buf = head
+        self.pos = 0
+        self.stream = stream
+        self.name = name
+        self.eof = False
+        self.offset = 0  # characters dropped from the buffer's front
+        self.decoder = json.JSONDecoder()
+
+    def where(self) -> str:
+        return f"{self.name} at character {self.offset + self.pos}"
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.stream.read(CHUNK)
+        if not chunk:
+            self.eof = True
+            return False
+        if self.pos > CHUNK:
+            self.offset += self.pos
+            self.buf = self.buf[self.pos:]
+            self.pos = 0
+        self.buf += chunk
+        return True
+
+    def peek(self) -> str:
+        """The next non-space character ('' at end of input)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more():
+                return ""
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            got = self.peek() or "end of input"
+            raise InvalidInput(f"{self.where()}: malformed JSON: expected {char!r}, "
+                               f"found {got!r}" + (" (truncated?)" if not got else ""))
+        self.pos += 1
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as e:
+                # Ran off the end of the buffer: read more and retry; otherwise the
+                # input itself is broken.
+                if e.pos >= len(self.buf) - 1 or "Unterminated" in e.msg or (
+                        len(self.buf) - e.pos < 64 and not self.eof):
+                    if self._more():
+                        continue
+                    raise InvalidInput(f"{self.where()}: truncated JSON "
+                                       f"({e.msg})") from None
+                raise InvalidInput(f"{self.name} at character {self.offset + e.pos}: "
+                                   f"malformed JSON: {e.msg}") from None
+            # A number at the very end of the buffer may continue in the next chunk.
+            if (end == len(self.buf) and not self.eof and isinstance(value, int | float)
+                    and self._more()):
+                continue
+            self.pos = end
+            return value
+
+    def string(self) -> str:
+        value = self.value()
+        if not isinstance(value, str):
+            raise InvalidInput(f"{self.where()}: malformed JSON: expected a key")
+        return value
+
+
+def _read_json(head: str, stream: IO[str], name: str) -> Iterator[Item]:
+    reader = _JsonReader(head, stream, name)
+    index = 0
+    while True:
+        c = reader.peek()
+        if not c:
+            return
+        index += 1
+        where = f"{name} value {index}"
+        if c == "[":  # a JSON array of objects (not kubectl's, but cheap to accept)
+            reader.expect("[")
+            n = 0
+            while reader.peek() != "]":
+                if n:
+                    reader.expect(",")
+                n += 1
+                yield from _items_of(reader.value(), f"{where} item {n}")
+            reader.expect("]")
+        elif c == "{":
+            yield from _read_json_object(reader, where)
+        else:
+            raise InvalidInput(f"{reader.where()}: malformed JSON: expected an object, "
+                               f"found {c!r}")
+
+
+def _read_json_object(reader: _JsonReader, where: str) -> Iterator[Item]:
+    """Read one top-level object; stream its ``items`` array if it has one."""
+    reader.expect("{")
+    top: dict[str, Any] = {}
+    items_pending: list[dict[str, Any]] = []
+    streamed = 0
+    first = True
+    while reader.peek() != "}":
+        if not first:
+            reader.expect(",")
+        first = False
+        key = reader.string()
+        reader.expect(":")
+        if key == "items" and reader.peek() == "[":
+            reader.expect("[")
+            n = 0
+            while reader.peek() != "]":
+                if n:
+                    reader.expect(",")
+                n += 1
+                item = reader.value()
+                if not isinstance(item, dict):
+                    raise InvalidInput(f"{where} items[{n - 1}]: not an object")
+                if "kind" in item or top.get("kind") not in (None, "List"):
+                    streamed += 1
+                    yield from _list_item(item, top.get("kind"), f"{where} items[{n - 1}]")
+                else:  # kind-less item before the list's kind: wait for it
+                    items_pending.append(item)
+            reader.expect("]")
+            top["items"] = None
+        else:
+            top[key] = reader.value()
+    reader.expect("}")
+    if "items" in top:
+        list_kind = top.get("kind")
+        for n, item in enumerate(items_pending):
+            yield from _list_item(item, list_kind, f"{where} items[{streamed + n}]")
+        if list_kind in LIST_KINDS and LIST_KINDS[list_kind]:
+            yield Item("LIST", {"kind": LIST_KINDS[list_kind]}, where)
+        return
+    yield from _items_of(top, where)
+
+
+def _list_item(item: dict[str, Any], list_kind: Any, where: str) -> Iterator[Item]:
+    if "kind" not in item and isinstance(list_kind, str) and LIST_KINDS.get(list_kind):
+        item = {**item, "kind": LIST_KINDS[list_kind]}
+    yield from _items_of(item, where)
+
+
+def _items_of(doc: Any, where: str) -> Iterator[Item]:
+    """Classify one decoded document: object, list or watch event."""
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{where}: not a Kubernetes object (a {type(doc).__name__})")
+    if "object" in doc and "type" in doc and "kind" not in doc:
+        etype = str(doc["type"]).upper()
+        obj = doc["object"]
+        if etype in ("BOOKMARK",):
+            return
+        if etype == "ERROR":
+            log.warning("%s: watch stream reported an error: %s", where,
+                        obj.get("message") if isinstance(obj, dict) else obj)
+            return
+        if etype not in EVENT_TYPES:
+            raise InvalidInput(f"{where}: watch event type {doc['type']!r} is not "
+                               "ADDED, MODIFIED, DELETED or BOOKMARK")
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"{where}: watch event object is not an object")
+        yield Item(etype, obj, where)
+        return
+    kind = doc.get("kind")
+    if isinstance(kind, str) and (kind in LIST_KINDS or "items" in doc):
+        items = doc.get("items") or []
+        if not isinstance(items, list):
+            raise InvalidInput(f"{where}: items is not a list")
+        for n, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidInput(f"{where} items[{n}]: not an object")
+            yield from _list_item(item, kind, f"{where} items[{n}]")
+        if LIST_KINDS.get(kind):
+            yield Item("LIST", {"kind": LIST_KINDS[kind]}, where)
+        return
+    yield Item(None, doc, where)
+
+
+# --------------------------------------------------------------------------- storing
+
+
+def _object_json(obj: Mapping[str, Any]) -> str:
+    """The object as stored: compact JSON without managedFields (never DNS-relevant)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return json.dumps(obj, separators=(",", ":"), sort_keys=False)
+
+
+class _Ingester:
+    def __init__(self, appender: EventAppender, heads: dict[tuple[str, str, str], ObjectHead],
+                 source: str, when: datetime | None) -> None:
+        self.appender = appender
+        self.heads = heads
+        self.source = source
+        self.when = when
+        self.report = IngestReport()
+        self.seen: set[tuple[str, str, str]] = set()
+        self.kinds_listed: set[str] = set()
+        self.batch: list[Event] = []
+
+    def now(self) -> datetime:
+        return self.when or datetime.now(UTC)
+
+    def add(self, item: Item) -> None:
+        if item.type == "LIST":
+            self.kinds_listed.add(item.obj["kind"])
+            return
+        kind = item.obj.get("kind")
+        if kind not in KINDS:
+            label = str(kind) if kind else "object without kind"
+            self.report.skipped_kinds[label] = self.report.skipped_kinds.get(label, 0) + 1
+            return
+        warnings: list[str] = []
+        try:
+            reduced = reduce(kind, item.obj, warnings)
+        except InvalidObject as e:
+            log.warning("%s: %s; skipped", item.where, e)
+            self.report.invalid += 1
+            return
+        for w in warnings:
+            log.warning("%s: %s", item.where, w)
+        self.kinds_listed.add(kind)
+        key = (kind, reduced.namespace, reduced.name)
+        self.seen.add(key)
+        uid, rv = reduced.uid, reduced.resource_version
+        obj_json = _object_json(item.obj)
+        if not rv:  # hand-made data: content decides what is "the same version"
+            rv = "sha256:" + hashlib.sha256(obj_json.encode()).hexdigest()[:20]
+        head = self.heads.get(key)
+        etype = item.type
+        if etype is None:
+            if head is not None and not head.deleted and head.uid == uid:
+                if head.resource_version == rv:
+                    self.report.duplicates += 1
+                    return
+                etype = MODIFIED
+            else:
+                if head is not None and not head.deleted:
+                    # Same name, new uid: the old object was deleted and recreated.
+                    self._delete(head)
+                etype = ADDED
+        self._emit(Event(0, self.now(), self.source, etype, kind, reduced.namespace,
+                         reduced.name, uid, rv, obj_json))
+
+    def _delete(self, head: ObjectHead) -> None:
+        obj_json = self._stored_object(head)
+        self._emit(Event(0, self.now(), self.source, DELETED, head.kind, head.namespace,
+                         head.name, head.uid, head.resource_version, obj_json))
+
+    def _stored_object(self, head: ObjectHead) -> str:
+        self.flush()
+        event = self.appender.get_event(head.last_seq)
+        return event.object_json if event is not None else "{}"
+
+    def _emit(self, event: Event) -> None:
+        self.batch.append(event)
+        self.heads[event.key] = ObjectHead(
+            event.kind, event.namespace, event.name, event.uid, event.resource_version,
+            -1, event.type == DELETED)
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        result = self.appender.append(self.batch)
+        self.report.new_events += len(result.stored)
+        self.report.duplicates += result.duplicates
+        # Read back the real sequence numbers, so a later deletion finds the object.
+        self.heads.update(self.appender.heads_for([e.key for e in self.batch]))
+        self.batch = []
+
+    def snapshot_deletions(self) -> None:
+        """Objects of the listed kinds that the log says exist but the input lacks."""
+        for key, head in sorted(self.heads.items()):
+            if head.kind in self.kinds_listed and not head.deleted and key not in self.seen:
+                self._delete(head)
+                self.report.deleted_by_snapshot += 1
+
+
+def ingest_files(
+    store: Store,
+    files: list[str],
+    snapshot: bool = False,
+    source: str = "ingest",
+    when: datetime | None = None,
+    project: bool = True,
+    stdin: IO[str] | None = None,
+) -> IngestReport:
+    """Ingest kubectl output from ``files`` (``-`` is standard input) in one transaction,
+    then project the new events.
+
+    :raises InvalidInput: a file is missing, unreadable or malformed; nothing is stored.
+    :raises StoreError: the database cannot be written; nothing is stored.
+    """
+    for name in files:
+        if name != "-" and not Path(name).is_file():
+            what = "is a directory" if Path(name).is_dir() else "does not exist"
+            raise InvalidInput(f"{name}: {what}")
+    with store.appending() as appender:
+        ingester = _Ingester(appender, store.heads(), source, when)
+        for name in files:
+            try:
+                if name == "-":
+                    _ingest_stream(ingester, stdin or sys.stdin, "<stdin>")
+                else:
+                    with open(name, encoding="utf-8") as stream:
+                        _ingest_stream(ingester, stream, name)
+            except UnicodeDecodeError:
+                raise InvalidInput(f"{name}: not UTF-8 text") from None
+            except OSError as e:
+                raise InvalidInput(f"{name}: {e.strerror or e}") from None
+        if snapshot:
+            ingester.snapshot_deletions()
+        ingester.flush()
+        report = ingester.report
+    if project:
+        from zonegen.clock import fixed_clock
+        from zonegen.runner import ProjectionRunner
+
+        runner = ProjectionRunner(store, clock=fixed_clock(when)) if when else \
+            ProjectionRunner(store)
+        runner.catch_up()
+        version = runner.version
+        report.serial = version.serial if version is not None else None
+    return report
+
+
+def _ingest_stream(ingester: _Ingester, stream: IO[str], name: str) -> None:
+    for item in read_items(stream, name):
+        ingester.add(item)
