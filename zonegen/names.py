@@ -27,6 +27,8 @@ _HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
 # Any label zonegen writes: host labels plus "_" (RFC 2782 SRV owners). Dots separate.
 _NAME = re.compile(r"([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\.?", re.ASCII)
 _NAME_CHARS = re.compile(r"[a-z0-9_-]*", re.ASCII)
+# A decimal IPv4 octet as canonical text writes it (0-255, no leading zero).
+_OCTET = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]", re.ASCII)
 _HOST_CHARS = re.compile(r"[a-z0-9-]*", re.ASCII)
 
 
@@ -110,17 +112,22 @@ def ptr_owner(address: str) -> str:
     §3.5 ``in-addr.arpa``, RFC 3596 §2.5 ``ip6.arpa`` nibbles).
 
     Same result as ``dns.reversename.from_address(address).to_text()`` (a test proves it
-    on random addresses) at a fraction of the cost: dnspython takes ~13 µs a name, 1.3 s
-    for 100k endpoints (PERFORMANCE.md).
+    on random addresses) at a fraction of the cost, except that an IPv4-mapped IPv6
+    address (``::ffff:a.b.c.d``, from an IPv6 slice, published as AAAA) stays in
+    ``ip6.arpa`` as RFC 3596 says, where dnspython moves it to ``in-addr.arpa``.
+    dnspython takes ~13 µs a name, 1.3 s for 100k endpoints (PERFORMANCE.md).
 
     :raises ValueError: ``address`` is not an IP address.
     """
     if ":" not in address:
         parts = address.split(".")
-        if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+        if len(parts) == 4 and all(_OCTET.fullmatch(p) for p in parts):
             return ".".join(reversed(parts)) + ".in-addr.arpa."
-        ipaddress.IPv4Address(address)  # raises ValueError with a clear message
-    nibbles = ipaddress.IPv6Address(address).exploded.replace(":", "")
+        raise ValueError(f"{address!r} is not an IP address")
+    try:
+        nibbles = ipaddress.IPv6Address(address).exploded.replace(":", "")
+    except ValueError:
+        raise ValueError(f"{address!r} is not an IP address") from None
     return ".".join(reversed(nibbles)) + ".ip6.arpa."
 
 
