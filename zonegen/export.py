@@ -1,0 +1,129 @@
+"""Publishing a zone as a file: the current one, or any past one.
+
+The current zone comes from the projection (caught up first, so users never have to
+run ``project``); a past zone (``--serial``, ``--at``) is folded from the stored record
+changes, independent of today's projector code, so it is the zone as it was published.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+
+from zonegen import zonefile
+from zonegen.clock import Clock
+from zonegen.errors import UnknownSerial
+from zonegen.model import Record, ZoneConfig
+from zonegen.runner import ProjectionRunner, RebuildReport
+from zonegen.store import Store
+
+log = logging.getLogger("zonegen")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectResult:
+    versions: int
+    serial: int | None
+
+    def summary(self) -> str:
+        if self.versions:
+            return f"serial {self.serial} ({self.versions} new zone versions)"
+        return f"serial {self.serial} (no DNS-visible change)"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    zone: str
+    serial: int
+    records: int
+    path: str | None
+
+    def summary(self) -> str:
+        where = f" to {self.path}" if self.path else ""
+        return f"{self.zone} serial {self.serial}: {self.records} records written{where}"
+
+
+def project_pending(store: Store, clock: Clock = time.time) -> ProjectResult:
+    """Fold every pending event; the result names the current serial."""
+    runner = ProjectionRunner(store, clock=clock)
+    made = runner.catch_up()
+    version = runner.version
+    return ProjectResult(len(made), version.serial if version is not None else None)
+
+
+def rebuild_check(store: Store) -> RebuildReport:
+    """``project --rebuild``: replay the whole log and compare with the current zone."""
+    return ProjectionRunner(store).rebuild()
+
+
+def zone_content(store: Store, serial: int | None = None, at: datetime | None = None,
+                 clock: Clock = time.time) -> tuple[int, Iterable[Record]]:
+    """The serial and records of the current zone, or of a past one.
+
+    :raises UnknownSerial: ``serial`` was never published, or ``at`` is before the
+        first version.
+    """
+    if serial is not None:
+        version = store.find_version(serial)
+        return version.serial, store.records_at(version.version_id)
+    if at is not None:
+        found = store.version_at(at)
+        if found is None:
+            raise UnknownSerial(f"no zone version was published at or before {at.isoformat()}")
+        return found.serial, store.records_at(found.version_id)
+    runner = ProjectionRunner(store, clock=clock)
+    runner.catch_up()
+    current = runner.version
+    if current is None:  # catch_up always makes the first version
+        raise UnknownSerial("no zone version exists yet")
+    return current.serial, runner.projection.records()
+
+
+def export_zone(
+    store: Store,
+    config: ZoneConfig,
+    serial: int | None = None,
+    at: datetime | None = None,
+    output: str | None = None,
+    stream: IO[str] | None = None,
+) -> ExportResult:
+    """Render a zone and write it atomically to ``output``, or to ``stream``.
+
+    :raises UnknownSerial: the requested past version does not exist.
+    :raises ZonegenError: the file cannot be written (the old file is then intact).
+    """
+    number, records = zone_content(store, serial, at)
+    warnings: list[str] = []
+    lines = zonefile.render(records, config, number, warnings)
+    counted = _Counted(lines)
+    if output is not None:
+        zonefile.write(output, counted)
+    elif stream is not None:
+        for block in counted:
+            stream.write(block)
+        stream.flush()
+    for message in warnings:
+        log.warning("%s", message)
+    # Every line is a record except the two directives ($ORIGIN, $TTL).
+    return ExportResult(config.zone, number, counted.lines - 2, output)
+
+
+class _Counted:
+    """Passes rendered blocks through while counting their lines."""
+
+    def __init__(self, blocks: Iterable[str]) -> None:
+        self._blocks = blocks
+        self.lines = 0
+
+    def __iter__(self) -> _Counted:
+        self._iter = iter(self._blocks)
+        return self
+
+    def __next__(self) -> str:
+        block = next(self._iter)
+        self.lines += block.count("\n")
+        return block
