@@ -1,0 +1,26 @@
+"""Shared generator for the benches: a Kubernetes-like zone shaped like
+/work/shared/tools/gen_zone.py (S headless Services x P pods, 4 RRs per pod)."""
+
+from __future__ import annotations
+
+from zonegen.model import SRV, A, Record
+
+
+def k8s_records(services: int = 25_000, pods: int = 10) -> list[Record]:
+    """Service A, per-pod A, ``_http._tcp`` SRV and bare SRV per pod (1,000,000 RRs for
+    the defaults; the SOA, NS and glue make it 1,000,003 as rendered, ~gen_zone.py's
+    1,000,004 with its SOA counted twice in an AXFR)."""
+    out: list[Record] = []
+    add = out.append
+    weight = 100 // pods
+    for s in range(services):
+        svc = f"svc-{s}.ns{s % 50}.svc"
+        srv_owner = f"_http._tcp.{svc}"
+        for p in range(pods):
+            ip = f"10.{(s >> 8) & 255}.{s & 255}.{p + 1}"
+            host = f"svc-{s}-{p}.{svc}"
+            add(Record(svc, A, (ip,)))
+            add(Record(host, A, (ip,)))
+            add(Record(srv_owner, SRV, (0, weight, 8080, host)))
+            add(Record(svc, SRV, (0, weight, 8080, host)))
+    return out
