@@ -176,10 +176,10 @@ def _select(
         if not owner:
             continue
         rtype = r.rtype
-        if rtype == A or rtype == AAAA or rtype == TXT:
+        if rtype in (A, AAAA, TXT):
             yield (owner, rtype, r.rdata, r.ttl, "")
             continue
-        if rtype == SRV or rtype == CNAME or rtype == PTR:
+        if rtype in (SRV, CNAME, PTR):
             given = r.rdata[-1]
             target = names_get(given)
             if target is None:
@@ -295,7 +295,7 @@ def render(records: Iterable[Record], config: ZoneConfig, serial: int,
         if rtype == TXT:
             add(f"{k}\x10{rel}{tc} IN TXT {txt_text(str(rdata[0]))}\n")
             continue
-        if rtype != SRV and rtype != CNAME and rtype != PTR:
+        if rtype not in (SRV, CNAME, PTR):
             names.skip(owner, rtype, "")
             continue
         given = rdata[-1]
@@ -320,7 +320,8 @@ def render(records: Iterable[Record], config: ZoneConfig, serial: int,
     block = 16384
     for start in range(0, len(keys) - 1, block):
         chunk = keys[start:start + block + 1]
-        lines = [s[s.index("\x00") + 2:] for s, after in zip(chunk, chunk[1:]) if s != after]
+        lines = [s[s.index("\x00") + 2:]
+                 for s, after in zip(chunk, chunk[1:], strict=False) if s != after]
         if glue:
             lines = [line for line in lines if line not in glue]
         yield "".join(lines)
