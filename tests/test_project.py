@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -345,8 +346,7 @@ def test_absent_ready_is_ready_and_false_is_not() -> None:
     sl = model.reduce(ENDPOINT_SLICE, raw)
     assert isinstance(sl, EndpointSlice)
     service = svc("r", headless=True)
-    service = Service(**{**{f: getattr(service, f) for f in Service.__slots__},
-                         "publish_not_ready": True})  # the slice decides, not the Service
+    service = replace(service, publish_not_ready=True)  # the slice decides, not the Service
     assert records_for_service(service, [sl]) == zone("""
         r.default.svc A 10.0.0.1
         r.default.svc A 10.0.0.2
@@ -721,7 +721,7 @@ def services(draw: st.DrawFn, ns: str, name: str) -> Service:
 
 @st.composite
 def slices(draw: st.DrawFn, ns: str, name: str) -> EndpointSlice:
-    family = draw(st.sampled_from(["IPv4", "IPv6", "FQDN"]))
+    family: model.Family = draw(st.sampled_from(("IPv4", "IPv6", "FQDN")))
     pool = {"IPv4": V4, "IPv6": V6, "FQDN": ("db.example.com",)}[family]
     endpoints = draw(st.lists(st.builds(
         Endpoint,
@@ -750,8 +750,14 @@ def changes(draw: st.DrawFn) -> Change:
     name = draw(st.sampled_from(SLICE_NAMES if kind == ENDPOINT_SLICE else SERVICE_NAMES))
     if draw(st.integers(0, 4)) == 0:
         return Change(0, kind, ns, name, None)
-    strategy = {SERVICE: services, ENDPOINT_SLICE: slices, ENDPOINTS: legacy}[kind]
-    return Change(0, kind, ns, name, draw(strategy(ns, name)))
+    obj: model.KubeObject
+    if kind == SERVICE:
+        obj = draw(services(ns, name))
+    elif kind == ENDPOINT_SLICE:
+        obj = draw(slices(ns, name))
+    else:
+        obj = draw(legacy(ns, name))
+    return Change(0, kind, ns, name, obj)
 
 
 @settings(max_examples=300, deadline=None)
