@@ -36,6 +36,7 @@ __all__ = [
     "ZoneRR",
     "ZoneWriteError",
     "absolute_name",
+    "iter_zone_records",
     "parse",
     "parse_zone",
     "render",
@@ -106,7 +107,7 @@ def zone_records(
     """
     return [
         (owner, rtype, (*rdata[:-1], target) if target else rdata, ttl)
-        for owner, rtype, rdata, ttl, target in _select(records, config, warnings)
+        for owner, rtype, rdata, ttl, target in iter_zone_records(records, config, warnings)
     ]
 
 
@@ -158,7 +159,7 @@ class _Names:
                       "name; skipped")
 
 
-def _select(
+def iter_zone_records(
     records: Iterable[Record], config: ZoneConfig, warnings: list[str] | None
 ) -> Iterator[tuple[str, int, RData, int | None, str]]:
     """Yield ``(owner, rtype, rdata, ttl, target)`` for the records in the zone: owner and
