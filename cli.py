@@ -243,5 +243,42 @@ def demo(ctx: click.Context, **kwargs: Any) -> None:
     run_demo(_zone_config(kwargs), sys.stdout)
 
 
+# --------------------------------------------------------------------------- watch
+
+
+@main.command()
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="kubeconfig file (default: $KUBECONFIG, the in-cluster service "
+                   "account when run in a Pod, else ~/.kube/config).")
+@click.option("--context", default=None, help="kubeconfig context (default: current).")
+@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
+              help="Watch only this namespace (repeatable; default: all namespaces).")
+@click.option("--endpoints", "legacy_endpoints", is_flag=True,
+              help="Watch legacy v1 Endpoints instead of discovery.k8s.io/v1 EndpointSlices.")
+@click.option("--source", default=None,
+              help="Source name recorded with each event and resume point "
+                   "(default: watch:<context or API server host>).")
+@click.option("--once", is_flag=True, help="List, store, project, exit (cron-style).")
+@click.option("--no-project", is_flag=True,
+              help="Only store events; another zonegen (serve, export) projects them.")
+@click.pass_context
+def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
+          namespaces: tuple[str, ...], legacy_endpoints: bool, source: str | None,
+          once: bool, no_project: bool) -> None:
+    """List, then watch, Services and EndpointSlices into the event log.
+
+    Resumes where the last run stopped; after a 410 Gone (or at first start) it relists
+    and records DELETED events for objects that vanished while nobody watched. Stops
+    cleanly on SIGINT/SIGTERM, committing what it has received.
+    """
+    from zonegen.watch import WatchOptions, watch_command
+
+    options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
+                           source=source, project=not no_project)
+    report = watch_command(_open_store(ctx), kubeconfig=kubeconfig, context=context,
+                           options=options, once=once)
+    click.echo(report.summary())
+
+
 if __name__ == "__main__":
     main()
