@@ -32,7 +32,7 @@ import dns.tsig
 import dns.xfr
 
 from zonegen.model import AAAA, CNAME, NS, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
-from zonegen.zonefile import iter_zone_records
+from zonegen.zonefile import _Names, iter_zone_records
 
 __all__ = [
     "XFR_MESSAGE_SIZE",
@@ -92,20 +92,30 @@ class _Encoder:
         self.addresses: dict[str | int, bytes] = {}
 
     def owner_prefix(self, owner: str) -> bytes:
-        """Owner as its labels below the zone, then a pointer to the zone name at 12."""
+        """Owner as its labels below the zone, then a pointer to the zone name at 12.
+        Built from the parent's prefix (cached too), so each label is encoded once."""
         prefix = self.owners.get(owner)
         if prefix is None:
             if owner == self.zone:
                 prefix = _POINTER
             else:
-                prefix = name_wire(owner[:-self.cut] + ".")[:-1] + _POINTER
+                dot = owner.index(".")
+                prefix = (bytes((dot,)) + owner[:dot].encode("ascii")
+                          + self.owner_prefix(owner[dot + 1:]))
             self.owners[owner] = prefix
         return prefix
 
     def target(self, name: str) -> bytes:
+        """Uncompressed wire of an absolute name, built from its parent's (cached): the
+        250k SRV targets of a 1M-record zone share a few thousand parents."""
         wire = self.targets.get(name)
         if wire is None:
-            wire = self.targets[name] = name_wire(name)
+            if name in (".", ""):  # "" is what is left after the last label's dot
+                wire = b"\x00"
+            else:
+                dot = name.index(".")
+                wire = bytes((dot,)) + name[:dot].encode("ascii") + self.target(name[dot + 1:])
+            self.targets[name] = wire
         return wire
 
     def address(self, rtype: int, text: str | int) -> bytes | None:
@@ -170,6 +180,76 @@ class _Encoder:
                 if wire is None:
                     wire = self.target(target)
                 yield owner, prefix + _RR_HEAD.pack(rtype, _IN, ttl, len(wire)) + wire
+
+    def index(self, records: Iterable[Record]) -> dict[str, list[bytes]]:
+        """Fragments of all records grouped by absolute owner: :meth:`fragments` with the
+        A and SRV records (the bulk of a Kubernetes zone) encoded inline, one cache lookup
+        per owner and per target instead of four (PERFORMANCE.md: ~1 s saved per 1M RRs).
+        Selection rules stay in :class:`zonegen.zonefile._Names`; other types go through
+        :meth:`fragments`, whose results are identical."""
+        names = _Names(self.config, self.warnings)
+        # given owner -> (absolute owner, prefix, its fragment list in ``out``): holding the
+        # list here saves a second lookup per record in a table too big for the CPU cache.
+        entries: dict[str, tuple[str, bytes, list[bytes]]] = {}
+        targets: dict[str | int, bytes] = {}  # given SRV target -> wire, b"" if invalid
+        entry_get = entries.get
+        target_get = targets.get
+        addr_get = self.addresses.get
+        default_ttl = self.config.ttl
+        a_head = _RR_HEAD.pack(A, _IN, default_ttl, 4)
+        srv_pack = _SRV_HEAD.pack
+        skip: tuple[str, bytes, list[bytes]] = ("", b"", [])
+        out: dict[str, list[bytes]] = {}
+        others: list[Record] = []
+        for r in records:
+            entry = entry_get(r.owner)
+            if entry is None:
+                owner = names.owners.get(r.owner)
+                if owner is None:
+                    owner = names.owner(r.owner)
+                if owner:
+                    entry = (owner, self.owner_prefix(owner), out.setdefault(owner, []))
+                else:
+                    entry = skip
+                entries[r.owner] = entry
+            owner, prefix, lst = entry
+            if not owner:
+                continue
+            rtype = r.rtype
+            if rtype == A:
+                rdata = r.rdata
+                packed = addr_get(rdata[0])
+                if packed is None:
+                    packed = self.address(A, rdata[0])
+                    if packed is None:
+                        continue
+                ttl = r.ttl
+                if ttl is None or ttl == default_ttl:
+                    frag = prefix + a_head + packed
+                else:
+                    frag = prefix + _RR_HEAD.pack(A, _IN, ttl, 4) + packed
+            elif rtype == SRV:
+                rdata = r.rdata
+                wire = target_get(rdata[3])
+                if wire is None:
+                    given = rdata[3]
+                    full = names.names.get(given)
+                    if full is None:
+                        full = names.target(given)
+                    wire = targets[given] = self.target(full) if full else b""
+                if not wire:
+                    names.skip(owner, SRV, rdata[3])
+                    continue
+                ttl = r.ttl
+                frag = prefix + srv_pack(SRV, _IN, default_ttl if ttl is None else ttl,
+                                         6 + len(wire), rdata[0], rdata[1], rdata[2]) + wire
+            else:
+                others.append(r)
+                continue
+            lst.append(frag)
+        for owner, frag in self.fragments(others):
+            out.setdefault(owner, []).append(frag)
+        return out
 
     def apex(self) -> Iterator[tuple[str, bytes]]:
         """NS records and in-zone glue (RFC 1034 §4.2.1), from the config."""
@@ -241,14 +321,9 @@ class WireZone:
             :func:`zonegen.zonefile.zone_records`).
         """
         enc = _Encoder(config, warnings)
-        names: dict[str, list[bytes]] = {}
-        get = names.get
-        for owner, frag in chain(enc.apex(), enc.fragments(records)):
-            lst = get(owner)
-            if lst is None:
-                names[owner] = [frag]
-            else:
-                lst.append(frag)
+        names = enc.index(records)
+        for owner, frag in enc.apex():  # NS and glue lead the zone (RFC 1034 §4.2.1)
+            names.setdefault(owner, []).insert(0, frag)
         for owner, lst in names.items():
             if len(lst) > 1:
                 names[owner] = list(dict.fromkeys(lst))  # equal records collapse to one
