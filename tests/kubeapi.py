@@ -221,6 +221,21 @@ class FakeKubeAPI:
             for r in self.history:
                 self.history[r] = _History()
 
+    def events(self, resource: str) -> list[tuple[str, str, str, str]]:
+        """(type, namespace/name, uid, resourceVersion) of every event still in the
+        history of ``resource`` (bookmarks excluded): what a watcher should have logged."""
+        with self.cond:
+            lines = list(self.history[resource].lines)
+        out = []
+        for line in lines:
+            ev = json.loads(line)
+            if ev["type"] == "BOOKMARK":
+                continue
+            meta = ev["object"].get("metadata", {})
+            out.append((ev["type"], f"{meta.get('namespace')}/{meta.get('name')}",
+                        meta.get("uid", ""), meta.get("resourceVersion", "")))
+        return out
+
     def watches(self, path_part: str = "") -> list[Request]:
         return [r for r in self.requests if r.query.get("watch") in ("true", "1")
                 and path_part in r.path]

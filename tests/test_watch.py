@@ -1,0 +1,569 @@
+"""zonegen.watch against a loopback fake of the API server's list/watch protocol.
+
+The real ``kubernetes`` client is pointed at ``tests/kubeapi.py`` through a kubeconfig
+written in ``tmp_path``, so config loading, auth headers, urllib3 and chunked decoding are
+all exercised. Nothing waits on a wall-clock threshold: every wait polls a condition until a
+generous deadline. Servers, watcher threads and subprocesses are stopped in ``finally``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.kubeapi import (
+    ENDPOINTS,
+    ENDPOINTSLICES,
+    SERVICES,
+    FakeKubeAPI,
+    endpoint_slice,
+    endpoints,
+    service,
+)
+from zonegen.errors import WatchError
+from zonegen.model import ADDED, DELETED, MODIFIED, Event
+from zonegen.store import Store
+from zonegen.watch import (
+    Backoff,
+    Commit,
+    Watcher,
+    WatchOptions,
+    connect,
+    iter_lines,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEADLINE = 30.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    """Poll ``condition`` until it is truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def fast(**kwargs: Any) -> WatchOptions:
+    """Options with test-sized timings (reconnects in tens of milliseconds)."""
+    defaults: dict[str, Any] = {"backoff_initial": 0.05, "backoff_max": 0.3,
+                                "timeout_seconds": 5, "project": False}
+    defaults.update(kwargs)
+    return WatchOptions(**defaults)
+
+
+def logged(store: Store) -> list[Event]:
+    return store.select_events()
+
+
+def triples(events: list[Event], kind: str | None = None) -> list[tuple[str, str, str]]:
+    """(type, namespace/name, resourceVersion) of stored events, in log order."""
+    return [(e.type, f"{e.namespace}/{e.name}", e.resource_version) for e in events
+            if kind is None or e.kind == kind]
+
+
+def server_triples(api: FakeKubeAPI, resource: str) -> list[tuple[str, str, str]]:
+    return [(t, n, rv) for t, n, _uid, rv in api.events(resource)]
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubeAPI]:
+    api = FakeKubeAPI().start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def kubeconfig(kube: FakeKubeAPI, tmp_path: Path) -> Path:
+    return kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'zonegen.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store.open(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def zlog(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Capture the "zonegen" logger even if the CLI turned its propagation off."""
+    logger = logging.getLogger("zonegen")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+@contextlib.contextmanager
+def watching(store: Store, kubeconfig: Path, options: WatchOptions | None = None,
+             on_commit: Callable[[Commit], None] | None = None) -> Iterator[Watcher]:
+    """Run a Watcher in a thread; stop it (committing) and re-raise its failure on exit."""
+    cluster = connect(str(kubeconfig))
+    watcher = Watcher(store, cluster, options or fast(), on_commit=on_commit)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            watcher.run(stop)
+        except BaseException as e:  # surfaced below
+            failure.append(e)
+
+    thread = threading.Thread(target=run, name="test-watcher", daemon=True)
+    thread.start()
+    try:
+        yield watcher
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+        cluster.close()
+        assert not thread.is_alive(), "watcher did not stop"
+    if failure:
+        raise failure[0]
+
+
+def sync_once(store: Store, kubeconfig: Path, options: WatchOptions | None = None) -> Watcher:
+    cluster = connect(str(kubeconfig))
+    try:
+        watcher = Watcher(store, cluster, options or fast())
+        watcher.sync_once()
+        return watcher
+    finally:
+        cluster.close()
+
+
+def add_ready(api: FakeKubeAPI, name: str, addresses: list[str],
+              namespace: str = "default") -> None:
+    api.add(SERVICES, service(name, namespace, cluster_ip=None))
+    api.add(ENDPOINTSLICES, endpoint_slice(name, addresses, namespace))
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b),
+                max_size=20),
+       st.lists(st.integers(min_value=1, max_value=17), min_size=1, max_size=10))
+def test_iter_lines_is_independent_of_chunk_boundaries(lines: list[bytes],
+                                                       cuts: list[int]) -> None:
+    body = b"".join(line + b"\n" for line in lines)
+    chunks, pos, i = [], 0, 0
+    while pos < len(body):
+        size = cuts[i % len(cuts)]
+        chunks.append(body[pos:pos + size])
+        pos += size
+        i += 1
+    expected = [line for line in lines if line.strip()]
+    assert list(iter_lines(iter(chunks))) == expected
+
+
+def test_iter_lines_keeps_a_final_line_without_newline() -> None:
+    assert list(iter_lines(iter([b'{"a":', b"1}\n{", b'"b":2}']))) == [b'{"a":1}', b'{"b":2}']
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    b = Backoff(0.5, 4.0)
+    delays = [b.next() for _ in range(12)]
+    assert all(0.25 <= d <= 4.0 for d in delays)
+    assert max(delays[6:]) <= 4.0
+    assert min(delays[6:]) >= 2.0
+    b.reset()
+    assert b.next() <= 0.5
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def test_initial_sync_stores_objects_without_managed_fields(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    for i in range(5):
+        add_ready(kube, f"svc{i}", [f"10.0.0.{i + 1}"])
+    sync_once(store, kubeconfig, fast(page_size=2))
+
+    events = logged(store)
+    assert sorted(triples(events)) == sorted(
+        server_triples(kube, SERVICES) + server_triples(kube, ENDPOINTSLICES))
+    assert {e.type for e in events} == {ADDED}
+    assert {e.source for e in events} == {"watch:fake"}
+    for e in events:
+        obj = e.object()
+        assert "managedFields" not in obj["metadata"]
+        assert obj["kind"] == e.kind
+        assert e.received_at.tzinfo is not None
+    # paged with limit/continue, every request authenticated with the kubeconfig's token
+    lists = [r for r in kube.requests if "watch" not in r.query]
+    assert any(r.query.get("continue") for r in lists)
+    assert all(r.query.get("limit") == "2" for r in lists)
+    assert all(r.authorization == "Bearer zonegen-test-token" for r in kube.requests)
+    assert store.resume_point("watch:fake", "Service") == str(kube.rv)
+    assert store.resume_point("watch:fake", "EndpointSlice") == str(kube.rv)
+
+
+def test_relist_records_deletions_recreations_and_changes(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    add_ready(kube, "keep", ["10.0.0.1"])
+    add_ready(kube, "gone", ["10.0.0.2"])
+    add_ready(kube, "changed", ["10.0.0.3"])
+    add_ready(kube, "reborn", ["10.0.0.4"])
+    sync_once(store, kubeconfig)
+    before = {(e.kind, e.name): e for e in logged(store)}
+
+    kube.delete(SERVICES, "default", "gone")
+    kube.modify(ENDPOINTSLICES, "default", "changed-abcde",
+                lambda o: o["endpoints"][0].update(addresses=["10.0.0.33"]))
+    kube.delete(SERVICES, "default", "reborn")
+    kube.add(SERVICES, service("reborn", cluster_ip=None))
+    watcher = sync_once(store, kubeconfig)
+    assert watcher.report.stored == 4
+
+    new = triples(logged(store))[len(before):]
+    gone = before[("Service", "gone")]
+    reborn = before[("Service", "reborn")]
+    assert ("MODIFIED", "default/changed-abcde",
+            kube.objects[ENDPOINTSLICES][("default", "changed-abcde")]["metadata"][
+                "resourceVersion"]) in new
+    assert ("DELETED", "default/gone", gone.resource_version) in new
+    assert ("DELETED", "default/reborn", reborn.resource_version) in new
+    assert new.index(("DELETED", "default/reborn", reborn.resource_version)) < new.index(
+        ("ADDED", "default/reborn",
+         kube.objects[SERVICES][("default", "reborn")]["metadata"]["resourceVersion"]))
+    deleted = next(e for e in logged(store) if e.type == DELETED and e.name == "gone")
+    assert deleted.uid == gone.uid
+    assert deleted.object_json == gone.object_json  # the last stored object
+    # a third sync with nothing changed stores nothing
+    assert sync_once(store, kubeconfig).report.stored == 0
+
+
+def test_once_unreachable_server_is_a_one_line_error(kube: FakeKubeAPI, kubeconfig: Path,
+                                                     store: Store) -> None:
+    kube.stop()
+    with pytest.raises(WatchError, match=rf"127\.0\.0\.1:{kube.port}.*connection refused"):
+        sync_once(store, kubeconfig)
+
+
+def test_missing_configuration_is_a_watch_error(tmp_path: Path) -> None:
+    with pytest.raises(WatchError, match="Kubernetes configuration"):
+        connect(str(tmp_path / "nope"))
+
+
+# --------------------------------------------------------------------------- watching
+
+
+def test_live_add_modify_delete_reach_store_and_zone(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    add_ready(kube, "db", ["10.0.0.1"])
+    commits: list[Commit] = []
+    with watching(store, kubeconfig, fast(project=True), on_commit=commits.append):
+        wait_for(lambda: any(c.versions for c in commits), "first zone version")
+        first = [v for c in commits for v in c.versions][-1]
+
+        kube.add(SERVICES, service("web", cluster_ip="10.96.0.20"))
+        kube.modify(ENDPOINTSLICES, "default", "db-abcde",
+                    lambda o: o["endpoints"].append(
+                        {"addresses": ["10.0.0.2"], "conditions": {"ready": True}}))
+        kube.delete(SERVICES, "default", "db")
+        expected = server_triples(kube, SERVICES) + server_triples(kube, ENDPOINTSLICES)
+        wait_for(lambda: sorted(triples(logged(store))) == sorted(expected), "live events")
+        # The tracking checkpoint moves even when an event changes no record (a slice
+        # update can arrive after its Service's deletion, from the other stream).
+        wait_for(lambda: store.max_tracking_seq() == store.max_event_seq(),
+                 "projection of the live events")
+        last = [v for c in commits for v in c.versions][-1]
+        assert store.latest_version() == last
+
+    assert last.serial != first.serial
+    records = store.records_at(last.version_id)
+    owners = {r.owner for r in records}
+    assert "web.default.svc" in owners
+    assert not any(o == "db.default.svc" for o in owners)  # the Service was deleted
+    before = {r.owner for r in store.records_at(first.version_id)}
+    assert "db.default.svc" in before
+
+
+def test_bookmark_advances_resume_point_without_events(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    add_ready(kube, "db", ["10.0.0.1"])
+    with watching(store, kubeconfig):
+        wait_for(lambda: len(logged(store)) == 2, "initial list")
+        wait_for(lambda: kube.watches("services"), "a Service watch")
+        rv = kube.bookmark(SERVICES)
+        wait_for(lambda: store.resume_point("watch:fake", "Service") == str(rv), "bookmark")
+    assert len(logged(store)) == 2
+
+
+def test_restart_resumes_with_no_missed_and_no_doubled_event(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    add_ready(kube, "a", ["10.0.0.1"])
+    with watching(store, kubeconfig):
+        kube.add(SERVICES, service("b"))
+        wait_for(lambda: len(logged(store)) == 3, "first run's events")
+    resume = store.resume_point("watch:fake", "Service")
+    # while zonegen is down
+    kube.add(SERVICES, service("c"))
+    kube.modify(SERVICES, "default", "a", lambda o: o["metadata"]["labels"].update(x="y"))
+    kube.delete(SERVICES, "default", "b")
+    lists_before = len([r for r in kube.requests if "watch" not in r.query])
+    watches_before = len(kube.watches("services"))
+    with watching(store, kubeconfig):
+        kube.add(SERVICES, service("d"))
+        wait_for(lambda: len(logged(store)) == 7, "second run's events")
+
+    assert triples(logged(store), "Service") == server_triples(kube, SERVICES)
+    assert triples(logged(store), "EndpointSlice") == server_triples(kube, ENDPOINTSLICES)
+    # it watched from the stored resume point rather than relisting
+    assert kube.watches("services")[watches_before].query["resourceVersion"] == resume
+    assert len([r for r in kube.requests if "watch" not in r.query]) == lists_before
+
+
+@pytest.mark.parametrize("as_http", [False, True], ids=["error-event", "http-410"])
+def test_gone_during_downtime_relists_and_records_deletions(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store, as_http: bool,
+        zlog: pytest.LogCaptureFixture) -> None:
+    kube.gone_as_http = as_http
+    add_ready(kube, "a", ["10.0.0.1"])
+    add_ready(kube, "b", ["10.0.0.2"])
+    with watching(store, kubeconfig):
+        wait_for(lambda: len(logged(store)) == 4, "first run")
+    b_svc = next(e for e in logged(store) if e.name == "b" and e.kind == "Service")
+    # while zonegen is down: b goes away, c arrives, a's slice changes; then compaction
+    kube.delete(SERVICES, "default", "b")
+    kube.delete(ENDPOINTSLICES, "default", "b-abcde")
+    add_ready(kube, "c", ["10.0.0.3"])
+    kube.modify(ENDPOINTSLICES, "default", "a-abcde",
+                lambda o: o["endpoints"][0].update(addresses=["10.0.0.11"]))
+    kube.compact()
+    with watching(store, kubeconfig):
+        wait_for(lambda: len(logged(store)) == 9, "relist differences")
+        kube.add(SERVICES, service("d"))  # and the watch goes on after the relist
+        wait_for(lambda: len(logged(store)) == 10, "event after relist")
+
+    new = {(t, n) for t, n, _ in triples(logged(store)[4:])}
+    assert new == {("DELETED", "default/b"), ("DELETED", "default/b-abcde"),
+                   ("ADDED", "default/c"), ("ADDED", "default/c-abcde"),
+                   ("MODIFIED", "default/a-abcde"), ("ADDED", "default/d")}
+    deleted = next(e for e in logged(store) if e.type == DELETED and e.key == b_svc.key)
+    assert (deleted.uid, deleted.resource_version) == (b_svc.uid, b_svc.resource_version)
+    assert "relisting" in zlog.text
+
+
+def test_server_down_at_start_retries_with_backoff(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        zlog: pytest.LogCaptureFixture) -> None:
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.stop()
+    with watching(store, kubeconfig) as watcher:
+        wait_for(lambda: watcher.report.reconnects >= 4, "retries")
+        kube.start()
+        wait_for(lambda: len(logged(store)) == 2, "sync once the server is up")
+    refused = [r.getMessage() for r in zlog.records if "connection refused" in r.getMessage()]
+    assert refused
+    assert all(kube.url in m for m in refused)
+    assert all(len(m.splitlines()) == 1 for m in refused)
+
+
+def test_server_down_mid_watch_and_dropped_connections_lose_nothing(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    with watching(store, kubeconfig) as watcher:
+        wait_for(lambda: len(kube.watches()) >= 2, "watches open")
+        for i in range(30):
+            kube.add(SERVICES, service(f"s{i}"))
+            if i % 10 == 3:
+                kube.drop_watches()
+        kube.stop()
+        for i in range(30, 40):
+            kube.add(SERVICES, service(f"s{i}"))
+        wait_for(lambda: watcher.report.reconnects >= 3, "reconnect attempts while down")
+        kube.start()
+        for i in range(40, 45):
+            kube.add(SERVICES, service(f"s{i}"))
+        wait_for(lambda: len(logged(store)) == 45, "every event")
+    assert triples(logged(store)) == server_triples(kube, SERVICES)
+
+
+def test_malformed_events_are_skipped_with_a_warning(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        zlog: pytest.LogCaptureFixture) -> None:
+    bad_list_item = service("listed-bad")
+    kube.add(SERVICES, bad_list_item)
+    kube.objects[SERVICES][("default", "listed-bad")]["spec"]["ports"] = "not-a-list"
+    with watching(store, kubeconfig) as watcher:
+        wait_for(lambda: kube.watches("services"), "a Service watch")
+        kube.raw_event(SERVICES, "ADDED", {"metadata": {"name": "no-uid",
+                                                        "namespace": "shop"}})
+        kube.raw_event(SERVICES, "MODIFIED", {"kind": "Service"})
+        kube.add(SERVICES, service("good"))
+        wait_for(lambda: any(e.name == "good" for e in logged(store)), "the good event")
+        assert watcher.report.skipped == 3
+    names = {e.name for e in logged(store)}
+    assert names == {"good"}
+    text = zlog.text
+    assert "Service default/listed-bad" in text
+    assert "Service shop/no-uid" in text
+    # the resume point moved past the bad events
+    assert store.resume_point("watch:fake", "Service") == str(kube.rv)
+
+
+def test_legacy_endpoints_and_namespaces(kube: FakeKubeAPI, kubeconfig: Path,
+                                         store: Store) -> None:
+    for ns in ("shop", "other"):
+        kube.add(SERVICES, service("db", ns))
+        kube.add(ENDPOINTS, endpoints("db", ["10.0.0.1"], ns))
+        kube.add(ENDPOINTSLICES, endpoint_slice("db", ["10.0.0.1"], ns))
+    with watching(store, kubeconfig, fast(legacy_endpoints=True, namespaces=("shop",))):
+        wait_for(lambda: len(logged(store)) == 2, "initial list")
+        kube.add(ENDPOINTS, endpoints("web", ["10.0.0.2"], "shop"))
+        kube.add(ENDPOINTS, endpoints("web", ["10.0.0.2"], "other"))
+        wait_for(lambda: len(logged(store)) == 3, "namespaced watch")
+    assert {(e.kind, e.namespace) for e in logged(store)} == {("Service", "shop"),
+                                                              ("Endpoints", "shop")}
+    paths = {r.path for r in kube.requests}
+    assert paths == {"/api/v1/namespaces/shop/services", "/api/v1/namespaces/shop/endpoints"}
+    assert store.resume_point("watch:fake@shop", "Endpoints") is not None
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _cli(db_url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", "--db", db_url, *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("KUBECONFIG", None)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_cli_once_then_export(kube: FakeKubeAPI, kubeconfig: Path, db_url: str) -> None:
+    add_ready(kube, "db", ["10.0.0.1", "10.0.0.2"])
+    done = subprocess.run(_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once"),
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "2 events stored" in done.stdout
+    zone = subprocess.run(_cli(db_url, "export"), cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert zone.returncode == 0, zone.stderr
+    assert "db.default.svc" in zone.stdout
+    assert "10.0.0.2" in zone.stdout
+
+
+def test_cli_once_unreachable_exits_nonzero_naming_the_server(
+        kube: FakeKubeAPI, kubeconfig: Path, db_url: str) -> None:
+    kube.stop()
+    done = subprocess.run(_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once"),
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"127.0.0.1:{kube.port}" in lines[0]
+
+
+@contextlib.contextmanager
+def watch_process(db_url: str, kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            _cli(db_url, "-v", "watch", "--kubeconfig", str(kubeconfig), "--no-project"),
+            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(DEADLINE)
+
+
+def _burst(api: FakeKubeAPI, count: int, stop: threading.Event) -> threading.Thread:
+    def run() -> None:
+        for i in range(count):
+            if stop.is_set():
+                return
+            api.add(SERVICES, service(f"burst{i}"))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_signal_mid_burst_then_restart_gives_the_complete_log(
+        kube: FakeKubeAPI, kubeconfig: Path, db_url: str, store: Store, tmp_path: Path,
+        sig: signal.Signals) -> None:
+    add_ready(kube, "seed", ["10.0.0.1"])
+    stop_burst = threading.Event()
+    log = tmp_path / "watch.log"
+    try:
+        with watch_process(db_url, kubeconfig, log) as proc:
+            wait_for(lambda: len(logged(store)) >= 2 and kube.watches("services"),
+                     "the watcher running")
+            burst = _burst(kube, 3000, stop_burst)
+            wait_for(lambda: len(logged(store)) >= 200, "part of the burst stored")
+            proc.send_signal(sig)
+            code = proc.wait(DEADLINE)
+        burst.join(DEADLINE)
+    finally:
+        stop_burst.set()
+    if sig == signal.SIGTERM:
+        assert code == 0, log.read_text()
+    else:
+        assert code == -signal.SIGKILL
+    # What is stored is exactly a prefix of the server's history, up to the resume point.
+    resume = int(store.resume_point("watch:fake", "Service") or 0)
+    stored = triples(logged(store), "Service")
+    server = server_triples(kube, SERVICES)
+    assert stored == [t for t in server if int(t[2]) <= resume]
+    # After a restart the log is complete, nothing doubled.
+    with watching(store, kubeconfig):
+        wait_for(lambda: len(triples(logged(store), "Service")) == len(server),
+                 "the rest of the burst")
+    assert triples(logged(store), "Service") == server
+    assert not [k for k, n in Counter((e.uid, e.resource_version, e.type)
+                                      for e in logged(store)).items() if n > 1]
+
+
+def test_modified_and_deleted_events_types(kube: FakeKubeAPI, kubeconfig: Path,
+                                           store: Store) -> None:
+    with watching(store, kubeconfig):
+        wait_for(lambda: kube.watches("services"), "a Service watch")
+        kube.add(SERVICES, service("x"))
+        kube.modify(SERVICES, "default", "x", lambda o: o["spec"].update(clusterIP="10.1.1.1"))
+        kube.delete(SERVICES, "default", "x")
+        wait_for(lambda: len(logged(store)) == 3, "three events")
+    assert [e.type for e in logged(store)] == [ADDED, MODIFIED, DELETED]
