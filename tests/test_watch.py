@@ -567,3 +567,34 @@ def test_modified_and_deleted_events_types(kube: FakeKubeAPI, kubeconfig: Path,
         kube.delete(SERVICES, "default", "x")
         wait_for(lambda: len(logged(store)) == 3, "three events")
     assert [e.type for e in logged(store)] == [ADDED, MODIFIED, DELETED]
+
+
+# --------------------------------------------------------------------------- deploy/
+
+
+def test_deploy_manifests_grant_exactly_list_and_watch() -> None:
+    import yaml
+
+    docs = [d for f in sorted((ROOT / "deploy").glob("*.yaml"))
+            for d in yaml.safe_load_all(f.read_text()) if d]
+    by_kind = {d["kind"]: d for d in docs}
+    rules = by_kind["ClusterRole"]["rules"]
+    granted = {(g, r, tuple(sorted(rule["verbs"])))
+               for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert granted == {("", "services", ("list", "watch")),
+                       ("discovery.k8s.io", "endpointslices", ("list", "watch")),
+                       ("", "endpoints", ("list", "watch"))}
+    binding = by_kind["ClusterRoleBinding"]
+    account = by_kind["ServiceAccount"]["metadata"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"],
+                                    "namespace": account["namespace"]}]
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["name"]
+    container = pod["containers"][0]
+    assert container["args"][1:3] == ["serve", "--watch"]
+    assert {(p["containerPort"], p["protocol"]) for p in container["ports"]} == {
+        (5353, "UDP"), (5353, "TCP")}
+    assert {(p["port"], p["protocol"]) for p in by_kind["Service"]["spec"]["ports"]} == {
+        (5353, "UDP"), (5353, "TCP")}
+    mount = container["volumeMounts"][0]
+    assert container["args"][0].startswith(f"--db=sqlite:///{mount['mountPath']}/")
