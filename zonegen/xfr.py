@@ -247,9 +247,31 @@ class _Encoder:
                 others.append(r)
                 continue
             lst.append(frag)
+        cnames: set[str] = set()
         for owner, frag in self.fragments(others):
             out.setdefault(owner, []).append(frag)
+            if self.rtype(owner, frag) == CNAME:
+                cnames.add(owner)
+        for owner in cnames:
+            out[owner] = self.cname_alone(owner, out[owner])
         return out
+
+    def rtype(self, owner: str, frag: bytes) -> int:
+        """The type of a fragment at ``owner``."""
+        at = len(self.owner_prefix(owner))
+        return int.from_bytes(frag[at:at + 2], "big")
+
+    def cname_alone(self, owner: str, frags: list[bytes]) -> list[bytes]:
+        """CNAME and other data, or two CNAMEs, make a zone secondaries refuse (RFC 1034
+        §3.6.2, RFC 2181 §10.1): the other data wins, else the smallest CNAME, as in
+        :func:`zonegen.zonefile.zone_records`."""
+        cname = [f for f in frags if self.rtype(owner, f) == CNAME]
+        if len(cname) == len(frags) == 1:
+            return frags
+        kept = [f for f in frags if f not in cname] or [min(cname)]
+        if self.warnings is not None:
+            self.warnings.append(f"{owner}: CNAME and other data at one name; CNAME skipped")
+        return kept
 
     def apex(self) -> Iterator[tuple[str, bytes]]:
         """NS records and in-zone glue (RFC 1034 §4.2.1), from the config."""
@@ -354,7 +376,7 @@ class WireZone:
                 if tree is not None:
                     _count_ancestors(tree, owner, zone, 1)
             elif frag not in lst:
-                names[owner] = [*lst, frag]
+                names[owner] = enc.cname_alone(owner, [*lst, frag])
         return WireZone(self.config, serial, names, tree)
 
     def __len__(self) -> int:

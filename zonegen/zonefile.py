@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import tempfile
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -105,10 +106,22 @@ def zone_records(
     Names are converted once per distinct string (a dict per call), so a 1M-record zone with
     300k distinct owners costs 300k conversions, and equal names share one ``str`` object.
     """
-    return [
+    out = [
         (owner, rtype, (*rdata[:-1], target) if target else rdata, ttl)
         for owner, rtype, rdata, ttl, target in iter_zone_records(records, config, warnings)
     ]
+    cnames = {rr[0]: rr for rr in sorted(rr for rr in out if rr[1] == CNAME)[::-1]}
+    if cnames:
+        # CNAME and other data, or two CNAMEs, at one name: the zone would not load
+        # (RFC 1034 §3.6.2, RFC 2181 §10.1); the other data wins, else the first CNAME.
+        crowded = {rr[0] for rr in out if rr[1] != CNAME and rr[0] in cnames}
+        if warnings is not None:
+            warnings.extend(f"{rr[0]}: CNAME and other data at one name; CNAME skipped"
+                            for rr in out if rr[1] == CNAME
+                            and (rr[0] in crowded or rr != cnames[rr[0]]))
+        out = [rr for rr in out if rr[1] != CNAME
+               or (rr[0] not in crowded and rr == cnames[rr[0]])]
+    return out
 
 
 class _Names:
@@ -270,6 +283,7 @@ def render(records: Iterable[Record], config: ZoneConfig, serial: int,
     skip = ("", "", "")
     keys: list[str] = []
     add = keys.append
+    cnames: list[str] = []
     for r in records:
         p = pget(r.owner)
         if p is None:
@@ -311,12 +325,15 @@ def render(records: Iterable[Record], config: ZoneConfig, serial: int,
             add(f"{k}\x0c{rel}{tc} IN PTR {target}\n")
         else:
             add(f"{k}\x05{rel}{tc} IN CNAME {target}\n")
+            cnames.append(k)
     prefixes.clear()
     # Glue written above must not appear twice when a record repeats it.
     glue = {line for line in header[3:] if not line.startswith("@ IN NS ")}
     # Sorting the list as built is ~3x faster than sorting a set (it keeps the runs the
     # projector's order leaves); exact duplicates are then adjacent and dropped below.
     keys.sort()
+    if cnames:
+        keys = _cname_alone(keys, cnames, names)
     keys.append("")
     block = 16384
     for start in range(0, len(keys) - 1, block):
@@ -326,6 +343,24 @@ def render(records: Iterable[Record], config: ZoneConfig, serial: int,
         if glue:
             lines = [line for line in lines if line not in glue]
         yield "".join(lines)
+
+
+def _cname_alone(keys: list[str], cnames: list[str], names: _Names) -> list[str]:
+    """Drop CNAMEs that share their owner with other data, and all but the first of
+    several CNAMEs at one owner: either makes the zone unloadable (RFC 1034 §3.6.2,
+    RFC 2181 §10.1). The other data wins; only hand-made input can collide like this."""
+    drop: set[int] = set()
+    for k in set(cnames):
+        lo = bisect_left(keys, k)
+        hi = bisect_left(keys, k[:-1] + "\x01", lo)
+        at = [i for i in range(lo, hi) if keys[i][len(k)] == "\x05"]
+        others = (hi - lo) > len(at)
+        for i in at if others else at[1:]:
+            if keys[i] != keys[at[0]] or others:
+                line = keys[i][len(k) + 1:].rstrip()
+                names.warn(f"{line}: CNAME and other data at one name; CNAME skipped")
+                drop.add(i)
+    return [key for i, key in enumerate(keys) if i not in drop] if drop else keys
 
 
 # --------------------------------------------------------------------------- writing
