@@ -596,6 +596,28 @@ def test_slice_before_service_then_move_then_delete() -> None:
     assert len(proj) == 1
 
 
+def test_cluster_ip_shadows_endpoint_ptr_of_another_service() -> None:
+    """RECORDS.md: a cluster IP gets only its S.N.svc PTR, even if the address is also
+    an endpoint (of any Service; hand-made data only)."""
+    endpoint_ptr = Record("1.0.0.10.in-addr.arpa.", model.PTR, ("10-0-0-1.b.default.svc",))
+    cluster_ptr = Record("1.0.0.10.in-addr.arpa.", model.PTR, ("a.default.svc",))
+    proj = rebuild([change(svc("b", headless=True)), change(eps("b-1", "b", ep("10.0.0.1")))])
+    assert endpoint_ptr in proj.records()
+    diff = proj.apply(change(svc("a", ips=("10.0.0.1",))))
+    assert cluster_ptr in diff.added
+    assert endpoint_ptr in diff.removed
+    assert endpoint_ptr not in proj.records()
+    assert endpoint_ptr in proj.service_records("default", "b")
+    assert len(proj) == len(proj.records())
+    # b's records change while shadowed: its PTR stays hidden
+    diff = proj.apply(change(eps("b-1", "b", ep("10.0.0.1"), ep("10.0.0.2"))))
+    assert endpoint_ptr not in diff.added | diff.removed
+    diff = proj.apply(delete(SERVICE, "default", "a"))
+    assert diff.added == frozenset({endpoint_ptr})
+    assert cluster_ptr in diff.removed
+    assert len(proj) == len(proj.records())
+
+
 def test_deleting_unknown_objects_is_a_no_op() -> None:
     proj = Projection()
     for kind in (SERVICE, ENDPOINT_SLICE, ENDPOINTS, "ConfigMap"):
@@ -783,4 +805,15 @@ def test_fold_equals_rebuild(prefix: list[Change], rest: list[Change]) -> None:
     assert records >= APEX_RECORDS
     scratch = rebuild(c for c in final.values() if c.obj is not None)
     assert scratch.records() == records
+    # Independently: the union of every Service's records, less endpoint PTRs at an
+    # address that some Service has as a cluster IP (RECORDS.md "Reverse zones").
+    union = frozenset().union(*(
+        scratch.service_records(c.namespace, c.name)
+        for c in final.values() if c.kind == SERVICE and c.obj is not None))
+    cluster_owners = {r.owner for r in union
+                      if r.rtype == model.PTR and str(r.rdata[0]).count(".") == 2}
+    assert records == APEX_RECORDS | {
+        r for r in union
+        if not (r.rtype == model.PTR and r.owner in cluster_owners
+                and str(r.rdata[0]).count(".") == 3)}
     assert total == Diff(records - initial, initial - records)

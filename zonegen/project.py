@@ -331,30 +331,47 @@ class Projection:
     Services per event would make a 100k-event replay O(n²), and Python has no cheap
     persistent map in the stdlib. Purity lives in :func:`records_for_service`; this class
     only indexes its inputs and outputs. Records of different Services never overlap
-    (every owner or PTR target contains ``S.N``, both single labels), so a Service's
-    record diff is the zone's diff and the zone is the plain union.
+    (every owner or PTR target contains ``S.N``, both single labels), so the zone is
+    their union with one exception, which needs a view across Services: RECORDS.md
+    "Reverse zones" gives a cluster IP only its ``S.N.svc`` PTR "even if the address is
+    also an endpoint" (CoreDNS looks Services up first), so an endpoint PTR of one
+    Service is hidden while any Service has that address as a cluster IP (possible only
+    in hand-made data). ``_cluster_ptrs`` and ``_endpoint_ptrs`` count PTRs per reverse
+    owner, so only a real overlap costs a scan.
     """
 
-    __slots__ = ("_count", "_endpoints", "_records", "_services", "_slice_service", "_slices")
+    __slots__ = ("_cluster_ptrs", "_count", "_endpoint_ptrs", "_endpoints", "_raw",
+                 "_records", "_services", "_slice_service", "_slices")
 
     def __init__(self) -> None:
         self._services: dict[ServiceKey, Service] = {}
         self._slices: dict[ServiceKey, dict[str, EndpointSlice]] = {}
         self._slice_service: dict[tuple[str, str], ServiceKey] = {}  # (ns, slice) -> service
         self._endpoints: dict[ServiceKey, Endpoints] = {}
-        self._records: dict[ServiceKey, RecordSet] = {}
-        self._count = len(APEX_RECORDS)
+        self._records: dict[ServiceKey, RecordSet] = {}  # per Service, shadowed PTRs too
+        self._cluster_ptrs: dict[str, int] = {}  # reverse owner -> Services with that cluster IP
+        self._endpoint_ptrs: dict[str, int] = {}  # reverse owner -> endpoint PTRs there
+        self._raw = 0  # records of all Services, shadowed PTRs included
+        self._count = len(APEX_RECORDS)  # visible records
 
     def __len__(self) -> int:
         """Number of records in the zone, apex records included; O(1)."""
         return self._count
 
     def records(self) -> RecordSet:
-        """The whole record set: every Service's records and :data:`APEX_RECORDS`."""
-        return frozenset(chain(APEX_RECORDS, *self._records.values()))
+        """The whole record set: every Service's records and :data:`APEX_RECORDS`, less
+        endpoint PTRs shadowed by another Service's cluster IP."""
+        records = chain(APEX_RECORDS, *self._records.values())
+        if self._count == self._raw + len(APEX_RECORDS):
+            return frozenset(records)  # nothing shadowed
+        return frozenset(r for r in records if not self._shadowed(r))
+
+    def _shadowed(self, r: Record) -> bool:
+        return r.rtype == PTR and not _is_cluster_ptr(r) and r.owner in self._cluster_ptrs
 
     def service_records(self, namespace: str, name: str) -> RecordSet:
-        """The records one Service currently publishes (empty when none)."""
+        """The records :func:`records_for_service` gives one Service (empty when none),
+        before cross-Service PTR shadowing."""
         return self._records.get((namespace, name), _EMPTY)
 
     def apply(self, change: Change, warnings: list[InvalidName] | None = None) -> Diff:
@@ -365,15 +382,12 @@ class Projection:
         Service. Deleting an unknown object is a no-op; a slice whose Service is absent
         is kept and yields records once the Service appears (RECORDS.md).
         """
-        added: list[Record] = []
-        removed: list[Record] = []
+        total = Diff()
         for key in self._fold(change):
             diff = self._recompute(key, warnings)
-            added.extend(diff.added)
-            removed.extend(diff.removed)
-        if not added and not removed:
-            return Diff()
-        return Diff(frozenset(added), frozenset(removed))
+            # then(), not a union: with PTR shadowing one key can undo the other's record.
+            total = total.then(diff) if total else diff
+        return total
 
     @classmethod
     def rebuild(cls, changes: Iterable[Change],
@@ -444,8 +458,52 @@ class Projection:
             self._records[key] = new
         else:
             del self._records[key]
-        self._count += len(new) - len(old)
-        return Diff(new - old, old - new)
+        gone, came = old - new, new - old
+        added, removed = self._reindex_ptrs(gone, came)
+        self._count += len(added) - len(removed)
+        return Diff(added, removed)
+
+    def _reindex_ptrs(self, gone: RecordSet, came: RecordSet) -> tuple[RecordSet, RecordSet]:
+        """Update the cluster-IP PTR counts for one Service's changed records and return
+        the visible (added, removed): RECORDS.md, a cluster IP keeps only its own PTR."""
+        self._raw += len(came) - len(gone)
+        gone_ptrs = [r for r in gone if r.rtype == PTR]
+        came_ptrs = [r for r in came if r.rtype == PTR]
+        if not gone_ptrs and not came_ptrs:
+            return came, gone  # the common case: no reverse names changed
+        cluster, endpoint = self._cluster_ptrs, self._endpoint_ptrs
+        owners = {r.owner for r in chain(gone_ptrs, came_ptrs)}
+        before = {o for o in owners if o in cluster}
+        for r in gone_ptrs:
+            counts = cluster if _is_cluster_ptr(r) else endpoint
+            if counts[r.owner] == 1:
+                del counts[r.owner]
+            else:
+                counts[r.owner] -= 1
+        for r in came_ptrs:
+            counts = cluster if _is_cluster_ptr(r) else endpoint
+            counts[r.owner] = counts.get(r.owner, 0) + 1
+        after = {o for o in owners if o in cluster}
+        removed = {r for r in gone if not (r.rtype == PTR and r.owner in before
+                                           and not _is_cluster_ptr(r))}
+        added = {r for r in came if not self._shadowed(r)}
+        toggled = {o for o in before ^ after if o in endpoint}
+        if toggled:
+            # Endpoint PTRs of other Services at these addresses change visibility. Only
+            # hand-made data makes a cluster IP also a pod IP (the CIDRs are disjoint), so
+            # a scan is cheaper overall than indexing every endpoint PTR.
+            for records in self._records.values():
+                for r in records:
+                    if (r.rtype == PTR and r.owner in toggled and r not in came
+                            and not _is_cluster_ptr(r)):
+                        (removed if r.owner in after else added).add(r)
+        return frozenset(added), frozenset(removed)
+
+
+def _is_cluster_ptr(r: Record) -> bool:
+    """A cluster-IP PTR targets ``S.N.svc`` (3 labels); an endpoint PTR ``H.S.N.svc``."""
+    target = r.rdata[0]
+    return isinstance(target, str) and target.count(".") == 2
 
 
 def rebuild(changes: Iterable[Change], warnings: list[InvalidName] | None = None) -> Projection:
