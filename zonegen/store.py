@@ -113,6 +113,95 @@ record_changes = sa.Table(
     sa.Index("ix_record_changes_version", "version_id"),
 )
 
+# ---- audit (tables of migration 0002; methods at the end of class Store)
+
+record_snapshots = sa.Table(
+    "record_snapshots",
+    metadata,
+    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
+    sa.Column(
+        "version_id", sa.BigInteger,
+        sa.ForeignKey("zone_versions.id", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("owner", sa.String(1024), nullable=False),
+    sa.Column("rtype", sa.Integer, nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=True),
+    sa.Column("rdata", sa.Text, nullable=False),
+    sa.Column("cause_seq", sa.BigInteger, nullable=False),
+    sa.Index("ix_record_snapshots_version", "version_id"),
+    sa.Index("ix_record_snapshots_owner", "owner", "version_id"),
+)
+"""The full record set of one zone version. ``compact`` writes one at the oldest version
+it keeps (the base that later versions' changes apply to once older changes are gone);
+``records_at`` starts from the nearest one instead of folding the whole journal."""
+
+compactions = sa.Table(
+    "compactions",
+    metadata,
+    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
+    sa.Column("compacted_us", sa.BigInteger, nullable=False),
+    sa.Column("base_serial", sa.BigInteger, nullable=False),
+    sa.Column("base_created_us", sa.BigInteger, nullable=False),
+    sa.Column("events_upto_seq", sa.BigInteger, nullable=False),
+    sa.Column("versions_deleted", sa.BigInteger, nullable=False),
+    sa.Column("changes_deleted", sa.BigInteger, nullable=False),
+    sa.Column("events_deleted", sa.BigInteger, nullable=False),
+)
+"""One row per ``zonegen compact`` that removed something: where history now begins."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """An event without its object: what an audit line names as a cause (the object JSON
+    of an EndpointSlice can be 100 kB; history of one name must not read it)."""
+
+    seq: int
+    received_at: datetime
+    type: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class NameChange:
+    """One stored change of a record at a name, with its version and (unless compacted
+    away, or 0 for the apex records) the event that caused it."""
+
+    version: ZoneVersion
+    added: bool
+    record: Record
+    cause_seq: int
+    cause: EventRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStart:
+    """Where kept history begins: the oldest kept version and, when ``compact`` removed
+    older ones, when that happened."""
+
+    version: ZoneVersion
+    compacted_at: datetime | None
+    snapshot: bool  # the oldest version has a record_snapshots base
+
+    def note(self) -> str:
+        if self.compacted_at is None:
+            return f"history begins at serial {self.version.serial}"
+        return (f"history begins at serial {self.version.serial} (compacted on "
+                f"{self.compacted_at.strftime('%Y-%m-%dT%H:%M:%SZ')})")
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionStats:
+    base: ZoneVersion
+    versions_deleted: int
+    changes_deleted: int
+    events_deleted: int
+    snapshot_records: int
+
 
 @dataclass(frozen=True, slots=True)
 class ObjectHead:
@@ -525,7 +614,8 @@ class Store:
         """:raises UnknownSerial: no version was published with ``serial``."""
         version = self.get_version(serial)
         if version is None:
-            raise UnknownSerial(f"serial {serial} was never published (or was compacted)")
+            raise UnknownSerial(f"serial {serial} was never published"
+                                f"{self.history_note(', or is older than kept history: ')}")
         return version
 
     def version_at(self, when: datetime) -> ZoneVersion | None:
@@ -564,21 +654,11 @@ class Store:
         return out
 
     def records_at(self, version_id: int) -> set[Record]:
-        """The record set as published by version ``version_id``: every change up to it,
-        folded. Independent of the projector's code, so past zones stay as published."""
-        current: set[Record] = set()
+        """The record set as published by version ``version_id``: the nearest snapshot at
+        or before it (see ``record_snapshots``) plus every later change up to it, folded.
+        Independent of the projector's code, so past zones stay as published."""
         with self._wrap("reading the journal"), self._read() as conn:
-            q = (sa.select(record_changes.c.added, record_changes.c.owner,
-                           record_changes.c.rtype, record_changes.c.rdata, record_changes.c.ttl)
-                 .where(record_changes.c.version_id <= version_id)
-                 .order_by(record_changes.c.version_id, record_changes.c.id))
-            for r in conn.execution_options(yield_per=5000).execute(q):
-                rec = Record.from_row(r.owner, r.rtype, r.rdata, r.ttl)
-                if r.added:
-                    current.add(rec)
-                else:
-                    current.discard(rec)
-        return current
+            return set(self._fold_records(conn, version_id))
 
     def record_changes_for(self, owners: Sequence[str]) -> list[tuple[ZoneVersion, RecordChange]]:
         """Every change of records at ``owners`` (stored form), oldest first."""
@@ -599,9 +679,261 @@ class Store:
         """Forget every zone version and the projection checkpoint (``project --rebuild``
         with ``--reset``); the event log itself is never touched."""
         with self._wrap("resetting projection"), self._write() as conn:
+            conn.execute(record_snapshots.delete())
             conn.execute(record_changes.delete())
             conn.execute(zone_versions.delete())
             conn.execute(trackings.delete().where(trackings.c.name == PROJECTION))
+
+    # ---- audit: history, diff, log, why and retention (zonegen.history calls these)
+
+    def _fold_records(self, conn: Connection, version_id: int) -> dict[Record, int]:
+        """Record -> cause_seq as published by ``version_id``: the nearest snapshot at or
+        before it, then every later change up to it, in commit order."""
+        base = conn.execute(
+            sa.select(sa.func.max(record_snapshots.c.version_id))
+            .where(record_snapshots.c.version_id <= version_id)
+        ).scalar() or 0
+        current: dict[Record, int] = {}
+        if base:
+            sq = (sa.select(record_snapshots.c.owner, record_snapshots.c.rtype,
+                            record_snapshots.c.rdata, record_snapshots.c.ttl,
+                            record_snapshots.c.cause_seq)
+                  .where(record_snapshots.c.version_id == base))
+            for s in conn.execution_options(yield_per=5000).execute(sq):
+                current[Record.from_row(s.owner, s.rtype, s.rdata, s.ttl)] = int(s.cause_seq)
+        q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
+                       record_changes.c.rdata, record_changes.c.ttl, record_changes.c.cause_seq)
+             .where(record_changes.c.version_id > base,
+                    record_changes.c.version_id <= version_id)
+             .order_by(record_changes.c.version_id, record_changes.c.id))
+        for r in conn.execution_options(yield_per=5000).execute(q):
+            rec = Record.from_row(r.owner, r.rtype, r.rdata, r.ttl)
+            if r.added:
+                current[rec] = int(r.cause_seq)
+            else:
+                current.pop(rec, None)
+        return current
+
+    def oldest_version(self) -> ZoneVersion | None:
+        """The oldest kept zone version. The IXFR journal starts here: a client whose
+        serial is older (or unknown) gets AXFR (RFC 1995 §4)."""
+        with self._wrap("reading zone versions"), self._read() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).order_by(zone_versions.c.id).limit(1)).first()
+            return _version_from_row(row) if row is not None else None
+
+    def history_start(self) -> HistoryStart | None:
+        """Where kept history begins (None before the first version)."""
+        with self._wrap("reading zone versions"), self._read() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).order_by(zone_versions.c.id).limit(1)).first()
+            if row is None:
+                return None
+            version = _version_from_row(row)
+            compacted = conn.execute(sa.select(sa.func.max(compactions.c.compacted_us))).scalar()
+            snapshot = conn.execute(
+                sa.select(record_snapshots.c.id)
+                .where(record_snapshots.c.version_id == version.version_id).limit(1)
+            ).first() is not None
+        return HistoryStart(version, from_us(compacted) if compacted is not None else None,
+                            snapshot)
+
+    def history_note(self, prefix: str = "") -> str:
+        """``prefix`` + "history begins at serial N (compacted on …)" when history was
+        compacted, else "": error messages append it so users learn why a past serial or
+        time is gone."""
+        start = self.history_start()
+        if start is None or start.compacted_at is None:
+            return ""
+        return prefix + start.note()
+
+    def name_changes(self, owners: Sequence[str], rtype: int | None = None,
+                     since: datetime | None = None, until: datetime | None = None,
+                     ) -> list[NameChange]:
+        """Every kept change of records at ``owners`` (stored form), oldest first, with
+        the version and the causing event. Uses ``ix_record_changes_owner``, then primary
+        keys: cost follows the name's own changes, not the size of the log."""
+        rc, zv, ev = record_changes, zone_versions, events
+        q = (sa.select(rc.c.version_id, rc.c.added, rc.c.owner, rc.c.rtype, rc.c.rdata,
+                       rc.c.ttl, rc.c.cause_seq, zv.c.serial, zv.c.created_us,
+                       zv.c.last_event_seq, *_event_ref_columns())
+             .join(zv, zv.c.id == rc.c.version_id)
+             .outerjoin(ev, ev.c.seq == rc.c.cause_seq)
+             .where(rc.c.owner.in_(list(owners))))
+        if rtype is not None:
+            q = q.where(rc.c.rtype == rtype)
+        if since is not None:
+            q = q.where(zv.c.created_us >= to_us(since))
+        if until is not None:
+            q = q.where(zv.c.created_us <= to_us(until))
+        q = q.order_by(rc.c.version_id, rc.c.id)
+        with self._wrap("reading the journal"), self._read() as conn:
+            return [
+                NameChange(
+                    ZoneVersion(int(r.version_id), int(r.serial), from_us(r.created_us),
+                                int(r.last_event_seq)),
+                    bool(r.added), Record.from_row(r.owner, r.rtype, r.rdata, r.ttl),
+                    int(r.cause_seq), _event_ref(r),
+                )
+                for r in conn.execute(q)
+            ]
+
+    def snapshot_records(self, version_id: int, owners: Sequence[str] | None = None,
+                         rtype: int | None = None) -> list[tuple[Record, int]]:
+        """The snapshot stored at ``version_id`` (``(record, cause_seq)``), optionally
+        only at ``owners``; empty when that version has none."""
+        q = (sa.select(record_snapshots)
+             .where(record_snapshots.c.version_id == version_id)
+             .order_by(record_snapshots.c.id))
+        if owners is not None:
+            q = q.where(record_snapshots.c.owner.in_(list(owners)))
+        if rtype is not None:
+            q = q.where(record_snapshots.c.rtype == rtype)
+        with self._wrap("reading snapshots"), self._read() as conn:
+            return [(Record.from_row(r.owner, r.rtype, r.rdata, r.ttl), int(r.cause_seq))
+                    for r in conn.execute(q)]
+
+    def changes_between(self, after_version_id: int, upto_version_id: int
+                        ) -> list[tuple[bool, Record]]:
+        """``(added, record)`` for every change in versions ``(after, upto]``, in commit
+        order: a diff of two versions costs the changes between them, not two folds."""
+        q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
+                       record_changes.c.rdata, record_changes.c.ttl)
+             .where(record_changes.c.version_id > after_version_id,
+                    record_changes.c.version_id <= upto_version_id)
+             .order_by(record_changes.c.version_id, record_changes.c.id))
+        with self._wrap("reading the journal"), self._read() as conn:
+            return [(bool(r.added), Record.from_row(r.owner, r.rtype, r.rdata, r.ttl))
+                    for r in conn.execution_options(yield_per=5000).execute(q)]
+
+    def iter_events(self, since: datetime | None = None, until: datetime | None = None,
+                    kinds: Sequence[str] | None = None, namespace: str | None = None,
+                    name: str | None = None, batch: int = 1000) -> Iterator[Event]:
+        """Events matching the filters, oldest first, read in pages by sequence number so
+        no read transaction (or the in-memory lock) is held while the caller prints."""
+        conds: list[Any] = []
+        if since is not None:
+            conds.append(events.c.received_us >= to_us(since))
+        if until is not None:
+            conds.append(events.c.received_us <= to_us(until))
+        if kinds is not None:
+            conds.append(events.c.kind.in_(list(kinds)))
+        if namespace is not None:
+            conds.append(events.c.namespace == namespace)
+        if name is not None:
+            conds.append(events.c.name == name)
+        last = 0
+        while True:
+            q = (sa.select(events).where(events.c.seq > last, *conds)
+                 .order_by(events.c.seq).limit(batch))
+            with self._wrap("reading events"), self._read() as conn:
+                page = [_event_from_row(r) for r in conn.execute(q)]
+            yield from page
+            if len(page) < batch:
+                return
+            last = page[-1].seq
+
+    def last_events(self, count: int, since: datetime | None = None,
+                    until: datetime | None = None, kinds: Sequence[str] | None = None,
+                    namespace: str | None = None, name: str | None = None) -> list[Event]:
+        """The newest ``count`` events matching the filters, oldest first."""
+        q = sa.select(events).order_by(events.c.seq.desc()).limit(count)
+        if since is not None:
+            q = q.where(events.c.received_us >= to_us(since))
+        if until is not None:
+            q = q.where(events.c.received_us <= to_us(until))
+        if kinds is not None:
+            q = q.where(events.c.kind.in_(list(kinds)))
+        if namespace is not None:
+            q = q.where(events.c.namespace == namespace)
+        if name is not None:
+            q = q.where(events.c.name == name)
+        with self._wrap("reading events"), self._read() as conn:
+            return [_event_from_row(r) for r in conn.execute(q)][::-1]
+
+    def event_refs(self, seqs: Iterable[int]) -> dict[int, EventRef]:
+        """The events with these sequence numbers, without their objects (missing ones,
+        compacted or 0, are absent from the result)."""
+        wanted = sorted({s for s in seqs if s > 0})
+        out: dict[int, EventRef] = {}
+        with self._wrap("reading events"), self._read() as conn:
+            for chunk in _chunks(wanted, 500):
+                for r in conn.execute(sa.select(*_event_ref_columns())
+                                      .where(events.c.seq.in_(chunk))):
+                    ref = _event_ref(r)
+                    if ref is not None:
+                        out[ref.seq] = ref
+        return out
+
+    def live_objects(self, kind: str, namespace: str) -> list[Event]:
+        """The newest event of every live object of ``kind`` in ``namespace`` (for
+        ``why``: which EndpointSlices point at a Service is in their labels)."""
+        q = (sa.select(events)
+             .join(object_heads, object_heads.c.last_seq == events.c.seq)
+             .where(object_heads.c.kind == kind, object_heads.c.namespace == namespace,
+                    object_heads.c.deleted == sa.false())
+             .order_by(events.c.seq))
+        with self._wrap("reading objects"), self._read() as conn:
+            return [_event_from_row(r) for r in conn.execute(q)]
+
+    def save_snapshot(self, version_id: int) -> int:
+        """Store the full record set of ``version_id`` (replacing any snapshot there), so
+        ``records_at`` of it and later versions starts here; returns its size."""
+        with self._wrap("saving snapshot"), self._write() as conn:
+            return self._save_snapshot(conn, version_id)
+
+    def _save_snapshot(self, conn: Connection, version_id: int) -> int:
+        folded = self._fold_records(conn, version_id)
+        conn.execute(record_snapshots.delete().where(record_snapshots.c.version_id == version_id))
+        rows = []
+        for rec, cause in folded.items():
+            row = rec.to_row()
+            row.update(version_id=version_id, cause_seq=cause)
+            rows.append(row)
+        for chunk in _chunks(rows, 5000):
+            conn.execute(record_snapshots.insert(), list(chunk))
+        return len(rows)
+
+    def compact(self, base_version_id: int, now: datetime) -> CompactionStats:
+        """Make ``base_version_id`` the oldest kept version, in one transaction: snapshot
+        its record set, delete older versions with their changes and snapshots, and
+        delete the events they consumed except the newest one of each live object (the
+        projection loads those: ``iter_latest_events``). Logs the compaction.
+
+        :raises UnknownSerial: the version does not exist.
+        """
+        with self._wrap("compacting history"), self._write() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).where(zone_versions.c.id == base_version_id)).first()
+            if row is None:
+                raise UnknownSerial(f"zone version {base_version_id} does not exist")
+            base = _version_from_row(row)
+            upto = conn.execute(
+                sa.select(sa.func.max(zone_versions.c.last_event_seq))
+                .where(zone_versions.c.id < base_version_id)).scalar()
+            if upto is None:
+                return CompactionStats(base, 0, 0, 0, 0)
+            snapshot = self._save_snapshot(conn, base_version_id)
+            changes = conn.execute(record_changes.delete().where(
+                record_changes.c.version_id < base_version_id)).rowcount
+            conn.execute(record_snapshots.delete().where(
+                record_snapshots.c.version_id < base_version_id))
+            versions = conn.execute(zone_versions.delete().where(
+                zone_versions.c.id < base_version_id)).rowcount
+            newest = (
+                sa.select(sa.func.max(events.c.seq).label("seq"))
+                .where(events.c.seq <= upto)
+                .group_by(events.c.kind, events.c.namespace, events.c.name)
+            ).subquery()
+            keep = (sa.select(events.c.seq).join(newest, newest.c.seq == events.c.seq)
+                    .where(events.c.type != DELETED))
+            removed = conn.execute(events.delete().where(
+                events.c.seq <= upto, events.c.seq.not_in(keep))).rowcount
+            conn.execute(compactions.insert().values(
+                compacted_us=to_us(now), base_serial=base.serial,
+                base_created_us=to_us(base.created_at), events_upto_seq=int(upto),
+                versions_deleted=versions, changes_deleted=changes, events_deleted=removed))
+            return CompactionStats(base, versions, changes, removed, snapshot)
 
 
 class EventAppender:
@@ -662,3 +994,19 @@ def _head_from_row(r: Any) -> ObjectHead:
 
 def _version_from_row(r: Any) -> ZoneVersion:
     return ZoneVersion(int(r.id), int(r.serial), from_us(r.created_us), int(r.last_event_seq))
+
+
+def _event_ref_columns() -> list[Any]:
+    c = events.c
+    return [c.seq.label("ev_seq"), c.received_us.label("ev_received_us"),
+            c.type.label("ev_type"), c.kind.label("ev_kind"),
+            c.namespace.label("ev_namespace"), c.name.label("ev_name"),
+            c.uid.label("ev_uid"), c.resource_version.label("ev_rv"),
+            c.source.label("ev_source")]
+
+
+def _event_ref(r: Any) -> EventRef | None:
+    if r.ev_seq is None:
+        return None
+    return EventRef(int(r.ev_seq), from_us(r.ev_received_us), r.ev_type, r.ev_kind,
+                    r.ev_namespace, r.ev_name, r.ev_uid, r.ev_rv, r.ev_source)
