@@ -280,5 +280,141 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
     click.echo(report.summary())
 
 
+# --------------------------------------------------------------------------- audit
+
+
+def _print_json_lines(values: Any) -> None:
+    from zonegen.history import to_json_line
+
+    for value in values:
+        click.echo(to_json_line(value))
+
+
+@main.command()
+@zone_options
+@click.argument("name")
+@click.option("--type", "rtype", default=None, metavar="TYPE",
+              help="Only records of this type (A, AAAA, CNAME, PTR, SRV, TXT).")
+@click.option("--since", default=None, metavar="TIME", help="Only changes at or after TIME.")
+@click.option("--until", default=None, metavar="TIME", help="Only changes at or before TIME.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per change, per line.")
+@click.pass_context
+def history(ctx: click.Context, /, name: str, rtype: str | None, since: str | None,
+            until: str | None, as_json: bool, **kwargs: Any) -> None:
+    """Every change of the records at NAME, with the Kubernetes event that caused it.
+
+    NAME is absolute with a trailing dot, or relative to --zone (for a reverse zone,
+    the PTR owner). Times are ISO 8601, UTC when no offset is given.
+    """
+    from zonegen.history import format_history, name_history
+
+    config = _zone_config(kwargs)
+    store = _open_store(ctx)
+    entries = name_history(store, name, config, type=rtype, since=_parse_time(since),
+                           until=_parse_time(until))
+    note = store.history_note()
+    if as_json:
+        if note:
+            click.echo(f"zonegen: {note}", err=True)
+        _print_json_lines(e.to_json() for e in entries)
+        return
+    if note:
+        click.echo(f"; {note}")
+    if not entries:
+        click.echo("; no changes")
+        return
+    for line in format_history(entries):
+        click.echo(line)
+
+
+@main.command()
+@zone_options
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per record, per line.")
+@click.pass_context
+def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) -> None:
+    """Records added (+) and removed (-) going from version A to version B.
+
+    A and B are serials or times (ISO 8601; a time means the version current then).
+    """
+    from zonegen.history import diff_versions, format_diff
+
+    result = diff_versions(_open_store(ctx), a, b, _zone_config(kwargs))
+    if as_json:
+        _print_json_lines(line.to_json() for line in result.lines)
+        return
+    for line in format_diff(result):
+        click.echo(line)
+
+
+@main.command("log")
+@click.option("--since", default=None, metavar="TIME", help="Events received at or after TIME.")
+@click.option("--until", default=None, metavar="TIME", help="Events received at or before TIME.")
+@click.option("--kind", default=None, help="Service, EndpointSlice or Endpoints.")
+@click.option("--namespace", "-n", default=None, help="Only this namespace.")
+@click.option("--name", default=None, help="Only objects of this name.")
+@click.option("--last", type=int, default=None, metavar="N", help="Only the newest N events.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per event, per line, with the object as received.")
+@click.pass_context
+def log_cmd(ctx: click.Context, since: str | None, until: str | None, kind: str | None,
+            namespace: str | None, name: str | None, last: int | None, as_json: bool) -> None:
+    """The raw event log, newest last: what Kubernetes said, and when."""
+    from zonegen.history import event_json, event_log, format_log
+
+    store = _open_store(ctx)
+    events = event_log(store, since=_parse_time(since), until=_parse_time(until), kind=kind,
+                       namespace=namespace, name=name, last=last)
+    if as_json:
+        _print_json_lines(event_json(e) for e in events)
+        return
+    note = store.history_note()
+    if note:
+        click.echo(f"; {note}")
+    for line in format_log(events):
+        click.echo(line)
+
+
+@main.command()
+@zone_options
+@click.argument("name")
+@click.argument("rtype", metavar="TYPE")
+@click.argument("rdata", nargs=-1, required=True, metavar="RDATA...")
+@click.option("--json", "as_json", is_flag=True, help="The answer as one JSON object.")
+@click.pass_context
+def why(ctx: click.Context, /, name: str, rtype: str, rdata: tuple[str, ...], as_json: bool,
+        **kwargs: Any) -> None:
+    """Why NAME TYPE RDATA is in the zone: the event that added it and the Service,
+    EndpointSlices and Endpoints it is projected from (with resourceVersions)."""
+    from zonegen.history import format_why, to_json_line
+    from zonegen.history import why as explain
+
+    report = explain(_open_store(ctx), name, rtype, " ".join(rdata), _zone_config(kwargs))
+    if as_json:
+        click.echo(to_json_line(report.to_json()))
+        return
+    for line in format_why(report):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--keep-days", type=float, default=None, metavar="D",
+              help="Keep what is needed to export any time in the last D days.")
+@click.option("--keep-versions", type=int, default=None, metavar="K",
+              help="Keep the newest K zone versions.")
+@click.pass_context
+def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | None) -> None:
+    """Delete old zone versions and the events they consumed (only when asked).
+
+    The oldest kept version gets a snapshot of its records, so later exports, history,
+    diffs and IXFR stay exact; older serials then answer "history begins at serial N".
+    """
+    from zonegen.history import compact as run_compact
+
+    click.echo(run_compact(_open_store(ctx), keep_days=keep_days,
+                           keep_versions=keep_versions).summary())
+
+
 if __name__ == "__main__":
     main()

@@ -73,7 +73,8 @@ def zone_content(store: Store, serial: int | None = None, at: datetime | None = 
     if at is not None:
         found = store.version_at(at)
         if found is None:
-            raise UnknownSerial(f"no zone version was published at or before {at.isoformat()}")
+            raise UnknownSerial(f"no zone version was published at or before {at.isoformat()}"
+                                f"{store.history_note('; ')}")
         return found.serial, store.records_at(found.version_id)
     runner = ProjectionRunner(store, clock=clock)
     runner.catch_up()
