@@ -20,7 +20,6 @@ import dns.message  # noqa: E402
 import dns.rdatatype  # noqa: E402
 import dns.xfr  # noqa: E402
 import dns.zone  # noqa: E402
-
 from _zone import k8s_records  # noqa: E402
 
 from zonegen import xfr  # noqa: E402

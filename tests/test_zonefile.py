@@ -155,7 +155,8 @@ def test_long_names_skipped() -> None:
     owner = ".".join(["a" * 60] * 4)  # 244 + len(".cluster.local.") > 254 characters
     warnings: list[str] = []
     assert zonefile.zone_records([Record(owner, A, ("10.0.0.1",))], FORWARD, warnings) == []
-    assert warnings and owner in warnings[0]
+    assert warnings
+    assert owner in warnings[0]
     srv = Record("_x._tcp.s.n.svc", SRV, (0, 100, 1, owner))
     assert zonefile.zone_records([srv], FORWARD, warnings) == []
 
