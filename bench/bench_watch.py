@@ -138,9 +138,10 @@ def bench_latency(rounds: int, tmp: Path) -> None:
         stop = threading.Event()
         th = threading.Thread(target=watcher.run, args=(stop,))
         th.start()
-        while not got.wait(0.1):
-            pass
-        while len(api.watches()) < 2:
+        # Measure from a settled state: the initial list stored and projected, both
+        # watches open (else round one would include the initial sync).
+        while (store.max_event_seq() < 2000 or len(api.watches()) < 2
+               or store.max_tracking_seq() < store.max_event_seq()):
             time.sleep(0.01)
         delays = []
         for k in range(rounds):
