@@ -170,12 +170,13 @@ class _JsonReader:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as e:
-                # Ran off the end of the buffer: read more and retry; otherwise the
-                # input itself is broken.
-                if e.pos >= len(self.buf) - 1 or "Unterminated" in e.msg or (
-                        len(self.buf) - e.pos < 64 and not self.eof):
-                    if self._more():
-                        continue
+                # Near the end of the buffer the value may just continue in the next
+                # chunk: read more and retry. Otherwise the input itself is broken.
+                at_end = e.pos >= len(self.buf) - 1 or "Unterminated" in e.msg
+                if (not self.eof and (at_end or len(self.buf) - e.pos < 64)
+                        and self._more()):
+                    continue
+                if at_end:
                     raise InvalidInput(f"{self.where()}: truncated JSON "
                                        f"({e.msg})") from None
                 raise InvalidInput(f"{self.name} at character {self.offset + e.pos}: "
@@ -426,7 +427,7 @@ def ingest_files(
             what = "is a directory" if Path(name).is_dir() else "does not exist"
             raise InvalidInput(f"{name}: {what}")
     with store.appending() as appender:
-        ingester = _Ingester(appender, store.heads(), source, when)
+        ingester = _Ingester(appender, appender.heads(), source, when)
         for name in files:
             try:
                 if name == "-":

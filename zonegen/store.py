@@ -300,12 +300,14 @@ class Store:
         is_sqlite = parsed.get_backend_name() == "sqlite"
         if is_sqlite and parsed.database in (None, "", ":memory:"):
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-        elif is_sqlite:
+        elif is_sqlite and not (parsed.database or "").startswith("file:"):
             path = Path(parsed.database or "")
             if path.is_dir():
                 raise StoreError(f"{where}: is a directory, not a database file")
             if not path.parent.exists():
                 raise StoreError(f"{where}: directory {path.parent} does not exist")
+            kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        elif is_sqlite:  # a SQLite URI (file:…?mode=ro&uri=true)
             kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         try:
             engine = sa.create_engine(parsed, **kwargs)
@@ -948,6 +950,12 @@ class EventAppender:
 
     def set_resume_point(self, source: str, kind: str, rv: str) -> None:
         self._store._set_resume(self._conn, source, kind, rv)
+
+    def heads(self) -> dict[tuple[str, str, str], ObjectHead]:
+        """Every object head, read inside this transaction (so no other writer's
+        events can slip between the read and our appends)."""
+        return {(r.kind, r.namespace, r.name): _head_from_row(r)
+                for r in self._conn.execute(sa.select(object_heads))}
 
     def get_event(self, seq: int) -> Event | None:
         row = self._conn.execute(sa.select(events).where(events.c.seq == seq)).first()

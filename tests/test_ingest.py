@@ -1,0 +1,365 @@
+"""Ingest: every shape kubectl prints, snapshots, idempotence and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from zonegen import ingest
+from zonegen.errors import InvalidInput
+from zonegen.ingest import ingest_files, read_items
+from zonegen.model import A, ADDED, DELETED, MODIFIED, SRV, Record
+from zonegen.runner import ProjectionRunner
+from zonegen.store import Store
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = Store.open("sqlite://")
+    yield s
+    s.close()
+
+
+def service(name: str, rv: str = "1", ns: str = "default", cluster_ip: str = "10.96.0.1",
+            **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns, "uid": f"uid-{ns}-{name}",
+                         "resourceVersion": rv},
+            "spec": {"clusterIP": cluster_ip, "ports": [{"name": "http", "port": 80}], **spec}}
+
+
+def slice_(name: str, svc: str, addresses: list[str], rv: str = "1", ns: str = "default",
+           hostname: str | None = None) -> dict[str, Any]:
+    eps = [{"addresses": [a], "conditions": {"ready": True},
+            **({"hostname": hostname} if hostname else {})} for a in addresses]
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": ns, "uid": f"uid-{ns}-{name}",
+                         "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4", "endpoints": eps,
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+
+
+def write(tmp_path: Path, name: str, content: Any) -> str:
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return str(path)
+
+
+def names(store: Store) -> list[tuple[str, str, str]]:
+    return [(e.type, e.kind, e.name) for e in store.select_events()]
+
+
+def records(store: Store) -> frozenset[Record]:
+    runner = ProjectionRunner(store)
+    runner.catch_up()
+    return runner.projection.records()
+
+
+# ----------------------------------------------------------------- shapes
+
+
+def items_of(text: str) -> list[tuple[str | None, str]]:
+    return [(i.type, i.obj.get("metadata", {}).get("name", i.obj.get("kind")))
+            for i in read_items(io.StringIO(text), "input")]
+
+
+def test_single_object() -> None:
+    assert items_of(json.dumps(service("a"))) == [(None, "a")]
+
+
+def test_typed_list_with_kindless_items_before_kind() -> None:
+    items = [{k: v for k, v in service(n).items() if k != "kind"} for n in ("a", "b")]
+    text = json.dumps({"items": items, "kind": "ServiceList", "apiVersion": "v1",
+                       "metadata": {"resourceVersion": "9"}})
+    got = list(read_items(io.StringIO(text), "input"))
+    assert [(i.obj["kind"], i.obj["metadata"]["name"]) for i in got[:2]] == [
+        ("Service", "a"), ("Service", "b")]
+    assert got[2].type == "LIST"
+
+
+def test_kubectl_list_of_mixed_kinds() -> None:
+    text = json.dumps({"apiVersion": "v1", "kind": "List", "metadata": {},
+                       "items": [service("a"), slice_("a-1", "a", ["10.0.0.1"])]})
+    assert items_of(text) == [(None, "a"), (None, "a-1")]
+
+
+def test_watch_events_one_per_line_and_concatenated() -> None:
+    events = [{"type": "ADDED", "object": service("a")},
+              {"type": "BOOKMARK", "object": {"kind": "Service",
+                                              "metadata": {"resourceVersion": "5"}}},
+              {"type": "MODIFIED", "object": service("a", rv="2")},
+              {"type": "DELETED", "object": service("a", rv="3")}]
+    per_line = "\n".join(json.dumps(e) for e in events) + "\n"
+    concatenated = "".join(json.dumps(e, indent=2) for e in events)
+    expected = [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    assert items_of(per_line) == expected
+    assert items_of(concatenated) == expected
+
+
+def test_concatenated_objects_as_kubectl_get_w_prints_them() -> None:
+    text = json.dumps(service("a"), indent=4) + "\n" + json.dumps(service("a", rv="2"), indent=4)
+    assert items_of(text) == [(None, "a"), (None, "a")]
+
+
+def test_yaml_documents_and_yaml_list() -> None:
+    docs = yaml.safe_dump_all([service("a"), slice_("a-1", "a", ["10.0.0.1"])])
+    assert items_of(docs) == [(None, "a"), (None, "a-1")]
+    as_list = yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [service("b")]})
+    assert items_of(as_list) == [(None, "b")]
+
+
+def test_json_array() -> None:
+    assert items_of(json.dumps([service("a"), service("b")])) == [(None, "a"), (None, "b")]
+
+
+def test_reader_is_incremental_across_tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk boundary (inside strings, numbers, keys) must be survived."""
+    monkeypatch.setattr(ingest, "CHUNK", 7)
+    items = [service(f"svc-{i}", rv=str(1000 + i)) for i in range(30)]
+    text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}})
+    got = list(read_items(io.StringIO(text), "input"))
+    assert [i.obj for i in got] == items
+    events = "\n".join(json.dumps({"type": "ADDED", "object": o}) for o in items)
+    assert [i.obj for i in read_items(io.StringIO(events), "input")] == items
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"kind": "Service", "metadata": {"name": "a"', "truncated"),
+    ('{"kind": "List", "items": [{"kind": "Service"}, {"kin', "truncated"),
+    ('{"kind": "Service",, }', "malformed JSON"),
+    ('{"type": "ADDED", "object": {"kind": "Service"}}\n{"type": "ADD', "truncated"),
+    ("kind: Service\nmetadata: [unclosed\n", "malformed YAML"),
+    ("42", "not a Kubernetes object"),
+    ('{"type": "SOMETHING", "object": {}}', "SOMETHING"),
+])
+def test_malformed_input_names_the_file(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as info:
+        list(read_items(io.StringIO(text), "bad.json"))
+    assert "bad.json" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------- storing
+
+
+def test_ingest_list_then_reingest_adds_nothing(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path, "all.json", {"kind": "List", "items": [
+        service("a"), slice_("a-1", "a", ["10.0.0.1"])]})
+    first = ingest_files(store, [path], when=T0)
+    assert (first.new_events, first.duplicates) == (2, 0)
+    assert names(store) == [(ADDED, "Service", "a"), (ADDED, "EndpointSlice", "a-1")]
+    serial = first.serial
+    again = ingest_files(store, [path], when=T0)
+    assert (again.new_events, again.duplicates) == (0, 2)
+    assert again.serial == serial
+    assert again.summary() == f"0 new events; 2 duplicates skipped; serial {serial}"
+
+
+def test_changed_object_becomes_modified(store: Store, tmp_path: Path) -> None:
+    ingest_files(store, [write(tmp_path, "1.json", service("a"))], when=T0)
+    ingest_files(store, [write(tmp_path, "2.json", service("a", rv="2",
+                                                           cluster_ip="10.96.0.9"))], when=T0)
+    assert names(store) == [(ADDED, "Service", "a"), (MODIFIED, "Service", "a")]
+    assert Record("a.default.svc", A, ("10.96.0.9",)) in records(store)
+
+
+def test_recreated_object_with_new_uid_is_deleted_then_added(store: Store,
+                                                             tmp_path: Path) -> None:
+    ingest_files(store, [write(tmp_path, "1.json", service("a"))], when=T0)
+    again = service("a", rv="7")
+    again["metadata"]["uid"] = "uid-new"
+    ingest_files(store, [write(tmp_path, "2.json", again)], when=T0)
+    assert [(e.type, e.uid) for e in store.select_events()] == [
+        (ADDED, "uid-default-a"), (DELETED, "uid-default-a"), (ADDED, "uid-new")]
+
+
+def test_watch_stream_is_stored_with_its_types(store: Store, tmp_path: Path) -> None:
+    events = [{"type": "ADDED", "object": service("a")},
+              {"type": "MODIFIED", "object": service("a", rv="2", cluster_ip="10.96.0.2")},
+              {"type": "DELETED", "object": service("a", rv="3", cluster_ip="10.96.0.2")}]
+    path = write(tmp_path, "w.json", "\n".join(json.dumps(e) for e in events))
+    report = ingest_files(store, [path], when=T0)
+    assert report.new_events == 3
+    assert names(store) == [(ADDED, "Service", "a"), (MODIFIED, "Service", "a"),
+                            (DELETED, "Service", "a")]
+    assert not [r for r in records(store) if r.owner.endswith("default.svc")]
+    assert ingest_files(store, [path], when=T0).new_events == 0
+
+
+def test_snapshot_deletes_what_vanished(store: Store, tmp_path: Path) -> None:
+    both = write(tmp_path, "both.json", {"kind": "List", "items": [
+        service("a"), service("b"), slice_("a-1", "a", ["10.0.0.1"])]})
+    ingest_files(store, [both], snapshot=True, when=T0)
+    only_a = write(tmp_path, "a.json", {"kind": "ServiceList", "items": [service("a")]})
+    report = ingest_files(store, [only_a], snapshot=True, when=T0)
+    assert report.deleted_by_snapshot == 1
+    # The EndpointSlice kind was not in this snapshot: it is left alone.
+    assert names(store)[-1] == (DELETED, "Service", "b")
+    assert store.heads()[("EndpointSlice", "default", "a-1")].deleted is False
+    deleted = store.select_events()[-1]
+    assert json.loads(deleted.object_json)["metadata"]["name"] == "b"
+    # Repeating the snapshot changes nothing.
+    assert ingest_files(store, [only_a], snapshot=True, when=T0).new_events == 0
+
+
+def test_empty_typed_list_snapshot_deletes_every_object_of_that_kind(
+        store: Store, tmp_path: Path) -> None:
+    ingest_files(store, [write(tmp_path, "a.json", {"kind": "List", "items": [
+        service("a"), service("b")]})], when=T0)
+    report = ingest_files(store, [write(tmp_path, "e.json", {"kind": "ServiceList",
+                                                            "items": []})],
+                          snapshot=True, when=T0)
+    assert report.deleted_by_snapshot == 2
+
+
+def test_without_snapshot_nothing_is_deleted(store: Store, tmp_path: Path) -> None:
+    ingest_files(store, [write(tmp_path, "a.json", {"kind": "List", "items": [
+        service("a"), service("b")]})], when=T0)
+    ingest_files(store, [write(tmp_path, "b.json", service("a"))], when=T0)
+    assert all(e.type == ADDED for e in store.select_events())
+
+
+def test_other_kinds_are_counted_and_skipped(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path, "mixed.json", {"kind": "List", "items": [
+        service("a"), {"kind": "ConfigMap", "metadata": {"name": "x", "uid": "u"}},
+        {"kind": "Pod", "metadata": {"name": "p", "uid": "u2"}},
+        {"kind": "Pod", "metadata": {"name": "q", "uid": "u3"}}]})
+    report = ingest_files(store, [path], when=T0)
+    assert report.new_events == 1
+    assert report.skipped_kinds == {"ConfigMap": 1, "Pod": 2}
+    assert "skipped other kinds: 1 ConfigMap, 2 Pod" in report.summary()
+
+
+def test_managed_fields_are_stripped(store: Store, tmp_path: Path) -> None:
+    obj = service("a")
+    obj["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    obj["metadata"]["labels"] = {"app": "a"}
+    ingest_files(store, [write(tmp_path, "a.json", obj)], when=T0)
+    stored = json.loads(store.select_events()[0].object_json)
+    assert "managedFields" not in stored["metadata"]
+    assert stored["metadata"]["labels"] == {"app": "a"}
+
+
+def test_stdin(store: Store) -> None:
+    report = ingest_files(store, ["-"], stdin=io.StringIO(json.dumps(service("a"))), when=T0)
+    assert report.new_events == 1
+
+
+def test_hand_made_objects_without_resource_version_are_idempotent(
+        store: Store, tmp_path: Path) -> None:
+    obj = service("a")
+    del obj["metadata"]["resourceVersion"]
+    path = write(tmp_path, "a.json", obj)
+    assert ingest_files(store, [path], when=T0).new_events == 1
+    assert ingest_files(store, [path], when=T0).new_events == 0
+    obj["spec"]["clusterIP"] = "10.96.0.77"
+    assert ingest_files(store, [write(tmp_path, "b.json", obj)], when=T0).new_events == 1
+    assert store.select_events()[-1].type == MODIFIED
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def test_missing_file(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"nope\.json: does not exist"):
+        ingest_files(store, [str(tmp_path / "nope.json")])
+
+
+def test_truncated_stream_stores_nothing(store: Store, tmp_path: Path) -> None:
+    good = write(tmp_path, "good.json", service("keep"))
+    ingest_files(store, [good], when=T0)
+    lines = "\n".join(json.dumps({"type": "ADDED", "object": service(f"s{i}")})
+                      for i in range(5))
+    bad = write(tmp_path, "bad.json", lines[:-30])
+    with pytest.raises(InvalidInput, match="bad.json"):
+        ingest_files(store, [bad], snapshot=True)
+    # Nothing from the broken input, and nothing already stored was lost.
+    assert names(store) == [(ADDED, "Service", "keep")]
+
+
+def test_not_utf8(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "bin.json"
+    path.write_bytes(b"\xff\xfe\x00{garbage")
+    with pytest.raises(InvalidInput, match="bin.json: not UTF-8"):
+        ingest_files(store, [str(path)])
+
+
+@pytest.mark.parametrize(("obj", "message"), [
+    ({"kind": "Service", "metadata": {"uid": "u"}, "spec": {}}, "metadata.name is missing"),
+    ({"kind": "Service", "metadata": {"name": "x"}, "spec": {}}, "metadata.uid is missing"),
+    ({"kind": "Service"}, "no metadata"),
+    ({"kind": "EndpointSlice", "metadata": {"name": "x", "uid": "u"}, "addressType": "IPX"},
+     "addressType"),
+    ({"kind": "Service", "metadata": {"name": "x", "uid": "u"}, "spec": {"ports": 7}},
+     "spec.ports is not a list"),
+])
+def test_invalid_objects_are_skipped_with_a_warning_naming_them(
+        store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        obj: dict[str, Any], message: str) -> None:
+    path = write(tmp_path, "odd.json", {"kind": "List", "items": [obj, service("fine")]})
+    with caplog.at_level(logging.WARNING, logger="zonegen"):
+        report = ingest_files(store, [path], when=T0)
+    assert report.invalid == 1
+    assert report.new_events == 1
+    assert any(message in r.getMessage() and "odd.json" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_service_with_invalid_port_keeps_its_other_records(
+        store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    svc = service("a", ports=[{"name": "http", "port": 80}, {"name": "bad", "port": 70000},
+                              {"name": "worse", "port": "eighty"}])
+    with caplog.at_level(logging.WARNING, logger="zonegen"):
+        ingest_files(store, [write(tmp_path, "a.json", svc)], when=T0)
+    assert any("invalid number 70000" in r.getMessage() for r in caplog.records)
+    got = {r for r in records(store) if r.owner.endswith("a.default.svc")}
+    assert got == {
+        Record("a.default.svc", A, ("10.96.0.1",)),
+        Record("a.default.svc", SRV, (0, 33, 80, "a.default.svc")),
+        Record("_http._tcp.a.default.svc", SRV, (0, 100, 80, "a.default.svc")),
+    }
+
+
+def test_slice_pointing_at_no_service_publishes_nothing_until_it_appears(
+        store: Store, tmp_path: Path) -> None:
+    ingest_files(store, [write(tmp_path, "s.json", slice_("x-1", "x", ["10.0.0.9"]))],
+                 when=T0)
+    assert not [r for r in records(store) if "x.default" in r.owner]
+    ingest_files(store, [write(tmp_path, "x.json", service("x", cluster_ip="None"))],
+                 when=T0)
+    assert Record("x.default.svc", A, ("10.0.0.9",)) in records(store)
+
+
+def test_invalid_hostname_falls_back_to_the_dashed_address(
+        store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    objs = [service("h", cluster_ip="None"),
+            slice_("h-1", "h", ["10.0.0.5"], hostname="Not_Valid!")]
+    with caplog.at_level(logging.WARNING, logger="zonegen"):
+        ingest_files(store, [write(tmp_path, "h.json", {"kind": "List", "items": objs})],
+                     when=T0)
+    assert Record("10-0-0-5.h.default.svc", A, ("10.0.0.5",)) in records(store)
+    assert any("Not_Valid!" in r.getMessage() or "not_valid!" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_label_over_63_octets_is_skipped(store: Store, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    long_port = "p" * 63  # "_" + 63 characters is a 64-octet label
+    svc = service("l", ports=[{"name": long_port, "port": 81}, {"name": "ok", "port": 82}])
+    with caplog.at_level(logging.WARNING, logger="zonegen"):
+        ingest_files(store, [write(tmp_path, "l.json", svc)], when=T0)
+    owners = {r.owner for r in records(store)}
+    assert "_ok._tcp.l.default.svc" in owners
+    assert not [o for o in owners if long_port in o]
+    assert any("Service default/l" in r.getMessage() for r in caplog.records)
