@@ -218,7 +218,7 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
 @click.option("--at", "at", default=None, metavar="TIME",
               help="Export the zone as it was at this time (ISO 8601; UTC if no zone).")
 @click.pass_context
-def export(ctx: click.Context, output: str | None, serial: int | None, at: str | None,
+def export(ctx: click.Context, /, output: str | None, serial: int | None, at: str | None,
            **kwargs: Any) -> None:
     """Write the zone as an RFC 1035 master file."""
     from zonegen.export import export_zone
@@ -236,7 +236,7 @@ def export(ctx: click.Context, output: str | None, serial: int | None, at: str |
 @main.command()
 @zone_options
 @click.pass_context
-def demo(ctx: click.Context, **kwargs: Any) -> None:
+def demo(ctx: click.Context, /, **kwargs: Any) -> None:
     """Ingest a built-in sample cluster into a temporary database and print its zone."""
     from zonegen.demo import run_demo
 

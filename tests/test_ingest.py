@@ -16,7 +16,7 @@ import yaml
 from zonegen import ingest
 from zonegen.errors import InvalidInput
 from zonegen.ingest import ingest_files, read_items
-from zonegen.model import A, ADDED, DELETED, MODIFIED, SRV, Record
+from zonegen.model import ADDED, DELETED, MODIFIED, SRV, A, Record
 from zonegen.runner import ProjectionRunner
 from zonegen.store import Store
 

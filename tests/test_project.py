@@ -817,3 +817,18 @@ def test_fold_equals_rebuild(prefix: list[Change], rest: list[Change]) -> None:
         if not (r.rtype == model.PTR and r.owner in cluster_owners
                 and str(r.rdata[0]).count(".") == 3)}
     assert total == Diff(records - initial, initial - records)
+
+
+def test_headless_slice_without_published_addresses_beside_one_with() -> None:
+    """Regression (found by the fold/rebuild property): an empty slice carrying a named
+    port that no published address shares must not break the Service's SRVs."""
+    service = svc("s2", headless=True)
+    empty = eps("e1", "s2", ports=(port("http", 53),))
+    full = eps("e2", "s2", ep("10.0.0.1"), ports=(port("dns", 53, "UDP"),))
+    assert records_for_service(service, [empty, full]) == frozenset({
+        Record("s2.default.svc", model.A, ("10.0.0.1",)),
+        Record("10-0-0-1.s2.default.svc", model.A, ("10.0.0.1",)),
+        Record("1.0.0.10.in-addr.arpa.", model.PTR, ("10-0-0-1.s2.default.svc",)),
+        Record("s2.default.svc", SRV, (0, 100, 53, "10-0-0-1.s2.default.svc")),
+        Record("_dns._udp.s2.default.svc", SRV, (0, 100, 53, "10-0-0-1.s2.default.svc")),
+    })

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from zonegen.errors import StoreError, UnknownSerial
-from zonegen.model import A, ADDED, DELETED, MODIFIED, SERVICE, Event, Record, RecordChange
+from zonegen.model import ADDED, DELETED, MODIFIED, SERVICE, A, Event, Record, RecordChange
 from zonegen.store import PROJECTION, Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,9 +78,13 @@ class TestEventLog:
             ("a", "2")]
 
     def test_appending_transaction_is_all_or_nothing(self, store: Store) -> None:
-        with pytest.raises(RuntimeError), store.appending() as appender:
-            appender.append([ev("a", "1")])
-            raise RuntimeError("input turned out truncated")
+        def truncated_input() -> None:
+            with store.appending() as appender:
+                appender.append([ev("a", "1")])
+                raise RuntimeError("input turned out truncated")
+
+        with pytest.raises(RuntimeError):
+            truncated_input()
         assert store.max_event_seq() == 0
         with store.appending() as appender:
             appender.append([ev("a", "1")])

@@ -254,6 +254,8 @@ def _headless(service: Service, base: str, slices: list[EndpointSlice],
     w_bare = srv_weight(n_bare)
     srv_owners = _SrvOwners(service, warnings)
     for pubs, sl in published:
+        if not pubs:
+            continue  # nothing published from this slice, and n_named never saw it
         kind, obj_name = _slice_origin(sl)
         # RECORDS.md: a headless SRV uses the port of the slice that holds the address;
         # a port without a number gives no SRV; the Service's own spec.ports play no part.

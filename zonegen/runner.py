@@ -52,6 +52,15 @@ class RebuildReport:
     extra: frozenset[Record]  # in the rebuild, not in the current projection
     seconds: float
 
+    def summary(self) -> str:
+        rate = self.records / self.seconds if self.seconds else 0.0
+        head = (f"replayed {self.events} events into {self.records} records in "
+                f"{self.seconds:.2f}s ({rate:,.0f} records/s): ")
+        if self.identical:
+            return head + "identical to the current projection"
+        return head + (f"DIFFERS from the current projection ({len(self.missing)} missing, "
+                       f"{len(self.extra)} extra)")
+
 
 class ProjectionRunner:
     """Owns one in-memory :class:`project.Projection` kept level with the store."""
