@@ -1,0 +1,220 @@
+"""The projection runner: exactly-once folding, serials, DNS-invisible changes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zonegen.errors import StoreError
+from zonegen.ingest import ingest_files
+from zonegen.model import MODIFIED, SERVICE, TXT, A, Event, Record
+from zonegen.runner import ProjectionRunner
+from zonegen.serial import is_after
+from zonegen.store import PROJECTION, Store
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+APEX = Record("dns-version", TXT, ("1.1.0",), 28800)
+
+
+class Clock:
+    """A test clock the test moves by hand (it may even go backwards)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'z.db'}"
+
+
+def headless(name: str = "db", rv: str = "1", **meta: Any) -> dict[str, Any]:
+    return {"kind": "Service",
+            "metadata": {"name": name, "namespace": "shop", "uid": f"u-{name}",
+                         "resourceVersion": rv, **meta},
+            "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}}
+
+
+def slice_(rv: str = "1", ready: bool | None = True, addresses: tuple[str, ...] = ("10.0.0.1",),
+           **meta: Any) -> dict[str, Any]:
+    conditions = {} if ready is None else {"ready": ready}
+    return {"kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": "db-1", "namespace": "shop", "uid": "u-db-1",
+                         "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": "db"}, **meta},
+            "endpoints": [{"addresses": [a], "conditions": conditions, "hostname": f"db-{i}"}
+                          for i, a in enumerate(addresses)],
+            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]}
+
+
+def ingest(store: Store, tmp_path: Path, *objs: dict[str, Any], clock: Clock | None = None
+           ) -> None:
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"kind": "List", "items": list(objs)}))
+    ingest_files(store, [str(path)], project=False)
+    ProjectionRunner(store, clock=clock or Clock(T0.timestamp())).catch_up()
+
+
+def test_first_catch_up_publishes_the_apex_even_with_no_events(db: str) -> None:
+    store = Store.open(db)
+    runner = ProjectionRunner(store, clock=Clock(1_700_000_000))
+    made = runner.catch_up()
+    assert [v.serial for v in made] == [1_700_000_000]
+    assert store.records_at(made[0].version_id) == {APEX}
+    assert runner.catch_up() == []
+
+
+def test_one_version_per_batch_with_causes(db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_())
+    version = store.latest_version()
+    assert version is not None
+    journal = store.journal(0)
+    assert len(journal) == 1
+    added = {c.record: c.cause_seq for c in version.changes} or {
+        r: 0 for r in journal[0].added}
+    assert Record("db.shop.svc", A, ("10.0.0.1",)) in added
+    history = store.record_changes_for(["db-0.db.shop.svc"])
+    # The pod's A record was caused by the EndpointSlice event (seq 2), not the Service.
+    assert [(ch.added, ch.record.rdata, ch.cause_seq) for _, ch in history] == [
+        (True, ("10.0.0.1",), 2)]
+
+
+@pytest.mark.parametrize("mutate", [
+    pytest.param(lambda s, e: (s["metadata"].update(labels={"team": "x"}), e), id="labels"),
+    pytest.param(lambda s, e: (s["metadata"].update(annotations={"a": "b"}), e),
+                 id="annotations"),
+    pytest.param(lambda s, e: (e["metadata"].update(
+        managedFields=[{"manager": "kube-controller-manager"}]), s), id="managedFields"),
+    pytest.param(lambda s, e: (e["endpoints"][0].update(nodeName="node-7"), s), id="nodeName"),
+    pytest.param(lambda s, e: (e["endpoints"][0].update(
+        targetRef={"kind": "Pod", "name": "db-0"}), s), id="targetRef"),
+    pytest.param(lambda s, e: (e["endpoints"][0]["conditions"].update(
+        serving=False, terminating=True), s), id="serving-terminating"),
+    pytest.param(lambda s, e: (s, e), id="resourceVersion-only"),
+    pytest.param(lambda s, e: (s.update(status={"loadBalancer": {}}), e), id="status"),
+])
+def test_dns_invisible_changes_make_no_new_serial(
+        db: str, tmp_path: Path,
+        mutate: Callable[[dict[str, Any], dict[str, Any]], object]) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_())
+    before = store.latest_version()
+    svc, sl = headless(rv="2"), slice_(rv="2")
+    mutate(svc, sl)
+    ingest(store, tmp_path, svc, sl, clock=Clock(T0.timestamp() + 60))
+    # The events are stored (the log is complete) but no zone version was made.
+    assert [e.type for e in store.select_events()][-2:] == [MODIFIED, MODIFIED]
+    assert store.latest_version() == before
+    assert store.max_tracking_seq() == store.max_event_seq()
+
+
+def test_not_ready_to_not_ready_makes_no_new_serial(db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_(ready=False, addresses=("10.0.0.1", "10.0.0.2")))
+    before = store.latest_version()
+    changed = slice_(rv="2", ready=False, addresses=("10.0.0.1", "10.0.0.3"))
+    ingest(store, tmp_path, changed, clock=Clock(T0.timestamp() + 60))
+    assert store.latest_version() == before
+
+
+def test_readiness_change_makes_a_new_serial(db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_(ready=False))
+    before = store.latest_version()
+    ingest(store, tmp_path, slice_(rv="2", ready=None), clock=Clock(T0.timestamp() + 60))
+    after = store.latest_version()
+    assert before is not None
+    assert after is not None
+    assert is_after(after.serial, before.serial)
+    journal = store.journal(before.version_id)
+    assert Record("db-0.db.shop.svc", A, ("10.0.0.1",)) in journal[0].added
+    assert journal[0].removed == ()
+
+
+def test_serials_stay_monotonic_across_restarts_even_when_the_clock_goes_back(
+        db: str, tmp_path: Path) -> None:
+    serials = []
+    for i, now in enumerate([2_000_000_000, 1_000_000_000, 2_000_000_000, 5]):
+        store = Store.open(db)  # a restart: a new process would do exactly this
+        ingest(store, tmp_path, headless(),
+               slice_(rv=str(i + 1), addresses=(f"10.0.0.{i + 1}",)), clock=Clock(now))
+        version = store.latest_version()
+        assert version is not None
+        serials.append(version.serial)
+        store.close()
+    assert serials[0] == 2_000_000_000
+    for earlier, later in zip(serials, serials[1:], strict=False):
+        assert is_after(later, earlier)
+    assert len(set(serials)) == 4
+
+
+def test_a_restarted_runner_resumes_from_its_checkpoint(db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_())
+    first = ProjectionRunner(store)
+    assert first.catch_up() == []
+    ingest_files(store, [_write(tmp_path, slice_(rv="2", addresses=("10.0.0.9",)))],
+                 project=False)
+    second = ProjectionRunner(store, clock=Clock(T0.timestamp() + 5))
+    made = second.catch_up()
+    assert len(made) == 1
+    assert Record("db-0.db.shop.svc", A, ("10.0.0.9",)) in second.projection.records()
+    assert Record("db-0.db.shop.svc", A, ("10.0.0.1",)) not in second.projection.records()
+    # Each event was projected exactly once.
+    assert store.max_tracking_seq() == store.max_event_seq()
+
+
+def test_two_runners_cannot_publish_the_same_events(db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless())
+    a, b = ProjectionRunner(store), ProjectionRunner(store)
+    a.catch_up()
+    b.catch_up()
+    ingest_files(store, [_write(tmp_path, slice_())], project=False)
+    a.catch_up()
+    with pytest.raises(StoreError, match="checkpoint moved"):
+        b.catch_up()
+
+
+def test_rebuild_from_scratch_is_identical(db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_())
+    ingest(store, tmp_path, slice_(rv="2", addresses=("10.0.0.2", "10.0.0.3")))
+    ingest(store, tmp_path, headless(name="gone"))
+    ingest_files(store, [_write(tmp_path, {"kind": "List", "items": [
+        headless(), slice_(rv="2", addresses=("10.0.0.2", "10.0.0.3"))]})],
+        snapshot=True)
+    report = ProjectionRunner(store).rebuild()
+    assert report.identical
+    assert report.events == store.max_event_seq()
+    assert report.records == len(ProjectionRunner(store).projection.records())
+    assert "identical" in report.summary()
+
+
+def test_stored_object_the_reducers_reject_is_projected_as_absent(
+        db: str, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store.open(db)
+    store.append_events([Event(0, T0, "t", "ADDED", SERVICE, "ns", "x", "u", "1",
+                               '{"kind": "Service", "metadata": {"name": "x"}}')])
+    warnings: list[str] = []
+    runner = ProjectionRunner(store, on_warning=warnings.append)
+    runner.catch_up()
+    assert runner.projection.records() == {APEX}
+    assert any("event 1" in w and "uid" in w for w in warnings)
+    assert store.max_tracking_seq(PROJECTION) == 1
+
+
+def _write(tmp_path: Path, obj: dict[str, Any]) -> str:
+    path = tmp_path / f"obj-{id(obj)}.json"
+    path.write_text(json.dumps(copy.deepcopy(obj)))
+    return str(path)
