@@ -169,6 +169,10 @@ class _Gone(Exception):
     """The resourceVersion we asked for is compacted (HTTP 410 or an ERROR event)."""
 
 
+class _Halted(Exception):
+    """Shutdown interrupted a list between pages."""
+
+
 class _StreamFailed(Exception):
     """A request or stream failed in a way a reconnect may cure."""
 
@@ -517,6 +521,8 @@ class Watcher:
                 log.info("%s: %s; relisting", unit.label, e)
                 cursor.rv = None
                 self._pause(delay)
+            except _Halted:
+                return
             except _StreamFailed as e:
                 if self._halt.is_set():
                     return
@@ -632,6 +638,8 @@ class Watcher:
             cont = meta.get("continue") or None
             if not cont:
                 break
+            if self._halt.is_set():
+                raise _Halted  # no resume point: the next run lists again
         now = self._now()
         for key, head in heads.items():
             if key not in seen and not head.deleted:
@@ -668,6 +676,7 @@ class Watcher:
         with self._lock:
             self._responses.add(resp)
         lines = 0
+        complete = False
         try:
             if self._halt.is_set():
                 return True
@@ -675,7 +684,8 @@ class Watcher:
                 lines += 1
                 cursor.rv = self._on_line(unit, line, cursor.rv or "")
                 if self._halt.is_set():
-                    break
+                    return True
+            complete = True
         except (urllib3.exceptions.HTTPError, OSError) as e:
             if self._halt.is_set():
                 return True
@@ -684,7 +694,12 @@ class Watcher:
             with self._lock:
                 self._responses.discard(resp)
             with contextlib.suppress(Exception):
-                resp.release_conn()
+                # A fully read stream may keep its connection; one left mid-body (410,
+                # shutdown, error) must not go back to the pool with unread bytes.
+                if complete:
+                    resp.release_conn()
+                else:
+                    resp.close()
         log.debug("%s: watch ended after %d lines; reconnecting", unit.label, lines)
         return lines > 0 or time.monotonic() - started >= 1.0
 
