@@ -47,7 +47,6 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     handler.setFormatter(_WarningFormatter())
     logger = logging.getLogger("zonegen")
     logger.handlers[:] = [handler]
-    logger.propagate = False
     if quiet:
         logger.setLevel(logging.ERROR)
     else:

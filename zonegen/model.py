@@ -364,7 +364,7 @@ class Record:
 
     def to_row(self) -> dict[str, Any]:
         return {"owner": self.owner, "rtype": self.rtype, "ttl": self.ttl,
-                "rdata": json.dumps(list(self.rdata), separators=(",", ":"))}
+                "rdata": encode_rdata(self.rdata)}
 
     @classmethod
     def from_row(cls, owner: str, rtype: int, rdata: str, ttl: int | None) -> Record:
@@ -372,6 +372,9 @@ class Record:
 
 
 RecordSet = frozenset[Record]
+
+encode_rdata = json.JSONEncoder(separators=(",", ":")).encode
+"""rdata as stored: compact JSON (a tuple of str and int round-trips exactly)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +421,16 @@ class ZoneVersion:
 
 
 def canonical_ip(text: str) -> str | None:
-    """The canonical text of an IP address (RFC 5952 for IPv6), or None."""
+    """The canonical text of an IP address (RFC 5952 for IPv6), or None.
+
+    Dotted-quad IPv4 already in canonical form (nearly every address Kubernetes sends)
+    is recognised with string checks: ``ipaddress`` costs ~13 us an address, a quarter
+    of reducing a 100-endpoint EndpointSlice."""
+    parts = text.split(".")
+    if len(parts) == 4 and all(
+            p.isdigit() and p.isascii() and (p == "0" or p[0] != "0") and len(p) <= 3
+            and int(p) <= 255 for p in parts):
+        return text
     try:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:

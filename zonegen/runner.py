@@ -202,9 +202,10 @@ class ProjectionRunner:
 
 
 def _sorted(records: Iterable[Record]) -> list[Record]:
-    return sorted(records, key=lambda r: (r.owner, r.rtype, str(r.rdata)))
+    # One rtype always has one rdata shape, so the tuples compare field by field.
+    return sorted(records, key=lambda r: (r.owner, r.rtype, r.rdata))
 
 
 def _ordered(causes: dict[Record, int]) -> list[tuple[Record, int]]:
     return sorted(causes.items(), key=lambda item: (item[1], item[0].owner, item[0].rtype,
-                                                    str(item[0].rdata)))
+                                                    item[0].rdata))
