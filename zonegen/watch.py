@@ -529,7 +529,7 @@ class Watcher:
                 delay = backoff.next()
                 with self._lock:
                     self.report.reconnects += 1
-                log.warning("%s: Kubernetes API server %s: %s; reconnecting in %.1f s",
+                log.warning("%s: Kubernetes API server %s: %s; reconnecting in %.2f s",
                             unit.label, self.cluster.host, e, delay)
                 self._pause(delay)
             except BaseException as e:  # a bug or a store failure: stop everything
@@ -608,6 +608,8 @@ class Watcher:
             except ValueError:
                 raise _StreamFailed("list response is not JSON") from None
             del body
+            if not isinstance(page, dict):
+                raise _StreamFailed("list response is not a JSON object")
             meta = page.get("metadata") or {}
             if not cont:
                 list_rv = str(meta.get("resourceVersion") or "")
@@ -615,12 +617,18 @@ class Watcher:
             for item in page.get("items") or ():
                 if not isinstance(item, dict):
                     continue
+                key = _raw_key(unit.kind, item)
+                if key is not None:
+                    known = heads.get(key)
+                    if (known is not None and not known.deleted
+                            and (known.uid, known.resource_version) == _raw_version(item)):
+                        seen.add(key)  # unchanged: skip the decode work of a relist
+                        continue
                 # List items omit kind/apiVersion; a stored object should say what it is.
                 item.setdefault("kind", res.kind)
                 item.setdefault("apiVersion", res.api_version)
                 event = self._event(unit.kind, ADDED, item, now)
                 if event is None:
-                    key = _raw_key(unit.kind, item)
                     if key is not None:
                         seen.add(key)  # malformed now, but it exists: keep its last state
                     continue
@@ -910,6 +918,14 @@ def _retype(event: Event, typ: str) -> Event:
     return Event(event.seq, event.received_at, event.source, typ, event.kind,
                  event.namespace, event.name, event.uid, event.resource_version,
                  event.object_json)
+
+
+def _raw_version(obj: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(uid, resourceVersion) straight from metadata, before any validation."""
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping):
+        return (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
+    return None
 
 
 def _raw_key(kind: str, obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
