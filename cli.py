@@ -415,5 +415,68 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
                            keep_versions=keep_versions).summary())
 
 
+# --------------------------------------------------------------------------- serve
+
+
+@main.command()
+@zone_options
+@click.option("--extra-zone", "extra_zones", multiple=True, metavar="ZONE",
+              help="Also serve ZONE (e.g. 10.in-addr.arpa) from the same log at the same "
+                   "serial, with the same SOA/NS options (repeatable).")
+@click.option("--listen", multiple=True, metavar="HOST:PORT",
+              help="Address to answer on, UDP and TCP (repeatable; IPv6 as [::1]:5353). "
+                   "Default 127.0.0.1:5353.")
+@click.option("--allow-transfer", multiple=True, metavar="CIDR",
+              help="Clients allowed AXFR/IXFR (repeatable). Default 127.0.0.0/8 and ::1.")
+@click.option("--tsig-key", "tsig_keys", multiple=True, metavar="NAME:ALGORITHM:SECRET",
+              help="TSIG key (repeatable); when any is given, transfers must be signed.")
+@click.option("--tsig-keyfile", "tsig_keyfiles", multiple=True,
+              type=click.Path(dir_okay=False), metavar="FILE",
+              help='TSIG keys in BIND syntax: key "name" { algorithm hmac-sha256; '
+                   'secret "..."; }; (repeatable).')
+@click.option("--notify", multiple=True, metavar="HOST:PORT",
+              help="Secondary to NOTIFY on every new serial (repeatable); signed with the "
+                   "first TSIG key when keys are configured.")
+@click.option("--poll", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between checks of the database for new zone versions.")
+@click.option("--max-transfers", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Concurrent AXFR/IXFR at most.")
+@click.option("--watch", "watch_cluster", is_flag=True,
+              help="Also watch Kubernetes in this process (see `zonegen watch`).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+              help="With --watch: kubeconfig file.")
+@click.option("--context", default=None, help="With --watch: kubeconfig context.")
+@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
+              help="With --watch: only this namespace (repeatable).")
+@click.option("--endpoints", "legacy_endpoints", is_flag=True,
+              help="With --watch: legacy v1 Endpoints instead of EndpointSlices.")
+@click.option("--source", default=None, help="With --watch: source name of the events.")
+@click.pass_context
+def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str, ...],
+          allow_transfer: tuple[str, ...], tsig_keys: tuple[str, ...],
+          tsig_keyfiles: tuple[str, ...], notify: tuple[str, ...], poll: float,
+          max_transfers: int, watch_cluster: bool, kubeconfig: str | None,
+          context: str | None, namespaces: tuple[str, ...], legacy_endpoints: bool,
+          source: str | None, **kwargs: Any) -> None:
+    """Serve the zone over DNS: answers, AXFR, IXFR and NOTIFY, until SIGINT/SIGTERM.
+
+    New zone versions written to the database by `zonegen watch` or `zonegen ingest`
+    are served within --poll seconds and NOTIFYed to every --notify secondary.
+    """
+    from zonegen.serve import WatchConfig, serve_command, serve_options
+    from zonegen.watch import WatchOptions
+
+    options = serve_options(listen=listen, allow_transfer=allow_transfer,
+                            tsig_keys=tsig_keys, tsig_keyfiles=tsig_keyfiles, notify=notify,
+                            poll=poll, max_transfers=max_transfers)
+    watch_config = WatchConfig(kubeconfig, context, WatchOptions(
+        namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source)
+    ) if watch_cluster else None
+    report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
+                           options=options, watch=watch_config,
+                           ready=lambda line: click.echo(line, err=True))
+    click.echo(report.summary())
+
+
 if __name__ == "__main__":
     main()
