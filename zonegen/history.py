@@ -82,7 +82,8 @@ class HistoryEntry:
     already there when kept history begins (after ``compact``), stamped with the oldest
     kept version. ``cause`` is the event whose projection made the change; None when the
     record is an apex record of zonegen itself (``cause_seq`` 0) or the event was
-    compacted away (``cause_seq`` still says which one it was).
+    compacted away (``cause_seq`` still says which one it was; -1 when even that is
+    gone: a "present" record that the oldest kept version removed).
     """
 
     time: datetime
@@ -307,7 +308,7 @@ def _present_at_start(store: Store, start: HistoryStart, owners: list[str],
         if ch.added:
             snap.pop(ch.record, None)
         else:
-            snap[ch.record] = ch.cause_seq
+            snap[ch.record] = -1  # its adding change was compacted away with its event
     refs = store.event_refs(snap.values())
     v = start.version
     return [_entry(v.created_at, v.serial, "present", full, rec, config, cause,
@@ -669,6 +670,8 @@ def _iso(when: datetime) -> str:
 
 def _ref_text(ref: EventRef | None, seq: int) -> str:
     if ref is None:
+        if seq < 0:
+            return "unknown (added before kept history)"
         return "zonegen (apex record)" if seq == 0 else f"event {seq} (compacted)"
     return (f"{ref.kind} {ref.namespace}/{ref.name} rv={ref.resource_version} "
             f"{ref.type} seq={ref.seq}")
@@ -676,7 +679,7 @@ def _ref_text(ref: EventRef | None, seq: int) -> str:
 
 def _ref_json(ref: EventRef | None, seq: int) -> dict[str, Any] | None:
     if ref is None:
-        return None if seq == 0 else {"seq": seq, "compacted": True}
+        return None if seq == 0 else {"seq": seq if seq > 0 else None, "compacted": True}
     return {"seq": ref.seq, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
             "uid": ref.uid, "resourceVersion": ref.resource_version, "event": ref.type,
             "received": _iso(ref.received_at), "source": ref.source}
