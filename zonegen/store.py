@@ -896,8 +896,9 @@ class Store:
     def compact(self, base_version_id: int, now: datetime) -> CompactionStats:
         """Make ``base_version_id`` the oldest kept version, in one transaction: snapshot
         its record set, delete older versions with their changes and snapshots, and
-        delete the events they consumed except the newest one of each live object (the
-        projection loads those: ``iter_latest_events``). Logs the compaction.
+        delete the events they consumed, except any that is still the newest event of a
+        live object up to the projection checkpoint (the projection loads those:
+        ``iter_latest_events``). Logs the compaction.
 
         :raises UnknownSerial: the version does not exist.
         """
@@ -919,9 +920,13 @@ class Store:
                 record_snapshots.c.version_id < base_version_id))
             versions = conn.execute(zone_versions.delete().where(
                 zone_versions.c.id < base_version_id)).rowcount
+            # The projection loads the newest event <= its checkpoint of each live
+            # object; an older event is only needed when it is that one.
+            checkpoint = conn.execute(sa.select(trackings.c.last_seq).where(
+                trackings.c.name == PROJECTION)).scalar() or 0
             newest = (
                 sa.select(sa.func.max(events.c.seq).label("seq"))
-                .where(events.c.seq <= upto)
+                .where(events.c.seq <= max(int(upto), int(checkpoint)))
                 .group_by(events.c.kind, events.c.namespace, events.c.name)
             ).subquery()
             keep = (sa.select(events.c.seq).join(newest, newest.c.seq == events.c.seq)
