@@ -20,7 +20,7 @@ from zonegen.clock import Clock
 from zonegen.errors import InvalidName, InvalidObject
 from zonegen.model import DELETED, Change, Event, Record, RecordChange, ZoneVersion, reduce
 from zonegen.serial import next_serial
-from zonegen.store import PROJECTION, Store
+from zonegen.store import PROJECTION, CheckpointMoved, Store
 
 log = logging.getLogger("zonegen")
 
@@ -114,6 +114,20 @@ class ProjectionRunner:
 
         :raises StoreError: the store cannot be read or written.
         """
+        for attempt in range(5):
+            try:
+                return self._catch_up()
+            except CheckpointMoved:
+                # Another zonegen sharing this log (export, project, a second watcher)
+                # projected these events first: its versions are as good as ours.
+                # Reload from the store and fold whatever is still pending.
+                if attempt == 4:
+                    raise
+                log.info("projection checkpoint moved by another zonegen; reloading")
+                self._projection = None
+        raise AssertionError("unreachable")
+
+    def _catch_up(self) -> list[ZoneVersion]:
         made: list[ZoneVersion] = []
         projection = self.projection
         first = self._version is None

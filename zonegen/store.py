@@ -203,6 +203,10 @@ class CompactionStats:
     snapshot_records: int
 
 
+class CheckpointMoved(StoreError):
+    """Another projector sharing this log published the same events first."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectHead:
     """The newest stored event of one object."""
@@ -427,12 +431,15 @@ class Store:
     def _append(self, conn: Connection, new_events: Sequence[Event]) -> AppendResult:
         if not new_events:
             return AppendResult((), 0)
+        # Look up exactly the idempotency keys of this batch (the unique index), not
+        # every event of its objects: an object's history may be long.
         existing: set[tuple[str, str, str]] = set()
-        uids = sorted({e.uid for e in new_events})
-        for chunk in _chunks(uids, 500):
+        keys = sorted({(e.uid, e.resource_version, e.type) for e in new_events})
+        key_cols = sa.tuple_(events.c.uid, events.c.resource_version, events.c.type)
+        for chunk in _chunks(keys, 300):
             rows = conn.execute(
                 sa.select(events.c.uid, events.c.resource_version, events.c.type)
-                .where(events.c.uid.in_(chunk))
+                .where(key_cols.in_(chunk))
             )
             existing.update((r.uid, r.resource_version, r.type) for r in rows)
         fresh: list[Event] = []
@@ -565,7 +572,7 @@ class Store:
                 sa.select(trackings.c.last_seq).where(trackings.c.name == name)
             ).scalar()
             if (current or 0) != from_seq:
-                raise StoreError(
+                raise CheckpointMoved(
                     f"{self.where}: projection checkpoint moved from {from_seq} to {current} "
                     "under us (another zonegen projected these events)")
             if current is None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import urllib3
 
 from zonegen.clock import Clock
-from zonegen.errors import InvalidObject, StoreError, WatchError
+from zonegen.errors import InvalidObject, WatchError
 from zonegen.model import (
     ADDED,
     DELETED,
@@ -889,16 +889,7 @@ class Watcher:
 
     def _project(self, stored: int) -> None:
         """Fold pending events into zone versions and tell ``on_commit`` about them."""
-        try:
-            versions = tuple(self._projection_runner().catch_up())
-        except StoreError as e:
-            if "under us" not in str(e):
-                raise
-            # Another projector (``zonegen export``/``project`` on the same log) moved the
-            # checkpoint: reload from the store and fold what is still pending.
-            log.info("projection checkpoint moved by another zonegen; reloading")
-            self._runner = None
-            versions = tuple(self._projection_runner().catch_up())
+        versions = tuple(self._projection_runner().catch_up())
         with self._lock:
             self.report.versions.extend(versions)
         if self.on_commit is not None:
