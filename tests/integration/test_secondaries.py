@@ -1,0 +1,192 @@
+"""BIND and Knot as real secondaries of ``zonegen serve``: AXFR, NOTIFY + IXFR after a
+change ingested by another process, TSIG, and the transfer ACL.
+
+zonegen serves in-process (a :class:`ServerThread` on a file database); the change comes
+from ``python cli.py ingest`` in a subprocess, as in production where ``zonegen watch``
+writes and ``zonegen serve`` reads."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.rdatatype
+import dns.tsig
+import dns.zone
+import pytest
+
+from tests.integration.conftest import (
+    KEY_NAME,
+    SECRET,
+    Secondary,
+    dig,
+    free_port,
+    needs_knotd,
+    needs_named,
+    start_knotd,
+    start_named,
+    wait_until,
+)
+from zonegen.export import export_zone
+from zonegen.ingest import ingest_files
+from zonegen.model import ZoneConfig
+from zonegen.serve import ServeOptions, ServerThread, StoreFeed, parse_network
+from zonegen.store import Store
+
+pytestmark = [pytest.mark.integration, needs_named, needs_knotd]
+
+ROOT = Path(__file__).resolve().parents[2]
+CONSUL = ROOT / "tests" / "data" / "consul.json"
+ZONE = "cluster.local"
+CONFIG = ZoneConfig()
+KEY = dns.tsig.Key(KEY_NAME, SECRET, dns.tsig.HMAC_SHA256)
+
+
+def moved_pod(tmp_path: Path) -> Path:
+    """consul.json with pod consul-server-2 at a new address (a newer resourceVersion):
+    four records change (service A and per-pod A, old and new); the SRVs stay."""
+    doc = json.loads(CONSUL.read_text())
+    slice_ = copy.deepcopy(next(i for i in doc["items"] if i["kind"] == "EndpointSlice"))
+    slice_["metadata"]["resourceVersion"] = "99999"
+    for ep in slice_["endpoints"]:
+        if ep.get("hostname") == "consul-server-2":
+            ep["addresses"] = ["10.244.2.99"]
+    path = tmp_path / "moved.json"
+    path.write_text(json.dumps(slice_))
+    return path
+
+
+def exported(store: Store) -> dict[tuple[str, str], set[str]]:
+    """``(name, type) -> {rdata text}`` for every A and SRV RRset ``zonegen export``
+    writes (service names, per-pod names, SRV owners)."""
+    out = io.StringIO()
+    export_zone(store, CONFIG, stream=out)
+    zone = dns.zone.from_text(out.getvalue(), ZONE, relativize=False)
+    sets: dict[tuple[str, str], set[str]] = {}
+    for name, node in zone.nodes.items():
+        for rds in node.rdatasets:
+            if rds.rdtype in (dns.rdatatype.A, dns.rdatatype.SRV):
+                sets[(name.to_text(), dns.rdatatype.to_text(rds.rdtype))] = {
+                    rd.to_text() for rd in rds}
+    return sets
+
+
+def assert_answers(sec: Secondary, expected: dict[tuple[str, str], set[str]]) -> None:
+    assert any(t == "SRV" for _, t in expected) and any(
+        n.startswith("consul-server-0.") for n, _ in expected)
+    for (name, rtype), want in expected.items():
+        got = dig(sec.port, name, rtype)
+        assert got == want, f"{sec.kind}: {name} {rtype}: {got} != {want}\n{sec.describe()}"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    st = Store.open(f"sqlite:///{tmp_path / 'zonegen.db'}")
+    ingest_files(st, [str(CONSUL)])
+    yield st
+    st.close()
+
+
+def serve(store: Store, **options: object) -> ServerThread:
+    opts = ServeOptions(listen=(("127.0.0.1", free_port()),), poll=0.05, **options)  # type: ignore[arg-type]
+    return ServerThread(opts, StoreFeed(store, [CONFIG])).start()
+
+
+def test_axfr_then_notify_and_ixfr(store: Store, tmp_path: Path,
+                                   secondaries: list[Secondary]) -> None:
+    named_port, knot_port = free_port(), free_port()
+    server = serve(store, notify=(("127.0.0.1", named_port), ("127.0.0.1", knot_port)))
+    try:
+        port = server.port
+        named = start_named(tmp_path / "named", ZONE, port, port=named_port)
+        secondaries.append(named)
+        knot = start_knotd(tmp_path / "knot", ZONE, port, port=knot_port)
+        secondaries.append(knot)
+        first = server.zones.serial
+        named.wait_serial(first)
+        knot.wait_serial(first)
+        named.wait_log("Transfer completed")
+        expected = exported(store)
+        assert_answers(named, expected)
+        assert_answers(knot, expected)
+
+        # A change committed by another process: serve notices it, NOTIFYs, and both
+        # secondaries fetch it by IXFR.
+        before = store.latest_version()
+        assert before is not None
+        proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--db",
+                               f"sqlite:///{tmp_path / 'zonegen.db'}", "ingest",
+                               str(moved_pod(tmp_path))], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        after = store.latest_version()
+        assert after is not None and after.serial != first
+        change = store.journal(before.version_id)
+        # records of this zone (relative owners); the PTRs belong to the reverse zone
+        size = sum(1 for v in change for r in (*v.added, *v.removed)
+                   if not r.owner.endswith("."))
+        assert size == 4
+        named.wait_serial(after.serial)
+        knot.wait_serial(after.serial)
+
+        named.wait_log("received notify for zone")
+        completed = re.findall(r"Transfer completed: (\d+) messages, (\d+) records",
+                               named.log())
+        assert len(completed) == 2, named.describe()
+        # an IXFR of one version: SOA(new), SOA(old), removed, SOA(new), added, SOA(new)
+        assert int(completed[-1][1]) == size + 4, named.describe()
+        assert (named.directory / f"{ZONE}.db.jnl").exists(), named.describe()
+        knot.wait_log("IXFR, incoming")
+        assert "notify, incoming" in knot.log(), knot.describe()
+
+        expected = exported(store)
+        pod = ("consul-server-2.consul-server.default.svc.cluster.local.", "A")
+        assert expected[pod] == {"10.244.2.99"}
+        assert_answers(named, expected)
+        assert_answers(knot, expected)
+    finally:
+        server.stop()
+
+
+def test_tsig_signed_secondaries_transfer_unsigned_are_refused(
+        store: Store, tmp_path: Path, secondaries: list[Secondary]) -> None:
+    server = serve(store, keys=(KEY,))
+    try:
+        port = server.port
+        serial = server.zones.serial
+        signed = [start_named(tmp_path / "named-key", ZONE, port, key=True),
+                  start_knotd(tmp_path / "knot-key", ZONE, port, key=True)]
+        unsigned = [start_named(tmp_path / "named-nokey", ZONE, port),
+                    start_knotd(tmp_path / "knot-nokey", ZONE, port)]
+        secondaries.extend(signed + unsigned)
+        for sec in signed:
+            sec.wait_serial(serial)
+        unsigned[0].wait_log("REFUSED")
+        unsigned[1].wait_log("REFUSED")
+        for sec in unsigned:
+            assert sec.serial() is None, sec.describe()
+        deadline = time.monotonic() + 10
+        assert wait_until(lambda: server.server.report.refused >= 2, deadline)
+    finally:
+        server.stop()
+
+
+def test_transfer_from_disallowed_address_is_refused(
+        store: Store, tmp_path: Path, secondaries: list[Secondary]) -> None:
+    server = serve(store, allow_transfer=(parse_network("10.255.255.0/24"),))
+    try:
+        named = start_named(tmp_path / "named", ZONE, server.port)
+        knot = start_knotd(tmp_path / "knot", ZONE, server.port)
+        secondaries.extend([named, knot])
+        named.wait_log("REFUSED")
+        knot.wait_log("REFUSED")
+        assert named.serial() is None and knot.serial() is None
+    finally:
+        server.stop()
