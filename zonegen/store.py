@@ -694,31 +694,38 @@ class Store:
 
     def _fold_records(self, conn: Connection, version_id: int) -> dict[Record, int]:
         """Record -> cause_seq as published by ``version_id``: the nearest snapshot at or
-        before it, then every later change up to it, in commit order."""
+        before it, then every later change up to it, in commit order.
+
+        Folds on the stored columns (rdata JSON is written canonically by
+        ``Record.to_row``, so equal records have equal text) and builds ``Record``
+        values only for the survivors: most of a long journal is records that came and
+        went, and decoding their JSON was two thirds of the cost."""
         base = conn.execute(
             sa.select(sa.func.max(record_snapshots.c.version_id))
             .where(record_snapshots.c.version_id <= version_id)
         ).scalar() or 0
-        current: dict[Record, int] = {}
+        current: dict[tuple[str, int, str, int | None], int] = {}
         if base:
             sq = (sa.select(record_snapshots.c.owner, record_snapshots.c.rtype,
                             record_snapshots.c.rdata, record_snapshots.c.ttl,
                             record_snapshots.c.cause_seq)
                   .where(record_snapshots.c.version_id == base))
-            for s in conn.execution_options(yield_per=5000).execute(sq):
-                current[Record.from_row(s.owner, s.rtype, s.rdata, s.ttl)] = int(s.cause_seq)
+            for owner, rtype, rdata, ttl, cause in \
+                    conn.execution_options(yield_per=20000).execute(sq):
+                current[(owner, rtype, rdata, ttl)] = cause
         q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
                        record_changes.c.rdata, record_changes.c.ttl, record_changes.c.cause_seq)
              .where(record_changes.c.version_id > base,
                     record_changes.c.version_id <= version_id)
              .order_by(record_changes.c.version_id, record_changes.c.id))
-        for r in conn.execution_options(yield_per=5000).execute(q):
-            rec = Record.from_row(r.owner, r.rtype, r.rdata, r.ttl)
-            if r.added:
-                current[rec] = int(r.cause_seq)
+        pop = current.pop
+        for added, owner, rtype, rdata, ttl, cause in \
+                conn.execution_options(yield_per=20000).execute(q):
+            if added:
+                current[(owner, rtype, rdata, ttl)] = cause
             else:
-                current.pop(rec, None)
-        return current
+                pop((owner, rtype, rdata, ttl), None)
+        return {Record.from_row(o, t, r, ttl): int(c) for (o, t, r, ttl), c in current.items()}
 
     def oldest_version(self) -> ZoneVersion | None:
         """The oldest kept zone version. The IXFR journal starts here: a client whose
