@@ -604,7 +604,12 @@ def format_history(entries: Sequence[HistoryEntry]) -> list[str]:
     header = ("TIME", "SERIAL", "CHANGE", "TYPE", "TTL", "RDATA", "CAUSE")
     rows = [(_iso(e.time), str(e.serial), e.change, e.type, str(e.ttl), e.rdata,
              _ref_text(e.cause, e.cause_seq)) for e in entries]
-    return _table(header, rows)
+    lines = _table(header, rows)
+    first = next((e for e in entries if e.change == "present"), None)
+    if first is not None:
+        lines.append(f"; present: at the name when kept history begins, before serial "
+                     f"{first.serial}'s own changes")
+    return lines
 
 
 def format_diff(diff: VersionDiff) -> list[str]:
