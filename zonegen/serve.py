@@ -79,6 +79,7 @@ _HEADER = struct.Struct("!HHHHHH")
 _QR = 0x8000
 _TSIG_FUDGE = 300  # RFC 8945 §10: 300 seconds recommended
 _TSIG_ROOM = 512  # octets kept free in a UDP answer for a TSIG record
+_WRITE_BUFFER = 1 << 20  # bytes a TCP connection may have queued before we wait
 
 
 class ServeError(ZonegenError):
@@ -417,12 +418,10 @@ class StoreFeed:
         if self._runner is None:
             self._runner = ProjectionRunner(self.store, clock=self.clock)
         try:
-            self._runner.catch_up()
-        except StoreError as e:
-            self._runner = None  # its projection no longer matches the store: reload later
-            if "under us" not in str(e):
-                raise
-            log.info("projection checkpoint moved by another zonegen; will reload")
+            self._runner.catch_up()  # reloads itself when another projector moved ahead
+        except StoreError:
+            self._runner = None  # start from the store again next time
+            raise
 
     def project_pending(self, force: bool = False) -> None:
         """Project events nobody else projected for one poll interval (or now, with
@@ -763,13 +762,16 @@ class Notifier:
             log.warning("NOTIFY %s serial %d to %s: cannot send: %s", config.zone, serial,
                         where, e)
             return False
+        qid = dns.message.make_query(config.zone, dns.rdatatype.SOA).id  # random id
+        macs: list[bytes] = []  # request MAC of each copy sent: any may be answered
         try:
             for attempt in range(1, self.attempts + 1):
-                message = xfr.notify_message(config, serial)
+                # the same id each time, so a late answer to an earlier copy still counts
+                message = xfr.notify_message(config, serial, id=qid)
                 if self.key is not None:
                     message.use_tsig(self.key)
                 wire = message.to_wire()
-                mac = message.mac or b""
+                macs.append(message.mac or b"")
                 transport.sendto(wire)
                 deadline = loop.time() + timeout
                 while (left := deadline - loop.time()) > 0:
@@ -779,7 +781,7 @@ class Notifier:
                         break
                     if data is None:
                         break
-                    verdict = self._check_reply(data, message.id, mac)
+                    verdict = self._check_reply(data, qid, macs)
                     if verdict is None:
                         continue  # not our answer: keep waiting
                     if verdict == dns.rcode.NOERROR:
@@ -799,13 +801,19 @@ class Notifier:
         finally:
             transport.close()
 
-    def _check_reply(self, data: bytes, qid: int, mac: bytes) -> int | None:
-        """The answer's rcode, or None when it is not a valid answer to our NOTIFY."""
-        try:
-            reply = dns.message.from_wire(
-                data, keyring=self.key if self.key is not None else False,
-                request_mac=mac if self.key is not None else b"")
-        except Exception:  # noqa: BLE001 - garbage or bad signature: not our answer
+    def _check_reply(self, data: bytes, qid: int, macs: Sequence[bytes]) -> int | None:
+        """The answer's rcode, or None when it is not a valid answer to our NOTIFY (with
+        a key: signed over the request MAC of one of the copies we sent)."""
+        reply = None
+        for mac in reversed(macs) if self.key is not None else [b""]:
+            try:
+                reply = dns.message.from_wire(
+                    data, keyring=self.key if self.key is not None else False,
+                    request_mac=mac)
+                break
+            except Exception:  # noqa: BLE001, S112 - garbage or bad signature: not ours
+                continue
+        if reply is None:
             return None
         if reply.id != qid or not reply.flags & dns.flags.QR or \
                 reply.opcode() != dns.opcode.NOTIFY:
@@ -1060,8 +1068,8 @@ class Server:
         self._connections.add(task)
         try:
             await self._tcp_session(reader, writer, peer)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError) as e:
+            log.debug("TCP session with %s ended: %r", _where(*peer[:2]), e, exc_info=True)
         except asyncio.CancelledError:
             pass
         except Exception:
@@ -1133,16 +1141,29 @@ class Server:
                  records, len(messages), size, ms, signed)
 
     async def _send(self, writer: asyncio.StreamWriter, messages: Sequence[bytes]) -> None:
-        """Write length-framed messages, waiting for the peer whenever more than 1 MB is
-        buffered, at most ``idle_timeout`` each time: a stalled reader costs one buffer
-        and one task, then the connection."""
+        """Write length-framed messages (RFC 1035 §4.2.2), pausing whenever more than
+        1 MB is buffered until the peer has read some. A peer that reads nothing for
+        ``idle_timeout`` is hung up on: a stalled reader costs one buffer and one task,
+        never a thread or another client's turn; a slow but steady one is served."""
         transport = writer.transport
+        transport.set_write_buffer_limits(high=_WRITE_BUFFER)
         pack = struct.Struct("!H").pack
         for message in messages:
             writer.write(pack(len(message)) + message)
-            if transport.get_write_buffer_size() > 1 << 20:
+            if transport.get_write_buffer_size() > _WRITE_BUFFER:
+                await self._drain(writer)
+        await self._drain(writer)
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        transport = writer.transport
+        while True:
+            before = transport.get_write_buffer_size()
+            try:
                 await asyncio.wait_for(writer.drain(), self.options.idle_timeout)
-        await asyncio.wait_for(writer.drain(), self.options.idle_timeout)
+                return
+            except TimeoutError:
+                if transport.get_write_buffer_size() >= before:
+                    raise  # no progress for a whole idle period
 
 
 def _where(host: str, port: int) -> str:

@@ -79,7 +79,8 @@ def exported(store: Store) -> dict[tuple[str, str], set[str]]:
 
 
 def assert_answers(sec: Secondary, expected: dict[tuple[str, str], set[str]]) -> None:
-    assert any(t == "SRV" for _, t in expected) and any(
+    assert any(t == "SRV" for _, t in expected)
+    assert any(
         n.startswith("consul-server-0.") for n, _ in expected)
     for (name, rtype), want in expected.items():
         got = dig(sec.port, name, rtype)
@@ -127,7 +128,8 @@ def test_axfr_then_notify_and_ixfr(store: Store, tmp_path: Path,
                               timeout=60, check=False)
         assert proc.returncode == 0, proc.stderr
         after = store.latest_version()
-        assert after is not None and after.serial != first
+        assert after is not None
+        assert after.serial != first
         change = store.journal(before.version_id)
         # records of this zone (relative owners); the PTRs belong to the reverse zone
         size = sum(1 for v in change for r in (*v.added, *v.removed)
@@ -187,6 +189,7 @@ def test_transfer_from_disallowed_address_is_refused(
         secondaries.extend([named, knot])
         named.wait_log("REFUSED")
         knot.wait_log("REFUSED")
-        assert named.serial() is None and knot.serial() is None
+        assert named.serial() is None
+        assert knot.serial() is None
     finally:
         server.stop()
