@@ -224,3 +224,21 @@ def _write(tmp_path: Path, obj: dict[str, Any]) -> str:
     path = tmp_path / f"obj-{id(obj)}.json"
     path.write_text(json.dumps(copy.deepcopy(obj)))
     return str(path)
+
+
+def test_runner_snapshots_once_changes_outgrow_the_zone(db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless())
+    runner = ProjectionRunner(store, clock=Clock(T0.timestamp()), snapshot_every=1)
+    for i in range(1, 8):
+        ingest_files(store, [_write(tmp_path, slice_(rv=str(i + 1),
+                                                     addresses=(f"10.0.1.{i}",)))],
+                     project=False)
+        runner.catch_up()
+    # Changes since the newest snapshot never outgrow twice the zone (plus one batch).
+    assert store.changes_since_snapshot() <= 2 * len(runner.projection) + 12
+    assert store.changes_since_snapshot() < sum(
+        len(j.added) + len(j.removed) for j in store.journal(0))
+    latest = store.latest_version()
+    assert latest is not None
+    assert store.records_at(latest.version_id) == set(runner.projection.records())

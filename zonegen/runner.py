@@ -71,6 +71,7 @@ class ProjectionRunner:
         clock: Clock = time.time,
         batch_size: int = 20_000,
         on_warning: Callable[[str], None] | None = None,
+        snapshot_every: int = 200_000,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -79,6 +80,8 @@ class ProjectionRunner:
         self._projection: project.Projection | None = None
         self._checkpoint = 0
         self._version: ZoneVersion | None = None
+        self.snapshot_every = snapshot_every
+        self._since_snapshot: int | None = None
 
     # ----------------------------------------------------------------- state
 
@@ -183,7 +186,20 @@ class ProjectionRunner:
         self._checkpoint = to_seq
         if version is not None:
             self._version = version
+            self._maybe_snapshot(version, len(changes), len(projection))
         return version
+
+    def _maybe_snapshot(self, version: ZoneVersion, changed: int, size: int) -> None:
+        """Keep past exports cheap: once the changes since the newest snapshot outgrow
+        the zone itself (and ``snapshot_every``), store a snapshot of this version, so
+        ``export --serial``/``--at`` folds at most about one zone's worth of changes."""
+        if self._since_snapshot is None:
+            self._since_snapshot = self.store.changes_since_snapshot()
+        else:
+            self._since_snapshot += changed
+        if self._since_snapshot >= max(self.snapshot_every, 2 * size):
+            self.store.save_snapshot(version.version_id)
+            self._since_snapshot = 0
 
     # ----------------------------------------------------------------- checking
 

@@ -898,14 +898,20 @@ class Store:
     def _save_snapshot(self, conn: Connection, version_id: int) -> int:
         folded = self._fold_records(conn, version_id)
         conn.execute(record_snapshots.delete().where(record_snapshots.c.version_id == version_id))
-        rows = []
-        for rec, cause in folded.items():
-            row = rec.to_row()
-            row.update(version_id=version_id, cause_seq=cause)
-            rows.append(row)
-        for chunk in _chunks(rows, 5000):
-            conn.execute(record_snapshots.insert(), list(chunk))
-        return len(rows)
+        _insert_many(conn, record_snapshots, SNAPSHOT_COLUMNS, (
+            (version_id, rec.owner, rec.rtype, rec.ttl, encode_rdata(rec.rdata), cause)
+            for rec, cause in folded.items()))
+        return len(folded)
+
+    def changes_since_snapshot(self) -> int:
+        """Record changes stored after the newest snapshot: what ``records_at`` of the
+        newest version must fold. The runner snapshots when this grows large."""
+        with self._wrap("reading the journal"), self._read() as conn:
+            base = conn.execute(sa.select(sa.func.max(record_snapshots.c.version_id))
+                                ).scalar() or 0
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(record_changes)
+                .where(record_changes.c.version_id > base)).scalar() or 0)
 
     def compact(self, base_version_id: int, now: datetime) -> CompactionStats:
         """Make ``base_version_id`` the oldest kept version, in one transaction: snapshot
@@ -990,6 +996,7 @@ class EventAppender:
         return out
 
 
+SNAPSHOT_COLUMNS = ("version_id", "owner", "rtype", "ttl", "rdata", "cause_seq")
 RECORD_CHANGE_COLUMNS = ("version_id", "added", "owner", "rtype", "ttl", "rdata", "cause_seq")
 
 
