@@ -696,3 +696,60 @@ def test_option_parsing() -> None:
     assert opts.allowed("::1")
     assert opts.allowed("::ffff:127.0.0.1")
     assert not opts.allowed("10.0.0.1")
+
+
+# --------------------------------------------------------------------------- serve --watch
+
+
+def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
+    """``serve --watch``: the watcher runs in-process and wakes the server on each
+    commit, so a change is served without waiting for a poll (set to an hour here)."""
+    import threading
+
+    from tests.kubeapi import FakeKubeAPI
+    from tests.test_watch import add_ready, fast
+    from zonegen.serve import WatchConfig, serve
+
+    api = FakeKubeAPI().start()
+    st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    stop = threading.Event()
+    ready: list[str] = []
+    result: list[object] = []
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    options = ServeOptions(listen=((HOST, port),), poll=3600)
+    watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None, fast())
+    add_ready(api, "web", ["10.1.0.1"])
+
+    def run() -> None:
+        try:
+            result.append(serve(st, [CONFIG], options, watch=watch, ready=ready.append,
+                                stop=stop))
+        except BaseException as e:  # noqa: BLE001 - surfaced below
+            result.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def has(name: str, address: str) -> bool:
+        if not ready:
+            return bool(result)
+        try:
+            r = udp(port, q(name, "A"))
+        except dns.exception.Timeout:
+            return False
+        return any(rd.address == address for rr in r.answer for rd in rr)
+
+    try:
+        assert wait_for(lambda: has("web.default.svc.cluster.local.", "10.1.0.1"), 60), result
+        add_ready(api, "api", ["10.1.0.2"])
+        assert wait_for(lambda: has("api.default.svc.cluster.local.", "10.1.0.2"), 60)
+    finally:
+        stop.set()
+        thread.join(60)
+        api.stop()
+        st.close()
+    assert not thread.is_alive()
+    assert "serving cluster.local." in ready[0]
+    assert not isinstance(result[0], BaseException), result[0]

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import re
@@ -1308,8 +1309,9 @@ async def _serve_main(feed: StoreFeed, options: ServeOptions, watch: WatchConfig
                 if commit.versions:
                     server.wake()
 
-            watcher = Watcher(feed.store, cluster, watch.options or WatchOptions(),
-                              on_commit=on_commit)
+            # the watcher projects its own commits (the feed does not, in this mode)
+            watch_options = dataclasses.replace(watch.options or WatchOptions(), project=True)
+            watcher = Watcher(feed.store, cluster, watch_options, on_commit=on_commit)
 
             def run_watcher() -> None:
                 try:
