@@ -188,6 +188,17 @@ class _JsonReader:
             self.pos = end
             return value
 
+    def array(self) -> Iterator[Any]:
+        """The values of the array that starts here, decoded one at a time."""
+        self.expect("[")
+        first = True
+        while self.peek() != "]":
+            if not first:
+                self.expect(",")
+            first = False
+            yield self.value()
+        self.expect("]")
+
     def string(self) -> str:
         value = self.value()
         if not isinstance(value, str):
@@ -205,14 +216,8 @@ def _read_json(head: str, stream: IO[str], name: str) -> Iterator[Item]:
         index += 1
         where = f"{name} value {index}"
         if c == "[":  # a JSON array of objects (not kubectl's, but cheap to accept)
-            reader.expect("[")
-            n = 0
-            while reader.peek() != "]":
-                if n:
-                    reader.expect(",")
-                n += 1
-                yield from _items_of(reader.value(), f"{where} item {n}")
-            reader.expect("]")
+            for n, value in enumerate(reader.array(), 1):
+                yield from _items_of(value, f"{where} item {n}")
         elif c == "{":
             yield from _read_json_object(reader, where)
         else:
@@ -234,21 +239,14 @@ def _read_json_object(reader: _JsonReader, where: str) -> Iterator[Item]:
         key = reader.string()
         reader.expect(":")
         if key == "items" and reader.peek() == "[":
-            reader.expect("[")
-            n = 0
-            while reader.peek() != "]":
-                if n:
-                    reader.expect(",")
-                n += 1
-                item = reader.value()
+            for n, item in enumerate(reader.array()):
                 if not isinstance(item, dict):
-                    raise InvalidInput(f"{where} items[{n - 1}]: not an object")
+                    raise InvalidInput(f"{where} items[{n}]: not an object")
                 if "kind" in item or top.get("kind") not in (None, "List"):
                     streamed += 1
-                    yield from _list_item(item, top.get("kind"), f"{where} items[{n - 1}]")
+                    yield from _list_item(item, top.get("kind"), f"{where} items[{n}]")
                 else:  # kind-less item before the list's kind: wait for it
                     items_pending.append(item)
-            reader.expect("]")
             top["items"] = None
         else:
             top[key] = reader.value()
