@@ -186,7 +186,7 @@ def test_zone_config_reverse_defaults() -> None:
     assert cfg.zone == "10.in-addr.arpa."
     assert cfg.forward_zone == "cluster.local."
     assert cfg.nameservers == (NameServer("ns.dns.cluster.local."),)
-    assert cfg.hostmaster == "hostmaster.10.in-addr.arpa."
+    assert cfg.hostmaster == "hostmaster.cluster.local."
     cfg6 = zone_config("d.f.ip6.arpa.", forward_zone="k8s.example.org")
     assert cfg6.forward_zone == "k8s.example.org."
     assert cfg6.nameservers == (NameServer("ns.dns.k8s.example.org."),)

@@ -340,7 +340,10 @@ def zone_config(
         zone=zone_name,
         forward_zone=forward,
         nameservers=tuple(dict.fromkeys(servers)),
-        hostmaster=_hostmaster(hostmaster, zone_name) if hostmaster else f"hostmaster.{zone_name}",
+        # A reverse zone's mail goes to the cluster domain's hostmaster, not to a
+        # mailbox under in-addr.arpa that nobody can have.
+        hostmaster=_hostmaster(hostmaster, zone_name) if hostmaster
+        else f"hostmaster.{forward if reverse else zone_name}",
         ttl=_seconds(ttl, "TTL"),
         refresh=_seconds(refresh, "refresh"),
         retry=_seconds(retry, "retry"),
