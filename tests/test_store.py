@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import read_only_directory
 from zonegen.errors import StoreError, UnknownSerial
 from zonegen.model import ADDED, DELETED, MODIFIED, SERVICE, A, Event, Record, RecordChange
 from zonegen.store import PROJECTION, Store
@@ -27,32 +25,6 @@ def ev(name: str, rv: str, etype: str = ADDED, kind: str = SERVICE, ns: str = "d
        uid: str | None = None) -> Event:
     return Event(0, T0, "test", etype, kind, ns, name, uid or f"uid-{name}", rv,
                  f'{{"metadata":{{"name":"{name}","resourceVersion":"{rv}"}}}}')
-
-
-@contextlib.contextmanager
-def read_only_directory(path: Path) -> Iterator[None]:
-    """Make ``path`` unwritable even for root (tests run as root in CI): chmod for
-    ordinary users, the ext4/xfs immutable flag for root; skip where neither works."""
-    if os.geteuid() == 0:
-        if shutil.which("chattr") is None or subprocess.run(
-                ["chattr", "+i", str(path)], capture_output=True, check=False).returncode:
-            pytest.skip("cannot make a directory read-only for root here (no chattr +i)")
-        undo = ["chattr", "-i", str(path)]
-    else:
-        path.chmod(0o500)
-        undo = ["chmod", "700", str(path)]
-    try:
-        probe = path / ".probe"
-        try:
-            probe.touch()
-        except OSError:
-            pass
-        else:
-            probe.unlink()
-            pytest.skip("the directory is still writable")
-        yield
-    finally:
-        subprocess.run(undo, check=True)
 
 
 @pytest.fixture(params=["memory", "file"])
