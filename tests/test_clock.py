@@ -1,0 +1,34 @@
+"""Times as users type them: ISO 8601, UTC when no offset is given."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from zonegen.clock import InvalidTime, fixed_clock, parse_time
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2026-11-25T03:12:00Z", datetime(2026, 11, 25, 3, 12, tzinfo=UTC)),
+    ("2026-11-25T03:12", datetime(2026, 11, 25, 3, 12, tzinfo=UTC)),
+    ("2026-11-25 03:12:30.5", datetime(2026, 11, 25, 3, 12, 30, 500000, tzinfo=UTC)),
+    ("2026-11-25T04:12:00+01:00", datetime(2026, 11, 25, 3, 12, tzinfo=UTC)),
+    ("2026-11-25", datetime(2026, 11, 25, tzinfo=UTC)),
+    (" 2026-11-25T03:12z ", datetime(2026, 11, 25, 3, 12, tzinfo=UTC)),
+])
+def test_parse_time(text: str, expected: datetime) -> None:
+    parsed = parse_time(text)
+    assert parsed == expected
+    assert parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize("text", ["yesterday", "", "2026-13-01", "03:12", "1764040320"])
+def test_bad_times_say_what_is_expected(text: str) -> None:
+    with pytest.raises(InvalidTime, match="is not ISO 8601"):
+        parse_time(text)
+
+
+def test_fixed_clock() -> None:
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    assert fixed_clock(when)() == when.timestamp() == 1767225600.0
