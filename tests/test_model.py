@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from zonegen.errors import InvalidObject
 from zonegen.model import (
@@ -141,3 +144,13 @@ def test_diff_then_cancels_and_composes() -> None:
     assert not Diff()
     assert Record.from_row(**Record("a", 33, (0, 4, 80, "t"), 7).to_row()) == Record(
         "a", 33, (0, 4, 80, "t"), 7)
+
+
+@given(st.lists(st.from_regex(r"[0-9]{1,4}", fullmatch=True), min_size=3, max_size=5))
+def test_ipv4_fast_path_agrees_with_ipaddress(parts: list[str]) -> None:
+    text = ".".join(parts)
+    try:
+        expected: str | None = str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = None
+    assert canonical_ip(text) == expected

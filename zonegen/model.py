@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -420,16 +421,17 @@ class ZoneVersion:
 # --------------------------------------------------------------------------- reducers
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+
+
 def canonical_ip(text: str) -> str | None:
     """The canonical text of an IP address (RFC 5952 for IPv6), or None.
 
     Dotted-quad IPv4 already in canonical form (nearly every address Kubernetes sends)
     is recognised with string checks: ``ipaddress`` costs ~13 us an address, a quarter
     of reducing a 100-endpoint EndpointSlice."""
-    parts = text.split(".")
-    if len(parts) == 4 and all(
-            p.isdigit() and p.isascii() and (p == "0" or p[0] != "0") and len(p) <= 3
-            and int(p) <= 255 for p in parts):
+    if _CANONICAL_IPV4.fullmatch(text):
         return text
     try:
         return str(ipaddress.ip_address(text.strip()))
