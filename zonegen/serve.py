@@ -81,6 +81,8 @@ _QR = 0x8000
 _TSIG_FUDGE = 300  # RFC 8945 §10: 300 seconds recommended
 _TSIG_ROOM = 512  # octets kept free in a UDP answer for a TSIG record
 _WRITE_BUFFER = 1 << 20  # bytes a TCP connection may have queued before we wait
+_UDP_RECEIVE_BUFFER = 4 << 20  # SO_RCVBUF asked for: a burst of queries is queued, not lost
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: past rmem_max, if privileged
 
 
 class ServeError(ZonegenError):
@@ -945,6 +947,7 @@ class Server:
                     tcp.close()
                     await tcp.wait_closed()
                 continue
+            _grow_receive_buffer(udp.get_extra_info("socket"), _UDP_RECEIVE_BUFFER)
             self._servers.append(tcp)
             self._udp.append(udp)
             return host, bound
@@ -1165,6 +1168,27 @@ class Server:
             except TimeoutError:
                 if transport.get_write_buffer_size() >= before:
                     raise  # no progress for a whole idle period
+
+
+def _grow_receive_buffer(sock: Any, size: int) -> None:
+    """Ask for a ``size`` receive buffer on a UDP socket. The kernel default (Linux:
+    ``net.core.rmem_default``, ~208 KB) holds only a few hundred small datagrams (each
+    is charged its whole buffer, ~1 KB), and the kernel silently drops whatever arrives
+    while it is full: one burst of queries arriving faster than we answer them then
+    costs every client whose query lands in that window its first try, though we would
+    have answered it a moment later. ``SO_RCVBUFFORCE`` goes past ``net.core.rmem_max``
+    when we may (CAP_NET_ADMIN); otherwise the kernel caps ``SO_RCVBUF`` there."""
+    if sock is None:
+        return
+    for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            break
+        except OSError:
+            continue
+    with contextlib.suppress(OSError):
+        log.debug("UDP receive buffer on %s: %d bytes", sock.getsockname(),
+                  sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
 def _where(host: str, port: int) -> str:
