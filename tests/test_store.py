@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -10,8 +11,10 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from tests.conftest import read_only_directory
 from zonegen.errors import StoreError, UnknownSerial
@@ -248,3 +251,27 @@ def test_kill_9_between_statements_loses_and_doubles_nothing(tmp_path: Path) -> 
         assert len(stored) % 20 == 0
         assert resume == stored[-1].resource_version
         assert len({e.uid for e in stored}) == len(stored)
+
+
+def test_full_disk_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    """SQLite's max_page_count makes the database file 'full' exactly as a full disk
+    does (SQLITE_FULL), without needing a small filesystem."""
+    path = tmp_path / "z.db"
+    s = Store.open(f"sqlite:///{path}")
+    s.append_events([ev("kept", "1")])
+    s.close()
+    s = Store.open(f"sqlite:///{path}")
+    pages = os.path.getsize(path) // 4096 + 2
+
+    @sa_event.listens_for(s.engine, "connect")
+    def _cap(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute(f"PRAGMA max_page_count={pages}")
+
+    s.engine.dispose()  # reconnect with the cap
+    big = [Event(0, T0, "test", ADDED, SERVICE, "default", f"s{i}", f"u{i}", "1", "x" * 5000)
+           for i in range(200)]
+    with pytest.raises(StoreError, match=r"z\.db: appending events failed: disk is full"):
+        s.append_events(big, resume=[("w", SERVICE, "99")])
+    assert [e.name for e in s.select_events()] == ["kept"]
+    assert s.resume_point("w", SERVICE) is None
+    s.close()
