@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -415,7 +415,6 @@ class ZoneVersion:
     serial: int
     created_at: datetime
     last_event_seq: int
-    changes: tuple[RecordChange, ...] = field(default=(), compare=False)
 
 
 # --------------------------------------------------------------------------- reducers

@@ -592,7 +592,7 @@ class Store:
                 (version_id, ch.added, ch.record.owner, ch.record.rtype, ch.record.ttl,
                  encode_rdata(ch.record.rdata), ch.cause_seq)
                 for ch in changes))
-            return ZoneVersion(int(version_id), serial, created, to_seq, tuple(changes))
+            return ZoneVersion(int(version_id), serial, created, to_seq)
 
     def latest_version(self) -> ZoneVersion | None:
         with self._wrap("reading zone versions"), self._read() as conn:
