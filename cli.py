@@ -91,7 +91,8 @@ def zone_options(func: F) -> F:
         click.option("--ns", "nameservers", multiple=True, metavar="NAME[=ADDRESS]",
                      help="NS record (repeatable). Default ns.dns.<zone>=127.0.0.1."),
         click.option("--hostmaster", default=None, metavar="NAME",
-                     help="SOA RNAME. Default hostmaster.<zone>."),
+                     help="SOA RNAME. Default hostmaster.<zone> (hostmaster.<forward zone> for "
+                          "a reverse zone)."),
         click.option("--ttl", type=click.IntRange(0, 2**31 - 1), default=5,
                      show_default=True, help="TTL of every record (CoreDNS's default)."),
         click.option("--refresh", type=click.IntRange(0, 2**31 - 1), default=7200,
@@ -215,7 +216,8 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
 @click.option("--serial", type=click.IntRange(0, 2**32 - 1), default=None,
               help="Export the zone as published at this serial.")
 @click.option("--at", "at", default=None, metavar="TIME",
-              help="Export the zone as it was at this time (ISO 8601; UTC if no zone).")
+              help="Export the zone as it was at this time (ISO 8601; UTC when no offset "
+                   "is given).")
 @click.pass_context
 def export(ctx: click.Context, /, output: str | None, serial: int | None, at: str | None,
            **kwargs: Any) -> None:
