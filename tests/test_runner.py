@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from zonegen.errors import StoreError
 from zonegen.ingest import ingest_files
 from zonegen.model import MODIFIED, SERVICE, TXT, A, Event, Record
 from zonegen.runner import ProjectionRunner
@@ -240,3 +241,29 @@ def test_runner_snapshots_once_changes_outgrow_the_zone(db: str, tmp_path: Path)
     latest = store.latest_version()
     assert latest is not None
     assert store.records_at(latest.version_id) == set(runner.projection.records())
+
+
+def test_a_failed_commit_does_not_lose_changes_from_the_journal(
+        db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transient write failure (full disk) must not leave the in-memory projection
+    ahead of the store: the retry has to publish the same changes."""
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_())
+    runner = ProjectionRunner(store, clock=Clock(T0.timestamp() + 10))
+    runner.catch_up()
+    ingest_files(store, [_write(tmp_path, slice_(rv="2", addresses=("10.0.0.7",)))],
+                 project=False)
+    real = store.commit_version
+
+    def full_disk(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError(f"{store.where}: committing zone version failed: disk is full")
+
+    monkeypatch.setattr(store, "commit_version", full_disk)
+    with pytest.raises(StoreError, match="disk is full"):
+        runner.catch_up()
+    monkeypatch.setattr(store, "commit_version", real)
+    made = runner.catch_up()
+    assert len(made) == 1
+    step = store.journal(made[0].version_id - 1)[-1]
+    assert Record("db-0.db.shop.svc", A, ("10.0.0.7",)) in step.added
+    assert Record("db-0.db.shop.svc", A, ("10.0.0.1",)) in step.removed

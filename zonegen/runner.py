@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from zonegen import project
 from zonegen.clock import Clock
-from zonegen.errors import InvalidName, InvalidObject
+from zonegen.errors import InvalidName, InvalidObject, StoreError
 from zonegen.model import DELETED, Change, Event, Record, RecordChange, ZoneVersion, reduce
 from zonegen.serial import next_serial
 from zonegen.store import PROJECTION, CheckpointMoved, Store
@@ -128,6 +128,12 @@ class ProjectionRunner:
                     raise
                 log.info("projection checkpoint moved by another zonegen; reloading")
                 self._projection = None
+            except BaseException:
+                # The projection may hold events whose version was not committed (a
+                # full disk, a lost database): folding them again on top would make an
+                # empty diff and a journal missing their changes. Start from the store.
+                self._projection = None
+                raise
         raise AssertionError("unreachable")
 
     def _catch_up(self) -> list[ZoneVersion]:
@@ -198,7 +204,12 @@ class ProjectionRunner:
         else:
             self._since_snapshot += changed
         if self._since_snapshot >= max(self.snapshot_every, 2 * size):
-            self.store.save_snapshot(version.version_id)
+            try:
+                self.store.save_snapshot(version.version_id)
+            except StoreError as e:
+                # Only an optimisation for past exports: the version itself is committed.
+                log.warning("could not save a record snapshot: %s", e)
+                return
             self._since_snapshot = 0
 
     # ----------------------------------------------------------------- checking
