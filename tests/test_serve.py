@@ -442,6 +442,24 @@ def test_transfer_of_a_zone_not_served_is_notauth(server: ServerThread) -> None:
     assert r.rcode() == dns.rcode.NOTAUTH
 
 
+def test_signed_transfer_errors_carry_one_tsig(start: Callable[..., ServerThread]) -> None:
+    """A FORMERR or NOTAUTH from the transfer code to a signed request is signed once: a
+    second TSIG record makes the whole reply unparsable (RFC 8945 §5.1: TSIG is last)."""
+    server = start(keys=(KEY,))
+    keyring = {KEY.name: KEY}
+    no_soa = q("cluster.local.", "IXFR")  # RFC 1995 §3: the SOA is required
+    no_soa.use_tsig(keyring, KEY.name)
+    chaos = q("cluster.local.", "AXFR", rdclass="CH")
+    chaos.use_tsig(keyring, KEY.name)
+    for send, query, rcode in [(udp, no_soa, dns.rcode.FORMERR),
+                               (tcp, no_soa, dns.rcode.FORMERR),
+                               (tcp, chaos, dns.rcode.NOTAUTH)]:
+        query.id = random.randrange(65536)
+        r = send(server.port, query)
+        assert r.rcode() == rcode
+        assert r.had_tsig
+
+
 # --------------------------------------------------------------------------- NOTIFY
 
 

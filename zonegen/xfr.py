@@ -718,6 +718,17 @@ def error_response(query: dns.message.Message | bytes, rcode: dns.rcode.Rcode) -
     return response.to_wire()
 
 
+def _transfer_error(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
+    """:func:`error_response` left unsigned: transfer replies, errors included, are
+    signed by :func:`sign_messages` (dnspython would sign a reply to a signed query
+    itself, and a second TSIG record makes the message unparsable, RFC 8945 §5.1)."""
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    response.keyring = None
+    response.tsig = None
+    return response.to_wire()
+
+
 def _question(query: dns.message.Message) -> bytes:
     q = query.question[0]
     return (q.name.to_wire() or b"") + struct.pack("!HH", q.rdtype, q.rdclass)
@@ -740,11 +751,11 @@ def _messages(query: dns.message.Message, question: bytes,
 def _check(query: dns.message.Message, wirezone: WireZone) -> bytes | None:
     """An error reply when the query is not a transfer of this zone, else None."""
     if len(query.question) != 1:
-        return error_response(query, dns.rcode.FORMERR)
+        return _transfer_error(query, dns.rcode.FORMERR)
     q = query.question[0]
     if q.rdclass != _IN or q.name != dns.name.from_text(wirezone.config.zone):
         # RFC 5936 §2.2.1: NotAuth for a zone the server is not authoritative for.
-        return error_response(query, dns.rcode.NOTAUTH)
+        return _transfer_error(query, dns.rcode.NOTAUTH)
     return None
 
 
@@ -830,10 +841,10 @@ def ixfr_response(query: dns.message.Message | bytes, wirezone: WireZone,
         soas = [rrset for rrset in query.authority
                 if rrset.rdtype == dns.rdatatype.SOA and rrset.name == q.name and rrset]
         if not soas:
-            return [error_response(query, dns.rcode.FORMERR)]  # RFC 1995 §3: SOA required
+            return [_transfer_error(query, dns.rcode.FORMERR)]  # RFC 1995 §3: SOA required
         client = soas[0][0].serial
     except ValueError:
-        return [error_response(query, dns.rcode.FORMERR)]
+        return [_transfer_error(query, dns.rcode.FORMERR)]
     question = _question(query)
     limit = max_size - _HEADER.size - len(question)
     single = [(1, wirezone.soa)]
