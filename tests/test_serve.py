@@ -289,6 +289,30 @@ def test_new_versions_are_picked_up_and_sent_by_ixfr(server: ServerThread, store
     same(fresh, exported(store))
 
 
+def test_ixfr_over_udp_fits_the_clients_payload(server: ServerThread, store: Store,
+                                                tmp_path: Path) -> None:
+    """Over UDP an IXFR must fit what the client can receive: 512 octets without EDNS
+    (RFC 1035 §4.2.1), its EDNS payload otherwise (RFC 6891 §6.2.3), whose OPT record
+    comes back (§7); else a single SOA, retry over TCP (RFC 1995 §2)."""
+    first = server.zones.serial
+    ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.50", "5001"))])
+    second = store.latest_version()
+    assert second is not None
+    assert wait_for(lambda: server.zones.serial == second.serial)
+    plain = q("cluster.local.", "IXFR", use_edns=False)
+    plain.authority.append(_soa(first))
+    wire = _raw_udp_wire(server.port, plain.to_wire())
+    assert len(wire) <= 512
+    answer = dns.message.from_wire(wire).answer
+    assert [rr.rdtype for rr in answer] == [dns.rdatatype.SOA]  # too big for 512: retry
+    edns = q("cluster.local.", "IXFR", use_edns=0, payload=1232)
+    edns.authority.append(_soa(first))
+    wire = _raw_udp_wire(server.port, edns.to_wire())
+    reply = dns.message.from_wire(wire, one_rr_per_rrset=True)
+    assert len(reply.answer) == 8  # it fits in 1232: 4 SOAs + 2 removed + 2 added
+    assert reply.edns == 0
+
+
 def _soa(serial: int) -> dns.rrset.RRset:
     return dns.rrset.from_text("cluster.local.", 0, "IN", "SOA",
                                f". . {serial} 0 0 0 0")
@@ -418,11 +442,15 @@ def _raw_tcp(port: int, wire: bytes) -> dns.message.Message:
     return dns.message.from_wire(_raw_tcp_wire(port, wire), keyring=False)
 
 
-def _raw_udp(port: int, wire: bytes) -> dns.message.Message:
+def _raw_udp_wire(port: int, wire: bytes) -> bytes:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(5)
         s.sendto(wire, (HOST, port))
-        return dns.message.from_wire(s.recv(65535), keyring=False)
+        return s.recv(65535)
+
+
+def _raw_udp(port: int, wire: bytes) -> dns.message.Message:
+    return dns.message.from_wire(_raw_udp_wire(port, wire), keyring=False)
 
 
 def test_transfer_acl(start: Callable[..., ServerThread]) -> None:

@@ -656,10 +656,21 @@ class Responder:
                 return Outcome([xfr.error_response(query, dns.rcode.FORMERR)], "formerr",
                                zone, reason="AXFR over UDP")
             # RFC 1995 §2: IXFR over UDP, from the in-memory journal only; a single SOA
-            # (retry over TCP) when the answer is an AXFR or does not fit.
-            messages = xfr.ixfr_response(query, wz, zones.journal,
-                                         max_size=self.options.udp_payload - _TSIG_ROOM,
+            # (retry over TCP) when the answer is an AXFR or does not fit in what the
+            # client can take: 512 octets without EDNS (RFC 1035 §4.2.1), else its
+            # payload (RFC 6891 §6.2.3), less our OPT record and any TSIG.
+            payload = self.options.udp_payload
+            room = _tsig_size(key) if key is not None else 0
+            if query.edns < 0:
+                limit = 512
+            else:
+                limit = max(512, min(payload, query.payload))
+                room += len(_OPT_ROOT) + 10
+            messages = xfr.ixfr_response(query, wz, zones.journal, max_size=limit - room,
                                          udp=True)
+            if query.edns >= 0:  # RFC 6891 §7: an OPT in the request, one in the reply
+                messages = [_append_opt(m, payload) if _arcount(m) == 0 else m
+                            for m in messages]
             if key is not None:
                 messages = xfr.sign_messages(messages, key, query.mac or b"",
                                              int(self.clock()))
@@ -703,6 +714,27 @@ class Responder:
             messages = xfr.sign_messages(messages, transfer.key, query.mac or b"",
                                          int(self.clock()))
         return kind, messages
+
+
+_OPT_ROOT = b"\x00"
+
+
+def _tsig_size(key: dns.tsig.Key) -> int:
+    """Octets of the TSIG record ``key`` adds to a reply (RFC 8945 §4.2), MAC at most
+    64 octets (HMAC-SHA512)."""
+    return (len(key.name.to_wire() or b"") + 10 + len(key.algorithm.to_wire() or b"")
+            + 6 + 2 + 2 + 64 + 2 + 2 + 2)
+
+
+def _append_opt(wire: bytes, payload: int) -> bytes:
+    """``wire`` with an OPT record (RFC 6891 §6.1.2): version 0, no flags, no options."""
+    (arcount,) = struct.unpack_from("!H", wire, 10)
+    return b"".join((wire[:10], struct.pack("!H", arcount + 1), wire[12:], _OPT_ROOT,
+                     struct.pack("!HHIH", dns.rdatatype.OPT, payload, 0, 0)))
+
+
+def _arcount(wire: bytes) -> int:
+    return int(struct.unpack_from("!H", wire, 10)[0])
 
 
 def _ancount(wire: bytes) -> int:
