@@ -548,6 +548,24 @@ def test_invalid_service_or_namespace_publishes_nothing() -> None:
     assert [(w.kind, w.name) for w in warnings] == [("Service", "a.b"), ("Service", "ok")]
 
 
+def test_mixed_case_service_names_cannot_alias_another_service() -> None:
+    """Regression: ``Web`` and ``web`` (hand-made data; Kubernetes names are lowercase)
+    both projected to ``web.default.svc``, so deleting one gave a Diff removing records
+    the other still held: the journal (``export --serial``) lost them, the zone did not."""
+    warnings: list[InvalidName] = []
+    assert records_for_service(svc("Web"), [], warnings) == frozenset()
+    assert records_for_service(svc("web", "Default"), [], warnings) == frozenset()
+    assert [(w.kind, w.name) for w in warnings] == [("Service", "Web"), ("Service", "web")]
+    proj = Projection()
+    proj.apply(change(svc("Web")))
+    proj.apply(change(svc("web")))
+    before = proj.records()
+    diff = proj.apply(delete(SERVICE, "default", "Web"))
+    after = proj.records()
+    assert diff == Diff(after - before, before - after)
+    assert Record("web.default.svc", model.A, ("10.96.0.10",)) in after
+
+
 # --------------------------------------------------------------------------- ExternalName
 
 

@@ -185,6 +185,10 @@ def records_for_service(service: Service, slices: Sequence[EndpointSlice],
     # spec §2.3.1 / §2.4.1: everything hangs under S.N.svc. Kubernetes guarantees S and N
     # are single labels; hand-made data might not, and a dot would alias another name.
     reasons = check_label(name) + check_label(ns)
+    # Kubernetes names are lowercase; a mixed-case one (hand-made data) would alias the
+    # lowercase Service's owners, and Projection relies on Services never overlapping.
+    reasons += [f"name {n!r} is not lowercase, as Kubernetes object names are"
+                for n in (name, ns) if n != n.lower() and not check_label(n)]
     base = service_owner(ns, name)
     if not reasons:
         reasons = check_name(base)
