@@ -979,6 +979,18 @@ class EventAppender:
         return {(r.kind, r.namespace, r.name): _head_from_row(r)
                 for r in self._conn.execute(sa.select(object_heads))}
 
+    def known_versions(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(uid, resourceVersion)`` pairs the log already holds as an object
+        version (ADDED or MODIFIED): re-reading an older version is not news."""
+        found: set[tuple[str, str]] = set()
+        cols = sa.tuple_(events.c.uid, events.c.resource_version)
+        for chunk in _chunks(sorted(set(pairs)), 300):
+            rows = self._conn.execute(
+                sa.select(events.c.uid, events.c.resource_version)
+                .where(cols.in_(chunk), events.c.type != DELETED))
+            found.update((r.uid, r.resource_version) for r in rows)
+        return found
+
     def get_event(self, seq: int) -> Event | None:
         row = self._conn.execute(sa.select(events).where(events.c.seq == seq)).first()
         return _event_from_row(row) if row is not None else None
