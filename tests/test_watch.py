@@ -317,6 +317,29 @@ def test_live_add_modify_delete_reach_store_and_zone(
     assert "db.default.svc" in before
 
 
+def test_idle_writer_without_projection_waits_instead_of_polling(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``project=False`` a committed batch left the writer "dirty" for good: it then
+    polled the queue with a zero timeout forever, a CPU at 100 % while idle."""
+    add_ready(kube, "db", ["10.0.0.1"])
+    with watching(store, kubeconfig, fast(project=False)) as watcher:
+        wait_for(lambda: len(logged(store)) == 2, "initial list")
+        polls = 0
+        get = watcher._queue.get
+
+        def counting_get(block: bool = True, timeout: float | None = None) -> object:
+            nonlocal polls
+            polls += 1
+            return get(block, timeout)
+
+        monkeypatch.setattr(watcher._queue, "get", counting_get)
+        time.sleep(0.5)
+        idle_polls = polls
+    # An idle writer waits up to a second per get; a spinning one polls ~100k times.
+    assert idle_polls < 50
+
+
 def test_bookmark_advances_resume_point_without_events(
         kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
     add_ready(kube, "db", ["10.0.0.1"])

@@ -850,7 +850,9 @@ class Watcher:
                     stored = self._commit(events, resume)
                     events = []
                     resume = {}
-                dirty = dirty or stored > 0
+                # Without projection nothing is ever pending: an always-dirty writer
+                # would poll the queue with a zero timeout, spinning a CPU.
+                dirty = opts.project and (dirty or stored > 0)
                 if opts.project and dirty and (
                         stop or self._queue.empty()
                         or time.monotonic() - last_project >= opts.batch_interval):
