@@ -522,6 +522,33 @@ def test_notify_is_retried_until_answered_and_signed(start: Callable[..., Server
             serials.add(m.answer[0][0].serial)
 
 
+def test_notify_rejected_key_is_named_when_giving_up(start: Callable[..., ServerThread],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A secondary that does not know the key (or the secret) answers NOTAUTH with a TSIG
+    error, unsigned (RFC 8945 §5.3.2): not an acknowledgement, but the last line must say
+    so, not "no answer"."""
+    from zonegen.serve import tsig_error_response
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sec:
+        sec.bind((HOST, 0))
+        sec.settimeout(10)
+        port = sec.getsockname()[1]
+        with caplog.at_level("WARNING", logger="zonegen"):
+            server = start(configs=(CONFIG,), keys=(KEY,),
+                           notify=((HOST, port),), notify_timeout=0.05,
+                           notify_attempts=2)
+            for error in (dns.rcode.BADKEY, dns.rcode.BADSIG):
+                wire, peer = sec.recvfrom(65535)
+                request = dns.message.from_wire(wire, keyring=False)
+                sec.sendto(tsig_error_response(request, error, int(time.time())), peer)
+            assert wait_for(lambda: "NOTIFY" in caplog.text)
+    assert server.server._notifier.acknowledged == 0
+    (line,) = [r.getMessage() for r in caplog.records if "NOTIFY" in r.getMessage()]
+    assert "BADSIG" in line  # the last error seen (16 is BADVERS outside TSIG)
+    assert str(KEY.name) in line
+    assert f"{HOST}#{port}" in line
+
+
 # --------------------------------------------------------------------------- robustness
 
 

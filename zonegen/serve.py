@@ -799,6 +799,7 @@ class Notifier:
             return False
         qid = dns.message.make_query(config.zone, dns.rdatatype.SOA).id  # random id
         macs: list[bytes] = []  # request MAC of each copy sent: any may be answered
+        rejected: list[str] = []  # unsigned TSIG errors seen: not trusted, but reported
         try:
             for attempt in range(1, self.attempts + 1):
                 # the same id each time, so a late answer to an earlier copy still counts
@@ -816,7 +817,7 @@ class Notifier:
                         break
                     if data is None:
                         break
-                    verdict = self._check_reply(data, qid, macs)
+                    verdict = self._check_reply(data, qid, macs, rejected)
                     if verdict is None:
                         continue  # not our answer: keep waiting
                     if verdict == dns.rcode.NOERROR:
@@ -830,15 +831,23 @@ class Notifier:
                     return False
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
                 timeout *= 2
-            log.warning("NOTIFY %s serial %d to %s: no answer after %d attempts",
-                        config.zone, serial, where, self.attempts)
+            if rejected and self.key is not None:
+                log.warning("NOTIFY %s serial %d to %s: no signed answer after %d attempts; "
+                            "it answered TSIG error %s to key %s", config.zone, serial,
+                            where, self.attempts, rejected[-1], self.key.name)
+            else:
+                log.warning("NOTIFY %s serial %d to %s: no answer after %d attempts",
+                            config.zone, serial, where, self.attempts)
             return False
         finally:
             transport.close()
 
-    def _check_reply(self, data: bytes, qid: int, macs: Sequence[bytes]) -> int | None:
+    def _check_reply(self, data: bytes, qid: int, macs: Sequence[bytes],
+                     rejected: list[str] | None = None) -> int | None:
         """The answer's rcode, or None when it is not a valid answer to our NOTIFY (with
-        a key: signed over the request MAC of one of the copies we sent)."""
+        a key: signed over the request MAC of one of the copies we sent). An answer to
+        our id carrying a TSIG error (BADKEY, BADSIG, BADTIME: unsigned, RFC 8945 §5.3.2)
+        is not trusted, but its error is added to ``rejected`` for the final warning."""
         reply = None
         for mac in reversed(macs) if self.key is not None else [b""]:
             try:
@@ -849,6 +858,13 @@ class Notifier:
             except Exception:  # noqa: BLE001, S112 - garbage or bad signature: not ours
                 continue
         if reply is None:
+            if rejected is not None and self.key is not None:
+                with contextlib.suppress(Exception):
+                    unverified = dns.message.from_wire(data, keyring=False)
+                    error = unverified.tsig_error
+                    if unverified.id == qid and error:
+                        rejected.append("BADSIG" if error == dns.rcode.BADSIG else
+                                        dns.rcode.to_text(dns.rcode.Rcode.make(error)))
             return None
         if reply.id != qid or not reply.flags & dns.flags.QR or \
                 reply.opcode() != dns.opcode.NOTIFY:
