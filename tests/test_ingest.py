@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zonegen import ingest
 from zonegen.errors import InvalidInput
@@ -132,6 +134,56 @@ def test_reader_is_incremental_across_tiny_chunks(monkeypatch: pytest.MonkeyPatc
     assert [i.obj for i in got] == items
     events = "\n".join(json.dumps({"type": "ADDED", "object": o}) for o in items)
     assert [i.obj for i in read_items(io.StringIO(events), "input")] == items
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=5).filter(lambda k: k not in ("items", "object")),
+                       _json_values, max_size=4),
+       st.integers(min_value=1, max_value=9), st.sampled_from([None, 1]),
+       st.integers(min_value=0, max_value=3))
+def test_reader_equals_json_loads_at_any_chunk_size(
+        doc: dict[str, Any], chunk: int, indent: int | None, lead: int) -> None:
+    """Top-level values (numbers too) cut anywhere by a chunk boundary; leading blank
+    lines longer than a chunk."""
+    text = "\n" * lead + json.dumps(doc, indent=indent)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ingest, "CHUNK", chunk)
+        got = list(read_items(io.StringIO(text), "input"))
+    assert [i.obj for i in got] == [json.loads(text)]
+
+
+class _Pieces(io.StringIO):
+    """A stream that returns exactly the given pieces, one per read."""
+
+    def __init__(self, *pieces: str) -> None:
+        super().__init__()
+        self.pieces = list(pieces)
+
+    def read(self, size: int | None = -1, /) -> str:
+        return self.pieces.pop(0) if self.pieces else ""
+
+
+@pytest.mark.parametrize("number", ["0.5", "1e5", "1E-5", "-2.25e+3"])
+def test_top_level_number_cut_inside_fraction_or_exponent(number: str) -> None:
+    text = '{"kind": "Service", "x": ' + number + "}"
+    for cut in range(1, len(text)):
+        got = list(read_items(_Pieces(text[:cut], text[cut:]), "input"))
+        assert [i.obj for i in got] == [json.loads(text)], cut
+
+
+def test_input_starting_with_more_whitespace_than_a_chunk(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest, "CHUNK", 4)
+    assert items_of("\n" * 10 + json.dumps(service("a"))) == [(None, "a")]
+    assert items_of("   \n" * 3 + yaml.safe_dump(service("b"))) == [(None, "b")]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -93,8 +93,12 @@ def read_items(stream: IO[str], name: str) -> Iterator[Item]:
     """
     head = stream.read(CHUNK)
     stripped = head.lstrip()
-    if not stripped:
-        return
+    while not stripped:  # only whitespace so far: the first chunk decides nothing
+        more = stream.read(CHUNK)
+        if not more:
+            return
+        head += more
+        stripped = head.lstrip()
     if stripped[0] in "{[":
         yield from _read_json(head, stream, name)
     else:
@@ -181,9 +185,10 @@ class _JsonReader:
                                        f"({e.msg})") from None
                 raise InvalidInput(f"{self.name} at character {self.offset + e.pos}: "
                                    f"malformed JSON: {e.msg}") from None
-            # A number at the very end of the buffer may continue in the next chunk.
-            if (end == len(self.buf) and not self.eof and isinstance(value, int | float)
-                    and self._more()):
+            # A number at the end of the buffer may continue in the next chunk, also
+            # when the chunk ends inside its fraction or exponent ("1." "5e" "5e-").
+            if (isinstance(value, int | float) and not self.eof
+                    and not self.buf[end:].strip(".eE+-") and self._more()):
                 continue
             self.pos = end
             return value
