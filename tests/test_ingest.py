@@ -415,3 +415,49 @@ def test_label_over_63_octets_is_skipped(store: Store, tmp_path: Path,
     assert "_ok._tcp.l.default.svc" in owners
     assert not [o for o in owners if long_port in o]
     assert any("Service default/l" in r.getMessage() for r in caplog.records)
+
+
+def test_yaml_timestamps_and_binary_values(store: Store, tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Unquoted YAML timestamps stay strings (they used to become datetimes and crash the
+    JSON encoding with a traceback); values JSON cannot hold skip the object, one line."""
+    text = ("apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n  namespace: default\n"
+            "  uid: u1\n  resourceVersion: '1'\n  creationTimestamp: 2024-01-01T00:00:00Z\n"
+            "spec:\n  clusterIP: 10.96.0.1\n---\n"
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: b\n  uid: u2\n"
+            "  annotations:\n    blob: !!binary aGVsbG8=\nspec:\n  clusterIP: 10.96.0.2\n")
+    report = ingest_files(store, [write(tmp_path, "a.yaml", text)], when=T0)
+    assert (report.new_events, report.invalid) == (1, 1)
+    stored = json.loads(store.select_events()[0].object_json)
+    assert stored["metadata"]["creationTimestamp"] == "2024-01-01T00:00:00Z"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "a.yaml document 2" in warning
+    assert "\n" not in warning
+
+
+def test_snapshot_keeps_an_object_it_holds_in_an_unreadable_form(
+        store: Store, tmp_path: Path) -> None:
+    """An object present in the snapshot but rejected by the reducer exists: skipped with
+    a warning, not recorded as deleted (the watcher's relist does the same)."""
+    ingest_files(store, [write(tmp_path, "1.json", {"kind": "List", "items": [
+        service("a"), service("b")]})], when=T0)
+    bad = service("b", rv="2")
+    bad["spec"]["clusterIPs"] = "not a list"
+    report = ingest_files(store, [write(tmp_path, "2.json", {"kind": "ServiceList", "items": [
+        service("a"), bad]})], snapshot=True, when=T0)
+    assert (report.invalid, report.deleted_by_snapshot) == (1, 0)
+    assert [t for t, _, _ in names(store)] == [ADDED, ADDED]
+
+
+def test_recreation_within_one_input_deletes_the_stored_object(
+        store: Store, tmp_path: Path) -> None:
+    """The DELETED event of an object created earlier in the same input carries that
+    object (it used to carry '{}': its head had no sequence number yet)."""
+    again = service("a", rv="7", cluster_ip="10.96.0.7")
+    again["metadata"]["uid"] = "uid-new"
+    text = json.dumps(service("a")) + "\n" + json.dumps(again)
+    ingest_files(store, [write(tmp_path, "a.json", text)], when=T0)
+    events = store.select_events()
+    assert [(e.type, e.uid) for e in events] == [
+        (ADDED, "uid-default-a"), (DELETED, "uid-default-a"), (ADDED, "uid-new")]
+    assert events[1].object() == service("a")

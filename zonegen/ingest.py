@@ -105,10 +105,26 @@ def read_items(stream: IO[str], name: str) -> Iterator[Item]:
         yield from _read_yaml(head + stream.read(), name)
 
 
+def _yaml_loader() -> Any:
+    """The safe loader, but timestamps stay the strings they are in the API (an unquoted
+    ``creationTimestamp: 2024-01-01T00:00:00Z`` would otherwise become a datetime that
+    cannot be stored as JSON)."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp",
+                           yaml.constructor.SafeConstructor.construct_yaml_str)
+    return Loader
+
+
 def _read_yaml(text: str, name: str) -> Iterator[Item]:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _yaml_loader()
     try:
         for i, doc in enumerate(yaml.load_all(io.StringIO(text), Loader=loader)):
             if doc is None:
@@ -345,9 +361,18 @@ class _Ingester:
         warnings: list[str] = []
         try:
             reduced = reduce(kind, item.obj, warnings)
-        except InvalidObject as e:
-            log.warning("%s: %s; skipped", item.where, e)
+            obj_json = _object_json(item.obj)
+        except (TypeError, ValueError, InvalidObject) as e:
+            # (TypeError/ValueError: YAML values JSON has no form for, such as !!binary)
+            log.warning("%s: %s; skipped", item.where,
+                        e if isinstance(e, InvalidObject) else f"not storable as JSON ({e})")
             self.report.invalid += 1
+            # It exists, unreadable as it is now: a snapshot keeps its last stored
+            # state rather than recording a deletion (as the watcher's relist does).
+            meta = item.obj.get("metadata")
+            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+                namespace = meta.get("namespace") or "default"
+                self.seen.add((kind, str(namespace), meta["name"]))
             return
         for w in warnings:
             log.warning("%s: %s", item.where, w)
@@ -355,7 +380,6 @@ class _Ingester:
         key = (kind, reduced.namespace, reduced.name)
         self.seen.add(key)
         uid, rv = reduced.uid, reduced.resource_version
-        obj_json = _object_json(item.obj)
         if not rv:  # hand-made data: content decides what is "the same version"
             rv = "sha256:" + hashlib.sha256(obj_json.encode()).hexdigest()[:20]
         head = self.heads.get(key)
@@ -381,7 +405,14 @@ class _Ingester:
 
     def _stored_object(self, head: ObjectHead) -> str:
         self.flush()
-        event = self.appender.get_event(head.last_seq)
+        # A head emitted by this input has no sequence number yet (-1): the flush just
+        # stored it, and the refreshed head knows where.
+        current = self.heads.get((head.kind, head.namespace, head.name))
+        seq = head.last_seq
+        if seq < 0 and current is not None and (current.uid, current.resource_version) == (
+                head.uid, head.resource_version):
+            seq = current.last_seq
+        event = self.appender.get_event(seq)
         return event.object_json if event is not None else "{}"
 
     def _emit(self, event: Event) -> None:
