@@ -461,3 +461,49 @@ def test_recreation_within_one_input_deletes_the_stored_object(
     assert [(e.type, e.uid) for e in events] == [
         (ADDED, "uid-default-a"), (DELETED, "uid-default-a"), (ADDED, "uid-new")]
     assert events[1].object() == service("a")
+
+
+def test_reingesting_old_files_never_rolls_back(store: Store, tmp_path: Path) -> None:
+    files = [write(tmp_path, f"v{i}.json", {"kind": "List", "items": [
+        service("a", rv=str(10 * i), cluster_ip=f"10.96.0.{i}")]}) for i in (1, 2, 3)]
+    for i, path in enumerate(files):
+        ingest_files(store, [path], when=T0.replace(hour=i))
+    before = store.select_events()
+    report = ingest_files(store, files[:2], when=T0.replace(hour=5))
+    assert (report.new_events, report.stale) == (0, 2)
+    assert "2 older versions skipped" in report.summary()
+    assert store.select_events() == before
+    assert Record("a.default.svc", A, ("10.96.0.3",)) in records(store)
+
+
+def test_reingesting_a_file_from_before_a_recreate_keeps_the_new_object(
+        store: Store, tmp_path: Path) -> None:
+    old = write(tmp_path, "old.json", service("a", rv="1"))
+    ingest_files(store, [old], when=T0)
+    recreated = service("a", rv="5", cluster_ip="10.96.0.5")
+    recreated["metadata"]["uid"] = "uid-second"
+    ingest_files(store, [write(tmp_path, "new.json", recreated)], when=T0)
+    before = store.select_events()
+    assert ingest_files(store, [old], snapshot=True, when=T0).new_events == 0
+    assert store.select_events() == before
+    assert store.heads()[("Service", "default", "a")].uid == "uid-second"
+
+
+def test_hand_made_objects_may_return_to_earlier_content(store: Store,
+                                                         tmp_path: Path) -> None:
+    obj = service("a")
+    del obj["metadata"]["resourceVersion"]
+    first = write(tmp_path, "1.json", obj)
+    ingest_files(store, [first], when=T0)
+    obj["spec"]["clusterIP"] = "10.96.0.9"
+    ingest_files(store, [write(tmp_path, "2.json", obj)], when=T0)
+    assert ingest_files(store, [first], when=T0).new_events == 1
+    assert Record("a.default.svc", A, ("10.96.0.1",)) in records(store)
+
+
+def test_items_that_are_not_a_list_are_refused(store: Store, tmp_path: Path) -> None:
+    ingest_files(store, [write(tmp_path, "a.json", service("a"))], when=T0)
+    bad = write(tmp_path, "bad.json", '{"kind": "ServiceList", "items": "x"}')
+    with pytest.raises(InvalidInput, match="items is not a list"):
+        ingest_files(store, [bad], snapshot=True, when=T0)
+    assert [e.type for e in store.select_events()] == [ADDED]
