@@ -396,7 +396,7 @@ class _Ingester:
                     and head.resource_version == rv):
                 self.report.duplicates += 1
                 return
-            if self._is_old_version(uid, rv):
+            if head is not None and self._is_old_version(uid, rv):
                 # The log already holds this version of the object, and something newer
                 # since: re-reading an old kubectl file is not news, and must neither
                 # roll the object back nor delete the object that replaced it.
