@@ -507,3 +507,21 @@ def test_items_that_are_not_a_list_are_refused(store: Store, tmp_path: Path) -> 
     with pytest.raises(InvalidInput, match="items is not a list"):
         ingest_files(store, [bad], snapshot=True, when=T0)
     assert [e.type for e in store.select_events()] == [ADDED]
+
+
+def test_watch_streams_are_checked_against_the_log(store: Store, tmp_path: Path) -> None:
+    first = [{"type": "ADDED", "object": service("a")},
+             {"type": "MODIFIED", "object": service("a", rv="2", cluster_ip="10.96.0.2")}]
+    ingest_files(store, [write(tmp_path, "w1.json",
+                               "\n".join(json.dumps(e) for e in first))], when=T0)
+    # A new `kubectl get -w` session starts by listing what exists as ADDED.
+    recreated = service("a", rv="9", cluster_ip="10.96.0.9")
+    recreated["metadata"]["uid"] = "uid-second"
+    second = [{"type": "ADDED", "object": service("a", rv="2", cluster_ip="10.96.0.2")},
+              {"type": "ADDED", "object": recreated}]
+    report = ingest_files(store, [write(tmp_path, "w2.json",
+                                        "\n".join(json.dumps(e) for e in second))], when=T0)
+    assert (report.new_events, report.duplicates) == (2, 1)
+    assert [(e.type, e.uid, e.resource_version) for e in store.select_events()] == [
+        (ADDED, "uid-default-a", "1"), (MODIFIED, "uid-default-a", "2"),
+        (DELETED, "uid-default-a", "2"), (ADDED, "uid-second", "9")]

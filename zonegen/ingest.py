@@ -391,7 +391,9 @@ class _Ingester:
             rv = "sha256:" + hashlib.sha256(obj_json.encode()).hexdigest()[:20]
         head = self.heads.get(key)
         etype = item.type
-        if etype is None:
+        if etype != DELETED:
+            # An object version, whether the input said ADDED/MODIFIED (a watch stream)
+            # or nothing (a list): compare it with what the log holds.
             if (head is not None and not head.deleted and head.uid == uid
                     and head.resource_version == rv):
                 self.report.duplicates += 1
@@ -402,13 +404,12 @@ class _Ingester:
                 # roll the object back nor delete the object that replaced it.
                 self.report.stale += 1
                 return
-            if head is not None and not head.deleted and head.uid == uid:
-                etype = MODIFIED
-            else:
-                if head is not None and not head.deleted:
-                    # Same name, new uid: the old object was deleted and recreated.
-                    self._delete(head)
-                etype = ADDED
+            live = head is not None and not head.deleted
+            if live and head is not None and head.uid != uid:
+                # Same name, new uid: the old object was deleted and recreated.
+                self._delete(head)
+            if etype is None:
+                etype = MODIFIED if live and head is not None and head.uid == uid else ADDED
         self._emit(Event(0, self.now(), self.source, etype, kind, reduced.namespace,
                          reduced.name, uid, rv, obj_json))
 
