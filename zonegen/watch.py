@@ -689,8 +689,12 @@ class Watcher:
             if self._halt.is_set():
                 return True
             for line in iter_lines(resp.stream(None, decode_content=True)):
-                lines += 1
+                before = cursor.rv
                 cursor.rv = self._on_line(unit, line, cursor.rv or "")
+                # Only lines that moved the resume point count as a working stream: a
+                # proxy answering garbage must back off, not reconnect in a tight loop.
+                if cursor.rv != before:
+                    lines += 1
                 if self._halt.is_set():
                     return True
             complete = True
@@ -708,7 +712,7 @@ class Watcher:
                     resp.release_conn()
                 else:
                     resp.close()
-        log.debug("%s: watch ended after %d lines; reconnecting", unit.label, lines)
+        log.debug("%s: watch ended after %d events; reconnecting", unit.label, lines)
         return lines > 0 or time.monotonic() - started >= 1.0
 
     def _on_line(self, unit: _Unit, line: bytes, rv: str) -> str:
