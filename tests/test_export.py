@@ -58,3 +58,11 @@ def test_unknown_past_versions(tmp_path: Path) -> None:
     with pytest.raises(UnknownSerial, match="2020-01-01"):
         export_zone(store, zone_config(), at=datetime(2020, 1, 1, tzinfo=UTC),
                     stream=io.StringIO())
+
+
+def test_export_at_a_time_after_pending_events_projects_them_first(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    ingest_files(store, [str(DATA / "consul.json")], project=False)
+    out = io.StringIO()
+    export_zone(store, zone_config(), at=datetime(2100, 1, 1, tzinfo=UTC), stream=out)
+    assert "consul-server-0.consul-server.default.svc IN A 10.244.0.6\n" in out.getvalue()

@@ -71,6 +71,9 @@ def zone_content(store: Store, serial: int | None = None, at: datetime | None = 
         version = store.find_version(serial)
         return version.serial, store.records_at(version.version_id)
     if at is not None:
+        if store.max_event_seq() > store.max_tracking_seq():
+            # Pending events may make the version current at ``at`` (now, or later).
+            ProjectionRunner(store, clock=clock).catch_up()
         found = store.version_at(at)
         if found is None:
             raise UnknownSerial(f"no zone version was published at or before {at.isoformat()}"
