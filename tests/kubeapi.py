@@ -82,6 +82,7 @@ class FakeKubeAPI:
         self.rv = 1000
         self.compacted_rv = 0
         self.gone_as_http = False  # 410 as an HTTP status instead of an ERROR event
+        self.garbage_watches = False  # watches answer 200 with lines that are not JSON
         self.requests: list[Request] = []
         self.watch_count = 0
         self.cond = threading.Condition()
@@ -376,7 +377,9 @@ class FakeKubeAPI:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 try:
-                    if gone:
+                    if api.garbage_watches:
+                        self._chunk(b"<html>bad gateway</html>\n")
+                    elif gone:
                         err = {"type": "ERROR", "object": _status(
                             410, "Expired",
                             f"too old resource version: {since} ({api.compacted_rv})")}

@@ -642,3 +642,23 @@ def test_deploy_manifests_grant_exactly_list_and_watch() -> None:
         (5353, "UDP"), (5353, "TCP")}
     mount = container["volumeMounts"][0]
     assert container["args"][0].startswith(f"--db=sqlite:///{mount['mountPath']}/")
+
+
+def test_a_stream_of_garbage_backs_off_instead_of_spinning(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy answering 200 with non-JSON lines is not a working watch: each reconnect
+    must wait a growing backoff, not loop at once."""
+    pauses: list[float] = []
+    real_pause = Watcher._pause
+
+    def recording(self: Watcher, seconds: float) -> None:
+        pauses.append(seconds)
+        real_pause(self, seconds)
+
+    monkeypatch.setattr(Watcher, "_pause", recording)
+    kube.garbage_watches = True
+    with watching(store, kubeconfig, fast()):
+        wait_for(lambda: len(kube.watches("services")) >= 4, "repeated watches")
+    assert len(pauses) >= 3
+    assert all(p > 0 for p in pauses)
