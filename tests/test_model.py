@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from zonegen.model import (
     Record,
     Service,
     canonical_ip,
+    encode_rdata,
     reduce,
 )
 
@@ -154,3 +156,12 @@ def test_ipv4_fast_path_agrees_with_ipaddress(parts: list[str]) -> None:
     except ValueError:
         expected = None
     assert canonical_ip(text) == expected
+
+
+@given(st.lists(st.one_of(st.integers(min_value=0, max_value=2**31), st.text(max_size=12)),
+                max_size=4))
+def test_encode_rdata_writes_what_json_writes(values: list[int | str]) -> None:
+    rdata = tuple(values)
+    text = encode_rdata(rdata)
+    assert text == json.dumps(list(rdata), separators=(",", ":"))
+    assert tuple(json.loads(text)) == rdata
