@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -166,3 +167,15 @@ def test_console_script_module_runs_without_traceback(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 1
     assert proc.stderr == "Error: /nonexistent: does not exist\n"
+
+
+def test_database_from_a_newer_zonegen_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "z.db"
+    assert run("db", "upgrade", db=db)[0] == 0
+    import sqlite3
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    code, _, err = run("export", db=db)
+    assert code == 1
+    assert err.startswith(f"Error: {db}: database schema is at revision '9999_future'")
+    assert err.count("\n") == 1

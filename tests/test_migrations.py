@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from zonegen import migrate
+from zonegen.errors import StoreError
 from zonegen.store import Store, metadata
 
 
@@ -54,5 +56,22 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     store = Store.open(url)
     try:
         assert store.current_revision() == migrate.head()
+    finally:
+        store.close()
+
+
+def test_database_from_a_newer_zonegen_is_a_clear_error_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "z.db"
+    Store.open(f"sqlite:///{path}").close()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"z\.db: database schema is at revision "
+                                         r"'9999_future'.*newer zonegen"):
+        Store.open(f"sqlite:///{path}")
+    store = Store.open(f"sqlite:///{path}", upgrade=False)
+    try:
+        assert store.current_revision() == "9999_future"
     finally:
         store.close()

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 import migrations
+from zonegen.errors import StoreError
 
 
 def _config(engine: Engine) -> Config:
@@ -24,10 +25,23 @@ def _config(engine: Engine) -> Config:
     return cfg
 
 
-def head() -> str | None:
+class UnknownRevision(StoreError):
+    """The database was migrated by a newer zonegen than this one."""
+
+
+def _scripts() -> ScriptDirectory:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return ScriptDirectory.from_config(cfg)
+
+
+def head() -> str | None:
+    return _scripts().get_current_head()
+
+
+def known(revision: str) -> bool:
+    """Whether ``revision`` is one of the migrations shipped with this zonegen."""
+    return any(script.revision == revision for script in _scripts().walk_revisions())
 
 
 def current(engine: Engine) -> str | None:
@@ -36,9 +50,19 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Upgrade to ``revision``; a no-op (one cheap query) when already there."""
-    if revision == "head" and current(engine) == head():
+    """Upgrade to ``revision``; a no-op (one cheap query) when already there.
+
+    :raises UnknownRevision: the database is at a revision this zonegen does not know (a
+        newer zonegen migrated it); it is left untouched.
+    """
+    now = current(engine)
+    if revision == "head" and now == head():
         return
+    if now is not None and not known(now):
+        raise UnknownRevision(
+            f"database schema is at revision {now!r}, which this zonegen does not know "
+            f"(it knows up to {head()!r}): it was written by a newer zonegen; upgrade "
+            "zonegen")
     command.upgrade(_config(engine), revision)
 
 

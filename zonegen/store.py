@@ -332,7 +332,10 @@ class Store:
         from zonegen import migrate
 
         with self._wrap("migrating"):
-            migrate.upgrade(self.engine)
+            try:
+                migrate.upgrade(self.engine)
+            except migrate.UnknownRevision as e:
+                raise StoreError(f"{self.where}: {e}") from None
 
     def current_revision(self) -> str | None:
         from zonegen import migrate
