@@ -127,6 +127,8 @@ def test_ingest_from_stdin(tmp_path: Path) -> None:
     (["export", "--zone", "bad..zone"], "Error: zone 'bad..zone' is not a valid domain name"),
     (["export", "--serial", "12345"], "Error: serial 12345 was never published"),
     (["export", "--at", "yesterday"], "Error: time 'yesterday' is not ISO 8601"),
+    (["export", "--at", "0001-01-01T00:00+01:00"], "Error: time '0001-01-01T00:00+01:00' "
+                                                  "is out of range"),
     (["export", "--ns", "ns1.example.net=not-an-ip"], "Error: "),
 ])
 def test_errors_are_one_line_with_exit_code_1(tmp_path: Path, args: list[str],

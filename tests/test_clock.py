@@ -32,3 +32,9 @@ def test_bad_times_say_what_is_expected(text: str) -> None:
 def test_fixed_clock() -> None:
     when = datetime(2026, 1, 1, tzinfo=UTC)
     assert fixed_clock(when)() == when.timestamp() == 1767225600.0
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00"])
+def test_times_outside_the_utc_range_are_invalid_not_overflow(text: str) -> None:
+    with pytest.raises(InvalidTime, match="out of range"):
+        parse_time(text)

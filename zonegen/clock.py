@@ -33,7 +33,10 @@ def parse_time(text: str) -> datetime:
         raise InvalidTime(f"time {text!r} is not ISO 8601 (e.g. 2026-11-25T03:12:00Z)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise InvalidTime(f"time {text!r} is out of range in UTC") from None
 
 
 def fixed_clock(when: datetime) -> Clock:
