@@ -631,6 +631,8 @@ def test_cli_export_diff_log_why_compact(cli_db: tuple[str, list[int]]) -> None:
     (["why", "web.shop.svc", "A", "10.9.9.9"], "not in the current zone"),
     (["why", "web.shop.svc", "BOGUS", "x"], "record type 'BOGUS'"),
     (["compact"], "--keep-days D or --keep-versions K"),
+    (["compact", "--keep-days", "nan"], "must be a number of days"),
+    (["compact", "--keep-days", "1e300"], "must be a number of days"),
 ])
 def test_cli_errors_are_one_line(cli_db: tuple[str, list[int]], args: list[str],
                                  message: str) -> None:

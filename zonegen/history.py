@@ -585,8 +585,9 @@ def compact(store: Store, keep_days: float | None = None, keep_versions: int | N
         base = kept[0] if kept else None
     else:
         assert keep_days is not None  # noqa: S101 - checked above
-        if keep_days < 0:
-            raise InvalidQuery(f"--keep-days {keep_days}: must not be negative")
+        if not 0 <= keep_days <= 3_650_000:  # also refuses nan; timedelta's range
+            raise InvalidQuery(f"--keep-days {keep_days}: must be a number of days "
+                               "from 0 to 3650000")
         base = store.version_at(now - timedelta(days=keep_days))
     if base is None:
         return CompactionReport(False, store.history_start(), 0, 0, 0, 0)
