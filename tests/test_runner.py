@@ -267,3 +267,15 @@ def test_a_failed_commit_does_not_lose_changes_from_the_journal(
     step = store.journal(made[0].version_id - 1)[-1]
     assert Record("db-0.db.shop.svc", A, ("10.0.0.7",)) in step.added
     assert Record("db-0.db.shop.svc", A, ("10.0.0.1",)) in step.removed
+
+
+def test_a_clock_before_1970_still_gives_small_increasing_serials(db: str,
+                                                                   tmp_path: Path) -> None:
+    store = Store.open(db)
+    ingest(store, tmp_path, headless(), slice_(), clock=Clock(-62135596800.0))
+    first = store.latest_version()
+    ingest(store, tmp_path, slice_(rv="2", addresses=("10.0.0.2",)), clock=Clock(-1.0))
+    second = store.latest_version()
+    assert first is not None
+    assert second is not None
+    assert (first.serial, second.serial) == (1, 2)

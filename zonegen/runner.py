@@ -174,7 +174,8 @@ class ProjectionRunner:
         serial: int | None = None
         if added or removed or self._version is None:
             previous = self._version.serial if self._version is not None else None
-            serial = next_serial(previous, int(now))
+            # A clock before 1970 (ingest --time 0001-01-01) counts as 0, not negative.
+            serial = next_serial(previous, max(int(now), 0))
         if self._version is None:
             # The first version publishes everything, the apex records included.
             changes = [RecordChange(serial or 0, True, r, added.get(r, 0))
