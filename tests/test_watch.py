@@ -283,6 +283,14 @@ def test_missing_configuration_is_a_watch_error(tmp_path: Path) -> None:
         connect(str(tmp_path / "nope"))
 
 
+def test_malformed_kubeconfig_is_a_one_line_watch_error(tmp_path: Path) -> None:
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("clusters: [unclosed\n")
+    with pytest.raises(WatchError, match=r"kubeconfig line 2: malformed YAML") as info:
+        connect(str(bad))
+    assert "\n" not in str(info.value)
+
+
 # --------------------------------------------------------------------------- watching
 
 

@@ -115,6 +115,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Cluste
 
     :raises WatchError: no configuration is found, or it cannot be loaded.
     """
+    import yaml
     from kubernetes import client
     from kubernetes.config.config_exception import ConfigException
 
@@ -143,6 +144,12 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Cluste
         raise WatchError(f"Kubernetes configuration: {first}") from None
     except OSError as e:
         raise WatchError(f"Kubernetes configuration: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise WatchError(f"Kubernetes configuration {explicit or '~/.kube/config'}{where}: "
+                         f"malformed YAML: {problem}") from None
     return Cluster(client.ApiClient(configuration=cfg), str(cfg.host), ctx_name)
 
 
