@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
+import resource
+
 from zonegen.model import SRV, A, Record
+
+
+def rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def k8s_records(services: int = 25_000, pods: int = 10) -> list[Record]:

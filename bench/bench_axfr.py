@@ -8,7 +8,6 @@ resulting IXFR. Prints figures only (PERFORMANCE.md: Knot 0.20-0.25 s for the me
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import sys
 import time
@@ -20,14 +19,10 @@ import dns.message  # noqa: E402
 import dns.rdatatype  # noqa: E402
 import dns.xfr  # noqa: E402
 import dns.zone  # noqa: E402
-from _zone import k8s_records  # noqa: E402
+from _zone import k8s_records, rss_mb  # noqa: E402
 
 from zonegen import xfr  # noqa: E402
 from zonegen.model import SRV, A, Diff, Record, ZoneConfig  # noqa: E402
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ the atomic write. Prints figures only (PERFORMANCE.md goal: <= 1.5 s for 1M reco
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -16,14 +15,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _zone import k8s_records  # noqa: E402
+from _zone import k8s_records, rss_mb  # noqa: E402
 
 from zonegen import zonefile  # noqa: E402
 from zonegen.model import ZoneConfig  # noqa: E402
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

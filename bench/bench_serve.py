@@ -36,20 +36,10 @@ import dns.message  # noqa: E402
 import dns.query  # noqa: E402
 import dns.rdatatype  # noqa: E402
 
+# The same free-port and SOA probes the integration tests use.
+from tests.integration.conftest import free_port, soa_serial  # noqa: E402
+
 ZONE = "cluster.local"
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
 
 
 def rss_mb(pid: int) -> float:
@@ -145,15 +135,6 @@ def wait_file(path: Path, seconds: float) -> None:
         time.sleep(0.01)
 
 
-def soa_serial(port: int) -> int | None:
-    try:
-        r = dns.query.udp(dns.message.make_query(ZONE + ".", "SOA"), "127.0.0.1",
-                          port=port, timeout=0.5)
-    except Exception:  # noqa: BLE001
-        return None
-    return int(r.answer[0][0].serial) if r.answer else None
-
-
 def start_named(directory: Path, body: str, port: int) -> int:
     conf = directory / "named.conf"
     conf.write_text(f"""
@@ -215,7 +196,7 @@ def bench_axfr(tmp: Path, services: int, pods: int, runs: int) -> None:
                             nport)
     try:
         deadline = time.monotonic() + 600
-        while soa_serial(nport) is None and time.monotonic() < deadline:
+        while soa_serial(nport, ZONE + ".") is None and time.monotonic() < deadline:
             time.sleep(0.05)
         print(f"named loaded the zone in {time.perf_counter() - t:.1f} s")
         wait_file(ready, 600)
@@ -267,12 +248,13 @@ def bench_latency(tmp: Path, runs: int) -> None:
     named_pid = 0
     try:
         deadline = time.monotonic() + 60
-        while soa_serial(zport) is None and time.monotonic() < deadline:
+        while soa_serial(zport, ZONE + ".") is None and time.monotonic() < deadline:
             time.sleep(0.02)
         named_pid = start_named(sec_dir, f"""zone "{ZONE}" {{ type secondary;
             primaries {{ 127.0.0.1 port {zport}; }}; file "sec.db";
             allow-notify {{ 127.0.0.1; }}; request-ixfr yes; }};""", sport)
-        while soa_serial(sport) != soa_serial(zport) and time.monotonic() < deadline:
+        while (soa_serial(sport, ZONE + ".") != soa_serial(zport, ZONE + ".")
+               and time.monotonic() < deadline):
             time.sleep(0.02)
         doc = json.loads(demo.read_text())
         base = next(i for i in doc["items"] if i["metadata"]["name"] == "consul-server-7xq2k")

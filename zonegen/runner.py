@@ -93,9 +93,10 @@ class ProjectionRunner:
 
     @property
     def version(self) -> ZoneVersion | None:
-        """The newest zone version this runner knows (after :meth:`catch_up`)."""
+        """The newest zone version (after :meth:`catch_up`, the one it made or found).
+        Reading it never loads the projection."""
         if self._projection is None:
-            self._projection = self._load()
+            return self.store.latest_version()
         return self._version
 
     def _load(self) -> project.Projection:

@@ -420,11 +420,9 @@ class StoreFeed:
 
         if self._runner is None:
             self._runner = ProjectionRunner(self.store, clock=self.clock)
-        try:
-            self._runner.catch_up()  # reloads itself when another projector moved ahead
-        except StoreError:
-            self._runner = None  # start from the store again next time
-            raise
+        # The runner reloads itself when another projector moved ahead, and starts from
+        # the store again after any failed commit.
+        self._runner.catch_up()
 
     def project_pending(self, force: bool = False) -> None:
         """Project events nobody else projected for one poll interval (or now, with

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -31,6 +31,8 @@ from zonegen.model import DELETED, Event, Record, RecordChange, ZoneVersion, enc
 DEFAULT_URL = "sqlite:///zonegen.db"
 PROJECTION = "projection"
 """Tracking name of the projector's high-water mark."""
+
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 
@@ -439,7 +441,7 @@ class Store:
         existing: set[tuple[str, str, str]] = set()
         keys = sorted({(e.uid, e.resource_version, e.type) for e in new_events})
         key_cols = sa.tuple_(events.c.uid, events.c.resource_version, events.c.type)
-        for chunk in _chunks(keys, 300):
+        for chunk in _batched(keys, 300):
             rows = conn.execute(
                 sa.select(events.c.uid, events.c.resource_version, events.c.type)
                 .where(key_cols.in_(chunk))
@@ -468,7 +470,7 @@ class Store:
                 "deleted": e.type == DELETED,
             }
         keys = list(heads)
-        for chunk in _chunks(keys, 300):
+        for chunk in _batched(keys, 300):
             conn.execute(object_heads.delete().where(
                 sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
                 .in_(chunk)))
@@ -510,8 +512,7 @@ class Store:
 
     def get_event(self, seq: int) -> Event | None:
         with self._wrap("reading events"), self._read() as conn:
-            row = conn.execute(sa.select(events).where(events.c.seq == seq)).first()
-            return _event_from_row(row) if row is not None else None
+            return _select_event(conn, seq)
 
     def iter_latest_events(self, lte: int, batch: int = 2000) -> Iterator[Event]:
         """The newest event of every object with ``seq <= lte`` that is not a deletion:
@@ -537,13 +538,8 @@ class Store:
     def heads(self, kinds: Iterable[str] | None = None,
               namespaces: Iterable[str] | None = None) -> dict[tuple[str, str, str], ObjectHead]:
         """The newest event of each object (deleted ones included), by (kind, ns, name)."""
-        q = sa.select(object_heads)
-        if kinds is not None:
-            q = q.where(object_heads.c.kind.in_(list(kinds)))
-        if namespaces is not None:
-            q = q.where(object_heads.c.namespace.in_(list(namespaces)))
         with self._wrap("reading objects"), self._read() as conn:
-            return {(r.kind, r.namespace, r.name): _head_from_row(r) for r in conn.execute(q)}
+            return _select_heads(conn, kinds, namespaces)
 
     # ----------------------------------------------------------------- versions
 
@@ -873,7 +869,7 @@ class Store:
         wanted = sorted({s for s in seqs if s > 0})
         out: dict[int, EventRef] = {}
         with self._wrap("reading events"), self._read() as conn:
-            for chunk in _chunks(wanted, 500):
+            for chunk in _batched(wanted, 500):
                 for r in conn.execute(sa.select(*_event_ref_columns())
                                       .where(events.c.seq.in_(chunk))):
                     ref = _event_ref(r)
@@ -979,15 +975,14 @@ class EventAppender:
     def heads(self) -> dict[tuple[str, str, str], ObjectHead]:
         """Every object head, read inside this transaction (so no other writer's
         events can slip between the read and our appends)."""
-        return {(r.kind, r.namespace, r.name): _head_from_row(r)
-                for r in self._conn.execute(sa.select(object_heads))}
+        return _select_heads(self._conn)
 
     def known_versions(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which ``(uid, resourceVersion)`` pairs the log already holds as an object
         version (ADDED or MODIFIED): re-reading an older version is not news."""
         found: set[tuple[str, str]] = set()
         cols = sa.tuple_(events.c.uid, events.c.resource_version)
-        for chunk in _chunks(sorted(set(pairs)), 300):
+        for chunk in _batched(sorted(set(pairs)), 300):
             rows = self._conn.execute(
                 sa.select(events.c.uid, events.c.resource_version)
                 .where(cols.in_(chunk), events.c.type != DELETED))
@@ -995,14 +990,13 @@ class EventAppender:
         return found
 
     def get_event(self, seq: int) -> Event | None:
-        row = self._conn.execute(sa.select(events).where(events.c.seq == seq)).first()
-        return _event_from_row(row) if row is not None else None
+        return _select_event(self._conn, seq)
 
     def heads_for(self, keys: Sequence[tuple[str, str, str]]
                   ) -> dict[tuple[str, str, str], ObjectHead]:
         out: dict[tuple[str, str, str], ObjectHead] = {}
         unique = sorted(set(keys))
-        for chunk in _chunks(unique, 300):
+        for chunk in _batched(unique, 300):
             rows = self._conn.execute(sa.select(object_heads).where(
                 sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
                 .in_(chunk)))
@@ -1039,8 +1033,25 @@ def _insert_many(conn: Connection, table: sa.Table, columns: Sequence[str],
         conn.exec_driver_sql(sql, batch)
 
 
-def _batched(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
-    batch: list[tuple[Any, ...]] = []
+def _select_event(conn: Connection, seq: int) -> Event | None:
+    row = conn.execute(sa.select(events).where(events.c.seq == seq)).first()
+    return _event_from_row(row) if row is not None else None
+
+
+def _select_heads(conn: Connection, kinds: Iterable[str] | None = None,
+                  namespaces: Iterable[str] | None = None
+                  ) -> dict[tuple[str, str, str], ObjectHead]:
+    q = sa.select(object_heads)
+    if kinds is not None:
+        q = q.where(object_heads.c.kind.in_(list(kinds)))
+    if namespaces is not None:
+        q = q.where(object_heads.c.namespace.in_(list(namespaces)))
+    return {(r.kind, r.namespace, r.name): _head_from_row(r) for r in conn.execute(q)}
+
+
+def _batched(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Bounded batches of any iterable (``IN`` lists, executemany chunks)."""
+    batch: list[T] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= size:
@@ -1048,11 +1059,6 @@ def _batched(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[
             batch = []
     if batch:
         yield batch
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def _event_row(e: Event) -> dict[str, Any]:
