@@ -1,0 +1,355 @@
+"""The clusterset projector: ServiceImports and their MCS EndpointSlices to DNS records.
+
+:func:`records_for_import` is the Multi-Cluster Services DNS specification (KEP-1645
+``specification.md``, schema 1.0.0) rule by rule, as docs/multicluster.md writes it down;
+:func:`records_for_exports` derives the same records from several zonegen sources' exported
+headless Services when no MCS controller exists. Owners are relative to the clusterset zone
+(``clusterset.local.`` unless the operator names another), as ``project`` makes them
+relative to the cluster domain. Pure: imports only ``model``, ``names``, ``project``,
+``mcs`` and ``errors`` — no I/O, no clock.
+
+Spec: https://github.com/kubernetes/enhancements/blob/master/keps/sig-multicluster/
+1645-multi-cluster-services-api/specification.md (cited "MCS §").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+from zonegen.errors import InvalidName, InvalidZone
+from zonegen.mcs import (
+    SERVICE_IMPORT,
+    McsEndpointSlice,
+    ServiceExport,
+    ServiceImport,
+    check_cluster_id,
+)
+from zonegen.model import (
+    AAAA,
+    ENDPOINT_SLICE,
+    SERVICE,
+    SRV,
+    TXT,
+    A,
+    EndpointSlice,
+    Port,
+    Record,
+    RecordSet,
+    Service,
+)
+from zonegen.names import check_label, check_name, endpoint_label, service_owner, srv_owner
+from zonegen.project import _port_key, effective_slices, srv_weight
+
+DEFAULT_ZONE = "clusterset.local."
+"""MCS §2.1: ``<clustersetzone>`` "must be ``clusterset.local``" today; zonegen lets the
+operator name another (a zone served outside the clusters), as the issue asks."""
+
+SCHEMA_VERSION = "1.0.0"
+DNS_VERSION = Record("dns-version", TXT, (SCHEMA_VERSION,), 28800)
+"""MCS §2.2: ``dns-version.<clustersetzone>`` TXT "1.0.0"; TTL 28800 as in the spec's
+example (and as ``project.DNS_VERSION`` for the cluster-local zone)."""
+
+APEX_RECORDS: RecordSet = frozenset({DNS_VERSION})
+"""Records every clusterset zone holds whatever the clusters contain (MCS §2.2)."""
+
+_EMPTY: RecordSet = frozenset()
+
+# A published endpoint address: (address, record type, owner ``H.C.S.N.svc`` or None when
+# that name cannot be published; the address still counts in SRV weights).
+_Published = tuple[str, int, str | None]
+
+
+def _warn(warnings: list[InvalidName] | None, kind: str, namespace: str, name: str,
+          reasons: Iterable[str]) -> None:
+    if warnings is not None:
+        warnings.append(InvalidName(kind, namespace, name, tuple(reasons)))
+
+
+def _base(namespace: str, name: str, kind: str, zone: str,
+          warnings: list[InvalidName] | None) -> str | None:
+    """``S.N.svc`` relative to the zone, or None (with a warning) when S or N is not a
+    lowercase RFC 1123 label or the name would not fit (same checks as ``project``)."""
+    reasons = check_label(name) + check_label(namespace)
+    reasons += [f"name {n!r} is not lowercase, as Kubernetes object names are"
+                for n in (name, namespace) if n != n.lower() and not check_label(n)]
+    base = service_owner(namespace, name)
+    if not reasons:
+        reasons = check_name(base, zone)
+    if reasons:
+        _warn(warnings, kind, namespace, name, reasons)
+        return None
+    return base
+
+
+def records_for_import(service_import: ServiceImport, slices: Sequence[McsEndpointSlice],
+                       warnings: list[InvalidName] | None = None,
+                       zone: str = DEFAULT_ZONE) -> RecordSet:
+    """Every record one ServiceImport publishes, owners relative to ``zone``.
+
+    A pure function of the import and the MCS EndpointSlices of every member cluster;
+    slices of other imports (another namespace or service-name label) are ignored. The
+    order of ``slices`` never matters.
+
+    :param zone: the clusterset zone, absolute; names over 255 octets in it are skipped.
+    :param warnings: receives an :class:`~zonegen.errors.InvalidName` naming the object
+        for every name that was skipped; the rest of the import is still published.
+    """
+    ns, name = service_import.namespace, service_import.name
+    base = _base(ns, name, SERVICE_IMPORT, zone, warnings)
+    if base is None:
+        return _EMPTY
+    if not service_import.headless:
+        return _cluster_set_ip(service_import, base, zone, warnings)
+    mine = [s for s in slices if s.import_key == service_import.key]
+    return _headless(service_import.key, base, mine, zone, warnings)
+
+
+def _cluster_set_ip(service_import: ServiceImport, base: str, zone: str,
+                    warnings: list[InvalidName] | None) -> RecordSet:
+    ns, name = service_import.namespace, service_import.name
+    ips = service_import.ips
+    if not ips:
+        # A ClusterSetIP import without spec.ips (the controller has not allocated one
+        # yet) has no address to publish, and SRVs must not point at a name without one.
+        _warn(warnings, SERVICE_IMPORT, ns, name,
+              ["ClusterSetIP import has no spec.ips; nothing published"])
+        return _EMPTY
+    out: set[Record] = set()
+    for ip in ips:
+        # MCS §2.3.1: S.N.svc.<clustersetzone> A/AAAA <clusterset-ip> (both families).
+        out.add(Record(base, AAAA if ":" in ip else A, (ip,)))
+    # Weights: CoreDNS's cluster-local rule (RECORDS.md), n = (clusterset IP, port)
+    # pairs for the question; MCS §2.3.2 leaves priority and weight open.
+    ports = service_import.ports
+    w_bare = srv_weight(len(ips) * len(ports))
+    n_named: dict[tuple[str, str], int] = {}
+    for p in ports:
+        if p.name:
+            n_named[_port_key(p)] = n_named.get(_port_key(p), 0) + len(ips)
+    for p in ports:
+        if p.number is None:
+            continue  # RECORDS.md: a port without a number gives no SRV
+        # As the cluster-local zone and the mcs-api conformance suite (a SRV query of
+        # S.N.svc.clusterset.local): bare S.N.svc SRV for every port, named or not.
+        out.add(Record(base, SRV, (0, w_bare, p.number, base)))
+        if not p.name:
+            continue  # MCS §2.3.2: "Unnamed ports do not have an SRV record."
+        owner = _srv_owner(p, ns, name, zone, SERVICE_IMPORT, name, "", warnings)
+        if owner is not None:
+            # MCS §2.3.2: _port._proto.S.N.svc SRV <prio> <weight> <port> S.N.svc.
+            out.add(Record(owner, SRV, (0, srv_weight(n_named[_port_key(p)]), p.number, base)))
+    # MCS §2.3.4: nothing disambiguates to one cluster's backends under a ClusterSetIP
+    # import, so its endpoints (and their H.C.S.N.svc names) are not published at all.
+    return frozenset(out)
+
+
+def _srv_owner(port: Port, namespace: str, service: str, zone: str, kind: str,
+               obj_name: str, cluster: str, warnings: list[InvalidName] | None) -> str | None:
+    key = _port_key(port)
+    text = srv_owner(key[0], key[1], namespace, service)
+    reasons = check_name(text, zone)
+    if reasons:
+        where = f" (cluster {cluster})" if cluster else ""
+        _warn(warnings, kind, namespace, obj_name, [r + where for r in reasons])
+        return None
+    return text
+
+
+def _headless(key: tuple[str, str], base: str, slices: list[McsEndpointSlice], zone: str,
+              warnings: list[InvalidName] | None) -> RecordSet:
+    ns, _name = key
+    # Deterministic order for warnings (records are a set anyway).
+    ordered = sorted((s for s in slices if s.slice.address_type in ("IPv4", "IPv6")),
+                     key=lambda s: (s.cluster_id, s.name))
+    # MCS §2.4.4: nothing may exist at <clusterid>.S.N.svc. A dotted cluster id makes
+    # H.C of one cluster equal to another cluster's id ("x" in "b" vs cluster "x.b"),
+    # so such owners are refused, not published at a reserved name.
+    reserved = {f"{s.cluster_id}.{base}" for s in ordered}
+    published: list[tuple[list[_Published], McsEndpointSlice]] = []
+    for ms in ordered:
+        sl = ms.slice
+        rtype = A if sl.address_type == "IPv4" else AAAA
+        pubs: list[_Published] = []
+        for ep in sl.endpoints:
+            if not ep.ready:
+                continue  # MCS §2.4.1: only _ready_ endpoints (absent means ready, model)
+            bad_host = False
+            for address in ep.addresses:
+                # MCS §2.1 "hostname": the endpoint's hostname, else a unique
+                # system-assigned identifier: the cluster-local dashed address (names).
+                label, reasons = endpoint_label(address, ep.hostname)
+                if reasons and not bad_host:
+                    bad_host = True  # one warning per endpoint, not per address
+                    _warn(warnings, ENDPOINT_SLICE, sl.namespace, sl.name,
+                          [f"{r} (cluster {ms.cluster_id})" for r in reasons])
+                # MCS §2.4.1: <hostname>.<clusterid>.S.N.svc A/AAAA per address.
+                name = f"{label}.{ms.cluster_id}.{base}"
+                owner: str | None = name
+                if name in reserved:
+                    _warn(warnings, ENDPOINT_SLICE, sl.namespace, sl.name,
+                          [f"name {name} is the reserved cluster name of another cluster "
+                           f"(MCS §2.4.4); skipped (cluster {ms.cluster_id})"])
+                    owner = None
+                else:
+                    too_long = check_name(name, zone)
+                    if too_long:
+                        # RECORDS.md: a name over 255 octets is skipped with a warning.
+                        _warn(warnings, ENDPOINT_SLICE, sl.namespace, sl.name,
+                              [f"{r} (cluster {ms.cluster_id})" for r in too_long])
+                        owner = None
+                pubs.append((address, rtype, owner))
+        published.append((pubs, ms))
+    out: set[Record] = set()
+    n_bare = 0
+    n_named: dict[tuple[str, str], int] = {}
+    for pubs, ms in published:
+        if not pubs:
+            continue
+        ports = ms.slice.ports
+        # Weights as the cluster-local headless rule (RECORDS.md), n summed over every
+        # member cluster: the question's answer is the union across clusters (MCS §2.4.2).
+        n_bare += len(pubs) * max(1, len(ports))
+        for port in ports:
+            if port.name:
+                n_named[_port_key(port)] = n_named.get(_port_key(port), 0) + len(pubs)
+        for address, rtype, owner in pubs:
+            # MCS §2.4.1: S.N.svc A/AAAA for every ready endpoint across the clusterset.
+            out.add(Record(base, rtype, (address,)))
+            if owner is not None:
+                out.add(Record(owner, rtype, (address,)))
+    if not out:
+        # MCS §2.4.1: "If there are no _ready_ endpoints ... the answer should be NXDOMAIN".
+        return _EMPTY
+    w_bare = srv_weight(n_bare)
+    for pubs, ms in published:
+        if not pubs:
+            continue
+        sl = ms.slice
+        # As cluster-local headless Services (RECORDS.md): an SRV uses the port of the
+        # slice that holds the address; the import's own spec.ports play no part.
+        numbers = [p.number for p in sl.ports if p.number is not None]
+        named: list[tuple[int, str, int]] = []
+        for p in sl.ports:
+            if p.number is None or not p.name:
+                continue  # MCS §2.4.2: "Unnamed ports do not have an SRV record."
+            owner = _srv_owner(p, ns, key[1], zone, ENDPOINT_SLICE, sl.name, ms.cluster_id,
+                               warnings)
+            if owner is not None:
+                named.append((p.number, owner, srv_weight(n_named[_port_key(p)])))
+        for _address, _rtype, target in pubs:
+            if target is None:
+                continue
+            for number in numbers:
+                # Bare S.N.svc SRV per (ready address, port), as cluster-local and as the
+                # mcs-api conformance suite queries it.
+                out.add(Record(base, SRV, (0, w_bare, number, target)))
+            for number, owner, weight in named:
+                # MCS §2.4.2: _port._proto.S.N.svc SRV ... <hostname>.<clusterid>.S.N.svc.
+                out.add(Record(owner, SRV, (0, weight, number, target)))
+    return frozenset(out)
+
+
+def clusterset_from_imports(imports: Iterable[ServiceImport],
+                            slices: Iterable[McsEndpointSlice],
+                            warnings: list[InvalidName] | None = None,
+                            zone: str = DEFAULT_ZONE) -> RecordSet:
+    """The whole clusterset zone's records from one cluster's (hub's or member's) view:
+    every import's records plus :data:`APEX_RECORDS`. Slices without an import yield
+    nothing until it appears (as slices without a Service, RECORDS.md)."""
+    by_import: dict[tuple[str, str], list[McsEndpointSlice]] = {}
+    for s in slices:
+        by_import.setdefault(s.import_key, []).append(s)
+    parts = [records_for_import(imp, by_import.get(imp.key, ()), warnings, zone)
+             for imp in sorted(imports, key=lambda i: i.key)]
+    return frozenset(chain(APEX_RECORDS, *parts))
+
+
+# --------------------------------------------------------------------------- exports
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedService:
+    """One member cluster's exported Service: the cluster id (the zonegen source's
+    configured id), the Service, and its slices (EndpointSlices, plus the slices of its
+    legacy Endpoints, chosen by ``project.effective_slices``)."""
+
+    cluster_id: str
+    service: Service
+    slices: tuple[EndpointSlice, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterObjects:
+    """What one zonegen source holds that clusterset derivation reads: its cluster id,
+    Services, EndpointSlices (and legacy Endpoints' slices) and ServiceExports."""
+
+    cluster_id: str
+    services: tuple[Service, ...]
+    slices: tuple[EndpointSlice, ...]
+    exports: tuple[ServiceExport, ...]
+
+
+def records_for_exports(namespace: str, name: str, members: Sequence[ExportedService],
+                        warnings: list[InvalidName] | None = None,
+                        zone: str = DEFAULT_ZONE) -> RecordSet:
+    """The records a ServiceImport would publish for Service ``namespace/name`` exported
+    from ``members``, derived without an MCS controller.
+
+    Only headless exports are derivable: a ClusterSetIP is allocated by an MCS controller
+    and no cluster IP of a member is reachable from the others, so an exported ClusterIP
+    (or NodePort/LoadBalancer) Service gives nothing, with a warning; ExternalName
+    Services cannot be exported at all (KEP-1645). The headless records are exactly
+    :func:`records_for_import`'s for a Headless import whose MCS slices are each member's
+    own slices labelled with its cluster id; members of another namespace/name are
+    ignored.
+    """
+    mcs_slices: list[McsEndpointSlice] = []
+    for m in sorted(members, key=lambda m: m.cluster_id):
+        svc = m.service
+        if (svc.namespace, svc.name) != (namespace, name):
+            continue
+        if not svc.headless:
+            why = ("an ExternalName Service cannot be exported" if svc.type == "ExternalName"
+                   else f"a {svc.type} Service needs an MCS controller for its ClusterSetIP")
+            _warn(warnings, SERVICE, namespace, name,
+                  [f"exported from cluster {m.cluster_id}: {why}; not in the clusterset zone"])
+            continue
+        own = [s for s in m.slices if s.service_key == svc.key]
+        mcs_slices.extend(McsEndpointSlice(m.cluster_id, s) for s in effective_slices(own))
+    synthetic = ServiceImport(namespace=namespace, name=name, uid="", resource_version="",
+                              headless=True, ips=(), ports=())
+    return records_for_import(synthetic, mcs_slices, warnings, zone)
+
+
+def clusterset_from_exports(clusters: Iterable[ClusterObjects],
+                            warnings: list[InvalidName] | None = None,
+                            zone: str = DEFAULT_ZONE) -> RecordSet:
+    """The whole clusterset zone derived from several sources' ServiceExports (namespace
+    sameness, KEP-1645: ``N/S`` is one Service in every cluster that exports it), plus
+    :data:`APEX_RECORDS`. A Service is a member only in the clusters that both hold it
+    and export it; a ServiceExport without its Service contributes nothing.
+
+    :raises InvalidZone: a cluster id is not an RFC 1123 subdomain, or two sources share one.
+    """
+    members: dict[tuple[str, str], list[ExportedService]] = {}
+    seen: set[str] = set()
+    for c in clusters:
+        reasons = check_cluster_id(c.cluster_id)
+        if reasons:
+            raise InvalidZone("; ".join(reasons))
+        if c.cluster_id in seen:
+            raise InvalidZone(f"cluster id {c.cluster_id!r} is given to two sources")
+        seen.add(c.cluster_id)
+        exported = {e.key for e in c.exports}
+        by_service: dict[tuple[str, str], list[EndpointSlice]] = {}
+        for s in c.slices:
+            by_service.setdefault(s.service_key, []).append(s)
+        for svc in c.services:
+            if svc.key in exported:
+                members.setdefault(svc.key, []).append(
+                    ExportedService(c.cluster_id, svc, tuple(by_service.get(svc.key, ()))))
+    parts = [records_for_exports(ns, name, group, warnings, zone)
+             for (ns, name), group in sorted(members.items())]
+    return frozenset(chain(APEX_RECORDS, *parts))
