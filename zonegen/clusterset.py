@@ -40,7 +40,7 @@ from zonegen.model import (
     Service,
 )
 from zonegen.names import check_label, check_name, endpoint_label, service_owner, srv_owner
-from zonegen.project import _port_key, effective_slices, srv_weight
+from zonegen.project import _port_key, effective_slices
 
 DEFAULT_ZONE = "clusterset.local."
 """MCS §2.1: ``<clustersetzone>`` "must be ``clusterset.local``" today; zonegen lets the
@@ -53,6 +53,15 @@ example (and as ``project.DNS_VERSION`` for the cluster-local zone)."""
 
 APEX_RECORDS: RecordSet = frozenset({DNS_VERSION})
 """Records every clusterset zone holds whatever the clusters contain (MCS §2.2)."""
+
+SRV_PRIORITY = 0
+SRV_WEIGHT = 100
+"""Every clusterset SRV is ``0 100``. MCS §2.3.2/§2.4.2 leave priority and weight open.
+Within one answer this selects targets exactly as CoreDNS's cluster-local
+``floor(100 / n)`` does (RFC 2782: equal weights, equal chances), but a constant keeps
+one cluster's change from rewriting every other cluster's SRVs: a cluster going away
+removes only its own records, and the IXFR journal stays small. 100 is CoreDNS's own
+zone-transfer weight (``plugin/kubernetes/xfr.go``) and the spec example's second field."""
 
 _EMPTY: RecordSet = frozenset()
 
@@ -120,26 +129,19 @@ def _cluster_set_ip(service_import: ServiceImport, base: str, zone: str,
     for ip in ips:
         # MCS §2.3.1: S.N.svc.<clustersetzone> A/AAAA <clusterset-ip> (both families).
         out.add(Record(base, AAAA if ":" in ip else A, (ip,)))
-    # Weights: CoreDNS's cluster-local rule (RECORDS.md), n = (clusterset IP, port)
-    # pairs for the question; MCS §2.3.2 leaves priority and weight open.
     ports = service_import.ports
-    w_bare = srv_weight(len(ips) * len(ports))
-    n_named: dict[tuple[str, str], int] = {}
-    for p in ports:
-        if p.name:
-            n_named[_port_key(p)] = n_named.get(_port_key(p), 0) + len(ips)
     for p in ports:
         if p.number is None:
             continue  # RECORDS.md: a port without a number gives no SRV
         # As the cluster-local zone and the mcs-api conformance suite (a SRV query of
         # S.N.svc.clusterset.local): bare S.N.svc SRV for every port, named or not.
-        out.add(Record(base, SRV, (0, w_bare, p.number, base)))
+        out.add(Record(base, SRV, (SRV_PRIORITY, SRV_WEIGHT, p.number, base)))
         if not p.name:
             continue  # MCS §2.3.2: "Unnamed ports do not have an SRV record."
         owner = _srv_owner(p, ns, name, zone, SERVICE_IMPORT, name, "", warnings)
         if owner is not None:
             # MCS §2.3.2: _port._proto.S.N.svc SRV <prio> <weight> <port> S.N.svc.
-            out.add(Record(owner, SRV, (0, srv_weight(n_named[_port_key(p)]), p.number, base)))
+            out.add(Record(owner, SRV, (SRV_PRIORITY, SRV_WEIGHT, p.number, base)))
     # MCS §2.3.4: nothing disambiguates to one cluster's backends under a ClusterSetIP
     # import, so its endpoints (and their H.C.S.N.svc names) are not published at all.
     return frozenset(out)
@@ -202,18 +204,7 @@ def _headless(key: tuple[str, str], base: str, slices: list[McsEndpointSlice], z
                 pubs.append((address, rtype, owner))
         published.append((pubs, ms))
     out: set[Record] = set()
-    n_bare = 0
-    n_named: dict[tuple[str, str], int] = {}
-    for pubs, ms in published:
-        if not pubs:
-            continue
-        ports = ms.slice.ports
-        # Weights as the cluster-local headless rule (RECORDS.md), n summed over every
-        # member cluster: the question's answer is the union across clusters (MCS §2.4.2).
-        n_bare += len(pubs) * max(1, len(ports))
-        for port in ports:
-            if port.name:
-                n_named[_port_key(port)] = n_named.get(_port_key(port), 0) + len(pubs)
+    for pubs, _ms in published:
         for address, rtype, owner in pubs:
             # MCS §2.4.1: S.N.svc A/AAAA for every ready endpoint across the clusterset.
             out.add(Record(base, rtype, (address,)))
@@ -222,7 +213,6 @@ def _headless(key: tuple[str, str], base: str, slices: list[McsEndpointSlice], z
     if not out:
         # MCS §2.4.1: "If there are no _ready_ endpoints ... the answer should be NXDOMAIN".
         return _EMPTY
-    w_bare = srv_weight(n_bare)
     for pubs, ms in published:
         if not pubs:
             continue
@@ -230,24 +220,24 @@ def _headless(key: tuple[str, str], base: str, slices: list[McsEndpointSlice], z
         # As cluster-local headless Services (RECORDS.md): an SRV uses the port of the
         # slice that holds the address; the import's own spec.ports play no part.
         numbers = [p.number for p in sl.ports if p.number is not None]
-        named: list[tuple[int, str, int]] = []
+        named: list[tuple[int, str]] = []
         for p in sl.ports:
             if p.number is None or not p.name:
                 continue  # MCS §2.4.2: "Unnamed ports do not have an SRV record."
             owner = _srv_owner(p, ns, key[1], zone, ENDPOINT_SLICE, sl.name, ms.cluster_id,
                                warnings)
             if owner is not None:
-                named.append((p.number, owner, srv_weight(n_named[_port_key(p)])))
+                named.append((p.number, owner))
         for _address, _rtype, target in pubs:
             if target is None:
                 continue
             for number in numbers:
                 # Bare S.N.svc SRV per (ready address, port), as cluster-local and as the
                 # mcs-api conformance suite queries it.
-                out.add(Record(base, SRV, (0, w_bare, number, target)))
-            for number, owner, weight in named:
+                out.add(Record(base, SRV, (SRV_PRIORITY, SRV_WEIGHT, number, target)))
+            for number, owner in named:
                 # MCS §2.4.2: _port._proto.S.N.svc SRV ... <hostname>.<clusterid>.S.N.svc.
-                out.add(Record(owner, SRV, (0, weight, number, target)))
+                out.add(Record(owner, SRV, (SRV_PRIORITY, SRV_WEIGHT, number, target)))
     return frozenset(out)
 
 
