@@ -167,7 +167,9 @@ def _headless(key: tuple[str, str], base: str, slices: list[McsEndpointSlice], z
                      key=lambda s: (s.cluster_id, s.name))
     # MCS §2.4.4: nothing may exist at <clusterid>.S.N.svc. A dotted cluster id makes
     # H.C of one cluster equal to another cluster's id ("x" in "b" vs cluster "x.b"),
-    # so such owners are refused, not published at a reserved name.
+    # so such owners are refused, not published at a reserved name. Reserved are the
+    # ids of the clusters backing this import (those that could be disambiguated to),
+    # which keeps the records a function of the import and its own slices.
     reserved = {f"{s.cluster_id}.{base}" for s in ordered}
     published: list[tuple[list[_Published], McsEndpointSlice]] = []
     for ms in ordered:
