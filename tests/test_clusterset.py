@@ -684,3 +684,33 @@ def test_properties(inputs: tuple[list[dict[str, Any]], list[dict[str, Any]]],
     assert all(r.rtype in (1, 28, 33, 16) for r in records)
     # dnspython reads back exactly the records.
     assert parsed(render(records)) == expected_from_records(records)
+
+
+@st.composite
+def member_slices(draw: st.DrawFn) -> list[tuple[str, str, list[dict[str, Any]], str]]:
+    """(cluster, slice name, endpoints, family) of a headless Service's slices."""
+    out = []
+    for i in range(draw(st.integers(0, 5))):
+        family = draw(st.sampled_from(["IPv4", "IPv6"]))
+        eps = [ep(f"10.{i}.0.{j}" if family == "IPv4" else f"fd00::{i}:{j}",
+                  draw(st.sampled_from(HOSTS)), draw(st.sampled_from([None, True, False])))
+               for j in range(draw(st.integers(0, 3)))]
+        out.append((draw(st.sampled_from(CLUSTERS[:4])), f"s{i}", eps, family))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(member_slices())
+def test_exports_equal_the_equivalent_import(parts: list[tuple[str, str,
+                                                              list[dict[str, Any]], str]]) -> None:
+    """Deriving from ServiceExports is records_for_import of the Headless import an MCS
+    controller would make from the same slices, labelled with each source's cluster id."""
+    clusters = []
+    for cluster in sorted({p[0] for p in parts}):
+        slices = tuple(local_slice(name, "db", eps, family=family)
+                       for c, name, eps, family in parts if c == cluster)
+        clusters.append(ClusterObjects(cluster, (service("db"),), slices, (export("db"),)))
+    via_mcs = project([service_import("db", "Headless")],
+                      [mcs_slice(name, "db", c, eps, ({"name": "pg", "port": 5432},), family)
+                       for c, name, eps, family in parts])
+    assert clusterset_from_exports(clusters) == via_mcs
