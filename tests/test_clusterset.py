@@ -714,3 +714,40 @@ def test_exports_equal_the_equivalent_import(parts: list[tuple[str, str,
                       [mcs_slice(name, "db", c, eps, ({"name": "pg", "port": 5432},), family)
                        for c, name, eps, family in parts])
     assert clusterset_from_exports(clusters) == via_mcs
+
+
+def test_the_specifications_questions_are_answered() -> None:
+    """MCS §2.2-§2.4's example questions, asked of the parsed zone (dnspython lookups are
+    case-insensitive, as a name server's are, so the spec's ``clusterA`` finds the
+    lowercase id Kubernetes requires)."""
+    https = ({"name": "https", "port": 443},)
+    imports = [service_import("myservice", ips=("10.42.42.42", "2001:db8::1"), ports=https,
+                              ns="test"),
+               service_import("headless", "Headless", ports=https, ns="test")]
+    slices = [mcs_slice(f"headless-{c}", "headless", c,
+                        [ep(f"10.{n}.0.{i}", f"my-pet-{i}") for i in (1, 2, 3)], https,
+                        ns="test")
+              for n, c in ((3, "clustera"), (4, "clusterb"))]
+    zone = dns.zone.from_text(render(project(imports, slices)), origin="clusterset.local.",
+                              relativize=False)
+
+    def answer(qname: str, rdtype: str) -> list[str]:
+        rds = zone.get_rdataset(qname, rdtype)
+        return sorted(rd.to_text() for rd in rds) if rds is not None else []
+
+    assert answer("dns-version.clusterset.local.", "TXT") == ['"1.0.0"']
+    assert answer("myservice.test.svc.clusterset.local.", "A") == ["10.42.42.42"]
+    assert answer("myservice.test.svc.clusterset.local.", "AAAA") == ["2001:db8::1"]
+    assert answer("_https._tcp.myservice.test.svc.clusterset.local.", "SRV") == [
+        "0 100 443 myservice.test.svc.clusterset.local."]
+    assert answer("headless.test.svc.clusterset.local.", "A") == [
+        "10.3.0.1", "10.3.0.2", "10.3.0.3", "10.4.0.1", "10.4.0.2", "10.4.0.3"]
+    assert answer("my-pet-1.clusterA.headless.test.svc.clusterset.local.", "A") == [
+        "10.3.0.1"]
+    assert answer("_https._tcp.headless.test.svc.clusterset.local.", "SRV") == [
+        f"0 100 443 my-pet-{i}.{c}.headless.test.svc.clusterset.local."
+        for i in (1, 2, 3) for c in ("clustera", "clusterb")]
+    # MCS §2.4.4: nothing at <clusterid>.<svc>.<ns>.svc (an empty non-terminal at most).
+    for c in ("clusterA", "clusterB"):
+        node = zone.get_node(f"{c}.headless.test.svc.clusterset.local.")
+        assert node is None or not node.rdatasets
