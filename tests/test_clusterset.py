@@ -25,6 +25,7 @@ from zonegen import zonefile
 from zonegen.clusterset import (
     APEX_RECORDS,
     ClusterObjects,
+    ClustersetProjection,
     ExportedService,
     clusterset_from_exports,
     clusterset_from_imports,
@@ -751,3 +752,71 @@ def test_the_specifications_questions_are_answered() -> None:
     for c in ("clusterA", "clusterB"):
         node = zone.get_node(f"{c}.headless.test.svc.clusterset.local.")
         assert node is None or not node.rdatasets
+
+
+@st.composite
+def change_sequences(draw: st.DrawFn) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(kind, name, object or None for a deletion) in the namespace shop."""
+    out: list[tuple[str, str, dict[str, Any] | None]] = []
+    for _ in range(draw(st.integers(0, 14))):
+        if draw(st.booleans()):
+            name = draw(st.sampled_from(["db", "web"]))
+            obj = None if draw(st.integers(0, 3)) == 0 else service_import(
+                name, draw(st.sampled_from(["Headless", "ClusterSetIP"])),
+                ips=("10.42.0.1",), ports=({"name": "http", "port": 80},))
+            out.append(("ServiceImport", name, obj))
+        else:
+            name = draw(st.sampled_from(["s0", "s1", "s2"]))
+            eps = [ep(f"10.0.{i}.{draw(st.integers(1, 3))}", draw(st.sampled_from(HOSTS)),
+                      draw(st.sampled_from([None, False])))
+                   for i in range(draw(st.integers(0, 2)))]
+            obj = None if draw(st.integers(0, 3)) == 0 else mcs_slice(
+                name, draw(st.sampled_from(["db", "web"])),
+                draw(st.sampled_from(CLUSTERS[:4])), eps)
+            out.append(("EndpointSlice", name, obj))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(change_sequences())
+def test_fold_equals_rebuild(changes: list[tuple[str, str, dict[str, Any] | None]]) -> None:
+    """Folding changes one at a time gives the records a rebuild from the final objects
+    gives, and the diffs applied in order rebuild the same set (the IXFR journal)."""
+    proj = ClustersetProjection()
+    zone = set(APEX_RECORDS)
+    final: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, name, obj in changes:
+        reduced = (None if obj is None else ServiceImport.from_api(obj)
+                   if kind == "ServiceImport" else McsEndpointSlice.from_api(obj))
+        diff = proj.apply(kind, "shop", name, reduced)
+        assert diff.added.isdisjoint(zone)
+        assert diff.removed <= zone
+        zone = (zone - diff.removed) | diff.added
+        if obj is None:
+            final.pop((kind, name), None)
+        else:
+            final[(kind, name)] = obj
+    expected = project([o for (k, _), o in final.items() if k == "ServiceImport"],
+                       [o for (k, _), o in final.items() if k == "EndpointSlice"])
+    assert proj.records() == expected
+    assert zone == expected
+    assert len(proj) == len(expected)
+
+
+def test_fold_a_slice_moving_between_imports() -> None:
+    proj = ClustersetProjection()
+    proj.apply("ServiceImport", "shop", "db", ServiceImport.from_api(
+        service_import("db", "Headless")))
+    proj.apply("ServiceImport", "shop", "cache", ServiceImport.from_api(
+        service_import("cache", "Headless")))
+    first = proj.apply("EndpointSlice", "shop", "s1", McsEndpointSlice.from_api(
+        mcs_slice("s1", "db", "east", [ep("10.1.0.5", "db-0")])))
+    assert Record("db-0.east.db.shop.svc", 1, ("10.1.0.5",)) in first.added
+    moved = proj.apply("EndpointSlice", "shop", "s1", McsEndpointSlice.from_api(
+        mcs_slice("s1", "cache", "east", [ep("10.1.0.5", "db-0")])))
+    assert moved.removed == first.added
+    assert Record("db-0.east.cache.shop.svc", 1, ("10.1.0.5",)) in moved.added
+    gone = proj.apply("EndpointSlice", "shop", "s1", None)
+    assert gone.removed == moved.added
+    assert proj.records() == APEX_RECORDS
+    assert not proj.apply("EndpointSlice", "shop", "unknown", None)

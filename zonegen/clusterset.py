@@ -33,6 +33,7 @@ from zonegen.model import (
     SRV,
     TXT,
     A,
+    Diff,
     EndpointSlice,
     Port,
     Record,
@@ -345,3 +346,84 @@ def clusterset_from_exports(clusters: Iterable[ClusterObjects],
     parts = [records_for_exports(ns, name, group, warnings, zone)
              for (ns, name), group in sorted(members.items())]
     return frozenset(chain(APEX_RECORDS, *parts))
+
+
+# --------------------------------------------------------------------------- folding
+
+
+class ClustersetProjection:
+    """The current ServiceImports, MCS slices and records of one clusterset zone, updated
+    one change at a time; only the import a change touches is recomputed.
+
+    The incremental twin of :func:`clusterset_from_imports` (a test folds random change
+    sequences and compares): the runner will feed it a source's ServiceImport and MCS
+    EndpointSlice events, as it feeds ``project.Projection`` the cluster-local ones.
+    Records of different imports never overlap (every owner contains ``S.N``), so the
+    zone is their union and a change's :class:`~zonegen.model.Diff` is one set difference.
+    """
+
+    __slots__ = ("_count", "_imports", "_records", "_slice_import", "_slices", "zone")
+
+    def __init__(self, zone: str = DEFAULT_ZONE) -> None:
+        self.zone = zone
+        self._imports: dict[tuple[str, str], ServiceImport] = {}
+        self._slices: dict[tuple[str, str], dict[str, McsEndpointSlice]] = {}
+        self._slice_import: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, slice) -> import
+        self._records: dict[tuple[str, str], RecordSet] = {}
+        self._count = len(APEX_RECORDS)
+
+    def __len__(self) -> int:
+        """Number of records in the zone, apex records included; O(1)."""
+        return self._count
+
+    def records(self) -> RecordSet:
+        return frozenset(chain(APEX_RECORDS, *self._records.values()))
+
+    def apply(self, kind: str, namespace: str, name: str,
+              obj: ServiceImport | McsEndpointSlice | None,
+              warnings: list[InvalidName] | None = None) -> Diff:
+        """Fold one change (``obj`` None: the object was deleted) and return what it did
+        to the zone. ``kind`` is ``ServiceImport`` or ``EndpointSlice``; other kinds, and
+        deleting an unknown object, change nothing. A slice whose import is absent is
+        kept and yields records once the import appears."""
+        touched: list[tuple[str, str]] = []
+        if kind == SERVICE_IMPORT:
+            key = (namespace, name)
+            if isinstance(obj, ServiceImport):
+                self._imports[key] = obj
+                touched.append(key)
+            elif obj is None and self._imports.pop(key, None) is not None:
+                touched.append(key)
+        elif kind == ENDPOINT_SLICE:
+            old = self._slice_import.pop((namespace, name), None)
+            if old is not None:
+                group = self._slices[old]
+                del group[name]
+                if not group:
+                    del self._slices[old]
+                touched.append(old)
+            if isinstance(obj, McsEndpointSlice):
+                # The MCS service-name label, same namespace, names the import (mcs.py).
+                new = obj.import_key
+                self._slices.setdefault(new, {})[name] = obj
+                self._slice_import[(namespace, name)] = new
+                if new != old:
+                    touched.append(new)
+        diff = Diff()
+        for key in touched:
+            diff = diff.then(self._recompute(key, warnings))
+        return diff
+
+    def _recompute(self, key: tuple[str, str], warnings: list[InvalidName] | None) -> Diff:
+        imp = self._imports.get(key)
+        new = _EMPTY if imp is None else records_for_import(
+            imp, list(self._slices.get(key, {}).values()), warnings, self.zone)
+        old = self._records.get(key, _EMPTY)
+        if new == old:
+            return Diff()
+        if new:
+            self._records[key] = new
+        else:
+            del self._records[key]
+        self._count += len(new) - len(old)
+        return Diff(new - old, old - new)
