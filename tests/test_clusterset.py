@@ -27,6 +27,7 @@ from zonegen.clusterset import (
     ClusterObjects,
     ClustersetProjection,
     ExportedService,
+    ExportsProjection,
     clusterset_from_exports,
     clusterset_from_imports,
     records_for_exports,
@@ -820,3 +821,68 @@ def test_fold_a_slice_moving_between_imports() -> None:
     assert gone.removed == moved.added
     assert proj.records() == APEX_RECORDS
     assert not proj.apply("EndpointSlice", "shop", "unknown", None)
+
+
+def _local_object(kind: str, name: str, draw: st.DrawFn) -> Any:
+    if kind == "Service":
+        return service(name, draw(st.sampled_from(["None", "None", "10.96.0.1"])))
+    if kind == "ServiceExport":
+        return export(name)
+    i = draw(st.integers(0, 9))
+    if kind == "Endpoints":
+        return Endpoints.from_api({
+            "metadata": {"name": name, "namespace": "shop", "uid": "e"},
+            "subsets": [{"addresses": [{"ip": f"10.9.{i}.1", "hostname": "legacy"}],
+                         "ports": [{"name": "pg", "port": 5432}]}]})
+    eps = [ep(f"10.0.{i}.{j}", draw(st.sampled_from(HOSTS)),
+              draw(st.sampled_from([None, False]))) for j in range(draw(st.integers(0, 2)))]
+    return local_slice(name, draw(st.sampled_from(["db", "cache"])), eps)
+
+
+@st.composite
+def export_changes(draw: st.DrawFn) -> list[tuple[str, str, str, Any]]:
+    """(cluster, kind, name, reduced object or None) changes in namespace shop."""
+    out = []
+    for _ in range(draw(st.integers(0, 16))):
+        cluster = draw(st.sampled_from(["east", "west.eu", "north"]))
+        kind = draw(st.sampled_from(["Service", "EndpointSlice", "Endpoints",
+                                     "ServiceExport"]))
+        name = draw(st.sampled_from(["s1", "s2"] if kind == "EndpointSlice"
+                                    else ["db", "cache"]))
+        obj = None if draw(st.integers(0, 3)) == 0 else _local_object(kind, name, draw)
+        out.append((cluster, kind, name, obj))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(export_changes())
+def test_exports_fold_equals_rebuild(changes: list[tuple[str, str, str, Any]]) -> None:
+    proj = ExportsProjection()
+    zone = set(APEX_RECORDS)
+    final: dict[tuple[str, str, str], Any] = {}
+    for cluster, kind, name, obj in changes:
+        diff = proj.apply(cluster, kind, "shop", name, obj)
+        assert diff.added.isdisjoint(zone)
+        assert diff.removed <= zone
+        zone = (zone - diff.removed) | diff.added
+        if obj is None:
+            final.pop((cluster, kind, name), None)
+        else:
+            final[(cluster, kind, name)] = obj
+    clusters = []
+    for cid in ("east", "west.eu", "north"):
+        mine = {(k, n): o for (c, k, n), o in final.items() if c == cid}
+        slices = [o for (k, _), o in mine.items() if k == "EndpointSlice"]
+        slices += [s for (k, _), o in mine.items() if k == "Endpoints" for s in o.slices]
+        clusters.append(ClusterObjects(
+            cid, tuple(o for (k, _), o in mine.items() if k == "Service"), tuple(slices),
+            tuple(o for (k, _), o in mine.items() if k == "ServiceExport")))
+    expected = clusterset_from_exports(clusters)
+    assert proj.records() == expected
+    assert zone == expected
+    assert len(proj) == len(expected)
+
+
+def test_exports_fold_refuses_a_bad_cluster_id() -> None:
+    with pytest.raises(InvalidZone, match="^cluster id 'East' is not an RFC 1123 subdomain"):
+        ExportsProjection().apply("East", "Service", "shop", "db", service("db"))
