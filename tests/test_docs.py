@@ -22,7 +22,7 @@ MD = r"\.md"
 # A cited file: a path of word characters, dots, dashes and slashes ending in .md, then
 # optionally the section it names: a quoted heading or phrase, or a numbered rule.
 CITATION = re.compile(r"(?<![\w./-])(?P<path>[\w./-]*\w" + MD + r")\b"
-                      r"(?:[,:]? ?(?:\"(?P<quote>[^\"]+)\"|#(?P<rule>\d+)))?")
+                      r"(?:[,:]? ?(?:\"(?P<quote>[A-Za-z][^\"]*)\"|#(?P<rule>\d+)))?")
 URL = re.compile(r"\w+://\S+")
 
 
