@@ -10,6 +10,7 @@ several commands share are defined once, as decorators (``zone_options``,
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import sys
@@ -30,13 +31,28 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Errors of a write to standard output that the reader or the device caused, not zonegen:
 # `zonegen export > /dev/full`, `zonegen log | head -1`.
-_STDOUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+_STDOUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
+                            errno.EBADF})
+
+
+class _ClosedStdout(io.TextIOBase):
+    """Standard output when the process started with it closed (`zonegen log >&-`):
+    Python then sets ``sys.stdout`` to None and click would print into the void; this
+    fails the first write instead, as a closed descriptor does."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
 
 
 class ZonegenGroup(click.Group):
     """Turns package errors into one-line CLI errors."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        if sys.stdout is None:
+            sys.stdout = _ClosedStdout()
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # a full disk shows here, not at interpreter exit

@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import dns.zone
 import pytest
 
-from tests.helpers import DATA, cli, zonegen
+from tests.helpers import DATA, ROOT, cli, zonegen
 
 SEED_BARE_SRV = {
     f"0 4 {port} consul-server-{i}.consul-server.default.svc.cluster.local."
@@ -213,6 +214,18 @@ def test_closed_stdout_pipe_is_one_line_and_exit_1(consul_db: Path, args: list[s
     finally:
         os.close(write_end)
     assert_stdout_error(proc, "Broken pipe")
+
+
+@pytest.mark.parametrize("args", OUTPUT_COMMANDS)
+def test_stdout_closed_at_start_is_one_line_and_exit_1(consul_db: Path,
+                                                      args: list[str]) -> None:
+    """`zonegen log >&-`: Python starts with sys.stdout None, and click would print into
+    the void (exit 0, nothing written) or the flush would raise AttributeError."""
+    proc = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", sys.executable,
+                           str(ROOT / "cli.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "ZONEGEN_DB": f"sqlite:///{consul_db}"},
+                          timeout=120, check=False)
+    assert_stdout_error(proc, "it is closed")
 
 
 # --------------------------------------------------------------------------- options
