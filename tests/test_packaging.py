@@ -53,6 +53,11 @@ def test_wheel_adds_no_import_name_but_zonegen(wheel: Path) -> None:
         info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/RECORD"))
         entry_points = whl.read(f"{info}/entry_points.txt").decode()
     assert top == {"zonegen"}
+    # pyproject lists the packages by name (a mapped package cannot be found): a new
+    # subpackage of zonegen/ must be listed there too, or the wheel would lack it.
+    checkout = {str(p.relative_to(ROOT)) for p in (ROOT / "zonegen").rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts}
+    assert checkout - set(names) == set()
     assert "zonegen/command/cli.py" in names
     assert "zonegen/migrations/env.py" in names
     assert "zonegen/migrations/script.py.mako" in names
