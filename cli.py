@@ -1,39 +1,82 @@
 """The ``zonegen`` command line: parse, call one zonegen function, print. No logic here.
 
 Every :class:`zonegen.errors.ZonegenError` becomes a one-line message on stderr and
-exit code 1 (click's ClickException), never a traceback.
+exit code 1 (click's ClickException), never a traceback; usage errors (unknown or
+conflicting options, numbers out of range) exit 2 as click's convention says. Options
+several commands share are defined once, as decorators (``zone_options``,
+``watch_options``), the way sqlite-utils groups its options.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from zonegen import __version__
 from zonegen.errors import ZonegenError
 
+if TYPE_CHECKING:
+    from zonegen.model import ZoneConfig
+    from zonegen.store import Store
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Errors of a write to standard output that the reader or the device caused, not zonegen:
+# `zonegen export > /dev/full`, `zonegen log | head -1`.
+_STDOUT_ERRNOS = frozenset({errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
+                            errno.EBADF})
+
+
+class _ClosedStdout(io.TextIOBase):
+    """Standard output when the process started with it closed (`zonegen log >&-`):
+    Python then sets ``sys.stdout`` to None and click would print into the void; this
+    fails the first write instead, as a closed descriptor does."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it is closed")
 
 
 class ZonegenGroup(click.Group):
     """Turns package errors into one-line CLI errors."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        if sys.stdout is None:
+            sys.stdout = _ClosedStdout()
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a full disk shows here, not at interpreter exit
+            return result
         except ZonegenError as e:
             raise click.ClickException(str(e)) from None
-        except BrokenPipeError:
-            # `zonegen export | head`: the reader left; that is not an error of ours.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            sys.exit(0)
+        except OSError as e:
+            if e.errno not in _STDOUT_ERRNOS or e.filename is not None:
+                raise
+            _silence_stdout()
+            raise click.ClickException(
+                f"cannot write to standard output: {e.strerror or e}") from None
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's own flush at exit, which would find
+    the same full or closed stdout, neither fails nor prints "Exception ignored"."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (click's test runner)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 class _WarningFormatter(logging.Formatter):
@@ -68,20 +111,68 @@ def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
     zonegen keeps every Service and EndpointSlice change in an append-only event log,
     projects it into the records of the Kubernetes DNS specification, and publishes
     them as RFC 1035 zone files or over AXFR/IXFR to BIND, Knot, NSD or PowerDNS.
+
+    Example:
+
+    \b
+        zonegen --db sqlite:///zonegen.db watch --once
+        zonegen export -o /var/lib/bind/cluster.local.zone
     """
     _setup_logging(verbose, quiet)
     ctx.obj = {"db": db_url}
 
 
-def _open_store(ctx: click.Context) -> Any:
+def _open_store(ctx: click.Context) -> Store:
     from zonegen.store import Store
 
     return Store.open(ctx.obj["db"])
 
 
+# --------------------------------------------------------------------------- types
+
+
+if TYPE_CHECKING:
+    _TimeBase = click.ParamType[datetime]
+else:  # click < 8.4's ParamType is not generic at run time
+    _TimeBase = click.ParamType
+
+
+class TimeType(_TimeBase):
+    """A time as users type it (ISO 8601, UTC when no offset is given), parsed by
+    :func:`zonegen.clock.parse_time`. A bad time stays zonegen's one-line error (exit 1)
+    with zonegen's wording, as before this type existed."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        from zonegen.clock import parse_time
+
+        return parse_time(str(value))
+
+
+TIME = TimeType()
+
+# The largest row count SQL can take; a larger --last is out of range (a usage error),
+# not an OverflowError in the database driver.
+MAX_COUNT = 2**63 - 1
+
+
+# --------------------------------------------------------------------------- option groups
+
+
+def _apply(options: list[Callable[[F], F]], func: F) -> F:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def zone_options(func: F) -> F:
-    """The options that say how a zone is published (export, serve, history)."""
-    options = [
+    """The options that say how a zone is published (export, serve, history, diff, why,
+    demo); the command turns them into a ZoneConfig with :func:`_zone_config`."""
+    return _apply([
         click.option("--zone", default="cluster.local", show_default=True,
                      help="Zone to publish: the cluster domain, any other domain, or a "
                           "reverse zone (…in-addr.arpa / …ip6.arpa) for PTR records."),
@@ -89,10 +180,11 @@ def zone_options(func: F) -> F:
                      help="Domain that Service names live in (default: --zone, or "
                           "cluster.local for a reverse zone)."),
         click.option("--ns", "nameservers", multiple=True, metavar="NAME[=ADDRESS]",
-                     help="NS record (repeatable). Default ns.dns.<zone>=127.0.0.1."),
+                     help="NS record (repeatable). A NAME with a dot is absolute, a single "
+                          "label is in the zone. Default ns.dns.<zone>=127.0.0.1."),
         click.option("--hostmaster", default=None, metavar="NAME",
-                     help="SOA RNAME. Default hostmaster.<zone> (hostmaster.<forward zone> for "
-                          "a reverse zone)."),
+                     help="SOA RNAME (NAME or MAILBOX@DOMAIN). Default hostmaster.<zone> "
+                          "(hostmaster.<forward zone> for a reverse zone)."),
         click.option("--ttl", type=click.IntRange(0, 2**31 - 1), default=5,
                      show_default=True, help="TTL of every record (CoreDNS's default)."),
         click.option("--refresh", type=click.IntRange(0, 2**31 - 1), default=7200,
@@ -103,13 +195,28 @@ def zone_options(func: F) -> F:
                      show_default=True, help="SOA expire."),
         click.option("--minimum", type=click.IntRange(0, 2**31 - 1), default=5,
                      show_default=True, help="SOA minimum (negative-caching TTL)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ], func)
 
 
-def _zone_config(kwargs: dict[str, Any]) -> Any:
+def watch_options(func: F) -> F:
+    """How to reach and what to watch in Kubernetes (``watch``, and ``serve --watch``)."""
+    return _apply([
+        click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
+                     help="kubeconfig file (default: $KUBECONFIG, the in-cluster service "
+                          "account when run in a Pod, else ~/.kube/config)."),
+        click.option("--context", default=None, help="kubeconfig context (default: current)."),
+        click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
+                     help="Watch only this namespace (repeatable; default: all namespaces)."),
+        click.option("--endpoints", "legacy_endpoints", is_flag=True,
+                     help="Watch legacy v1 Endpoints instead of discovery.k8s.io/v1 "
+                          "EndpointSlices."),
+        click.option("--source", default=None,
+                     help="Source name recorded with each event and resume point "
+                          "(default: watch:<context or API server host>)."),
+    ], func)
+
+
+def _zone_config(kwargs: dict[str, Any]) -> ZoneConfig:
     from zonegen.names import zone_config
 
     return zone_config(
@@ -120,26 +227,30 @@ def _zone_config(kwargs: dict[str, Any]) -> Any:
     )
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    from zonegen.clock import parse_time
-
-    return parse_time(value)
-
-
 # --------------------------------------------------------------------------- db
 
 
 @main.group()
 def db() -> None:
-    """Database schema (migrations run automatically; these are for operators)."""
+    """Database schema (migrations run automatically; these are for operators).
+
+    Example:
+
+    \b
+        zonegen --db postgresql://zonegen@db/zonegen db upgrade
+    """
 
 
 @db.command("upgrade")
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
-    """Apply all migrations to the database."""
+    """Apply all migrations to the database.
+
+    Example:
+
+    \b
+        zonegen --db sqlite:///var/lib/zonegen/zonegen.db db upgrade
+    """
     store = _open_store(ctx)
     click.echo(f"{store.where}: schema at revision {store.current_revision()}")
 
@@ -147,7 +258,13 @@ def db_upgrade(ctx: click.Context) -> None:
 @db.command("current")
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
-    """Print the schema revision of the database."""
+    """Print the schema revision of the database.
+
+    Example:
+
+    \b
+        zonegen --db sqlite:///var/lib/zonegen/zonegen.db db current
+    """
     from zonegen.store import Store
 
     store = Store.open(ctx.obj["db"], upgrade=False)
@@ -164,23 +281,28 @@ def db_current(ctx: click.Context) -> None:
                    "objects of those kinds missing from it get DELETED events.")
 @click.option("--source", default="ingest", show_default=True,
               help="Source name recorded with each event.")
-@click.option("--time", "when", default=None, metavar="ISO8601",
+@click.option("--time", "when", type=TIME, default=None, metavar="ISO8601",
               help="Stamp events and the zone version with this time instead of now "
                    "(for replaying recorded incidents and for tests).")
 @click.option("--no-project", is_flag=True, help="Only store events; do not project.")
 @click.pass_context
 def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: str,
-           when: str | None, no_project: bool) -> None:
+           when: datetime | None, no_project: bool) -> None:
     """Store Services, EndpointSlices and Endpoints printed by kubectl.
 
     Reads JSON or YAML: single objects, Lists, or watch-event streams from
     `kubectl get -w -o json --output-watch-events`. Re-ingesting the same input adds
     nothing. Then projects the new events into a zone version.
+
+    Example:
+
+    \b
+        kubectl get services,endpointslices -A -o json | zonegen ingest --snapshot -
     """
     from zonegen.ingest import ingest_files
 
     report = ingest_files(_open_store(ctx), list(files), snapshot=snapshot, source=source,
-                          when=_parse_time(when), project=not no_project)
+                          when=when, project=not no_project)
     click.echo(report.summary())
 
 
@@ -193,7 +315,13 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
                    "identical record set.")
 @click.pass_context
 def project_cmd(ctx: click.Context, rebuild: bool) -> None:
-    """Fold pending events into a new zone version and print its serial."""
+    """Fold pending events into a new zone version and print its serial.
+
+    Example:
+
+    \b
+        zonegen project --rebuild
+    """
     from zonegen.export import project_pending, rebuild_check
 
     store = _open_store(ctx)
@@ -215,17 +343,25 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
               default=None, help="Write the zone atomically to FILE (default: stdout).")
 @click.option("--serial", type=click.IntRange(0, 2**32 - 1), default=None,
               help="Export the zone as published at this serial.")
-@click.option("--at", "at", default=None, metavar="TIME",
+@click.option("--at", "at", type=TIME, default=None, metavar="TIME",
               help="Export the zone as it was at this time (ISO 8601; UTC when no offset "
                    "is given).")
 @click.pass_context
-def export(ctx: click.Context, /, output: str | None, serial: int | None, at: str | None,
-           **kwargs: Any) -> None:
-    """Write the zone as an RFC 1035 master file."""
+def export(ctx: click.Context, /, output: str | None, serial: int | None,
+           at: datetime | None, **kwargs: Any) -> None:
+    """Write the zone as an RFC 1035 master file.
+
+    Example:
+
+    \b
+        zonegen export --zone cluster.local -o /var/lib/bind/cluster.local.zone
+    """
     from zonegen.export import export_zone
 
+    if serial is not None and at is not None:
+        raise click.UsageError("--serial and --at both pick a version; give one of them")
     config = _zone_config(kwargs)
-    result = export_zone(_open_store(ctx), config, serial=serial, at=_parse_time(at),
+    result = export_zone(_open_store(ctx), config, serial=serial, at=at,
                          output=output, stream=None if output else sys.stdout)
     if output:
         click.echo(result.summary(), err=True)
@@ -238,7 +374,13 @@ def export(ctx: click.Context, /, output: str | None, serial: int | None, at: st
 @zone_options
 @click.pass_context
 def demo(ctx: click.Context, /, **kwargs: Any) -> None:
-    """Ingest a built-in sample cluster into a temporary database and print its zone."""
+    """Ingest a built-in sample cluster into a temporary database and print its zone.
+
+    Example:
+
+    \b
+        zonegen demo --zone example.org --ns ns1=192.0.2.53
+    """
     from zonegen.demo import run_demo
 
     run_demo(_zone_config(kwargs), sys.stdout)
@@ -248,17 +390,7 @@ def demo(ctx: click.Context, /, **kwargs: Any) -> None:
 
 
 @main.command()
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
-              help="kubeconfig file (default: $KUBECONFIG, the in-cluster service "
-                   "account when run in a Pod, else ~/.kube/config).")
-@click.option("--context", default=None, help="kubeconfig context (default: current).")
-@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
-              help="Watch only this namespace (repeatable; default: all namespaces).")
-@click.option("--endpoints", "legacy_endpoints", is_flag=True,
-              help="Watch legacy v1 Endpoints instead of discovery.k8s.io/v1 EndpointSlices.")
-@click.option("--source", default=None,
-              help="Source name recorded with each event and resume point "
-                   "(default: watch:<context or API server host>).")
+@watch_options
 @click.option("--once", is_flag=True, help="List, store, project, exit (cron-style).")
 @click.option("--no-project", is_flag=True,
               help="Only store events; another zonegen (serve, export) projects them.")
@@ -271,6 +403,11 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
     Resumes where the last run stopped; after a 410 Gone (or at first start) it relists
     and records DELETED events for objects that vanished while nobody watched. Stops
     cleanly on SIGINT/SIGTERM, committing what it has received.
+
+    Example:
+
+    \b
+        zonegen watch --context prod -n shop -n payments
     """
     from zonegen.watch import WatchOptions, watch_command
 
@@ -284,7 +421,7 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
 # --------------------------------------------------------------------------- audit
 
 
-def _print_json_lines(values: Any) -> None:
+def _print_json_lines(values: Iterable[dict[str, Any]]) -> None:
     from zonegen.history import to_json_line
 
     for value in values:
@@ -296,23 +433,31 @@ def _print_json_lines(values: Any) -> None:
 @click.argument("name")
 @click.option("--type", "rtype", default=None, metavar="TYPE",
               help="Only records of this type (A, AAAA, CNAME, PTR, SRV, TXT).")
-@click.option("--since", default=None, metavar="TIME", help="Only changes at or after TIME.")
-@click.option("--until", default=None, metavar="TIME", help="Only changes at or before TIME.")
+@click.option("--since", type=TIME, default=None, metavar="TIME",
+              help="Only changes at or after TIME.")
+@click.option("--until", type=TIME, default=None, metavar="TIME",
+              help="Only changes at or before TIME.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per change, per line.")
 @click.pass_context
-def history(ctx: click.Context, /, name: str, rtype: str | None, since: str | None,
-            until: str | None, as_json: bool, **kwargs: Any) -> None:
+def history(ctx: click.Context, /, name: str, rtype: str | None, since: datetime | None,
+            until: datetime | None, as_json: bool, **kwargs: Any) -> None:
     """Every change of the records at NAME, with the Kubernetes event that caused it.
 
-    NAME is absolute with a trailing dot, or relative to --zone (for a reverse zone,
-    the PTR owner). Times are ISO 8601, UTC when no offset is given.
+    NAME is absolute when it has a trailing dot or ends with --zone, else relative to
+    --zone (for a reverse zone, the PTR owner). Times are ISO 8601, UTC when no offset
+    is given.
+
+    Example:
+
+    \b
+        zonegen history web.shop.svc --type A --since 2026-11-25T03:00
     """
     from zonegen.history import format_history, name_history
 
     config = _zone_config(kwargs)
     store = _open_store(ctx)
-    entries = name_history(store, name, config, type=rtype, since=_parse_time(since),
-                           until=_parse_time(until))
+    entries = name_history(store, name, config, type=rtype, since=since,
+                           until=until)
     note = store.history_note()
     if as_json:
         if note:
@@ -338,6 +483,11 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
     """Records added (+) and removed (-) going from version A to version B.
 
     A and B are serials or times (ISO 8601; a time means the version current then).
+
+    Example:
+
+    \b
+        zonegen diff 2026-11-25T03:00 2026-11-25T03:15
     """
     from zonegen.history import diff_versions, format_diff
 
@@ -350,22 +500,32 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
 
 
 @main.command("log")
-@click.option("--since", default=None, metavar="TIME", help="Events received at or after TIME.")
-@click.option("--until", default=None, metavar="TIME", help="Events received at or before TIME.")
+@click.option("--since", type=TIME, default=None, metavar="TIME",
+              help="Events received at or after TIME.")
+@click.option("--until", type=TIME, default=None, metavar="TIME",
+              help="Events received at or before TIME.")
 @click.option("--kind", default=None, help="Service, EndpointSlice or Endpoints.")
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
 @click.option("--name", default=None, help="Only objects of this name.")
-@click.option("--last", type=int, default=None, metavar="N", help="Only the newest N events.")
+@click.option("--last", type=click.IntRange(max=MAX_COUNT), default=None, metavar="N",
+              help="Only the newest N events.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per event, per line, with the object as received.")
 @click.pass_context
-def log_cmd(ctx: click.Context, since: str | None, until: str | None, kind: str | None,
+def log_cmd(ctx: click.Context, since: datetime | None, until: datetime | None,
+            kind: str | None,
             namespace: str | None, name: str | None, last: int | None, as_json: bool) -> None:
-    """The raw event log, newest last: what Kubernetes said, and when."""
+    """The raw event log, newest last: what Kubernetes said, and when.
+
+    Example:
+
+    \b
+        zonegen log --kind EndpointSlice -n shop --since 2026-11-25T03:00
+    """
     from zonegen.history import event_json, event_log, format_log
 
     store = _open_store(ctx)
-    events = event_log(store, since=_parse_time(since), until=_parse_time(until), kind=kind,
+    events = event_log(store, since=since, until=until, kind=kind,
                        namespace=namespace, name=name, last=last)
     if as_json:
         _print_json_lines(event_json(e) for e in events)
@@ -387,7 +547,13 @@ def log_cmd(ctx: click.Context, since: str | None, until: str | None, kind: str 
 def why(ctx: click.Context, /, name: str, rtype: str, rdata: tuple[str, ...], as_json: bool,
         **kwargs: Any) -> None:
     """Why NAME TYPE RDATA is in the zone: the event that added it and the Service,
-    EndpointSlices and Endpoints it is projected from (with resourceVersions)."""
+    EndpointSlices and Endpoints it is projected from (with resourceVersions).
+
+    Example:
+
+    \b
+        zonegen why web.shop.svc A 10.244.1.7
+    """
     from zonegen.history import format_why, to_json_line
     from zonegen.history import why as explain
 
@@ -410,6 +576,11 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
 
     The oldest kept version gets a snapshot of its records, so later exports, history,
     diffs and IXFR stay exact; older serials then answer "history begins at serial N".
+
+    Example:
+
+    \b
+        zonegen compact --keep-days 30
     """
     from zonegen.history import compact as run_compact
 
@@ -444,15 +615,9 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
 @click.option("--max-transfers", type=click.IntRange(min=1), default=16, show_default=True,
               help="Concurrent AXFR/IXFR at most.")
 @click.option("--watch", "watch_cluster", is_flag=True,
-              help="Also watch Kubernetes in this process (see `zonegen watch`).")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
-              help="With --watch: kubeconfig file.")
-@click.option("--context", default=None, help="With --watch: kubeconfig context.")
-@click.option("-n", "--namespace", "namespaces", multiple=True, metavar="NS",
-              help="With --watch: only this namespace (repeatable).")
-@click.option("--endpoints", "legacy_endpoints", is_flag=True,
-              help="With --watch: legacy v1 Endpoints instead of EndpointSlices.")
-@click.option("--source", default=None, help="With --watch: source name of the events.")
+              help="Also watch Kubernetes in this process (see `zonegen watch`), with "
+                   "the watch options below.")
+@watch_options
 @click.pass_context
 def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str, ...],
           allow_transfer: tuple[str, ...], tsig_keys: tuple[str, ...],
@@ -464,6 +629,12 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
 
     New zone versions written to the database by `zonegen watch` or `zonegen ingest`
     are served within --poll seconds and NOTIFYed to every --notify secondary.
+
+    Example:
+
+    \b
+        zonegen serve --watch --listen 0.0.0.0:53 --notify 192.0.2.2:53 \\
+            --tsig-keyfile /etc/zonegen/transfer.key
     """
     from zonegen.serve import WatchConfig, serve_command, serve_options
     from zonegen.watch import WatchOptions

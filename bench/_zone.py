@@ -1,5 +1,8 @@
-"""Shared generator for the benches: a Kubernetes-like zone shaped like
-/work/shared/tools/gen_zone.py (S headless Services x P pods, 4 RRs per pod)."""
+"""Shared helpers for the benches: the reference Kubernetes-like zone of docs/PERFORMANCE.md
+(S headless Services x P pods, 4 RRs per pod) and peak memory.
+
+The benches are a package: run them from the repository root as ``python -m bench.NAME``
+and import this as ``bench._zone``, without touching ``sys.path``."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ def rss_mb() -> float:
 
 def k8s_records(services: int = 25_000, pods: int = 10) -> list[Record]:
     """Service A, per-pod A, ``_http._tcp`` SRV and bare SRV per pod (1,000,000 RRs for
-    the defaults; the SOA, NS and glue make it 1,000,003 as rendered, ~gen_zone.py's
-    1,000,004 with its SOA counted twice in an AXFR)."""
+    the defaults; the SOA, NS and glue make it 1,000,003 as rendered, 1,000,004 records
+    in an AXFR, which sends the SOA twice)."""
     out: list[Record] = []
     add = out.append
     weight = 100 // pods

@@ -2,27 +2,23 @@
 WireZone, joining the fragments into ~64 KB messages, a one-pod incremental apply, and the
 resulting IXFR. Prints figures only (PERFORMANCE.md: Knot 0.20-0.25 s for the messages).
 
-    python bench/bench_axfr.py [SERVICES] [PODS] [RUNS]
+    python -m bench.bench_axfr [SERVICES] [PODS] [RUNS]
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dns.message
+import dns.rdatatype
+import dns.xfr
+import dns.zone
 
-import dns.message  # noqa: E402
-import dns.rdatatype  # noqa: E402
-import dns.xfr  # noqa: E402
-import dns.zone  # noqa: E402
-from _zone import k8s_records, rss_mb  # noqa: E402
-
-from zonegen import xfr  # noqa: E402
-from zonegen.model import SRV, A, Diff, Record, ZoneConfig  # noqa: E402
+from bench._zone import k8s_records, rss_mb
+from zonegen import xfr
+from zonegen.model import SRV, A, Diff, Record, ZoneConfig
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Time zone-file export of a 1M-RR Kubernetes-like zone: selection + sort + render, and
 the atomic write. Prints figures only (PERFORMANCE.md goal: <= 1.5 s for 1M records).
 
-    python bench/bench_export.py [SERVICES] [PODS] [RUNS]
+    python -m bench.bench_export [SERVICES] [PODS] [RUNS]
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from _zone import k8s_records, rss_mb  # noqa: E402
-
-from zonegen import zonefile  # noqa: E402
-from zonegen.model import ZoneConfig  # noqa: E402
+from bench._zone import k8s_records, rss_mb
+from zonegen import zonefile
+from zonegen.model import ZoneConfig
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ out/in, per-pod A out/in), committed as one zone version per 100 events. Then pr
 the median ``history`` latency over several names, the query plan, and the cost of
 ``export --serial`` (records_at) with and without a snapshot. Figures only.
 
-    python bench/bench_history.py [SIZES...]        # default: 10000 100000 1000000
+    python -m bench.bench_history [SIZES...]        # default: 10000 100000 1000000
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import sqlalchemy as sa
 
-import sqlalchemy as sa  # noqa: E402
-
-from zonegen import history  # noqa: E402
-from zonegen.model import A, Record  # noqa: E402
-from zonegen.names import zone_config  # noqa: E402
-from zonegen.store import PROJECTION, Store, to_us  # noqa: E402
+from zonegen import history
+from zonegen.model import A, Record
+from zonegen.names import zone_config
+from zonegen.store import PROJECTION, Store, to_us
 
 PODS = 4
 PER_VERSION = 100

@@ -9,7 +9,7 @@ measures, each in its own process so peak RSS is that command's alone:
   export          records/s rendering and writing the zone atomically, peak RSS
   ingest (one slice change) + export   the incremental path
 
-Usage: python bench/bench_pipeline.py [SERVICES] [PODS] [RUNS]   (default 10000 10 3)
+Usage: python -m bench.bench_pipeline [SERVICES] [PODS] [RUNS]   (default 10000 10 3)
 Prints figures only; compare ratios within one run (shared machines are noisy).
 """
 

@@ -3,7 +3,7 @@
 Half the Services are headless (A, per-pod A, PTR, two named-port SRVs and the bare SRV
 per pod), half ClusterIP with endpoint names. Prints figures only (medians of --runs);
 no thresholds. Run from the repository root (or with zonegen installed):
-``PYTHONPATH=. python bench/bench_project.py [--services N] [--pods N] [--runs N]``.
+``python -m bench.bench_project [--services N] [--pods N] [--runs N]``.
 """
 
 from __future__ import annotations

@@ -38,3 +38,16 @@ def test_fixed_clock() -> None:
 def test_times_outside_the_utc_range_are_invalid_not_overflow(text: str) -> None:
     with pytest.raises(InvalidTime, match="out of range"):
         parse_time(text)
+
+
+def test_cli_time_type_is_parse_time() -> None:
+    """``cli.TIME`` (every --at/--since/--until/--time) parses as :func:`parse_time`, and a
+    bad time stays zonegen's one-line InvalidTime (exit 1), not a click usage error."""
+    from cli import TIME
+
+    assert TIME.convert("2026-11-25T04:12+01:00", None, None) == \
+        datetime(2026, 11, 25, 3, 12, tzinfo=UTC)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    assert TIME.convert(when, None, None) is when
+    with pytest.raises(InvalidTime, match="is not ISO 8601"):
+        TIME.convert("soon", None, None)

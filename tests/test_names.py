@@ -23,6 +23,8 @@ from zonegen.names import (
     in_zone,
     parse_nameserver,
     ptr_owner,
+    qualify,
+    qualify_server,
     service_owner,
     srv_owner,
     zone_config,
@@ -232,9 +234,65 @@ def test_parse_nameserver() -> None:
         ({"zone": "10.in-addr.arpa", "nameservers": ["ns=10.0.0.1"]}, "reverse zone"),
         ({"forward_zone": "10.in-addr.arpa"}, "is a reverse zone"),
         ({"hostmaster": "a.b@example.org"}, "local part"),
+        ({"zone": "300.in-addr.arpa"}, "label '300' is not a decimal octet 0-255"),
+        ({"zone": "010.in-addr.arpa"}, "label '010' is not a decimal octet"),
+        ({"zone": "5.4.3.2.1.in-addr.arpa"}, "more than 4 labels"),
+        ({"zone": "db8.ip6.arpa"}, "label 'db8' is not one hex digit"),
+        ({"zone": ".".join("0" * 33) + ".ip6.arpa"}, "more than 32 labels"),
     ],
 )
 def test_zone_config_invalid(kwargs: dict[str, object], fragment: str) -> None:
     with pytest.raises(InvalidZone, match=fragment) as info:
         zone_config(**kwargs)  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("zone", ["in-addr.arpa", "10.in-addr.arpa", "0.2.0.192.in-addr.arpa",
+                                  "ip6.arpa", "8.b.d.0.1.0.0.2.ip6.arpa"])
+def test_zone_config_accepts_reverse_zones_that_name_a_prefix(zone: str) -> None:
+    assert zone_config(zone=zone).zone == zone + "."
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("web.shop.svc", "web.shop.svc.cluster.local."),
+    ("web.shop.svc.cluster.local", "web.shop.svc.cluster.local."),
+    ("web.shop.svc.cluster.local.", "web.shop.svc.cluster.local."),
+    ("Web.Shop.svc.Cluster.Local", "Web.Shop.svc.Cluster.Local."),
+    ("cluster.local", "cluster.local."),
+    ("@", "cluster.local."),
+    ("ns1.example.org", "ns1.example.org.cluster.local."),  # an owner name: relative
+    ("example.org.", "example.org."),
+])
+def test_qualify_one_rule_for_names_users_type(text: str, name: str) -> None:
+    """README "Names on the command line": a trailing dot or the zone at the end makes a
+    name absolute; anything else is relative to the zone."""
+    assert qualify(text, "cluster.local.") == name
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("ns1", "ns1.cluster.local."),
+    ("ns1.example.org", "ns1.example.org."),
+    ("ns1.example.org.", "ns1.example.org."),
+    ("ns.dns.cluster.local", "ns.dns.cluster.local."),
+])
+def test_qualify_server_a_dot_makes_a_server_name_absolute(text: str, name: str) -> None:
+    assert qualify_server(text, "cluster.local.") == name
+
+
+def test_nameserver_and_hostmaster_with_a_dot_are_absolute() -> None:
+    """``--ns ns1.example.org=ADDR`` published ``ns1.example.org.cluster.local.`` while
+    ``--hostmaster admin@example.org`` was absolute: both follow one rule now."""
+    assert parse_nameserver("ns1.example.org", "cluster.local") == NameServer(
+        "ns1.example.org.")
+    cfg = zone_config(nameservers=["ns1.example.org", "ns2=10.0.0.2"],
+                      hostmaster="admin.example.org")
+    assert cfg.nameservers == (NameServer("ns1.example.org."),
+                               NameServer("ns2.cluster.local.", "10.0.0.2"))
+    assert cfg.hostmaster == "admin.example.org."
+    with pytest.raises(InvalidZone, match="outside zone"):
+        zone_config(nameservers=["ns1.example.org=192.0.2.1"])
+
+
+def test_repeated_nameserver_spellings_give_one_ns() -> None:
+    cfg = zone_config(nameservers=["ns1.example.org", "NS1.example.org.", "ns1.example.org"])
+    assert cfg.nameservers == (NameServer("ns1.example.org."),)

@@ -14,13 +14,22 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-import migrations
 from zonegen.errors import StoreError
+
+
+def _script_location() -> str:
+    """The migrations directory: ``zonegen.migrations`` in an installed wheel (it adds no
+    top-level ``migrations`` name), ``migrations/`` at the top of a checkout."""
+    try:
+        from zonegen import migrations  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:
+        import migrations
+    return str(Path(migrations.__file__).parent)
 
 
 def _config(engine: Engine) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("script_location", _script_location())
     cfg.attributes["engine"] = engine
     return cfg
 
@@ -31,7 +40,7 @@ class UnknownRevision(StoreError):
 
 def _scripts() -> ScriptDirectory:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("script_location", _script_location())
     return ScriptDirectory.from_config(cfg)
 
 

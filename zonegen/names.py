@@ -148,6 +148,32 @@ def absolute(name: str, forward_zone: str = DEFAULT_FORWARD_ZONE) -> str:
     return f"{name}.{forward_zone}"
 
 
+def qualify(text: str, zone: str) -> str:
+    """The name a user means by ``text`` typed for ``zone`` (``history``, ``why``, any
+    owner name on the command line), made absolute with a trailing dot.
+
+    The one rule (README, "Names on the command line"): a name with a trailing dot, or
+    one that ends with the zone (``web.shop.svc.cluster.local`` in ``cluster.local``), is
+    absolute; any other name is relative to the zone, as in a zone file. Case does not
+    matter. Not validated: the caller checks the result as it needs to.
+    """
+    text = text.strip()
+    if text.endswith(".") or in_zone(text + ".", zone):
+        return text if text.endswith(".") else text + "."
+    return absolute(text, zone)
+
+
+def qualify_server(text: str, zone: str) -> str:
+    """The name a user means by an NS or hostmaster name ``text`` for ``zone``: as
+    :func:`qualify`, and also absolute when it has a dot in it (``ns1.example.org`` is
+    a host somewhere, not ``ns1.example.org.<zone>``); a single label (``ns1``) is
+    relative to the zone."""
+    text = text.strip()
+    if "." in text.rstrip("."):
+        return text if text.endswith(".") else text + "."
+    return qualify(text, zone)
+
+
 def in_zone(absolute_name: str, zone: str) -> bool:
     """Whether ``absolute_name`` is ``zone`` or below it (case-insensitive)."""
     name = absolute_name.lower()
@@ -235,6 +261,33 @@ def _is_reverse(zone: str) -> bool:
     return in_zone(zone, "in-addr.arpa.") or in_zone(zone, "ip6.arpa.")
 
 
+_NIBBLE = re.compile(r"[0-9a-f]", re.ASCII)
+
+
+def _check_reverse(zone: str) -> None:
+    """Refuse a reverse zone that names no address prefix: below ``in-addr.arpa.`` at
+    most four decimal octets 0-255 as :func:`ptr_owner` writes them (RFC 1035 §3.5),
+    below ``ip6.arpa.`` at most 32 single hex nibbles (RFC 3596 §2.5). Such a zone
+    (``300.in-addr.arpa``) could never hold a PTR, so it is a mistake, not a choice.
+
+    :raises InvalidZone: naming the zone and the label at fault.
+    """
+    if in_zone(zone, "in-addr.arpa."):
+        labels, rule, most = zone[: -len("in-addr.arpa.")], _OCTET, 4
+        what = "a decimal octet 0-255"
+    else:
+        labels, rule, most = zone[: -len("ip6.arpa.")], _NIBBLE, 32
+        what = "one hex digit"
+    parts = labels.rstrip(".").split(".") if labels else []
+    if len(parts) > most:
+        raise InvalidZone(f"reverse zone {zone} has more than {most} labels below "
+                          f"{zone[len(labels):]}")
+    for part in parts:
+        if not rule.fullmatch(part):
+            raise InvalidZone(f"reverse zone {zone} is not a valid reverse zone: label "
+                              f"{part!r} is not {what}")
+
+
 def _zone_name(text: str, what: str) -> str:
     try:
         return _parse_name(text.strip(), what).to_text().lower()
@@ -242,23 +295,23 @@ def _zone_name(text: str, what: str) -> str:
         raise InvalidZone(str(e)) from None
 
 
-def _name_in(text: str, origin: str, what: str) -> str:
-    """A name as in a zone file: absolute with a trailing dot, else relative to origin."""
-    text = text.strip()
-    if not text:
+def _server_name(text: str, zone: str, what: str) -> str:
+    """An NS or hostmaster name, absolute by :func:`qualify_server`, validated."""
+    if not text.strip():
         raise InvalidZone(f"{what} is empty")
-    return _zone_name(text if text.endswith(".") else absolute(text, origin), what)
+    return _zone_name(qualify_server(text, zone), what)
 
 
 def parse_nameserver(text: str, zone: str) -> NameServer:
-    """A nameserver from ``NAME`` or ``NAME=ADDRESS``; a relative NAME is relative to
-    ``zone`` (as in a zone file). The address is made canonical (RFC 5952).
+    """A nameserver from ``NAME`` or ``NAME=ADDRESS``; NAME is absolute when it has a
+    dot in it, else relative to ``zone`` (:func:`qualify_server`). The address is made
+    canonical (RFC 5952).
 
     :raises InvalidZone: the name is not a domain name or the address is not an IP address.
     """
     zone = _zone_name(zone, "zone")
     name_text, sep, addr_text = text.partition("=")
-    name = _name_in(name_text, zone, "nameserver")
+    name = _server_name(name_text, zone, "nameserver")
     if not sep:
         return NameServer(name)
     try:
@@ -278,7 +331,7 @@ def _hostmaster(text: str, zone: str) -> str:
             raise InvalidZone(f"hostmaster {text!r}: the mailbox's local part must be one "
                               "label without dots")
         return _zone_name(f"{local}.{domain}", "hostmaster")
-    return _name_in(text, zone, "hostmaster")
+    return _server_name(text, zone, "hostmaster")
 
 
 def _seconds(value: int, what: str) -> int:
@@ -313,6 +366,8 @@ def zone_config(
     """
     zone_name = _zone_name(zone, "zone")
     reverse = _is_reverse(zone_name)
+    if reverse:
+        _check_reverse(zone_name)
     if forward_zone is None:
         forward = DEFAULT_FORWARD_ZONE if reverse else zone_name
     else:

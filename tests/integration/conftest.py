@@ -1,5 +1,5 @@
 """Real secondaries for ``zonegen serve``: BIND ``named`` and Knot ``knotd`` on 127.0.0.1
-high free ports, each in its own tmp_path, configured as in /work/shared/SECONDARIES.md,
+high free ports, each in its own tmp_path, configured as in docs/SECONDARIES.md,
 and killed by PID file in teardown even when the test fails."""
 
 from __future__ import annotations
