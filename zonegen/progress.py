@@ -33,9 +33,8 @@ class Progress:
 
     ``unit="B"`` shows kB/MB and bytes/s. Use as a context manager and call
     :meth:`update` as work is done. The bar appears only after ``delay`` seconds, so quick
-    runs never flicker one; the finished bar stays (with its count and time); while it
-    shows, the ``zonegen`` logger writes above it
-    instead of through it.
+    runs never flicker one; the finished bar stays (with its count and time). While it
+    shows, the ``zonegen`` logger writes above it instead of through it.
     """
 
     def __init__(self, total: int | None = None, *, description: str = "",
