@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from zonegen import __version__
 
 #: Every family name a scrape can show, as Prometheus sees it (counters with ``_total``).
-#: deploy/grafana-dashboard.json may use only these (tests/test_deploy.py checks it).
+#: deploy/monitoring/zonegen-dashboard.json may use only these (tests/test_deploy.py checks it).
 FAMILIES: tuple[str, ...] = (
     "zonegen_build_info",
     "zonegen_events_stored_total",
