@@ -627,7 +627,7 @@ def test_modified_and_deleted_events_types(kube: FakeKubeAPI, kubeconfig: Path,
 def test_deploy_manifests_grant_exactly_list_and_watch() -> None:
     import yaml
 
-    docs = [d for f in sorted((ROOT / "deploy").glob("*.yaml"))
+    docs = [d for f in sorted((ROOT / "deploy" / "base").glob("*.yaml"))
             for d in yaml.safe_load_all(f.read_text()) if d]
     by_kind = {d["kind"]: d for d in docs}
     rules = by_kind["ClusterRole"]["rules"]
@@ -645,7 +645,7 @@ def test_deploy_manifests_grant_exactly_list_and_watch() -> None:
     container = pod["containers"][0]
     assert container["args"][1:3] == ["serve", "--watch"]
     assert {(p["containerPort"], p["protocol"]) for p in container["ports"]} == {
-        (5353, "UDP"), (5353, "TCP")}
+        (5353, "UDP"), (5353, "TCP"), (9153, "TCP")}
     assert {(p["port"], p["protocol"]) for p in by_kind["Service"]["spec"]["ports"]} == {
         (5353, "UDP"), (5353, "TCP")}
     mount = container["volumeMounts"][0]
