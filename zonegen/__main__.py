@@ -15,7 +15,7 @@ from pathlib import Path
 
 def main() -> None:
     try:
-        from zonegen.command.cli import main as cli_main
+        from zonegen.command.cli import main as cli_main  # type: ignore[import-not-found]
     except ModuleNotFoundError:
         path = Path(__file__).resolve().parent.parent / "cli.py"
         spec = importlib.util.spec_from_file_location("cli", path)
