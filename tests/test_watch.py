@@ -291,6 +291,28 @@ def test_malformed_kubeconfig_is_a_one_line_watch_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("- a\n- b\n", r"kubeconfig: not a kubeconfig \(a YAML list, not a mapping\)"),
+    ("hello\n", r"kubeconfig: not a kubeconfig \(a YAML scalar, not a mapping\)"),
+    ("clusters: 5\n", r"kubeconfig: clusters is a number, not a list"),
+    ("users: [3]\n", r"kubeconfig: users\[0\] is a number, not a mapping"),
+], ids=["list", "scalar", "clusters-5", "users-item"])
+def test_kubeconfig_of_the_wrong_shape_is_one_line(tmp_path: Path, text: str,
+                                                   message: str) -> None:
+    """Each was a TypeError traceback from the client's kubeconfig merge."""
+    bad = tmp_path / "kubeconfig"
+    bad.write_text(text)
+    with pytest.raises(WatchError, match=message) as info:
+        connect(str(bad))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_kubeconfig_says_it_does_not_exist(tmp_path: Path) -> None:
+    """Was "Invalid kube-config file. No configuration found."."""
+    with pytest.raises(WatchError, match=r"nope: does not exist$"):
+        connect(str(tmp_path / "nope"))
+
+
 # --------------------------------------------------------------------------- watching
 
 

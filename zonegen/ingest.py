@@ -365,9 +365,10 @@ class _Ingester:
             label = str(kind) if kind else "object without kind"
             self.report.skipped_kinds[label] = self.report.skipped_kinds.get(label, 0) + 1
             return
-        warnings: list[str] = []
         try:
-            reduced = reduce(kind, item.obj, warnings)
+            # Record warnings (a negative port, ...) are reported once, by the
+            # projector, when they decide what is published.
+            reduced = reduce(kind, item.obj)
             obj_json = _object_json(item.obj)
         except (TypeError, ValueError, InvalidObject) as e:
             # (TypeError/ValueError: YAML values JSON has no form for, such as !!binary)
@@ -381,8 +382,6 @@ class _Ingester:
                 namespace = meta.get("namespace") or "default"
                 self.seen.add((kind, str(namespace), meta["name"]))
             return
-        for w in warnings:
-            log.warning("%s: %s", item.where, w)
         self.kinds_listed.add(kind)
         key = (kind, reduced.namespace, reduced.name)
         self.seen.add(key)
@@ -483,9 +482,12 @@ def ingest_files(
     :raises StoreError: the database cannot be written; nothing is stored.
     """
     for name in files:
-        if name != "-" and not Path(name).is_file():
-            what = "is a directory" if Path(name).is_dir() else "does not exist"
-            raise InvalidInput(f"{name}: {what}")
+        # Anything that opens as a file is read as one: pipes, FIFOs, /dev/stdin and
+        # process substitution (/dev/fd/N) included.
+        if name != "-" and Path(name).is_dir():
+            raise InvalidInput(f"{name}: is a directory")
+        if name != "-" and not Path(name).exists():
+            raise InvalidInput(f"{name}: does not exist")
     with store.appending() as appender:
         ingester = _Ingester(appender, appender.heads(), source, when)
         for name in files:
@@ -497,6 +499,8 @@ def ingest_files(
                         _ingest_stream(ingester, stream, name)
             except UnicodeDecodeError:
                 raise InvalidInput(f"{name}: not UTF-8 text") from None
+            except RecursionError:
+                raise InvalidInput(f"{name}: nested too deeply to read") from None
             except OSError as e:
                 raise InvalidInput(f"{name}: {e.strerror or e}") from None
         if snapshot:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import queue
 import random
 import signal
@@ -27,13 +26,22 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from zonegen.clock import Clock
+from zonegen.cluster import (
+    RESOURCES,
+    Cluster,
+    Gone,
+    Resource,
+    StreamFailed,
+    connect,
+    reason,
+    status_message,
+)
 from zonegen.errors import InvalidObject, WatchError
 from zonegen.model import (
     ADDED,
@@ -53,165 +61,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zonegen")
 
-IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# Moved to zonegen.cluster; importable from here as before.
+__all__ = ["RESOURCES", "Backoff", "Cluster", "Commit", "Resource", "WatchOptions",
+           "WatchReport", "Watcher", "connect", "iter_lines", "strip_managed_fields",
+           "watch_command"]
+
 CONNECT_TIMEOUT = 10.0
 LIST_READ_TIMEOUT = 120.0
 
-
-# --------------------------------------------------------------------------- resources
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """Where one kind lives in the API: ``{prefix}[/namespaces/{ns}]/{plural}``."""
-
-    kind: str
-    prefix: str
-    plural: str
-    api_version: str
-
-    def path(self, namespace: str | None) -> str:
-        if namespace is None:
-            return f"{self.prefix}/{self.plural}"
-        return f"{self.prefix}/namespaces/{namespace}/{self.plural}"
-
-
-RESOURCES: dict[str, Resource] = {
-    SERVICE: Resource(SERVICE, "/api/v1", "services", "v1"),
-    ENDPOINT_SLICE: Resource(ENDPOINT_SLICE, "/apis/discovery.k8s.io/v1", "endpointslices",
-                             "discovery.k8s.io/v1"),
-    ENDPOINTS: Resource(ENDPOINTS, "/api/v1", "endpoints", "v1"),
-}
-
-
-# --------------------------------------------------------------------------- connecting
-
-
-@dataclass
-class Cluster:
-    """A configured client for one API server, and the names it goes by in logs."""
-
-    api: Any  # kubernetes.client.ApiClient (the client ships no type hints)
-    host: str  # the server URL, for error messages: every one names the server
-    context: str | None  # kubeconfig context, None in-cluster
-
-    @property
-    def default_source(self) -> str:
-        """``watch:<context or cluster host>``: stable across restarts, so resume points
-        written by one run are found by the next."""
-        if self.context:
-            return f"watch:{self.context}"
-        return "watch:" + self.host.split("://", 1)[-1].rstrip("/")
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.api.close()
-
-
-def connect(kubeconfig: str | None = None, context: str | None = None) -> Cluster:
-    """Load client configuration: ``kubeconfig`` (or ``KUBECONFIG``, which may list several
-    files) when given, else the in-cluster service account when running in a Pod, else
-    ``~/.kube/config``. Nothing is sent to the server yet.
-
-    :raises WatchError: no configuration is found, or it cannot be loaded.
-    """
-    import yaml
-    from kubernetes import client
-    from kubernetes.config.config_exception import ConfigException
-
-    config = _kube_config()
-
-    cfg = client.Configuration()
-    # Our own backoff retries; urllib3's immediate retries would only hide the outage.
-    cfg.retries = False
-    explicit = kubeconfig or os.environ.get("KUBECONFIG")
-    in_cluster = (not explicit and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-                  and IN_CLUSTER_TOKEN.exists())
-    try:
-        if in_cluster:
-            config.load_incluster_config(client_configuration=cfg)
-            ctx_name = None
-        else:
-            path = explicit or os.path.expanduser("~/.kube/config")
-            if not explicit and not os.path.exists(path):
-                raise WatchError("no Kubernetes configuration: give --kubeconfig, set "
-                                 "KUBECONFIG, or run zonegen in a Pod")
-            config.load_kube_config(config_file=path, context=context,
-                                    client_configuration=cfg, persist_config=False)
-            ctx_name = context or _current_context(path)
-    except ConfigException as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WatchError(f"Kubernetes configuration: {first}") from None
-    except OSError as e:
-        raise WatchError(f"Kubernetes configuration: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise WatchError(f"Kubernetes configuration {explicit or '~/.kube/config'}{where}: "
-                         f"malformed YAML: {problem}") from None
-    return Cluster(client.ApiClient(configuration=cfg), str(cfg.host), ctx_name)
-
-
-def _kube_config() -> Any:
-    """``kubernetes.config``, typed as Any: its loaders carry no annotations."""
-    from kubernetes import config
-
-    return config
-
-
-def _current_context(path: str) -> str | None:
-    try:
-        _, active = _kube_config().list_kube_config_contexts(config_file=path)
-    except Exception:  # the context is only a name for the source; loading succeeded
-        return None
-    name = active.get("name") if isinstance(active, Mapping) else None
-    return str(name) if name else None
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class _Gone(Exception):
-    """The resourceVersion we asked for is compacted (HTTP 410 or an ERROR event)."""
+_Gone = Gone
+_StreamFailed = StreamFailed
 
 
 class _Halted(Exception):
     """Shutdown interrupted a list between pages."""
 
 
-class _StreamFailed(Exception):
-    """A request or stream failed in a way a reconnect may cure."""
-
-
-def _reason(exc: BaseException) -> str:
-    """A short cause for a transport error: the innermost OS error's text when there is
-    one ('connection refused'), not urllib3's nested repr."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror.lower()
-        if isinstance(e, urllib3.exceptions.ReadTimeoutError):
-            return "read timed out"
-        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
-        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _status_message(body: bytes, status: int) -> str:
-    try:
-        obj = json.loads(body)
-        if isinstance(obj, dict) and obj.get("message"):
-            return f"HTTP {status}: {obj['message']}"
-    except ValueError:
-        pass
-    return f"HTTP {status}"
+_reason = reason
 
 
 # --------------------------------------------------------------------------- options
@@ -577,8 +443,8 @@ class Watcher:
         finally:
             resp.release_conn()
         if resp.status == 410:
-            raise _Gone(_status_message(data, 410))
-        raise _StreamFailed(_status_message(data, resp.status))
+            raise _Gone(status_message(data, 410))
+        raise _StreamFailed(status_message(data, resp.status))
 
     # ----------------------------------------------------------------- list
 
