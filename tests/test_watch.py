@@ -356,14 +356,14 @@ def test_idle_writer_without_projection_waits_instead_of_polling(
     with watching(store, kubeconfig, fast(project=False)) as watcher:
         wait_for(lambda: len(logged(store)) == 2, "initial list")
         polls = 0
-        get = watcher._queue.get
+        get = watcher.writer._queue.get
 
         def counting_get(block: bool = True, timeout: float | None = None) -> object:
             nonlocal polls
             polls += 1
             return get(block, timeout)
 
-        monkeypatch.setattr(watcher._queue, "get", counting_get)
+        monkeypatch.setattr(watcher.writer._queue, "get", counting_get)
         time.sleep(0.5)
         idle_polls = polls
     # An idle writer waits up to a second per get; a spinning one polls ~100k times.

@@ -106,6 +106,8 @@ def _timed_out(exc: BaseException) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        if isinstance(e, urllib3.exceptions.NewConnectionError):
+            return False  # a refused or unroutable connection (a subclass, in urllib3)
         if isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError):
             return True
         stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
