@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,9 +67,9 @@ class Refused(StreamFailed):
     while it runs), but it is an error, and ``--once`` gives up at once."""
 
 
-def reason(exc: BaseException) -> str:
-    """A short cause for a transport error: the innermost OS error's text when there is
-    one ('connection refused'), not urllib3's nested repr."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps (urllib3 nests the OS error several levels deep:
+    ``reason``, ``__cause__``, ``__context__``, exception arguments), each once."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -77,12 +77,19 @@ def reason(exc: BaseException) -> str:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
+        yield e
+        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
+        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+
+
+def reason(exc: BaseException) -> str:
+    """A short cause for a transport error: the innermost OS error's text when there is
+    one ('connection refused'), not urllib3's nested repr."""
+    for e in _causes(exc):
         if isinstance(e, OSError) and e.strerror:
             return e.strerror.lower()
         if isinstance(e, urllib3.exceptions.ReadTimeoutError):
             return "read timed out"
-        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
-        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -99,19 +106,13 @@ def status_message(body: bytes, status: int) -> str:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
+    """Whether the server accepted nothing or answered nothing in time (not a refused
+    connection: urllib3 makes NewConnectionError a subclass of its timeout)."""
+    for e in _causes(exc):
         if isinstance(e, urllib3.exceptions.NewConnectionError):
-            return False  # a refused or unroutable connection (a subclass, in urllib3)
+            return False
         if isinstance(e, urllib3.exceptions.TimeoutError | TimeoutError):
             return True
-        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
-        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
     return False
 
 
@@ -169,6 +170,30 @@ class Cluster:
         if resp.status in (401, 403):
             raise Refused(status_message(data, resp.status))
         raise StreamFailed(status_message(data, resp.status))
+
+    def get_json(self, path: str, query: list[tuple[str, str]],
+                 timeout: tuple[float, float]) -> dict[str, Any]:
+        """GET ``path`` and decode its body, a JSON object (a list page).
+
+        :raises Gone, Refused, StreamFailed: as :meth:`get`; also a body that stalls,
+            breaks off or is not a JSON object.
+        """
+        resp = self.get(path, query, timeout)
+        try:
+            body = resp.read()
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            if _timed_out(e):
+                raise StreamFailed(f"no answer within {max(timeout):g} s") from None
+            raise StreamFailed(reason(e)) from None
+        finally:
+            resp.release_conn()
+        try:
+            page = json.loads(body)
+        except (ValueError, RecursionError):
+            raise StreamFailed("list response is not JSON") from None
+        if not isinstance(page, dict):
+            raise StreamFailed("list response is not a JSON object")
+        return page
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -515,22 +515,7 @@ class Watcher:
             query = [("limit", str(self.options.page_size))]
             if cont:
                 query.append(("continue", cont))
-            resp = self._get(unit, query, (timeout, timeout))
-            try:
-                body = resp.read()
-            except (urllib3.exceptions.HTTPError, OSError) as e:
-                if isinstance(e, urllib3.exceptions.ReadTimeoutError):
-                    raise StreamFailed(f"no answer within {timeout:g} s") from None
-                raise StreamFailed(reason(e)) from None
-            finally:
-                resp.release_conn()
-            try:
-                page = json.loads(body)
-            except (ValueError, RecursionError):
-                raise StreamFailed("list response is not JSON") from None
-            del body
-            if not isinstance(page, dict):
-                raise StreamFailed("list response is not a JSON object")
+            page = self.cluster.get_json(res.path(unit.namespace), query, (timeout, timeout))
             meta = page.get("metadata") or {}
             if not cont:
                 list_rv = str(meta.get("resourceVersion") or "")
@@ -564,10 +549,6 @@ class Watcher:
             last = next((e for e in reversed(pending) if e.key == outcome.key), None)
         return outcome.event(last.object_json if last else "{}", self.source, self._now())
 
-    def _get(self, unit: _Unit, query: list[tuple[str, str]],
-             timeout: tuple[float, float]) -> Any:
-        return self.cluster.get(unit.resource.path(unit.namespace), query, timeout)
-
     # ----------------------------------------------------------------- watch
 
     def _watch(self, unit: _Unit, cursor: _Cursor) -> bool:
@@ -585,7 +566,8 @@ class Watcher:
                  ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(timeout))]
         started = time.monotonic()
-        resp = self._get(unit, query, (self.options.request_timeout, timeout + 30.0))
+        resp = self.cluster.get(unit.resource.path(unit.namespace), query,
+                                (self.options.request_timeout, timeout + 30.0))
         with self._lock:
             self._responses.add(resp)
         lines = 0
