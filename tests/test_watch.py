@@ -571,10 +571,10 @@ def test_no_version_until_every_initial_list_is_stored(
     commits: list[Commit] = []
     with watching(store, kubeconfig, fast(project=True, batch_size=1),
                   on_commit=commits.append) as watcher:
-        wait_for(lambda: kube.lists("services") and kube.lists("endpointslices"),
-                 "both lists requested")
-        wait_for(lambda: watcher.report.relists == 2, "both lists started")
-        time.sleep(0.3)  # room for a wrong early commit; the assertions hold regardless
+        wait_for(lambda: kube.lists("endpointslices"), "the slice list requested")
+        wait_for(lambda: [s.listed for s in watcher.status()] == [True, False],
+                 "the Service list received, the slice list held")
+        watcher.writer.barrier()  # whatever was queued is committed now
         assert logged(store) == []
         assert store.latest_version() is None
         assert watcher.synced == {"Service": False, "EndpointSlice": False}

@@ -129,6 +129,7 @@ class StreamStatus:
 
     kind: str
     namespace: str | None  # None: all namespaces
+    listed: bool  # a list of it arrived in this run (stored, or held for the sync)
     synced: bool  # its initial list is stored (or a previous run stored it)
     error: str | None  # the last failure, until a request succeeds again
     refused: bool  # that failure was a 401/403 (credentials or RBAC), not the network
@@ -215,6 +216,7 @@ class _Unit:
     resource: Resource
     namespace: str | None
     resume_source: str
+    listed: bool = False
     synced: bool = False
     error: str | None = None
     refused: bool = False
@@ -299,8 +301,8 @@ class Watcher:
     def status(self) -> tuple[StreamStatus, ...]:
         """Every stream's state: synced, and its last failure (a refusal apart)."""
         with self._lock:
-            return tuple(StreamStatus(u.kind, u.namespace, u.synced, u.error, u.refused)
-                         for u in self.units)
+            return tuple(StreamStatus(u.kind, u.namespace, u.listed, u.synced, u.error,
+                                      u.refused) for u in self.units)
 
     def _failed(self, unit: _Unit, error: str | None, refused: bool = False) -> None:
         with self._lock:
@@ -366,7 +368,7 @@ class Watcher:
             raise self.writer.fatal
         with self._lock:
             for u in self.units:
-                u.synced = True
+                u.listed = u.synced = True
         return self.report
 
     def _describe_failure(self, unit: _Unit, verb: str, e: BaseException) -> str:
@@ -462,6 +464,7 @@ class Watcher:
         if not self._initial_stored.is_set():
             listing = self._list(unit, barrier=False)
             with self._lock:
+                unit.listed = True
                 self._initial[index] = listing
                 complete = set(self._initial) >= self._initial_pending
                 group = [self._initial[i] for i in sorted(self._initial)] if complete else []
@@ -479,6 +482,8 @@ class Watcher:
                 self._initial_stored.set()
             return listing.resume[2] if listing.resume else ""
         listing = self._list(unit)
+        with self._lock:
+            unit.listed = True
         self.writer.put_group(listing.events, [listing.resume] if listing.resume else [])
         return listing.resume[2] if listing.resume else ""
 
