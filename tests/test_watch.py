@@ -309,6 +309,17 @@ def test_kubeconfig_of_the_wrong_shape_is_one_line(tmp_path: Path, text: str,
     assert "\n" not in str(info.value)
 
 
+def test_kubeconfig_list_skips_missing_files_as_kubectl_does(
+        kubeconfig: Path, tmp_path: Path, kube: FakeKubeAPI,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}{os.pathsep}{kubeconfig}")
+    cluster = connect()
+    try:
+        assert (cluster.host, cluster.context) == (kube.url, "fake")
+    finally:
+        cluster.close()
+
+
 def test_missing_kubeconfig_says_it_does_not_exist(tmp_path: Path) -> None:
     """Was "Invalid kube-config file. No configuration found."."""
     with pytest.raises(WatchError, match=r"nope: does not exist$"):

@@ -231,9 +231,12 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Cluste
             if not explicit and not os.path.exists(path):
                 raise WatchError("no Kubernetes configuration: give --kubeconfig, set "
                                  "KUBECONFIG, or run zonegen in a Pod")
-            for one in ([kubeconfig] if kubeconfig else path.split(os.pathsep)):
-                if one:
-                    check_kubeconfig(one)
+            # KUBECONFIG may list several files; like kubectl, skip the missing ones
+            # unless none is left.
+            files = [kubeconfig] if kubeconfig else [f for f in path.split(os.pathsep) if f]
+            present = [f for f in files if os.path.exists(os.path.expanduser(f))]
+            for one in present or files[:1]:
+                check_kubeconfig(one)
             config.load_kube_config(config_file=path, context=context,
                                     client_configuration=cfg, persist_config=False)
             ctx_name = context or _current_context(path)
