@@ -5,7 +5,8 @@ Accepts JSON or YAML: single objects, ``List`` / ``ServiceList`` / ``EndpointSli
 (``kubectl get -w -o json --output-watch-events``). JSON is read incrementally, item by
 item, so a 200 MB list never sits in memory as one parsed tree. A whole invocation is one
 transaction: a truncated file stores nothing, and a snapshot's deletions are only ever
-derived from an input read to its end.
+derived from an input read to its end. What to store for each object is decided by
+``zonegen.reconcile``, the same rules (and the same stored bytes) as the watcher's lists.
 """
 
 from __future__ import annotations
