@@ -10,9 +10,10 @@ commits them with each stream's resume point (STYLE.md #5) and runs the projecto
 Lists are reconciled with the log by ``zonegen.reconcile`` and always land as one
 transaction: the *initial sync* (every watched kind in every watched namespace, when the
 log has no resume point for them) is one transaction, and no stream watches before it is
-stored, so the first zone version holds Services and their endpoints together; a relist
-after 410 Gone records DELETED events for objects that vanished while nobody watched
-(DESIGN.md, "The event log"), again as one transaction.
+stored, so the first zone version holds Services and their endpoints together. A 410 Gone
+on any watch makes every stream relist (a compaction ends them all), again as one
+transaction, recording DELETED events for objects that vanished while nobody watched
+(DESIGN.md, "The event log").
 
 Readiness and metrics read :attr:`Watcher.synced`, :meth:`Watcher.status` and
 :attr:`Watcher.report`.
@@ -249,7 +250,8 @@ class Watcher:
 
     Streams without a stored resume point first take part in the initial sync: their
     lists are stored together, as one transaction, once every one of them has arrived;
-    until then nothing of theirs is stored and none of them watches.
+    until then nothing of theirs is stored and no stream watches. A 410 Gone opens the
+    same kind of round for every stream.
 
     :param on_commit: called from the writer thread after every commit, with what it
         stored and the zone versions projected after it.
@@ -282,9 +284,13 @@ class Watcher:
             _Unit(RESOURCES[kind], ns, self.source if ns is None else f"{self.source}@{ns}")
             for kind in self.options.kinds for ns in namespaces
         ]
-        self._initial: dict[int, _Listing] = {}  # unit index -> its initial list
-        self._initial_pending: set[int] = set()  # units without a resume point at start
-        self._initial_stored = threading.Event()
+        # A sync round: lists held until every pending unit has listed, then stored as
+        # one transaction. Round 0 is the initial sync (units without a resume point);
+        # a 410 Gone on any watch opens the next, in which every unit relists.
+        self._round = 0
+        self._pending: set[int] = set()  # unit indexes the open round waits for
+        self._listings: dict[int, _Listing] = {}  # unit index -> its list in this round
+        self._round_stored = threading.Event()  # set: no round open, streams may watch
 
     # ----------------------------------------------------------------- state
 
@@ -321,9 +327,9 @@ class Watcher:
         with self._lock:
             for i, u in enumerate(self.units):
                 u.synced = resume[i] is not None
-        self._initial_pending = {i for i, rv in resume.items() if rv is None}
-        if not self._initial_pending:
-            self._initial_stored.set()
+        self._pending = {i for i, rv in resume.items() if rv is None}
+        if not self._pending:
+            self._round_stored.set()
         self.writer.start(self._halt)
         streams = [threading.Thread(target=self._stream, args=(i, resume[i]), daemon=True,
                                     name=f"zonegen-watch-{u.kind}-{u.namespace or 'all'}")
@@ -405,17 +411,24 @@ class Watcher:
         if cursor.rv is not None:
             log.info("%s: resuming watch from resourceVersion %s", unit.label, cursor.rv)
         verb = "list"
+        my_round = 0  # what it holds (a resume point, or nothing) predates any relist
         while not self._halt.is_set():
             try:
+                with self._lock:
+                    if self._round != my_round:  # a joint relist is open: take part
+                        my_round = self._round
+                        cursor.rv = None
                 if cursor.rv is None:
                     verb = "list"
                     cursor.rv = self._relist(index)
                     backoff.reset()
                     self._failed(unit, None)
-                if not self._wait_initial_sync():
+                if not self._wait_round_stored(my_round):
                     return
+                if self._round != my_round:
+                    continue  # a joint relist opened meanwhile: take part first
                 verb = "watch"
-                if self._watch(unit, cursor):
+                if self._watch(unit, cursor, my_round):
                     backoff.reset()
                     gone.reset()
                     self._failed(unit, None)
@@ -425,7 +438,11 @@ class Watcher:
                 # Relist at once; only a 410 right after a relist backs off (never spin).
                 delay = gone.next() if gone.failures else 0.0
                 gone.failures += 1
-                log.info("%s: %s; relisting", unit.label, e)
+                if verb == "watch":
+                    log.info("%s: %s; relisting every stream", unit.label, e)
+                    my_round = self._open_round()
+                else:  # the list's continue token expired: list again
+                    log.info("%s: %s; relisting", unit.label, e)
                 cursor.rv = None
                 self._pause(delay)
             except _Halted:
@@ -449,37 +466,59 @@ class Watcher:
                 self._halt.set()
                 return
 
-    def _wait_initial_sync(self) -> bool:
-        """Before watching: wait until the initial sync is stored (False: shutdown)."""
-        while not self._initial_stored.wait(0.2):
+    def _wait_round_stored(self, my_round: int) -> bool:
+        """Before watching: wait until no sync round is open, or a new one opened that
+        this stream must join (False: shutdown)."""
+        while not self._round_stored.wait(0.2):
             if self._halt.is_set():
                 return False
+            if self._round != my_round:
+                return True
         return not self._halt.is_set()
 
+    def _open_round(self) -> int:
+        """After a 410 Gone: every unit relists, and all the lists land as one
+        transaction (a compaction ends every watch; relisting kinds one by one would
+        publish a zone with one kind relisted and the other not). Joins the round
+        already open, if any. Interrupts the other streams' watches."""
+        with self._lock:
+            responses: list[Any] = []
+            if self._round_stored.is_set():
+                self._round += 1
+                self._pending = set(range(len(self.units)))
+                self._listings = {}
+                self._round_stored.clear()
+                responses = list(self._responses)
+            current = self._round
+        for resp in responses:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+        return current
+
     def _relist(self, index: int) -> str:
-        """List one unit and hand the list to the writer: held for the initial sync
-        until every pending unit has listed (then all of it as one group), else as a
-        group of its own. Returns the resourceVersion to watch from."""
+        """List one unit and hand the list to the writer: held while a sync round is
+        open until every pending unit has listed (then all of it as one group), else as
+        a group of its own. Returns the resourceVersion to watch from."""
         unit = self.units[index]
-        if not self._initial_stored.is_set():
-            listing = self._list(unit, barrier=False)
+        if not self._round_stored.is_set():
+            listing = self._list(unit)
             with self._lock:
                 unit.listed = True
-                self._initial[index] = listing
-                complete = set(self._initial) >= self._initial_pending
-                group = [self._initial[i] for i in sorted(self._initial)] if complete else []
-            if complete and not self._initial_stored.is_set():
+                self._listings[index] = listing
+                complete = set(self._listings) >= self._pending
+                group = [self._listings[i] for i in sorted(self._listings)] if complete else []
+            if complete and not self._round_stored.is_set():
                 self.writer.put_group([e for g in group for e in g.events],
                                       [r for g in group if (r := g.resume)])
                 self.writer.barrier()
                 with self._lock:
-                    for i in self._initial_pending:
+                    for i in self._pending:
                         self.units[i].synced = True
-                    self._initial.clear()
-                log.info("initial sync stored: %s",
-                         ", ".join(sorted({self.units[i].kind
-                                           for i in self._initial_pending})))
-                self._initial_stored.set()
+                    self._listings = {}
+                    kinds = ", ".join(sorted({self.units[i].kind for i in self._pending}))
+                log.info("%s stored: %s", "initial sync" if self._round == 0 else "relist",
+                         kinds)
+                self._round_stored.set()
             return listing.resume[2] if listing.resume else ""
         listing = self._list(unit)
         with self._lock:
@@ -494,18 +533,16 @@ class Watcher:
 
     # ----------------------------------------------------------------- list
 
-    def _list(self, unit: _Unit, barrier: bool = True) -> _Listing:
+    def _list(self, unit: _Unit) -> _Listing:
         """List ``unit`` page by page and reconcile it with the log's heads: ADDED for
         new objects, MODIFIED for changed ones, DELETED for those gone while unwatched,
         and the list's resourceVersion as the resume point. Nothing is queued: the
         caller stores the whole listing as one transaction.
 
-        :param barrier: first wait until the writer has committed everything queued, so
-            the heads include this unit's own watch events (not needed before the
-            initial sync, when nothing of the unit's is queued).
+        First waits until the writer has committed everything queued, so the heads
+        include this unit's own watch events.
         """
-        if barrier:
-            self.writer.barrier()
+        self.writer.barrier()
         heads = self.store.heads([unit.kind],
                                  [unit.namespace] if unit.namespace is not None else None)
         with self._lock:
@@ -556,13 +593,14 @@ class Watcher:
 
     # ----------------------------------------------------------------- watch
 
-    def _watch(self, unit: _Unit, cursor: _Cursor) -> bool:
+    def _watch(self, unit: _Unit, cursor: _Cursor, my_round: int) -> bool:
         """One watch request from ``cursor.rv`` until the server ends it or it breaks;
         ``cursor.rv`` follows every event queued, so a reconnect after a drop resumes
         exactly after the last event received.
 
         :returns: whether the stream was healthy (a normal end after events or after a
-            while: reconnect at once, without backoff).
+            while: reconnect at once, without backoff), or was interrupted (shutdown, a
+            joint relist opened by another stream).
         :raises Gone: 410 as HTTP status or as an ERROR event.
         :raises StreamFailed: the request or the stream failed.
         """
@@ -578,7 +616,7 @@ class Watcher:
         lines = 0
         complete = False
         try:
-            if self._halt.is_set():
+            if self._interrupted(my_round):
                 return True
             for line in iter_lines(resp.stream(None, decode_content=True)):
                 before = cursor.rv
@@ -587,11 +625,11 @@ class Watcher:
                 # proxy answering garbage must back off, not reconnect in a tight loop.
                 if cursor.rv != before:
                     lines += 1
-                if self._halt.is_set():
+                if self._interrupted(my_round):
                     return True
             complete = True
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            if self._halt.is_set():
+            if self._interrupted(my_round):
                 return True
             raise StreamFailed(f"watch connection dropped ({reason(e)})") from None
         finally:
@@ -606,6 +644,10 @@ class Watcher:
                     resp.close()
         log.debug("%s: watch ended after %d events; reconnecting", unit.label, lines)
         return lines > 0 or time.monotonic() - started >= 1.0
+
+    def _interrupted(self, my_round: int) -> bool:
+        """Shutdown, or another stream opened a sync round this one must join."""
+        return self._halt.is_set() or self._round != my_round
 
     def _on_line(self, unit: _Unit, line: bytes, rv: str) -> str:
         """Decode one watch event, queue it, return the new resume resourceVersion."""
