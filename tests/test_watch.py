@@ -645,6 +645,23 @@ def test_once_stalled_list_fails_in_one_line_storing_nothing(
     assert store.resume_point("watch:fake", "Service") is None
 
 
+def test_stalled_list_is_retried_with_a_one_line_warning(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        zlog: pytest.LogCaptureFixture) -> None:
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.hold(SERVICES)
+    with watching(store, kubeconfig, fast(request_timeout=0.3)) as watcher:
+        wait_for(lambda: len(kube.lists("services")) >= 2, "a retried list")
+        assert logged(store) == []
+        kube.release(SERVICES)
+        wait_for(lambda: all(watcher.synced.values()), "initial sync")
+    stalls = [r.getMessage() for r in zlog.records if "no answer" in r.getMessage()]
+    assert stalls
+    assert all(m.startswith(f"Service (all namespaces): Kubernetes API server {kube.url}: "
+                            "no answer within 0.3 s; reconnecting in ") for m in stalls)
+    assert len(logged(store)) == 2
+
+
 def test_once_refused_list_fails_at_once_storing_nothing(
         kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
     """RBAC without endpointslices: the Services used to be stored before the 403."""
