@@ -213,6 +213,10 @@ def watch_options(func: F) -> F:
         click.option("--source", default=None,
                      help="Source name recorded with each event and resume point "
                           "(default: watch:<context or API server host>)."),
+        click.option("--request-timeout", type=click.FloatRange(min=0.001), default=10.0,
+                     show_default=True, metavar="SECONDS",
+                     help="Give up on an API server that does not answer a list (or a "
+                          "connection) within this long; watches keep their own timeout."),
     ], func)
 
 
@@ -397,7 +401,7 @@ def demo(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.pass_context
 def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
           namespaces: tuple[str, ...], legacy_endpoints: bool, source: str | None,
-          once: bool, no_project: bool) -> None:
+          once: bool, no_project: bool, request_timeout: float) -> None:
     """List, then watch, Services and EndpointSlices into the event log.
 
     Resumes where the last run stopped; after a 410 Gone (or at first start) it relists
@@ -412,7 +416,8 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
     from zonegen.watch import WatchOptions, watch_command
 
     options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
-                           source=source, project=not no_project)
+                           source=source, project=not no_project,
+                           request_timeout=request_timeout)
     report = watch_command(_open_store(ctx), kubeconfig=kubeconfig, context=context,
                            options=options, once=once)
     click.echo(report.summary())
@@ -624,7 +629,7 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
           tsig_keyfiles: tuple[str, ...], notify: tuple[str, ...], poll: float,
           max_transfers: int, watch_cluster: bool, kubeconfig: str | None,
           context: str | None, namespaces: tuple[str, ...], legacy_endpoints: bool,
-          source: str | None, **kwargs: Any) -> None:
+          source: str | None, request_timeout: float, **kwargs: Any) -> None:
     """Serve the zone over DNS: answers, AXFR, IXFR and NOTIFY, until SIGINT/SIGTERM.
 
     New zone versions written to the database by `zonegen watch` or `zonegen ingest`
@@ -643,7 +648,8 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
                             tsig_keys=tsig_keys, tsig_keyfiles=tsig_keyfiles, notify=notify,
                             poll=poll, max_transfers=max_transfers)
     watch_config = WatchConfig(kubeconfig, context, WatchOptions(
-        namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source)
+        namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
+        request_timeout=request_timeout)
     ) if watch_cluster else None
     report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watch_config,

@@ -7,7 +7,8 @@ list and watch Services, discovery.k8s.io/v1 EndpointSlices and v1 Endpoints: pa
 chunked JSON lines, with BOOKMARKs, 410 Gone for a compacted resourceVersion (as an ERROR
 watch event or as an HTTP 410), dropped connections and a server that goes down and up on
 the same port. Tests drive it directly (``add``/``modify``/``delete``/``compact``/
-``drop_watches``/``stop``/``start``); every event line is encoded once when it happens,
+``drop_watches``/``stop``/``start``; ``hold``/``release`` a resource's lists, ``forbid`` a
+verb as RBAC would); every event line is encoded once when it happens,
 so a burst of 50,000 events streams at the speed of the socket.
 
 Like ``APIConnServeTest`` in CoreDNS's Kubernetes plugin, but at the HTTP level, so the
@@ -83,6 +84,8 @@ class FakeKubeAPI:
         self.compacted_rv = 0
         self.gone_as_http = False  # 410 as an HTTP status instead of an ERROR event
         self.garbage_watches = False  # watches answer 200 with lines that are not JSON
+        self.held: set[str] = set()  # resources whose lists get no answer until released
+        self.forbidden: set[tuple[str, str]] = set()  # (resource, "list"/"watch"): 403
         self.requests: list[Request] = []
         self.watch_count = 0
         self.cond = threading.Condition()
@@ -237,6 +240,27 @@ class FakeKubeAPI:
                         meta.get("uid", ""), meta.get("resourceVersion", "")))
         return out
 
+    def hold(self, resource: str) -> None:
+        """Accept list requests for ``resource`` but send no answer until :meth:`release`
+        (a slow or stalled API server; a client's read timeout ends the wait)."""
+        with self.cond:
+            self.held.add(resource)
+
+    def release(self, resource: str) -> None:
+        """Answer the held lists of ``resource`` (with the state at that moment)."""
+        with self.cond:
+            self.held.discard(resource)
+            self.cond.notify_all()
+
+    def forbid(self, resource: str, verb: str) -> None:
+        """Answer ``verb`` ("list" or "watch") on ``resource`` with 403, as RBAC does."""
+        with self.cond:
+            self.forbidden.add((resource, verb))
+
+    def lists(self, path_part: str = "") -> list[Request]:
+        return [r for r in self.requests if r.query.get("watch") not in ("true", "1")
+                and path_part in r.path]
+
     def watches(self, path_part: str = "") -> list[Request]:
         return [r for r in self.requests if r.query.get("watch") in ("true", "1")
                 and path_part in r.path]
@@ -353,7 +377,20 @@ class FakeKubeAPI:
                                                        "the server could not find it")).encode())
                     return
                 resource, namespace = route
-                if query.get("watch") not in ("true", "1"):
+                verb = "watch" if query.get("watch") in ("true", "1") else "list"
+                if (resource, verb) in api.forbidden:
+                    group = _PREFIX[resource].removeprefix("/apis/").split("/")[0]
+                    group = "" if group.startswith("/api") else group
+                    self._send(403, json.dumps(_status(
+                        403, "Forbidden",
+                        f'{resource}{"." + group if group else ""} is forbidden: User '
+                        f'"system:serviceaccount:zonegen:zonegen" cannot {verb} resource '
+                        f'"{resource}" in API group "{group}" at the cluster scope')).encode())
+                    return
+                if verb == "list":
+                    with api.cond:
+                        while resource in api.held and api._server is not None:
+                            api.cond.wait(0.1)
                     code, body = api._list_body(resource, namespace, query)
                     self._send(code, body)
                     return

@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -326,6 +330,62 @@ def test_hand_made_objects_without_resource_version_are_idempotent(
 def test_missing_file(store: Store, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"nope\.json: does not exist"):
         ingest_files(store, [str(tmp_path / "nope.json")])
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  '{"a":' * 100_000 + "1" + "}" * 100_000],
+                         ids=["arrays", "objects"])
+def test_json_nested_100000_deep_is_one_line(store: Store, tmp_path: Path,
+                                             text: str) -> None:
+    """Was a RecursionError traceback from the JSON decoder."""
+    path = write(tmp_path, "deep.json", text)
+    with pytest.raises(InvalidInput, match=r"^.*deep\.json: nested too deeply to read$"):
+        ingest_files(store, [path])
+    assert store.select_events() == []
+
+
+def test_reads_a_fifo_and_a_pipe_like_files(store: Store, tmp_path: Path) -> None:
+    """A FIFO and /dev/fd/N (what ``<(kubectl get ...)`` passes) were "does not exist"."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w", encoding="utf-8") as w:
+            w.write(json.dumps(service("a")))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    ingest_files(store, [str(fifo)], when=T0, project=False)
+    writer.join(10)
+    r, w = os.pipe()
+    os.write(w, json.dumps(service("b")).encode())
+    os.close(w)
+    try:
+        ingest_files(store, [f"/dev/fd/{r}"], when=T0, project=False)
+    finally:
+        os.close(r)
+    assert names(store) == [("ADDED", "Service", "a"), ("ADDED", "Service", "b")]
+
+
+def test_cli_reads_dev_stdin(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "cli.py", "--db", f"sqlite:///{tmp_path / 'z.db'}", "ingest",
+         "/dev/stdin", "--no-project"],
+        input=json.dumps(service("a")), cwd=root, capture_output=True, text=True,
+        timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("1 new events")
+
+
+def test_record_warning_is_reported_once(store: Store, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A negative port was reported by ingest and again by the projector."""
+    svc = service("a", ports=[{"name": "http", "port": -5}])
+    with caplog.at_level(logging.WARNING, logger="zonegen"):
+        ingest_files(store, [write(tmp_path, "a.json", svc)], when=T0)
+    assert [r.getMessage() for r in caplog.records if "-5" in r.getMessage()] == [
+        "Service default/a: port http has invalid number -5; it gives no SRV record"]
 
 
 def test_truncated_stream_stores_nothing(store: Store, tmp_path: Path) -> None:

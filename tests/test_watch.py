@@ -9,6 +9,7 @@ generous deadline. Servers, watcher threads and subprocesses are stopped in ``fi
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -35,7 +36,8 @@ from tests.kubeapi import (
     service,
 )
 from zonegen.errors import WatchError
-from zonegen.model import ADDED, DELETED, MODIFIED, Event
+from zonegen.ingest import ingest_files
+from zonegen.model import ADDED, DELETED, MODIFIED, PTR, SRV, TXT, A, Event, Record
 from zonegen.store import Store
 from zonegen.watch import (
     Backoff,
@@ -291,6 +293,39 @@ def test_malformed_kubeconfig_is_a_one_line_watch_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("- a\n- b\n", r"kubeconfig: not a kubeconfig \(a YAML list, not a mapping\)"),
+    ("hello\n", r"kubeconfig: not a kubeconfig \(a YAML scalar, not a mapping\)"),
+    ("clusters: 5\n", r"kubeconfig: clusters is a number, not a list"),
+    ("users: [3]\n", r"kubeconfig: users\[0\] is a number, not a mapping"),
+], ids=["list", "scalar", "clusters-5", "users-item"])
+def test_kubeconfig_of_the_wrong_shape_is_one_line(tmp_path: Path, text: str,
+                                                   message: str) -> None:
+    """Each was a TypeError traceback from the client's kubeconfig merge."""
+    bad = tmp_path / "kubeconfig"
+    bad.write_text(text)
+    with pytest.raises(WatchError, match=message) as info:
+        connect(str(bad))
+    assert "\n" not in str(info.value)
+
+
+def test_kubeconfig_list_skips_missing_files_as_kubectl_does(
+        kubeconfig: Path, tmp_path: Path, kube: FakeKubeAPI,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}{os.pathsep}{kubeconfig}")
+    cluster = connect()
+    try:
+        assert (cluster.host, cluster.context) == (kube.url, "fake")
+    finally:
+        cluster.close()
+
+
+def test_missing_kubeconfig_says_it_does_not_exist(tmp_path: Path) -> None:
+    """Was "Invalid kube-config file. No configuration found."."""
+    with pytest.raises(WatchError, match=r"nope: does not exist$"):
+        connect(str(tmp_path / "nope"))
+
+
 # --------------------------------------------------------------------------- watching
 
 
@@ -334,14 +369,14 @@ def test_idle_writer_without_projection_waits_instead_of_polling(
     with watching(store, kubeconfig, fast(project=False)) as watcher:
         wait_for(lambda: len(logged(store)) == 2, "initial list")
         polls = 0
-        get = watcher._queue.get
+        get = watcher.writer._queue.get
 
         def counting_get(block: bool = True, timeout: float | None = None) -> object:
             nonlocal polls
             polls += 1
             return get(block, timeout)
 
-        monkeypatch.setattr(watcher._queue, "get", counting_get)
+        monkeypatch.setattr(watcher.writer._queue, "get", counting_get)
         time.sleep(0.5)
         idle_polls = polls
     # An idle writer waits up to a second per get; a spinning one polls ~100k times.
@@ -509,6 +544,202 @@ def test_legacy_endpoints_and_namespaces(kube: FakeKubeAPI, kubeconfig: Path,
     assert store.resume_point("watch:fake@shop", "Endpoints") is not None
 
 
+# --------------------------------------------------------------------------- initial sync
+
+
+DB_RECORDS = {
+    Record("db.default.svc", A, ("10.0.0.1",)),
+    Record("10-0-0-1.db.default.svc", A, ("10.0.0.1",)),
+    Record("db.default.svc", SRV, (0, 100, 80, "10-0-0-1.db.default.svc")),
+    Record("_http._tcp.db.default.svc", SRV, (0, 100, 80, "10-0-0-1.db.default.svc")),
+    Record("1.0.0.10.in-addr.arpa.", PTR, ("10-0-0-1.db.default.svc",)),
+}
+
+
+def published(store: Store) -> list[set[Record]]:
+    """The records of every stored zone version (the version TXT aside)."""
+    return [{r for r in store.records_at(v.version_id) if r.rtype != TXT}
+            for v in store.versions()]
+
+
+def test_once_stores_every_kind_as_one_version(kube: FakeKubeAPI, kubeconfig: Path,
+                                               store: Store) -> None:
+    """The first version held the Services without their endpoints: each kind was
+    committed (and projected) on its own."""
+    add_ready(kube, "db", ["10.0.0.1"])
+    watcher = sync_once(store, kubeconfig, fast(project=True, batch_size=1))
+    assert published(store) == [DB_RECORDS]
+    assert watcher.report.commits == 1
+    assert watcher.synced == {"Service": True, "EndpointSlice": True}
+
+
+def test_no_version_until_every_initial_list_is_stored(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    """A held EndpointSlice list: nothing stored, nothing projected, not synced; then
+    one transaction and one version with everything."""
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.hold(ENDPOINTSLICES)
+    commits: list[Commit] = []
+    with watching(store, kubeconfig, fast(project=True, batch_size=1),
+                  on_commit=commits.append) as watcher:
+        wait_for(lambda: kube.lists("endpointslices"), "the slice list requested")
+        wait_for(lambda: [s.listed for s in watcher.status()] == [True, False],
+                 "the Service list received, the slice list held")
+        watcher.writer.barrier()  # whatever was queued is committed now
+        assert logged(store) == []
+        assert store.latest_version() is None
+        assert watcher.synced == {"Service": False, "EndpointSlice": False}
+        assert not kube.watches()  # nobody watches before the initial sync is stored
+        kube.release(ENDPOINTSLICES)
+        wait_for(lambda: all(watcher.synced.values()), "initial sync")
+        wait_for(lambda: store.latest_version() is not None, "the first version")
+    assert published(store) == [DB_RECORDS]
+    assert [c.stored for c in commits if c.stored] == [2]
+    assert {r for c in commits for r in c.resume} == {
+        ("watch:fake", "Service", str(kube.rv)), ("watch:fake", "EndpointSlice", str(kube.rv))}
+
+
+def test_empty_cluster_initial_sync_makes_the_first_version(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    """An empty cluster is a complete answer: the zone gets its first (empty) version."""
+    with watching(store, kubeconfig, fast(project=True)) as watcher:
+        wait_for(lambda: all(watcher.synced.values()), "initial sync")
+        wait_for(lambda: store.latest_version() is not None, "the first version")
+    assert published(store) == [set()]
+
+
+def test_relist_after_gone_is_one_transaction(kube: FakeKubeAPI, kubeconfig: Path,
+                                              store: Store) -> None:
+    """Each list was queued event by event (one commit per event at batch_size=1)."""
+    add_ready(kube, "a", ["10.0.0.1"])
+    add_ready(kube, "b", ["10.0.0.2"])
+    sync_once(store, kubeconfig)
+    kube.delete(SERVICES, "default", "b")
+    kube.delete(ENDPOINTSLICES, "default", "b-abcde")
+    add_ready(kube, "c", ["10.0.0.3"])
+    kube.modify(ENDPOINTSLICES, "default", "a-abcde",
+                lambda o: o["endpoints"][0].update(addresses=["10.0.0.11"]))
+    kube.compact()
+    commits: list[Commit] = []
+    with watching(store, kubeconfig, fast(batch_size=1), on_commit=commits.append):
+        wait_for(lambda: len(logged(store)) == 9, "relist differences")
+    # every stream relists, and all of it is one transaction: Services (b deleted, c
+    # added) and slices (b deleted, c added, a modified)
+    assert [c.stored for c in commits if c.stored] == [5]
+
+
+def test_once_stalled_list_fails_in_one_line_storing_nothing(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    """A server that accepts and never answers: was a silent 2-minute wait."""
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.hold(ENDPOINTSLICES)
+    try:
+        with pytest.raises(WatchError) as info:
+            sync_once(store, kubeconfig, fast(request_timeout=0.5))
+    finally:
+        kube.release(ENDPOINTSLICES)
+    assert str(info.value) == (
+        f"cannot list endpointslices from the Kubernetes API server at {kube.url}: "
+        "no answer within 0.5 s")
+    assert logged(store) == []
+    assert store.resume_point("watch:fake", "Service") is None
+
+
+def test_stalled_list_is_retried_with_a_one_line_warning(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        zlog: pytest.LogCaptureFixture) -> None:
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.hold(SERVICES)
+    with watching(store, kubeconfig, fast(request_timeout=0.3)) as watcher:
+        wait_for(lambda: len(kube.lists("services")) >= 2, "a retried list")
+        assert logged(store) == []
+        kube.release(SERVICES)
+        wait_for(lambda: all(watcher.synced.values()), "initial sync")
+    stalls = [r.getMessage() for r in zlog.records if "no answer" in r.getMessage()]
+    assert stalls
+    assert all(m.startswith(f"Service (all namespaces): Kubernetes API server {kube.url}: "
+                            "no answer within 0.3 s; reconnecting in ") for m in stalls)
+    assert len(logged(store)) == 2
+
+
+def test_once_refused_list_fails_at_once_storing_nothing(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    """RBAC without endpointslices: the Services used to be stored before the 403."""
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.forbid(ENDPOINTSLICES, "list")
+    with pytest.raises(WatchError, match=(
+            rf"^the Kubernetes API server at {kube.url} refused to list endpointslices: "
+            r"HTTP 403: endpointslices\.discovery\.k8s\.io is forbidden")):
+        sync_once(store, kubeconfig)
+    assert logged(store) == []
+    assert len(kube.lists("endpointslices")) == 1  # no retry
+
+
+def test_refusal_is_an_error_on_each_backoff_and_in_the_status(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        zlog: pytest.LogCaptureFixture) -> None:
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.forbid(ENDPOINTSLICES, "watch")
+    with watching(store, kubeconfig) as watcher:
+        wait_for(lambda: len([r for r in zlog.records if r.levelno == logging.ERROR]) >= 2,
+                 "errors on two backoffs")
+        status = {s.kind: s for s in watcher.status()}
+        assert status["EndpointSlice"].refused
+        assert status["EndpointSlice"].error is not None
+        assert "refused to watch endpointslices" in status["EndpointSlice"].error
+        assert status["EndpointSlice"].synced  # the list was allowed and is stored
+        assert (status["Service"].refused, status["Service"].error) == (False, None)
+        kube.forbidden.clear()
+        wait_for(lambda: kube.watches("endpointslices") and not any(
+            s.error for s in watcher.status()), "recovery")
+    errors = [r.getMessage() for r in zlog.records if r.levelno == logging.ERROR]
+    assert all("refused to watch endpointslices" in m and kube.url in m for m in errors)
+    assert all(len(m.splitlines()) == 1 for m in errors)
+
+
+# --------------------------------------------------------------------------- one encoding
+
+
+def test_the_same_object_is_stored_byte_identically_however_it_arrived(
+        kube: FakeKubeAPI, kubeconfig: Path, tmp_path: Path) -> None:
+    """ingest stored ASCII escapes and the input's key order, watch UTF-8 and the API's
+    key order (plus kind/apiVersion appended to list items)."""
+    obj = service("caf\u00e9-db")
+    obj["metadata"]["annotations"] = {"note": "caf\u00e9 \u2615"}
+    served = kube.add(SERVICES, obj)
+    # what `kubectl get services -o json` prints: sorted keys, indented, in a List
+    printed = tmp_path / "kubectl.json"
+    printed.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [served]},
+                                  sort_keys=True, indent=4, ensure_ascii=False))
+    stored: dict[str, str] = {}
+    for how in ("ingest", "list", "watch"):
+        s = Store.open(f"sqlite:///{tmp_path / how}.db")
+        try:
+            if how == "ingest":
+                ingest_files(s, [str(printed)], project=False)
+            elif how == "list":
+                sync_once(s, kubeconfig)
+            else:
+                kube.delete(SERVICES, "default", "caf\u00e9-db")
+                kube.compact()
+                with watching(s, kubeconfig) as watcher:
+                    wait_for(lambda w=watcher: all(w.synced.values()), "synced")
+                    again = kube.add(SERVICES, obj)
+                    assert again["metadata"]["uid"] != served["metadata"]["uid"]
+                    wait_for(lambda s=s: logged(s), "the watch event")
+                    served = again
+            [event] = [e for e in logged(s) if e.kind == "Service"]
+            stored[how] = event.object_json
+            if how != "watch":
+                assert event.uid == served["metadata"]["uid"]
+        finally:
+            s.close()
+    normalise = {k: v.replace(json.loads(v)["metadata"]["uid"], "UID").replace(
+        json.loads(v)["metadata"]["resourceVersion"], "RV") for k, v in stored.items()}
+    assert normalise["ingest"] == normalise["list"] == normalise["watch"]
+    assert stored["ingest"] == stored["list"]
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -545,6 +776,31 @@ def test_cli_once_unreachable_exits_nonzero_naming_the_server(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert f"127.0.0.1:{kube.port}" in lines[0]
+
+
+def test_cli_once_stall_and_refusal_are_one_line_exit_1(
+        kube: FakeKubeAPI, kubeconfig: Path, db_url: str) -> None:
+    add_ready(kube, "db", ["10.0.0.1"])
+    kube.hold(SERVICES)
+    try:
+        stalled = subprocess.run(
+            _cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once",
+                 "--request-timeout", "0.5"),
+            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    finally:
+        kube.release(SERVICES)
+    assert stalled.returncode == 1
+    assert stalled.stderr.splitlines() == [
+        f"Error: cannot list services from the Kubernetes API server at {kube.url}: "
+        "no answer within 0.5 s"]
+    kube.forbid(SERVICES, "list")
+    refused = subprocess.run(_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once"),
+                             cwd=ROOT, env=_env(), capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 1
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"Error: the Kubernetes API server at {kube.url} refused to list "
+                           "services: HTTP 403: services is forbidden")
 
 
 @contextlib.contextmanager

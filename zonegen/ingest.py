@@ -5,17 +5,17 @@ Accepts JSON or YAML: single objects, ``List`` / ``ServiceList`` / ``EndpointSli
 (``kubectl get -w -o json --output-watch-events``). JSON is read incrementally, item by
 item, so a 200 MB list never sits in memory as one parsed tree. A whole invocation is one
 transaction: a truncated file stores nothing, and a snapshot's deletions are only ever
-derived from an input read to its end.
+derived from an input read to its end. What to store for each object is decided by
+``zonegen.reconcile``, the same rules (and the same stored bytes) as the watcher's lists.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +23,15 @@ from typing import IO, Any
 
 from zonegen.errors import InvalidInput, InvalidObject
 from zonegen.model import (
-    ADDED,
-    DELETED,
     ENDPOINT_SLICE,
     ENDPOINTS,
     EVENT_TYPES,
     KINDS,
-    MODIFIED,
     SERVICE,
     Event,
-    reduce,
+    ObjectKey,
 )
+from zonegen.reconcile import Reconciler, Vanished
 from zonegen.store import EventAppender, ObjectHead, Store
 
 log = logging.getLogger("zonegen")
@@ -332,29 +330,22 @@ def _items_of(doc: Any, where: str) -> Iterator[Item]:
 # --------------------------------------------------------------------------- storing
 
 
-def _object_json(obj: Mapping[str, Any]) -> str:
-    """The object as stored: compact JSON without managedFields (never DNS-relevant)."""
-    meta = obj.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
-        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-    return json.dumps(obj, separators=(",", ":"), sort_keys=False)
-
-
 class _Ingester:
-    def __init__(self, appender: EventAppender, heads: dict[tuple[str, str, str], ObjectHead],
+    """Feeds items to the one :class:`Reconciler` and stores its events in bounded
+    batches inside the caller's transaction."""
+
+    def __init__(self, appender: EventAppender, heads: dict[ObjectKey, ObjectHead],
                  source: str, when: datetime | None) -> None:
         self.appender = appender
-        self.heads = heads
         self.source = source
-        self.when = when
         self.report = IngestReport()
-        self.seen: set[tuple[str, str, str]] = set()
         self.kinds_listed: set[str] = set()
         self.batch: list[Event] = []
-        self.emitted: set[tuple[str, str]] = set()  # (uid, rv) of object versions stored
+        self.reconciler = Reconciler(heads, source, when or datetime.now(UTC),
+                                     known_version=self._known_version)
 
-    def now(self) -> datetime:
-        return self.when or datetime.now(UTC)
+    def _known_version(self, uid: str, rv: str) -> bool:
+        return bool(self.appender.known_versions([(uid, rv)]))
 
     def add(self, item: Item) -> None:
         if item.type == "LIST":
@@ -365,89 +356,33 @@ class _Ingester:
             label = str(kind) if kind else "object without kind"
             self.report.skipped_kinds[label] = self.report.skipped_kinds.get(label, 0) + 1
             return
-        warnings: list[str] = []
         try:
-            reduced = reduce(kind, item.obj, warnings)
-            obj_json = _object_json(item.obj)
-        except (TypeError, ValueError, InvalidObject) as e:
-            # (TypeError/ValueError: YAML values JSON has no form for, such as !!binary)
-            log.warning("%s: %s; skipped", item.where,
-                        e if isinstance(e, InvalidObject) else f"not storable as JSON ({e})")
+            outcomes = self.reconciler.listed(kind, item.obj, item.type)
+        except InvalidObject as e:
+            log.warning("%s: %s; skipped", item.where, e)
             self.report.invalid += 1
-            # It exists, unreadable as it is now: a snapshot keeps its last stored
-            # state rather than recording a deletion (as the watcher's relist does).
-            meta = item.obj.get("metadata")
-            if isinstance(meta, dict) and isinstance(meta.get("name"), str):
-                namespace = meta.get("namespace") or "default"
-                self.seen.add((kind, str(namespace), meta["name"]))
             return
-        for w in warnings:
-            log.warning("%s: %s", item.where, w)
         self.kinds_listed.add(kind)
-        key = (kind, reduced.namespace, reduced.name)
-        self.seen.add(key)
-        uid, rv = reduced.uid, reduced.resource_version
-        if not rv:  # hand-made data: content decides what is "the same version"
-            rv = "sha256:" + hashlib.sha256(obj_json.encode()).hexdigest()[:20]
-        head = self.heads.get(key)
-        etype = item.type
-        if etype != DELETED:
-            # An object version, whether the input said ADDED/MODIFIED (a watch stream)
-            # or nothing (a list): compare it with what the log holds.
-            if (head is not None and not head.deleted and head.uid == uid
-                    and head.resource_version == rv):
-                self.report.duplicates += 1
-                return
-            if head is not None and self._is_old_version(uid, rv):
-                # The log already holds this version of the object, and something newer
-                # since: re-reading an old kubectl file is not news, and must neither
-                # roll the object back nor delete the object that replaced it.
-                self.report.stale += 1
-                return
-            live = head is not None and not head.deleted
-            if live and head is not None and head.uid != uid:
-                # Same name, new uid: the old object was deleted and recreated.
-                self._delete(head)
-            if etype is None:
-                etype = MODIFIED if live and head is not None and head.uid == uid else ADDED
-        self._emit(Event(0, self.now(), self.source, etype, kind, reduced.namespace,
-                         reduced.name, uid, rv, obj_json))
+        for outcome in outcomes:
+            self._emit(outcome)
 
-    def _is_old_version(self, uid: str, rv: str) -> bool:
-        """Whether ``(uid, rv)`` is already in the log (or this input) as an object
-        version. Content-derived versions of hand-made objects are exempt: without a
-        real resourceVersion, returning to earlier content is a real change."""
-        if rv.startswith("sha256:"):
-            return False
-        pair = (uid, rv)
-        return pair in self.emitted or bool(self.appender.known_versions([pair]))
-
-    def _delete(self, head: ObjectHead) -> None:
-        obj_json = self._stored_object(head)
-        self._emit(Event(0, self.now(), self.source, DELETED, head.kind, head.namespace,
-                         head.name, head.uid, head.resource_version, obj_json))
-
-    def _stored_object(self, head: ObjectHead) -> str:
-        self.flush()
-        # A head emitted by this input has no sequence number yet (-1): the flush just
-        # stored it, and the refreshed head knows where.
-        current = self.heads.get((head.kind, head.namespace, head.name))
-        seq = head.last_seq
-        if seq < 0 and current is not None and (current.uid, current.resource_version) == (
-                head.uid, head.resource_version):
-            seq = current.last_seq
-        event = self.appender.get_event(seq)
-        return event.object_json if event is not None else "{}"
-
-    def _emit(self, event: Event) -> None:
-        self.batch.append(event)
-        if event.type != DELETED:
-            self.emitted.add((event.uid, event.resource_version))
-        self.heads[event.key] = ObjectHead(
-            event.kind, event.namespace, event.name, event.uid, event.resource_version,
-            -1, event.type == DELETED)
+    def _emit(self, outcome: Event | Vanished) -> None:
+        if isinstance(outcome, Vanished):
+            outcome = outcome.event(self._stored_object(outcome), self.source,
+                                    self.reconciler.now)
+        self.batch.append(outcome)
         if len(self.batch) >= BATCH:
             self.flush()
+
+    def _stored_object(self, gone: Vanished) -> str:
+        """The last stored object of ``gone``, for its DELETED event."""
+        seq = gone.last_seq
+        if seq == 0:  # decided by this input, not stored yet: store it, then look
+            self.flush()
+            head = self.appender.heads_for([gone.key]).get(gone.key)
+            seq = head.last_seq if head is not None else 0
+        event = self.appender.get_event(seq) if seq else None
+        return event.object_json if event is not None else "{}"
 
     def flush(self) -> None:
         if not self.batch:
@@ -455,16 +390,18 @@ class _Ingester:
         result = self.appender.append(self.batch)
         self.report.new_events += len(result.stored)
         self.report.duplicates += result.duplicates
-        # Read back the real sequence numbers, so a later deletion finds the object.
-        self.heads.update(self.appender.heads_for([e.key for e in self.batch]))
         self.batch = []
 
     def snapshot_deletions(self) -> None:
         """Objects of the listed kinds that the log says exist but the input lacks."""
-        for key, head in sorted(self.heads.items()):
-            if head.kind in self.kinds_listed and not head.deleted and key not in self.seen:
-                self._delete(head)
-                self.report.deleted_by_snapshot += 1
+        for gone in self.reconciler.vanished(self.kinds_listed):
+            self._emit(gone)
+            self.report.deleted_by_snapshot += 1
+
+    def finish(self) -> None:
+        self.flush()
+        self.report.duplicates += self.reconciler.unchanged
+        self.report.stale += self.reconciler.stale
 
 
 def ingest_files(
@@ -483,9 +420,12 @@ def ingest_files(
     :raises StoreError: the database cannot be written; nothing is stored.
     """
     for name in files:
-        if name != "-" and not Path(name).is_file():
-            what = "is a directory" if Path(name).is_dir() else "does not exist"
-            raise InvalidInput(f"{name}: {what}")
+        # Anything that opens as a file is read as one: pipes, FIFOs, /dev/stdin and
+        # process substitution (/dev/fd/N) included.
+        if name != "-" and Path(name).is_dir():
+            raise InvalidInput(f"{name}: is a directory")
+        if name != "-" and not Path(name).exists():
+            raise InvalidInput(f"{name}: does not exist")
     with store.appending() as appender:
         ingester = _Ingester(appender, appender.heads(), source, when)
         for name in files:
@@ -497,11 +437,13 @@ def ingest_files(
                         _ingest_stream(ingester, stream, name)
             except UnicodeDecodeError:
                 raise InvalidInput(f"{name}: not UTF-8 text") from None
+            except RecursionError:
+                raise InvalidInput(f"{name}: nested too deeply to read") from None
             except OSError as e:
                 raise InvalidInput(f"{name}: {e.strerror or e}") from None
         if snapshot:
             ingester.snapshot_deletions()
-        ingester.flush()
+        ingester.finish()
         report = ingester.report
     if project:
         from zonegen.clock import fixed_clock

@@ -1,16 +1,22 @@
 """``zonegen watch``: list, then watch, Kubernetes Services and EndpointSlices into the log.
 
-One thread per (kind, namespace) lists and watches through the official client's
-``ApiClient`` (its kubeconfig/in-cluster loading, auth and urllib3 transport) but reads the
-raw HTTP response: chunked JSON lines decoded with stdlib ``json``, never the client's
-generated model objects (measured in ``bench/bench_watch.py``: building models costs far
-more than decoding the JSON). A single writer thread commits events in small transactions
-(count- and time-bounded) together with each stream's resume point (STYLE.md #5), then runs
-the projector. A 410 Gone relists and diffs against the log's object heads, so objects that
-vanished while nobody watched get DELETED events (DESIGN.md, "The event log").
+One thread per (kind, namespace) lists and watches through ``zonegen.cluster`` (the
+official client's kubeconfig loading, auth and urllib3 transport) but reads the raw HTTP
+response: chunked JSON lines decoded with stdlib ``json``, never the client's generated
+model objects (measured in ``bench/bench_watch.py``: building models costs far more than
+decoding the JSON). Readers hand events to the single writer (``zonegen.writer``), which
+commits them with each stream's resume point (STYLE.md #5) and runs the projector.
 
-Imports ``kubernetes``, ``urllib3`` and the store; nothing downstream of the reducers sees a
-raw API dict. The projector is imported lazily, only when projecting.
+Lists are reconciled with the log by ``zonegen.reconcile`` and always land as one
+transaction: the *initial sync* (every watched kind in every watched namespace, when the
+log has no resume point for them) is one transaction, and no stream watches before it is
+stored, so the first zone version holds Services and their endpoints together. A 410 Gone
+on any watch makes every stream relist (a compaction ends them all), again as one
+transaction, recording DELETED events for objects that vanished while nobody watched
+(DESIGN.md, "The event log").
+
+Readiness and metrics read :attr:`Watcher.synced`, :meth:`Watcher.status` and
+:attr:`Watcher.report`.
 """
 
 from __future__ import annotations
@@ -18,22 +24,29 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import queue
 import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import urllib3
 
 from zonegen.clock import Clock
+from zonegen.cluster import (
+    RESOURCES,
+    Cluster,
+    Gone,
+    Refused,
+    Resource,
+    StreamFailed,
+    connect,
+    reason,
+)
 from zonegen.errors import InvalidObject, WatchError
 from zonegen.model import (
     ADDED,
@@ -43,175 +56,24 @@ from zonegen.model import (
     MODIFIED,
     SERVICE,
     Event,
-    ZoneVersion,
-    reduce,
 )
-from zonegen.store import ObjectHead, Store
+from zonegen.reconcile import Reconciler, Vanished, decode
+from zonegen.store import Store
+from zonegen.writer import Commit, EventWriter, Resume, WriterOptions, WriteTotals
 
 if TYPE_CHECKING:
     from zonegen.runner import ProjectionRunner
 
 log = logging.getLogger("zonegen")
 
-IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-CONNECT_TIMEOUT = 10.0
-LIST_READ_TIMEOUT = 120.0
-
-
-# --------------------------------------------------------------------------- resources
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """Where one kind lives in the API: ``{prefix}[/namespaces/{ns}]/{plural}``."""
-
-    kind: str
-    prefix: str
-    plural: str
-    api_version: str
-
-    def path(self, namespace: str | None) -> str:
-        if namespace is None:
-            return f"{self.prefix}/{self.plural}"
-        return f"{self.prefix}/namespaces/{namespace}/{self.plural}"
-
-
-RESOURCES: dict[str, Resource] = {
-    SERVICE: Resource(SERVICE, "/api/v1", "services", "v1"),
-    ENDPOINT_SLICE: Resource(ENDPOINT_SLICE, "/apis/discovery.k8s.io/v1", "endpointslices",
-                             "discovery.k8s.io/v1"),
-    ENDPOINTS: Resource(ENDPOINTS, "/api/v1", "endpoints", "v1"),
-}
-
-
-# --------------------------------------------------------------------------- connecting
-
-
-@dataclass
-class Cluster:
-    """A configured client for one API server, and the names it goes by in logs."""
-
-    api: Any  # kubernetes.client.ApiClient (the client ships no type hints)
-    host: str  # the server URL, for error messages: every one names the server
-    context: str | None  # kubeconfig context, None in-cluster
-
-    @property
-    def default_source(self) -> str:
-        """``watch:<context or cluster host>``: stable across restarts, so resume points
-        written by one run are found by the next."""
-        if self.context:
-            return f"watch:{self.context}"
-        return "watch:" + self.host.split("://", 1)[-1].rstrip("/")
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.api.close()
-
-
-def connect(kubeconfig: str | None = None, context: str | None = None) -> Cluster:
-    """Load client configuration: ``kubeconfig`` (or ``KUBECONFIG``, which may list several
-    files) when given, else the in-cluster service account when running in a Pod, else
-    ``~/.kube/config``. Nothing is sent to the server yet.
-
-    :raises WatchError: no configuration is found, or it cannot be loaded.
-    """
-    import yaml
-    from kubernetes import client
-    from kubernetes.config.config_exception import ConfigException
-
-    config = _kube_config()
-
-    cfg = client.Configuration()
-    # Our own backoff retries; urllib3's immediate retries would only hide the outage.
-    cfg.retries = False
-    explicit = kubeconfig or os.environ.get("KUBECONFIG")
-    in_cluster = (not explicit and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-                  and IN_CLUSTER_TOKEN.exists())
-    try:
-        if in_cluster:
-            config.load_incluster_config(client_configuration=cfg)
-            ctx_name = None
-        else:
-            path = explicit or os.path.expanduser("~/.kube/config")
-            if not explicit and not os.path.exists(path):
-                raise WatchError("no Kubernetes configuration: give --kubeconfig, set "
-                                 "KUBECONFIG, or run zonegen in a Pod")
-            config.load_kube_config(config_file=path, context=context,
-                                    client_configuration=cfg, persist_config=False)
-            ctx_name = context or _current_context(path)
-    except ConfigException as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WatchError(f"Kubernetes configuration: {first}") from None
-    except OSError as e:
-        raise WatchError(f"Kubernetes configuration: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise WatchError(f"Kubernetes configuration {explicit or '~/.kube/config'}{where}: "
-                         f"malformed YAML: {problem}") from None
-    return Cluster(client.ApiClient(configuration=cfg), str(cfg.host), ctx_name)
-
-
-def _kube_config() -> Any:
-    """``kubernetes.config``, typed as Any: its loaders carry no annotations."""
-    from kubernetes import config
-
-    return config
-
-
-def _current_context(path: str) -> str | None:
-    try:
-        _, active = _kube_config().list_kube_config_contexts(config_file=path)
-    except Exception:  # the context is only a name for the source; loading succeeded
-        return None
-    name = active.get("name") if isinstance(active, Mapping) else None
-    return str(name) if name else None
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class _Gone(Exception):
-    """The resourceVersion we asked for is compacted (HTTP 410 or an ERROR event)."""
+# Moved to zonegen.cluster and zonegen.writer; importable from here as before.
+__all__ = ["RESOURCES", "Backoff", "Cluster", "Commit", "Resource", "StreamStatus",
+           "WatchOptions", "WatchReport", "Watcher", "connect", "iter_lines",
+           "watch_command"]
 
 
 class _Halted(Exception):
     """Shutdown interrupted a list between pages."""
-
-
-class _StreamFailed(Exception):
-    """A request or stream failed in a way a reconnect may cure."""
-
-
-def _reason(exc: BaseException) -> str:
-    """A short cause for a transport error: the innermost OS error's text when there is
-    one ('connection refused'), not urllib3's nested repr."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror.lower()
-        if isinstance(e, urllib3.exceptions.ReadTimeoutError):
-            return "read timed out"
-        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
-        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _status_message(body: bytes, status: int) -> str:
-    try:
-        obj = json.loads(body)
-        if isinstance(obj, dict) and obj.get("message"):
-            return f"HTTP {status}: {obj['message']}"
-    except ValueError:
-        pass
-    return f"HTTP {status}"
 
 
 # --------------------------------------------------------------------------- options
@@ -225,12 +87,13 @@ class WatchOptions:
     legacy_endpoints: bool = False  # v1 Endpoints instead of EndpointSlices
     source: str | None = None  # default Cluster.default_source
     project: bool = True  # run the projector after commits
-    batch_size: int = 500  # events per transaction, at most
+    batch_size: int = 500  # events per transaction, at most (lists excepted)
     batch_interval: float = 0.1  # seconds a batch may wait to fill, at most
     linger: float = 0.005  # commit once the stream pauses this long
     queue_size: int = 5000  # events in flight between readers and the writer
     page_size: int = 500  # list page size (limit/continue)
     timeout_seconds: int = 300  # server-side watch timeout; then reconnect at once
+    request_timeout: float = 10.0  # connect, and each wait for a list's bytes (seconds)
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
 
@@ -238,30 +101,20 @@ class WatchOptions:
     def kinds(self) -> tuple[str, ...]:
         return (SERVICE, ENDPOINTS if self.legacy_endpoints else ENDPOINT_SLICE)
 
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """What one writer transaction did; passed to ``on_commit`` (``serve --watch`` uses
-    ``versions`` to send NOTIFY and refresh its zones)."""
-
-    stored: int  # new events stored
-    duplicates: int  # events already in the log, skipped (idempotency key)
-    last_seq: int  # highest sequence number stored by this commit (0: none)
-    resume: tuple[tuple[str, str, str], ...]  # (source, kind, resourceVersion) moved
-    versions: tuple[ZoneVersion, ...]  # zone versions projected after this commit
+    @property
+    def writer(self) -> WriterOptions:
+        return WriterOptions(batch_size=self.batch_size, batch_interval=self.batch_interval,
+                             linger=self.linger, queue_size=self.queue_size,
+                             project=self.project)
 
 
 @dataclass
-class WatchReport:
-    """Totals for the command's final line."""
+class WatchReport(WriteTotals):
+    """Totals for the command's final line (and for metrics)."""
 
-    stored: int = 0
-    duplicates: int = 0
     skipped: int = 0  # malformed objects
-    commits: int = 0
     relists: int = 0
     reconnects: int = 0
-    versions: list[ZoneVersion] = field(default_factory=list)
 
     def summary(self) -> str:
         serial = f"; serial {self.versions[-1].serial}" if self.versions else ""
@@ -269,6 +122,18 @@ class WatchReport:
                 f"{self.skipped} malformed skipped) in {self.commits} commits; "
                 f"{self.relists} lists, {self.reconnects} reconnects; "
                 f"{len(self.versions)} zone versions{serial}")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """One stream's state, for readiness and metrics (:meth:`Watcher.status`)."""
+
+    kind: str
+    namespace: str | None  # None: all namespaces
+    listed: bool  # a list of it arrived in this run (stored, or held for the sync)
+    synced: bool  # its initial list is stored (or a previous run stored it)
+    error: str | None  # the last failure, until a request succeeds again
+    refused: bool  # that failure was a 401/403 (credentials or RBAC), not the network
 
 
 # --------------------------------------------------------------------------- backoff
@@ -323,19 +188,6 @@ def iter_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
             yield tail
 
 
-def strip_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    """Drop ``metadata.managedFields``: server-side-apply bookkeeping, often most of an
-    object's bytes, never DNS-relevant (DESIGN.md allows stripping it)."""
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
-    return obj
-
-
-def _dumps(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
 def _describe_obj(kind: str, obj: Any) -> str:
     """'Service shop/db' when the object says that much, for warnings."""
     meta = obj.get("metadata") if isinstance(obj, dict) else None
@@ -347,24 +199,6 @@ def _describe_obj(kind: str, obj: Any) -> str:
 # --------------------------------------------------------------------------- the watcher
 
 
-@dataclass(frozen=True, slots=True)
-class _Put:
-    """One queue item: an event and/or the resume point that follows it."""
-
-    event: Event | None
-    resume: tuple[str, str, str] | None
-
-
-class _Barrier:
-    """Queue item: the writer commits everything before it, then sets ``done``."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-_STOP = object()
-
-
 @dataclass(slots=True)
 class _Cursor:
     """Where one stream resumes: the resourceVersion after the last event it queued."""
@@ -372,9 +206,10 @@ class _Cursor:
     rv: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Unit:
-    """One list/watch stream: a kind in one namespace (or all), with its own resume key.
+    """One list/watch stream: a kind in one namespace (or all), with its own resume key,
+    and its state for :meth:`Watcher.status`.
 
     A resourceVersion from a namespaced list is only meaningful for that namespace's
     watch, so each namespace gets its own resume point (``<source>@<namespace>``)."""
@@ -382,6 +217,10 @@ class _Unit:
     resource: Resource
     namespace: str | None
     resume_source: str
+    listed: bool = False
+    synced: bool = False
+    error: str | None = None
+    refused: bool = False
 
     @property
     def kind(self) -> str:
@@ -393,6 +232,14 @@ class _Unit:
         return f"{self.kind} ({where})"
 
 
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """A whole list of one unit, reconciled: the events and the resume point after them."""
+
+    events: tuple[Event, ...]
+    resume: Resume | None
+
+
 class Watcher:
     """Lists and watches every configured kind into ``store``.
 
@@ -400,6 +247,11 @@ class Watcher:
 
         watcher = Watcher(store, connect(), WatchOptions(), on_commit=notify)
         threading.Thread(target=watcher.run, args=(stop,)).start()
+
+    Streams without a stored resume point first take part in the initial sync: their
+    lists are stored together, as one transaction, once every one of them has arrived;
+    until then nothing of theirs is stored and no stream watches. A 410 Gone opens the
+    same kind of round for every stream.
 
     :param on_commit: called from the writer thread after every commit, with what it
         stored and the zone versions projected after it.
@@ -419,22 +271,49 @@ class Watcher:
         self.cluster = cluster
         self.options = options or WatchOptions()
         self.clock = clock
-        self.on_commit = on_commit
         self.source = self.options.source or cluster.default_source
         self.report = WatchReport()
-        self._runner = runner
-        self._queue: queue.Queue[object] = queue.Queue(self.options.queue_size)
         self._halt = threading.Event()
         self._fatal: BaseException | None = None
         self._lock = threading.Lock()
         self._responses: set[Any] = set()
-        self._writer_thread: threading.Thread | None = None
-        self._last_commit = Commit(0, 0, 0, (), ())
+        self.writer = EventWriter(store, self.options.writer, clock, self.report,
+                                  self._lock, on_commit, runner)
         namespaces: Sequence[str | None] = self.options.namespaces or (None,)
         self.units = [
             _Unit(RESOURCES[kind], ns, self.source if ns is None else f"{self.source}@{ns}")
             for kind in self.options.kinds for ns in namespaces
         ]
+        # A sync round: lists held until every pending unit has listed, then stored as
+        # one transaction. Round 0 is the initial sync (units without a resume point);
+        # a 410 Gone on any watch opens the next, in which every unit relists.
+        self._round = 0
+        self._pending: set[int] = set()  # unit indexes the open round waits for
+        self._listings: dict[int, _Listing] = {}  # unit index -> its list in this round
+        self._round_stored = threading.Event()  # set: no round open, streams may watch
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def synced(self) -> dict[str, bool]:
+        """Per watched kind: whether its initial list, in every watched namespace, is
+        stored (readiness: no zone before this is true for every kind)."""
+        with self._lock:
+            out: dict[str, bool] = {}
+            for u in self.units:
+                out[u.kind] = out.get(u.kind, True) and u.synced
+            return out
+
+    def status(self) -> tuple[StreamStatus, ...]:
+        """Every stream's state: synced, and its last failure (a refusal apart)."""
+        with self._lock:
+            return tuple(StreamStatus(u.kind, u.namespace, u.listed, u.synced, u.error,
+                                      u.refused) for u in self.units)
+
+    def _failed(self, unit: _Unit, error: str | None, refused: bool = False) -> None:
+        with self._lock:
+            unit.error = error
+            unit.refused = refused
 
     # ----------------------------------------------------------------- entry points
 
@@ -443,48 +322,71 @@ class Watcher:
 
         :raises StoreError: the log cannot be written (the watch stops then).
         """
-        writer = self._start_writer()
-        streams = [threading.Thread(target=self._stream, args=(u,), daemon=True,
+        resume = {i: self.store.resume_point(u.resume_source, u.kind)
+                  for i, u in enumerate(self.units)}
+        with self._lock:
+            for i, u in enumerate(self.units):
+                u.synced = resume[i] is not None
+        self._pending = {i for i, rv in resume.items() if rv is None}
+        if not self._pending:
+            self._round_stored.set()
+        self.writer.start(self._halt)
+        streams = [threading.Thread(target=self._stream, args=(i, resume[i]), daemon=True,
                                     name=f"zonegen-watch-{u.kind}-{u.namespace or 'all'}")
-                   for u in self.units]
+                   for i, u in enumerate(self.units)]
         for t in streams:
             t.start()
         try:
             while not stop.wait(0.2):
-                if self._fatal is not None:
+                if self._fatal is not None or self.writer.fatal is not None:
                     break
         finally:
-            self._shutdown(streams, writer)
-        if self._fatal is not None:
-            raise self._fatal
+            self._shutdown(streams)
+        fatal = self._fatal or self.writer.fatal
+        if fatal is not None:
+            raise fatal
         return self.report
 
     def sync_once(self) -> WatchReport:
-        """``--once``: list every kind, store the differences, project, return.
+        """``--once``: list every kind, store the differences as one transaction,
+        project, return. A list that fails stores nothing at all.
 
-        :raises WatchError: the API server cannot be reached or refuses a list; the error
-            names the server.
+        :raises WatchError: the API server cannot be reached, stalls, or refuses a list;
+            the error names the server and the resource.
         :raises StoreError: the log cannot be written.
         """
-        writer = self._start_writer()
+        self.writer.start(self._halt)
         try:
+            listings: list[_Listing] = []
             for unit in self.units:
                 try:
                     try:
-                        self._list_and_diff(unit)
-                    except _Gone:
-                        self._list_and_diff(unit)  # the continue token expired: once more
-                except (_StreamFailed, _Gone) as e:
-                    raise WatchError(
-                        f"cannot list {unit.resource.plural} from the Kubernetes API server "
-                        f"at {self.cluster.host}: {e}") from None
+                        listings.append(self._list(unit))
+                    except Gone:
+                        listings.append(self._list(unit))  # the continue token expired
+                except (StreamFailed, Gone) as e:
+                    raise WatchError(self._describe_failure(unit, "list", e)) from None
+            self.writer.put_group([e for listing in listings for e in listing.events],
+                                  [r for listing in listings if (r := listing.resume)])
         finally:
-            self._shutdown([], writer)
-        if self._fatal is not None:
-            raise self._fatal
+            self._shutdown([])
+        if self.writer.fatal is not None:
+            raise self.writer.fatal
+        with self._lock:
+            for u in self.units:
+                u.listed = u.synced = True
         return self.report
 
-    def _shutdown(self, streams: list[threading.Thread], writer: threading.Thread) -> None:
+    def _describe_failure(self, unit: _Unit, verb: str, e: BaseException) -> str:
+        """One line naming the server, the verb and the resource."""
+        where = f" in namespace {unit.namespace}" if unit.namespace else ""
+        if isinstance(e, Refused):
+            return (f"the Kubernetes API server at {self.cluster.host} refused to {verb} "
+                    f"{unit.resource.plural}{where}: {e}")
+        return (f"cannot {verb} {unit.resource.plural}{where} from the Kubernetes API "
+                f"server at {self.cluster.host}: {e}")
+
+    def _shutdown(self, streams: list[threading.Thread]) -> None:
         """Stop readers (interrupting blocked socket reads), then let the writer commit
         everything they queued and exit."""
         self._halt.set()
@@ -495,205 +397,226 @@ class Watcher:
                 resp.shutdown()
         for t in streams:
             t.join()
-        with contextlib.suppress(WatchError):
-            self._enqueue(_STOP)
-        writer.join()
+        self.writer.stop()
 
     # ----------------------------------------------------------------- one stream
 
-    def _stream(self, unit: _Unit) -> None:
+    def _stream(self, index: int, rv: str | None) -> None:
         """List (unless a resume point exists), then watch, forever: reconnect after
         timeouts and drops, relist after 410 Gone."""
+        unit = self.units[index]
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
         gone = Backoff(self.options.backoff_initial, self.options.backoff_max)
-        cursor = _Cursor(self.store.resume_point(unit.resume_source, unit.kind))
+        cursor = _Cursor(rv)
         if cursor.rv is not None:
             log.info("%s: resuming watch from resourceVersion %s", unit.label, cursor.rv)
+        verb = "list"
+        my_round = 0  # what it holds (a resume point, or nothing) predates any relist
         while not self._halt.is_set():
             try:
+                with self._lock:
+                    if self._round != my_round:  # a joint relist is open: take part
+                        my_round = self._round
+                        cursor.rv = None
                 if cursor.rv is None:
-                    cursor.rv = self._list_and_diff(unit)
+                    verb = "list"
+                    cursor.rv = self._relist(index)
                     backoff.reset()
-                if self._halt.is_set():
+                    self._failed(unit, None)
+                if not self._wait_round_stored(my_round):
                     return
-                if self._watch(unit, cursor):
+                if self._round != my_round:
+                    continue  # a joint relist opened meanwhile: take part first
+                verb = "watch"
+                if self._watch(unit, cursor, my_round):
                     backoff.reset()
                     gone.reset()
+                    self._failed(unit, None)
                 else:
                     self._pause(backoff.next())
-            except _Gone as e:
+            except Gone as e:
                 # Relist at once; only a 410 right after a relist backs off (never spin).
                 delay = gone.next() if gone.failures else 0.0
                 gone.failures += 1
-                log.info("%s: %s; relisting", unit.label, e)
+                if verb == "watch":
+                    log.info("%s: %s; relisting every stream", unit.label, e)
+                    my_round = self._open_round()
+                else:  # the list's continue token expired: list again
+                    log.info("%s: %s; relisting", unit.label, e)
                 cursor.rv = None
                 self._pause(delay)
             except _Halted:
                 return
-            except _StreamFailed as e:
+            except StreamFailed as e:
                 if self._halt.is_set():
                     return
                 delay = backoff.next()
                 with self._lock:
                     self.report.reconnects += 1
-                log.warning("%s: Kubernetes API server %s: %s; reconnecting in %.2f s",
-                            unit.label, self.cluster.host, e, delay)
+                message = self._describe_failure(unit, verb, e)
+                self._failed(unit, message, isinstance(e, Refused))
+                if isinstance(e, Refused):
+                    log.error("%s: %s; retrying in %.2f s", unit.label, message, delay)
+                else:
+                    log.warning("%s: Kubernetes API server %s: %s; reconnecting in %.2f s",
+                                unit.label, self.cluster.host, e, delay)
                 self._pause(delay)
             except BaseException as e:  # a bug or a store failure: stop everything
                 self._fatal = e
                 self._halt.set()
                 return
 
+    def _wait_round_stored(self, my_round: int) -> bool:
+        """Before watching: wait until no sync round is open, or a new one opened that
+        this stream must join (False: shutdown)."""
+        while not self._round_stored.wait(0.2):
+            if self._halt.is_set():
+                return False
+            if self._round != my_round:
+                return True
+        return not self._halt.is_set()
+
+    def _open_round(self) -> int:
+        """After a 410 Gone: every unit relists, and all the lists land as one
+        transaction (a compaction ends every watch; relisting kinds one by one would
+        publish a zone with one kind relisted and the other not). Joins the round
+        already open, if any. Interrupts the other streams' watches."""
+        with self._lock:
+            responses: list[Any] = []
+            if self._round_stored.is_set():
+                self._round += 1
+                self._pending = set(range(len(self.units)))
+                self._listings = {}
+                self._round_stored.clear()
+                responses = list(self._responses)
+            current = self._round
+        for resp in responses:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+        return current
+
+    def _relist(self, index: int) -> str:
+        """List one unit and hand the list to the writer: held while a sync round is
+        open until every pending unit has listed (then all of it as one group), else as
+        a group of its own. Returns the resourceVersion to watch from."""
+        unit = self.units[index]
+        if not self._round_stored.is_set():
+            listing = self._list(unit)
+            with self._lock:
+                unit.listed = True
+                self._listings[index] = listing
+                complete = set(self._listings) >= self._pending
+                group = [self._listings[i] for i in sorted(self._listings)] if complete else []
+            if complete and not self._round_stored.is_set():
+                self.writer.put_group([e for g in group for e in g.events],
+                                      [r for g in group if (r := g.resume)])
+                self.writer.barrier()
+                with self._lock:
+                    for i in self._pending:
+                        self.units[i].synced = True
+                    self._listings = {}
+                    kinds = ", ".join(sorted({self.units[i].kind for i in self._pending}))
+                log.info("%s stored: %s", "initial sync" if self._round == 0 else "relist",
+                         kinds)
+                self._round_stored.set()
+            return listing.resume[2] if listing.resume else ""
+        listing = self._list(unit)
+        with self._lock:
+            unit.listed = True
+        self.writer.put_group(listing.events, [listing.resume] if listing.resume else [])
+        return listing.resume[2] if listing.resume else ""
+
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on shutdown."""
         if seconds > 0:
             self._halt.wait(seconds)
 
-    def _get(self, unit: _Unit, query: list[tuple[str, str]], read_timeout: float) -> Any:
-        """GET through the client's ApiClient (auth, TLS, proxies as configured), returning
-        the raw urllib3 response, unread.
-
-        :raises _Gone: HTTP 410.
-        :raises _StreamFailed: transport error or any other non-2xx status.
-        """
-        api = self.cluster.api
-        try:
-            method, url, headers, body, post = api.param_serialize(
-                "GET", unit.resource.path(unit.namespace), query_params=query,
-                header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-            rest = api.call_api(method, url, headers, body, post,
-                                _request_timeout=(CONNECT_TIMEOUT, read_timeout))
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise _StreamFailed(_reason(e)) from None
-        except Exception as e:  # kubernetes.client.ApiException (TLS), exec-plugin errors
-            raise _StreamFailed(_reason(e)) from None
-        resp = rest.response
-        if 200 <= resp.status < 300:
-            return resp
-        try:
-            data = resp.read()
-        except (urllib3.exceptions.HTTPError, OSError):
-            data = b""
-        finally:
-            resp.release_conn()
-        if resp.status == 410:
-            raise _Gone(_status_message(data, 410))
-        raise _StreamFailed(_status_message(data, resp.status))
-
     # ----------------------------------------------------------------- list
 
-    def _list_and_diff(self, unit: _Unit) -> str:
-        """List ``unit`` page by page and queue, against the log's heads, ADDED for new
-        objects, MODIFIED for changed ones and DELETED for those gone while unwatched,
-        then the list's resourceVersion as the resume point (so it commits only after
-        every difference). Memory stays at one page plus the heads.
+    def _list(self, unit: _Unit) -> _Listing:
+        """List ``unit`` page by page and reconcile it with the log's heads: ADDED for
+        new objects, MODIFIED for changed ones, DELETED for those gone while unwatched,
+        and the list's resourceVersion as the resume point. Nothing is queued: the
+        caller stores the whole listing as one transaction.
 
-        :returns: the list's resourceVersion, to watch from.
+        First waits until the writer has committed everything queued, so the heads
+        include this unit's own watch events.
         """
-        self._barrier()  # the heads must include every event already queued
+        self.writer.barrier()
         heads = self.store.heads([unit.kind],
                                  [unit.namespace] if unit.namespace is not None else None)
         with self._lock:
             self.report.relists += 1
-        seen: set[tuple[str, str, str]] = set()
+        reconciler = Reconciler(heads, self.source, self._now())
+        events: list[Event] = []
         cont: str | None = None
         list_rv = ""
         res = unit.resource
+        timeout = self.options.request_timeout
         while True:
             query = [("limit", str(self.options.page_size))]
             if cont:
                 query.append(("continue", cont))
-            resp = self._get(unit, query, LIST_READ_TIMEOUT)
-            try:
-                body = resp.read()
-            except (urllib3.exceptions.HTTPError, OSError) as e:
-                raise _StreamFailed(_reason(e)) from None
-            finally:
-                resp.release_conn()
-            try:
-                page = json.loads(body)
-            except ValueError:
-                raise _StreamFailed("list response is not JSON") from None
-            del body
-            if not isinstance(page, dict):
-                raise _StreamFailed("list response is not a JSON object")
+            page = self.cluster.get_json(res.path(unit.namespace), query, (timeout, timeout))
             meta = page.get("metadata") or {}
             if not cont:
                 list_rv = str(meta.get("resourceVersion") or "")
-            now = self._now()
             for item in page.get("items") or ():
                 if not isinstance(item, dict):
                     continue
-                key = _raw_key(unit.kind, item)
-                if key is not None:
-                    known = heads.get(key)
-                    if (known is not None and not known.deleted
-                            and (known.uid, known.resource_version) == _raw_version(item)):
-                        seen.add(key)  # unchanged: skip the decode work of a relist
-                        continue
-                # List items omit kind/apiVersion; a stored object should say what it is.
-                item.setdefault("kind", res.kind)
-                item.setdefault("apiVersion", res.api_version)
-                event = self._event(unit.kind, ADDED, item, now)
-                if event is None:
-                    if key is not None:
-                        seen.add(key)  # malformed now, but it exists: keep its last state
+                try:
+                    outcomes = reconciler.listed(res.kind, item)
+                except InvalidObject as e:
+                    self._skip(ADDED, res.kind, item, e)
                     continue
-                seen.add(event.key)
-                head = heads.get(event.key)
-                if head is not None and not head.deleted:
-                    if head.uid != event.uid:  # deleted and re-created while unwatched
-                        self._put(self._vanished(head, now), None)
-                    elif head.resource_version == event.resource_version:
-                        continue
-                    else:
-                        event = _retype(event, MODIFIED)
-                self._put(event, None)
+                events.extend(self._resolve(o, events) for o in outcomes)
             del page
             cont = meta.get("continue") or None
             if not cont:
                 break
             if self._halt.is_set():
                 raise _Halted  # no resume point: the next run lists again
-        now = self._now()
-        for key, head in heads.items():
-            if key not in seen and not head.deleted:
-                self._put(self._vanished(head, now), None)
-        if list_rv:
-            self._put(None, (unit.resume_source, unit.kind, list_rv))
-        return list_rv
+        events.extend(self._resolve(o, events) for o in reconciler.vanished([unit.kind]))
+        resume = (unit.resume_source, unit.kind, list_rv) if list_rv else None
+        return _Listing(tuple(events), resume)
 
-    def _vanished(self, head: ObjectHead, now: datetime) -> Event:
-        """A DELETED event for an object the log has and the cluster no longer does: the
-        last stored object, with the head's uid and resourceVersion."""
-        last = self.store.get_event(head.last_seq)
-        return Event(0, now, self.source, DELETED, head.kind, head.namespace, head.name,
-                     head.uid, head.resource_version, last.object_json if last else "{}")
+    def _resolve(self, outcome: Event | Vanished, pending: list[Event]) -> Event:
+        """A Vanished becomes a DELETED event repeating the last stored object."""
+        if isinstance(outcome, Event):
+            return outcome
+        last: Event | None = None
+        if outcome.last_seq:
+            last = self.store.get_event(outcome.last_seq)
+        else:  # decided within this list (the same name twice): the pending event
+            last = next((e for e in reversed(pending) if e.key == outcome.key), None)
+        return outcome.event(last.object_json if last else "{}", self.source, self._now())
 
     # ----------------------------------------------------------------- watch
 
-    def _watch(self, unit: _Unit, cursor: _Cursor) -> bool:
+    def _watch(self, unit: _Unit, cursor: _Cursor, my_round: int) -> bool:
         """One watch request from ``cursor.rv`` until the server ends it or it breaks;
         ``cursor.rv`` follows every event queued, so a reconnect after a drop resumes
         exactly after the last event received.
 
         :returns: whether the stream was healthy (a normal end after events or after a
-            while: reconnect at once, without backoff).
-        :raises _Gone: 410 as HTTP status or as an ERROR event.
-        :raises _StreamFailed: the request or the stream failed.
+            while: reconnect at once, without backoff), or was interrupted (shutdown, a
+            joint relist opened by another stream).
+        :raises Gone: 410 as HTTP status or as an ERROR event.
+        :raises StreamFailed: the request or the stream failed.
         """
         timeout = self.options.timeout_seconds
         query = [("watch", "true"), ("resourceVersion", cursor.rv or ""),
                  ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(timeout))]
         started = time.monotonic()
-        resp = self._get(unit, query, timeout + 30.0)
+        resp = self.cluster.get(unit.resource.path(unit.namespace), query,
+                                (self.options.request_timeout, timeout + 30.0))
         with self._lock:
             self._responses.add(resp)
         lines = 0
         complete = False
         try:
-            if self._halt.is_set():
+            if self._interrupted(my_round):
                 return True
             for line in iter_lines(resp.stream(None, decode_content=True)):
                 before = cursor.rv
@@ -702,13 +625,13 @@ class Watcher:
                 # proxy answering garbage must back off, not reconnect in a tight loop.
                 if cursor.rv != before:
                     lines += 1
-                if self._halt.is_set():
+                if self._interrupted(my_round):
                     return True
             complete = True
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            if self._halt.is_set():
+            if self._interrupted(my_round):
                 return True
-            raise _StreamFailed(f"watch connection dropped ({_reason(e)})") from None
+            raise StreamFailed(f"watch connection dropped ({reason(e)})") from None
         finally:
             with self._lock:
                 self._responses.discard(resp)
@@ -722,11 +645,15 @@ class Watcher:
         log.debug("%s: watch ended after %d events; reconnecting", unit.label, lines)
         return lines > 0 or time.monotonic() - started >= 1.0
 
+    def _interrupted(self, my_round: int) -> bool:
+        """Shutdown, or another stream opened a sync round this one must join."""
+        return self._halt.is_set() or self._round != my_round
+
     def _on_line(self, unit: _Unit, line: bytes, rv: str) -> str:
         """Decode one watch event, queue it, return the new resume resourceVersion."""
         try:
             frame = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("%s: skipping a watch line that is not JSON (%d bytes)",
                         unit.label, len(line))
             return rv
@@ -738,8 +665,8 @@ class Watcher:
             code = obj.get("code") if isinstance(obj, dict) else None
             message = obj.get("message") if isinstance(obj, dict) else None
             if code == 410:
-                raise _Gone(f"watch expired: {message or 'too old resource version'}")
-            raise _StreamFailed(f"watch error {code}: {message}")
+                raise Gone(f"watch expired: {message or 'too old resource version'}")
+            raise StreamFailed(f"watch error {code}: {message}")
         if not isinstance(obj, dict):
             log.warning("%s: skipping a %s event without an object", unit.label, typ)
             return rv
@@ -747,16 +674,16 @@ class Watcher:
         new_rv = str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
         if typ == "BOOKMARK":
             if new_rv:
-                self._put(None, (unit.resume_source, unit.kind, new_rv))
+                self.writer.put(None, (unit.resume_source, unit.kind, new_rv))
                 return new_rv
             return rv
         if typ not in (ADDED, MODIFIED, DELETED):
             log.warning("%s: skipping a watch event of unknown type %r", unit.label, typ)
             return rv
-        event = self._event(unit.kind, typ, obj, self._now())
+        event = self._event(unit.kind, typ, obj)
         if not new_rv:
             return rv
-        self._put(event, (unit.resume_source, unit.kind, new_rv))
+        self.writer.put(event, (unit.resume_source, unit.kind, new_rv))
         return new_rv
 
     # ----------------------------------------------------------------- events
@@ -764,179 +691,22 @@ class Watcher:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), tz=UTC)
 
-    def _event(self, kind: str, typ: str, obj: dict[str, Any], now: datetime) -> Event | None:
-        """The log event for ``obj``, or None (with a one-line warning naming the object)
-        when the reducer rejects it: one malformed object must not stop the watch."""
-        strip_managed_fields(obj)
+    def _event(self, kind: str, typ: str, obj: dict[str, Any]) -> Event | None:
+        """The log event for a watch event, or None (with a one-line warning naming the
+        object) when the reducer rejects it: one malformed object must not stop the
+        watch."""
         try:
-            reduced = reduce(kind, obj)
-        except (InvalidObject, ValueError, TypeError, AttributeError) as e:
-            log.warning("skipping malformed %s event for %s: %s", typ,
-                        _describe_obj(kind, obj), e)
-            with self._lock:
-                self.report.skipped += 1
+            reduced, object_json = decode(kind, obj)
+        except InvalidObject as e:
+            self._skip(typ, kind, obj, e)
             return None
-        return Event(0, now, self.source, typ, kind, reduced.namespace, reduced.name,
-                     reduced.uid, reduced.resource_version, _dumps(obj))
+        return Event(0, self._now(), self.source, typ, kind, reduced.namespace,
+                     reduced.name, reduced.uid, reduced.resource_version, object_json)
 
-    def _put(self, event: Event | None, resume: tuple[str, str, str] | None) -> None:
-        if event is not None or resume is not None:
-            self._enqueue(_Put(event, resume))
-
-    def _enqueue(self, item: object) -> None:
-        """Put with backpressure (the queue is bounded), but never hang on a dead writer."""
-        while True:
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if not self._writer_alive():
-                    raise WatchError("the event writer stopped") from None
-
-    def _barrier(self) -> None:
-        """Wait until the writer has committed everything queued so far."""
-        barrier = _Barrier()
-        self._enqueue(barrier)
-        while not barrier.done.wait(0.5):
-            if not self._writer_alive():
-                raise WatchError("the event writer stopped")
-
-    def _writer_alive(self) -> bool:
-        t = self._writer_thread
-        return t is not None and t.is_alive() and self._fatal is None
-
-    def _start_writer(self) -> threading.Thread:
-        writer = threading.Thread(target=self._writer, name="zonegen-writer", daemon=True)
-        self._writer_thread = writer
-        writer.start()
-        return writer
-
-    # ----------------------------------------------------------------- the writer
-
-    def _writer(self) -> None:
-        """The single writer: batches queue items into transactions bounded by count and
-        time, commits events with the resume points that follow them, projects, and
-        tells ``on_commit``. Exits after committing everything before ``_STOP``.
-
-        A batch is committed when it holds ``batch_size`` events, when it is
-        ``batch_interval`` old, or as soon as the stream pauses for ``linger``: an idle
-        cluster gets low latency, a burst gets large transactions. The projector runs
-        after a commit when the queue is idle, otherwise at most every ``batch_interval``,
-        so a burst is not slowed by projecting every small batch."""
-        opts = self.options
-        events: list[Event] = []
-        resume: dict[tuple[str, str], str] = {}
-        barriers: list[_Barrier] = []
-        deadline = 0.0
-        last_project = 0.0
-        dirty = False  # events committed but not yet projected
-        try:
-            while True:
-                now = time.monotonic()
-                if events or resume:
-                    wait = max(0.0, min(opts.linger, deadline - now))
-                elif dirty:
-                    wait = max(0.0, last_project + opts.batch_interval - now)
-                else:
-                    wait = 1.0
-                try:
-                    item = self._queue.get(timeout=wait)
-                except queue.Empty:
-                    item = None
-                if isinstance(item, _Put):
-                    if not events and not resume:
-                        deadline = time.monotonic() + opts.batch_interval
-                    if item.event is not None:
-                        events.append(item.event)
-                    if item.resume is not None:
-                        source, kind, rv = item.resume
-                        resume[(source, kind)] = rv
-                    if len(events) < opts.batch_size and time.monotonic() < deadline:
-                        continue
-                elif isinstance(item, _Barrier):
-                    barriers.append(item)
-                stop = item is _STOP
-                stored = 0
-                if events or resume:
-                    stored = self._commit(events, resume)
-                    events = []
-                    resume = {}
-                # Without projection nothing is ever pending: an always-dirty writer
-                # would poll the queue with a zero timeout, spinning a CPU.
-                dirty = opts.project and (dirty or stored > 0)
-                if opts.project and dirty and (
-                        stop or self._queue.empty()
-                        or time.monotonic() - last_project >= opts.batch_interval):
-                    self._project(stored)
-                    last_project = time.monotonic()
-                    dirty = False
-                elif stored and self.on_commit is not None:
-                    self.on_commit(self._last_commit)
-                for b in barriers:
-                    b.done.set()
-                barriers.clear()
-                if stop:
-                    return
-        except BaseException as e:
-            self._fatal = e
-            self._halt.set()
-            for b in barriers:
-                b.done.set()
-            log.error("event writer stopped: %s", e)
-            # Drain, so readers blocked on a full queue wake up and see the halt.
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self._queue.get_nowait()
-
-    def _commit(self, events: list[Event], resume: dict[tuple[str, str], str]) -> int:
-        """One transaction: the events and the resume points that follow them."""
-        points = tuple((s, k, rv) for (s, k), rv in resume.items())
-        result = self.store.append_events(events, resume=points)
+    def _skip(self, typ: str, kind: str, obj: Any, e: InvalidObject) -> None:
+        log.warning("skipping malformed %s event for %s: %s", typ, _describe_obj(kind, obj), e)
         with self._lock:
-            self.report.stored += len(result.stored)
-            self.report.duplicates += result.duplicates
-            self.report.commits += 1
-        self._last_commit = Commit(len(result.stored), result.duplicates,
-                                   max(result.stored, default=0), points, ())
-        return len(result.stored)
-
-    def _project(self, stored: int) -> None:
-        """Fold pending events into zone versions and tell ``on_commit`` about them."""
-        versions = tuple(self._projection_runner().catch_up())
-        with self._lock:
-            self.report.versions.extend(versions)
-        if self.on_commit is not None:
-            last = self._last_commit if stored else Commit(0, 0, 0, (), ())
-            self.on_commit(Commit(last.stored, last.duplicates, last.last_seq, last.resume,
-                                  versions))
-
-    def _projection_runner(self) -> ProjectionRunner:
-        if self._runner is None:
-            from zonegen.runner import ProjectionRunner
-
-            self._runner = ProjectionRunner(self.store, self.clock)
-        return self._runner
-
-
-def _retype(event: Event, typ: str) -> Event:
-    return Event(event.seq, event.received_at, event.source, typ, event.kind,
-                 event.namespace, event.name, event.uid, event.resource_version,
-                 event.object_json)
-
-
-def _raw_version(obj: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(uid, resourceVersion) straight from metadata, before any validation."""
-    meta = obj.get("metadata")
-    if isinstance(meta, Mapping):
-        return (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
-    return None
-
-
-def _raw_key(kind: str, obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    meta = obj.get("metadata")
-    if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
-        return (kind, str(meta.get("namespace") or "default"), meta["name"])
-    return None
+            self.report.skipped += 1
 
 
 # --------------------------------------------------------------------------- command

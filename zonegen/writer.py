@@ -1,0 +1,275 @@
+"""The single writer between the watch streams and the event log.
+
+Readers (one thread per watched kind and namespace) queue events; this thread commits
+them in transactions bounded by count and time, each with the resume points that follow
+its events (STYLE.md #5), then runs the projector and tells ``on_commit``. A *group* (a
+whole list: the initial sync, a relist after 410 Gone) is always one transaction of its
+own, so no reader of the log (this process's projector or another zonegen polling the
+database) ever sees half a list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from zonegen.clock import Clock
+from zonegen.errors import WatchError
+from zonegen.model import Event, ZoneVersion
+from zonegen.store import Store
+
+if TYPE_CHECKING:
+    from zonegen.runner import ProjectionRunner
+
+log = logging.getLogger("zonegen")
+
+Resume = tuple[str, str, str]
+"""(source, kind, resourceVersion): where a stream resumes after the events before it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What one writer transaction did; passed to ``on_commit`` (``serve --watch`` uses
+    ``versions`` to send NOTIFY and refresh its zones)."""
+
+    stored: int  # new events stored
+    duplicates: int  # events already in the log, skipped (idempotency key)
+    last_seq: int  # highest sequence number stored by this commit (0: none)
+    resume: tuple[Resume, ...]  # (source, kind, resourceVersion) moved
+    versions: tuple[ZoneVersion, ...]  # zone versions projected after this commit
+
+
+@dataclass
+class WriteTotals:
+    """What the writer did so far (the watcher's report extends it)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    commits: int = 0
+    versions: list[ZoneVersion] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOptions:
+    batch_size: int = 500  # events per transaction, at most (groups excepted)
+    batch_interval: float = 0.1  # seconds a batch may wait to fill, at most
+    linger: float = 0.005  # commit once the stream pauses this long
+    queue_size: int = 5000  # items in flight between readers and the writer
+    project: bool = True  # run the projector after commits
+
+
+@dataclass(frozen=True, slots=True)
+class _Put:
+    """One queue item: an event and/or the resume point that follows it."""
+
+    event: Event | None
+    resume: Resume | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """A whole list: its events and resume points, committed as one transaction."""
+
+    events: tuple[Event, ...]
+    resume: tuple[Resume, ...]
+
+
+class _Barrier:
+    """Queue item: the writer commits everything before it, then sets ``done``."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+class EventWriter:
+    """Commits queued events in batches; one thread, started by :meth:`start`.
+
+    A batch is committed when it holds ``batch_size`` events, when it is
+    ``batch_interval`` old, or as soon as the queue pauses for ``linger``: an idle cluster
+    gets low latency, a burst gets large transactions. The projector runs after a commit
+    when the queue is idle, otherwise at most every ``batch_interval``, so a burst is not
+    slowed by projecting every small batch; after a group it always runs, so the first
+    list of an empty cluster still makes the zone's first version.
+    """
+
+    def __init__(self, store: Store, options: WriterOptions, clock: Clock,
+                 totals: WriteTotals, lock: threading.Lock,
+                 on_commit: Callable[[Commit], None] | None = None,
+                 runner: ProjectionRunner | None = None) -> None:
+        self.store = store
+        self.options = options
+        self.clock = clock
+        self.totals = totals
+        self.on_commit = on_commit
+        self.fatal: BaseException | None = None
+        self._lock = lock  # guards ``totals`` (readers count there too)
+        self._runner = runner
+        self._queue: queue.Queue[object] = queue.Queue(options.queue_size)
+        self._thread: threading.Thread | None = None
+        self._halt: threading.Event | None = None
+        self._last_commit = Commit(0, 0, 0, (), ())
+
+    # ----------------------------------------------------------------- readers' side
+
+    def start(self, halt: threading.Event) -> None:
+        """Start the thread; a failure sets ``halt`` (and :attr:`fatal`)."""
+        self._halt = halt
+        self._thread = threading.Thread(target=self._run, name="zonegen-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, event: Event | None, resume: Resume | None) -> None:
+        if event is not None or resume is not None:
+            self._enqueue(_Put(event, resume))
+
+    def put_group(self, events: Sequence[Event], resume: Sequence[Resume]) -> None:
+        """Queue a whole list to be committed as one transaction."""
+        self._enqueue(_Group(tuple(events), tuple(resume)))
+
+    def barrier(self) -> None:
+        """Wait until everything queued so far is committed.
+
+        :raises WatchError: the writer stopped.
+        """
+        barrier = _Barrier()
+        self._enqueue(barrier)
+        while not barrier.done.wait(0.5):
+            if not self.alive:
+                raise WatchError("the event writer stopped")
+        if self.fatal is not None:
+            raise WatchError("the event writer stopped")
+
+    def stop(self) -> None:
+        """Commit everything queued, project, and end the thread."""
+        with contextlib.suppress(WatchError):
+            self._enqueue(_STOP)
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def alive(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive() and self.fatal is None
+
+    def _enqueue(self, item: object) -> None:
+        """Put with backpressure (the queue is bounded), but never hang on a dead writer."""
+        while True:
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if not self.alive:
+                    raise WatchError("the event writer stopped") from None
+
+    # ----------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        opts = self.options
+        events: list[Event] = []
+        resume: dict[tuple[str, str], str] = {}
+        barriers: list[_Barrier] = []
+        deadline = 0.0
+        last_project = 0.0
+        dirty = False  # events committed but not yet projected
+        try:
+            while True:
+                now = time.monotonic()
+                if events or resume:
+                    wait = max(0.0, min(opts.linger, deadline - now))
+                elif dirty:
+                    wait = max(0.0, last_project + opts.batch_interval - now)
+                else:
+                    wait = 1.0
+                try:
+                    item = self._queue.get(timeout=wait)
+                except queue.Empty:
+                    item = None
+                if isinstance(item, _Put):
+                    if not events and not resume:
+                        deadline = time.monotonic() + opts.batch_interval
+                    if item.event is not None:
+                        events.append(item.event)
+                    if item.resume is not None:
+                        source, kind, rv = item.resume
+                        resume[(source, kind)] = rv
+                    if len(events) < opts.batch_size and time.monotonic() < deadline:
+                        continue
+                elif isinstance(item, _Barrier):
+                    barriers.append(item)
+                stop = item is _STOP
+                stored = 0
+                if events or resume:
+                    stored = self._commit(events, resume)
+                    events = []
+                    resume = {}
+                # Without projection nothing is ever pending: an always-dirty writer
+                # would poll the queue with a zero timeout, spinning a CPU.
+                dirty = opts.project and (dirty or stored > 0)
+                if isinstance(item, _Group):  # after the batch before it, on its own
+                    stored = self._commit(list(item.events),
+                                          {(s, k): rv for s, k, rv in item.resume})
+                    dirty = opts.project
+                    last_project = 0.0  # project it now, as one version
+                if opts.project and dirty and (
+                        stop or self._queue.empty()
+                        or time.monotonic() - last_project >= opts.batch_interval):
+                    self._project(stored)
+                    last_project = time.monotonic()
+                    dirty = False
+                elif stored and self.on_commit is not None:
+                    self.on_commit(self._last_commit)
+                for b in barriers:
+                    b.done.set()
+                barriers.clear()
+                if stop:
+                    return
+        except BaseException as e:
+            self.fatal = e
+            if self._halt is not None:
+                self._halt.set()
+            for b in barriers:
+                b.done.set()
+            log.error("event writer stopped: %s", e)
+            # Drain, so readers blocked on a full queue wake up and see the halt.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    item = self._queue.get_nowait()
+                    if isinstance(item, _Barrier):
+                        item.done.set()
+
+    def _commit(self, events: list[Event], resume: dict[tuple[str, str], str]) -> int:
+        """One transaction: the events and the resume points that follow them."""
+        points = tuple((s, k, rv) for (s, k), rv in resume.items())
+        result = self.store.append_events(events, resume=points)
+        with self._lock:
+            self.totals.stored += len(result.stored)
+            self.totals.duplicates += result.duplicates
+            self.totals.commits += 1
+        self._last_commit = Commit(len(result.stored), result.duplicates,
+                                   max(result.stored, default=0), points, ())
+        return len(result.stored)
+
+    def _project(self, stored: int) -> None:
+        """Fold pending events into zone versions and tell ``on_commit`` about them."""
+        versions = tuple(self._projection_runner().catch_up())
+        with self._lock:
+            self.totals.versions.extend(versions)
+        if self.on_commit is not None:
+            last = self._last_commit if stored else Commit(0, 0, 0, (), ())
+            self.on_commit(Commit(last.stored, last.duplicates, last.last_seq, last.resume,
+                                  versions))
+
+    def _projection_runner(self) -> ProjectionRunner:
+        if self._runner is None:
+            from zonegen.runner import ProjectionRunner
+
+            self._runner = ProjectionRunner(self.store, self.clock)
+        return self._runner
