@@ -36,7 +36,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from zonegen import xfr
+from zonegen import tsig
 from zonegen.errors import InvalidInput
 from zonegen.export import export_zone
 from zonegen.ingest import ingest_files
@@ -45,7 +45,6 @@ from zonegen.names import zone_config
 from zonegen.serve import (
     Responder,
     ServeOptions,
-    ServerThread,
     StoreFeed,
     Transfer,
     ZoneSet,
@@ -56,6 +55,7 @@ from zonegen.serve import (
     parse_tsig_key,
 )
 from zonegen.store import Store
+from zonegen.testing import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "zonegen" / "data" / "demo.json"
@@ -403,7 +403,7 @@ def test_tsig_signed_transfers_and_refusals(start: Callable[..., ServerThread],
     assert r.tsig_error == dns.rcode.BADKEY
     # an hour of clock skew: BADTIME, signed by the key with our time in Other Data
     query = q("cluster.local.", "AXFR")
-    skewed = xfr.sign_messages([query.to_wire()], KEY, b"", int(time.time()) - 3600)[0]
+    skewed = tsig.sign_messages([query.to_wire()], KEY, b"", int(time.time()) - 3600)[0]
     wire = _raw_tcp_wire(port, skewed)
     r = dns.message.from_wire(wire, keyring=False)
     assert r.rcode() == dns.rcode.NOTAUTH
@@ -527,7 +527,7 @@ def test_notify_rejected_key_is_named_when_giving_up(start: Callable[..., Server
     """A secondary that does not know the key (or the secret) answers NOTAUTH with a TSIG
     error, unsigned (RFC 8945 §5.3.2): not an acknowledgement, but the last line must say
     so, not "no answer"."""
-    from zonegen.serve import tsig_error_response
+    from zonegen.tsig import tsig_error_response
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sec:
         sec.bind((HOST, 0))

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zonegen import xfr, zonefile
+from zonegen import answer, tsig, wire, xfr, zonefile
 from zonegen.model import AAAA, CNAME, SRV, TXT, A, Diff, Record, ZoneConfig
 
 CONFIG = ZoneConfig()
@@ -80,7 +80,7 @@ def same(a: dns.zone.Zone, b: dns.zone.Zone) -> None:
 
 
 def test_axfr_into_inbound_equals_expected() -> None:
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     query = dns.message.make_query(CONFIG.zone, dns.rdatatype.AXFR)
     messages = xfr.axfr_response(query, wz, max_size=200)  # force many messages
     assert len(messages) > 3
@@ -92,7 +92,7 @@ def test_axfr_into_inbound_equals_expected() -> None:
 
 
 def test_axfr_cached_and_case_of_question_kept() -> None:
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     query = dns.message.make_query("CLUSTER.Local.", dns.rdatatype.AXFR)
     assert xfr.axfr_response(query, wz) == xfr.axfr_response(query.to_wire(), wz)
     first = dns.message.from_wire(xfr.axfr_response(query, wz)[0])
@@ -100,21 +100,21 @@ def test_axfr_cached_and_case_of_question_kept() -> None:
 
 
 def test_axfr_for_another_zone_is_notauth() -> None:
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     (reply,) = xfr.axfr_response(dns.message.make_query("example.org.", "AXFR"), wz)
     assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTAUTH
 
 
 def test_apply_equals_build() -> None:
-    wz1 = xfr.WireZone.build(V1, CONFIG, 1)
+    wz1 = wire.WireZone.build(V1, CONFIG, 1)
     wz3 = wz1.apply(Diff(added=CAME, removed=GONE), 2).apply(Diff(added=V3 - V2), 3)
-    fresh = xfr.WireZone.build(V3, CONFIG, 3)
+    fresh = wire.WireZone.build(V3, CONFIG, 3)
     assert {o: sorted(f) for o, f in wz3.owners()} == \
         {o: sorted(f) for o, f in fresh.owners()}
     assert wz3.soa == fresh.soa
     # the old version is untouched
     assert {o: sorted(f) for o, f in wz1.owners()} == \
-        {o: sorted(f) for o, f in xfr.WireZone.build(V1, CONFIG, 1).owners()}
+        {o: sorted(f) for o, f in wire.WireZone.build(V1, CONFIG, 1).owners()}
     assert wz1.exists("shop.svc.cluster.local.")
     assert not wz3.exists("db-1.db.shop.svc.cluster.local.")
 
@@ -131,8 +131,8 @@ def ixfr_query(serial: int) -> dns.message.Message:
 def test_ixfr_from_journal(condense: bool) -> None:
     zone = dns.versioned.Zone(ORIGIN)
     receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"),
-                              xfr.WireZone.build(V1, CONFIG, 1)), zone, dns.rdatatype.AXFR)
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+                              wire.WireZone.build(V1, CONFIG, 1)), zone, dns.rdatatype.AXFR)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     messages = xfr.ixfr_response(ixfr_query(1), wz3, JOURNAL, condense=condense)
     answers = [rr for m in messages
                for rr in dns.message.from_wire(m, one_rr_per_rrset=True).answer]
@@ -143,13 +143,13 @@ def test_ixfr_from_journal(condense: bool) -> None:
 
 
 def test_ixfr_small_and_fast_for_one_pod() -> None:
-    wz = xfr.WireZone.build(V2, CONFIG, 2)
+    wz = wire.WireZone.build(V2, CONFIG, 2)
     (message,) = xfr.ixfr_response(ixfr_query(1), wz, JOURNAL[:1])
     assert len(message) < 1024
 
 
 def test_ixfr_older_than_journal_falls_back_to_full_zone() -> None:
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     messages = xfr.ixfr_response(ixfr_query(0), wz3, JOURNAL)
     zone = dns.versioned.Zone(ORIGIN)
     receive(messages, zone, dns.rdatatype.IXFR, serial=0)  # Inbound takes it as AXFR
@@ -159,7 +159,7 @@ def test_ixfr_older_than_journal_falls_back_to_full_zone() -> None:
 
 @pytest.mark.parametrize("client", [3, 4, 3 + 2**31 - 1])  # RFC 1982: all >= 3
 def test_ixfr_current_or_newer_gets_single_soa(client: int) -> None:
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     (message,) = xfr.ixfr_response(ixfr_query(client % 2**32), wz3, JOURNAL)
     parsed = dns.message.from_wire(message)
     assert len(parsed.answer) == 1
@@ -167,7 +167,7 @@ def test_ixfr_current_or_newer_gets_single_soa(client: int) -> None:
 
 
 def test_ixfr_over_udp_too_big_is_single_soa() -> None:
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     (message,) = xfr.ixfr_response(ixfr_query(1), wz3, JOURNAL, udp=True, max_size=300)
     parsed = dns.message.from_wire(message)
     assert [rr.rdtype for rr in parsed.answer] == [dns.rdatatype.SOA]
@@ -177,7 +177,7 @@ def test_ixfr_over_udp_too_big_is_single_soa() -> None:
 
 def test_ixfr_without_soa_is_formerr() -> None:
     query = dns.message.make_query(ORIGIN, dns.rdatatype.IXFR)
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     (reply,) = xfr.ixfr_response(query, wz, JOURNAL)
     assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
 
@@ -188,17 +188,17 @@ def test_tsig_signed_multi_message_axfr_verifies() -> None:
     query.use_tsig(keyring, "xfr-key.")
     seen = dns.message.from_wire(query.to_wire(), keyring=keyring)  # as the server parses it
     assert isinstance(seen.keyring, dns.tsig.Key)
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     import time
 
-    signed = xfr.sign_messages(xfr.axfr_response(seen, wz, max_size=300), seen.keyring,
-                               seen.mac, int(time.time()))
+    signed = tsig.sign_messages(xfr.axfr_response(seen, wz, max_size=300), seen.keyring,
+                                seen.mac, int(time.time()))
     assert len(signed) > 2
     zone = dns.versioned.Zone(ORIGIN)
     ctx = None
     with dns.xfr.Inbound(zone, dns.rdatatype.AXFR) as inbound:
-        for wire in signed:
-            message = dns.message.from_wire(wire, keyring=keyring, request_mac=query.mac,
+        for data in signed:
+            message = dns.message.from_wire(data, keyring=keyring, request_mac=query.mac,
                                             xfr=True, origin=ORIGIN, tsig_ctx=ctx, multi=True)
             ctx = message.tsig_ctx
             inbound.process_message(message)
@@ -216,10 +216,10 @@ def test_tsig_signed_multi_message_axfr_verifies() -> None:
 # --------------------------------------------------------------------------- answers
 
 
-def ask(name: str, rdtype: str, wz: xfr.WireZone, **kw: object) -> dns.message.Message:
+def ask(name: str, rdtype: str, wz: wire.WireZone, **kw: object) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype, use_edns=kw.pop("edns", 0),  # type: ignore[arg-type]
                                    payload=kw.pop("payload", 1232))  # type: ignore[arg-type]
-    wire = xfr.answer(query, wz, **kw)  # type: ignore[arg-type]
+    wire = answer.answer(query, wz, **kw)  # type: ignore[arg-type]
     assert wire is not None
     reply = dns.message.from_wire(wire)
     assert reply.id == query.id
@@ -227,7 +227,7 @@ def ask(name: str, rdtype: str, wz: xfr.WireZone, **kw: object) -> dns.message.M
     return reply
 
 
-WZ = xfr.WireZone.build(V1, CONFIG, 1)
+WZ = wire.WireZone.build(V1, CONFIG, 1)
 
 
 def test_answer_positive() -> None:
@@ -273,7 +273,7 @@ def test_answer_refused_outside_zone_and_formerr_for_axfr() -> None:
 
 def test_answer_truncates_on_small_udp_and_echoes_edns() -> None:
     records = [Record("big.shop.svc", A, (f"10.0.{i // 250}.{i % 250}",)) for i in range(100)]
-    wz = xfr.WireZone.build(records, CONFIG, 1)
+    wz = wire.WireZone.build(records, CONFIG, 1)
     plain = ask("big.shop.svc.cluster.local.", "A", wz, edns=-1)
     assert plain.flags & dns.flags.TC
     assert not plain.answer
@@ -289,23 +289,23 @@ def test_answer_truncates_on_small_udp_and_echoes_edns() -> None:
 
 def test_answer_badvers_notimp_and_garbage() -> None:
     query = dns.message.make_query("db.shop.svc.cluster.local.", "A", use_edns=1)
-    reply = xfr.answer(query, WZ)
+    reply = answer.answer(query, WZ)
     assert reply is not None
     assert dns.message.from_wire(reply).rcode() == dns.rcode.BADVERS
-    notify = xfr.notify_message(CONFIG, 1)
-    reply = xfr.answer(notify, WZ)
+    notify = answer.notify_message(CONFIG, 1)
+    reply = answer.answer(notify, WZ)
     assert reply is not None
     assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTIMP
     garbage = b"\x12\x34\x01\x00\x00\x01" + b"\xff" * 10
-    reply = xfr.answer(garbage, WZ)
+    reply = answer.answer(garbage, WZ)
     assert reply is not None
     assert reply[:2] == b"\x12\x34"
     assert reply[3] & 0xF == 1
-    assert xfr.answer(b"\x00", WZ) is None
+    assert answer.answer(b"\x00", WZ) is None
 
 
 def test_notify_message() -> None:
-    message = xfr.notify_message(CONFIG, 42, id=7)
+    message = answer.notify_message(CONFIG, 42, id=7)
     parsed = dns.message.from_wire(message.to_wire())
     assert parsed.opcode() == dns.opcode.NOTIFY
     assert parsed.id == 7
@@ -342,10 +342,10 @@ def test_property_axfr_and_ixfr_round_trip(records: list[Record], extra: list[Re
                                           serial: int, size: int) -> None:
     old = frozenset(records)
     new = (old - frozenset(records[: len(records) // 3])) | frozenset(extra)
-    wz_old = xfr.WireZone.build(old, CONFIG, serial)
+    wz_old = wire.WireZone.build(old, CONFIG, serial)
     messages = xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"), wz_old, max_size=size)
-    for wire in messages:
-        dns.message.from_wire(wire)
+    for data in messages:
+        dns.message.from_wire(data)
     zone = dns.versioned.Zone(ORIGIN)
     receive(messages, zone, dns.rdatatype.AXFR)
     same(zone, expected_zone(old, serial))
@@ -356,7 +356,7 @@ def test_property_axfr_and_ixfr_round_trip(records: list[Record], extra: list[Re
     same(zone, expected_zone(new, (serial + 1) % 2**32))
     # the applied version (base + overlay), and the same folded into a new base, transfer
     # and answer as a fresh build of ``new`` does
-    fresh = xfr.WireZone.build(new, CONFIG, (serial + 1) % 2**32)
+    fresh = wire.WireZone.build(new, CONFIG, (serial + 1) % 2**32)
     for wz in (wz_new, wz_new.folded()):
         assert len(wz) == len(fresh)
         assert {o: sorted(f) for o, f in wz.owners()} == \

@@ -37,8 +37,9 @@ from tests.integration.conftest import (
 from zonegen.export import export_zone
 from zonegen.ingest import ingest_files
 from zonegen.model import ZoneConfig
-from zonegen.serve import ServeOptions, ServerThread, StoreFeed, parse_network
+from zonegen.serve import ServeOptions, StoreFeed, parse_network
 from zonegen.store import Store
+from zonegen.testing import ServerThread
 
 pytestmark = [pytest.mark.integration, needs_named, needs_knotd]
 
