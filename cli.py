@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from zonegen import __version__
-from zonegen.errors import ZonegenError
+from zonegen.errors import InvalidOption, ZonegenError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +27,8 @@ class ZonegenGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except InvalidOption as e:
+            raise click.UsageError(str(e)) from None
         except ZonegenError as e:
             raise click.ClickException(str(e)) from None
         except BrokenPipeError:
@@ -465,17 +467,16 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
     New zone versions written to the database by `zonegen watch` or `zonegen ingest`
     are served within --poll seconds and NOTIFYed to every --notify secondary.
     """
-    from zonegen.serve import WatchConfig, serve_command, serve_options
+    from zonegen.serve import serve_command, serve_options, watch_config
     from zonegen.watch import WatchOptions
 
     options = serve_options(listen=listen, allow_transfer=allow_transfer,
                             tsig_keys=tsig_keys, tsig_keyfiles=tsig_keyfiles, notify=notify,
                             poll=poll, max_transfers=max_transfers)
-    watch_config = WatchConfig(kubeconfig, context, WatchOptions(
-        namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source)
-    ) if watch_cluster else None
+    watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
+        namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source))
     report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
-                           options=options, watch=watch_config,
+                           options=options, watch=watching,
                            ready=lambda line: click.echo(line, err=True))
     click.echo(report.summary())
 

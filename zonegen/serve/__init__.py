@@ -26,6 +26,7 @@ from zonegen.serve.options import (
     parse_hostport,
     parse_network,
     serve_options,
+    watch_config,
 )
 from zonegen.serve.responder import Responder, Transfer
 from zonegen.serve.server import ServeError, Server, ServeReport
@@ -49,4 +50,5 @@ __all__ = [
     "serve",
     "serve_command",
     "serve_options",
+    "watch_config",
 ]

@@ -86,7 +86,9 @@ async def _serve_main(feed: StoreFeed, options: ServeOptions, watch: WatchConfig
                                               daemon=True)
             watcher_thread.start()
         if ready is not None:
-            ready(f"serving {', '.join(server.report.zones)} serial {server.current.serial} on "
+            serial = server.report.serial
+            at = f"serial {serial}" if serial is not None else "(no version yet: SERVFAIL)"
+            ready(f"serving {', '.join(server.report.zones)} {at} on "
                   + ", ".join(f"{where(h, p)} (udp, tcp)" for h, p in server.addresses))
         await stop.wait()
         log.info("stopping")

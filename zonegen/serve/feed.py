@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from zonegen.clock import Clock
-from zonegen.errors import InvalidInput, StoreError
+from zonegen.errors import InvalidInput
 from zonegen.model import ZoneConfig
 from zonegen.serve.zoneset import ZoneSet, steps_from
 from zonegen.xfr import JournalStep
@@ -72,20 +72,19 @@ class StoreFeed:
         else:
             self._stalled_at = done
 
-    def load(self) -> ZoneSet:
-        """The zones as of the newest stored version (projecting pending events first).
+    def load(self) -> ZoneSet | None:
+        """The zones as of the newest stored version (projecting pending events first,
+        unless a watcher projects them); None while no version is stored: then nothing is
+        served (no zone made up from an empty or half-listed log, docs/design.md).
 
         :raises StoreError: the store cannot be read.
         """
         started = time.perf_counter()
-        if self.project or self.store.latest_version() is None:
+        if self.project:
             self.project_pending(force=True)
         version = self.store.latest_version()
-        if version is None:  # nothing projected and nothing to project
-            self._catch_up()
-            version = self.store.latest_version()
-            if version is None:
-                raise StoreError(f"{self.store.where}: no zone version to serve")
+        if version is None:
+            return None
         records = self.store.records_at(version.version_id)
         zones = ZoneSet.build(self.configs, records, version.serial, version.version_id)
         log.info("loaded %s serial %d: %d records in %.0f ms",
@@ -93,17 +92,20 @@ class StoreFeed:
                  (time.perf_counter() - started) * 1000)
         return zones
 
-    def refresh(self, current: ZoneSet) -> ZoneSet | None:
-        """``current`` advanced to the newest stored version, or None when it is current.
-        Falls back to :meth:`load` when the store's history no longer continues from
-        ``current`` (projection reset, or compacted past it).
+    def refresh(self, current: ZoneSet | None) -> ZoneSet | None:
+        """``current`` advanced to the newest stored version, or None when it is current
+        (or nothing is stored yet). Falls back to :meth:`load` when ``current`` is None
+        (the first version) or the store's history no longer continues from it
+        (projection reset, or compacted past it).
 
         :raises StoreError: the store cannot be read.
         """
         self.project_pending()
         latest = self.store.latest_version()
-        if latest is None or latest.version_id == current.version_id:
+        if latest is None or (current is not None and latest.version_id == current.version_id):
             return None
+        if current is None:
+            return self.load()
         if latest.version_id > current.version_id:
             versions = self.store.journal(current.version_id, latest.version_id)
             if versions and versions[0].previous_serial == current.serial and all(

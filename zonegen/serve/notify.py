@@ -49,6 +49,7 @@ class Notifier:
         self.timeout = timeout
         self.tasks: dict[tuple[str, HostPort], asyncio.Task[bool]] = {}
         self.acknowledged = 0
+        self.sent = 0  # NOTIFY messages sent, retransmissions included
 
     def notify(self, zones: ZoneSet) -> None:
         for wz in zones.zones.values():
@@ -85,6 +86,7 @@ class Notifier:
                 wire = message.to_wire()
                 macs.append(message.mac or b"")
                 transport.sendto(wire)
+                self.sent += 1
                 deadline = loop.time() + timeout
                 while (left := deadline - loop.time()) > 0:
                     try:

@@ -7,6 +7,7 @@ Built from command-line strings by :func:`serve_options`; every malformed value 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import dns.tsig
 
-from zonegen.errors import InvalidInput
+from zonegen.errors import InvalidInput, InvalidOption
 from zonegen.model import ZoneConfig
 from zonegen.serve.keyfile import parse_keyfile, parse_tsig_key
 
@@ -61,6 +62,10 @@ def parse_network(text: str) -> Network:
 
 
 
+MAX_POLL = 86400.0
+"""Seconds between store polls, at most: a day (a longer wait serves nothing new)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
     """How to serve. Defaults suit a cluster deployment; tests shrink the timings."""
@@ -80,6 +85,10 @@ class ServeOptions:
     notify_timeout: float = 1.0  # first wait for a NOTIFY answer; doubles per attempt
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.poll) and 0 < self.poll <= MAX_POLL):
+            # nan made every wait return at once: a core spun at 100 %
+            raise InvalidOption(f"--poll {self.poll}: expected seconds above 0, at most "
+                                f"{MAX_POLL:g}")
         names = [k.name for k in self.keys]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
@@ -102,6 +111,28 @@ class WatchConfig:
     context: str | None = None
     options: WatchOptions | None = None
 
+
+def watch_config(watch: bool, kubeconfig: str | None = None, context: str | None = None,
+                 options: WatchOptions | None = None) -> WatchConfig | None:
+    """``serve --watch``'s configuration, or None without ``--watch``.
+
+    :raises InvalidOption: a watch option given without ``--watch`` (it would be ignored
+        silently, and the operator believes the cluster is watched).
+    """
+    if watch:
+        return WatchConfig(kubeconfig, context, options)
+    from zonegen.watch import WatchOptions
+
+    given = [name for name, value in (("--kubeconfig", kubeconfig), ("--context", context))
+             if value is not None]
+    if options is not None:
+        default = WatchOptions()
+        given += [flag for flag, field in (("--namespace", "namespaces"), ("--source", "source"),
+                                           ("--endpoints", "legacy_endpoints"))
+                  if getattr(options, field) != getattr(default, field)]
+    if given:
+        raise InvalidOption(f"{', '.join(given)} only apply with --watch")
+    return None
 
 
 def extra_zone_config(config: ZoneConfig, zone: str) -> ZoneConfig:

@@ -58,10 +58,12 @@ class Responder:
     parsing, TSIG verification, the transfer ACL, then :mod:`zonegen.xfr`. No sockets;
     the shell in :class:`Server` only moves bytes."""
 
-    def __init__(self, options: ServeOptions, clock: Clock = time.time) -> None:
+    def __init__(self, options: ServeOptions, clock: Clock = time.time,
+                 served: Sequence[str] = ()) -> None:
         self.options = options
         self.clock = clock
         self.keys = {k.name: k for k in options.keys}
+        self.served = tuple(dns.name.from_text(zone) for zone in served)
 
     def _keyring(self, _message: dns.message.Message, name: dns.name.Name
                  ) -> dns.tsig.Key | None:
@@ -100,14 +102,17 @@ class Responder:
         return Outcome([tsig.tsig_error_response(query, error, now, key)], "tsig",
                        reason=f"{reason} ({query.keyname})")
 
-    def respond(self, wire: bytes, peer: str, zones: ZoneSet, *, tcp: bool
+    def respond(self, wire: bytes, peer: str, zones: ZoneSet | None, *, tcp: bool
                 ) -> Outcome | Transfer | None:
         """The reply to ``wire`` from ``peer``; a :class:`Transfer` for AXFR/IXFR over
-        TCP that passed the ACL and TSIG checks."""
+        TCP that passed the ACL and TSIG checks. ``zones`` None: no zone version is
+        stored yet (see :meth:`_unloaded`)."""
         parsed = self.parse(wire)
         if not isinstance(parsed, dns.message.Message):
             return parsed
         query = parsed
+        if zones is None:
+            return self._unloaded(query)
         if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
             reply = answer.answer(query, zones.primary, self.options.udp_payload, tcp=tcp)
             return Outcome([reply] if reply else [])
@@ -122,6 +127,19 @@ class Responder:
         payload = self.options.udp_payload - (_TSIG_ROOM if query.had_tsig else 0)
         reply = answer.answer(query, wz, payload, tcp=tcp)
         return Outcome([reply] if reply else [], zone=wz.config.zone, serial=wz.serial)
+
+    def _unloaded(self, query: dns.message.Message) -> Outcome:
+        """Before the first stored version the zones are not loaded: SERVFAIL for
+        anything about them, queries and transfers alike, as BIND and Knot answer for a
+        zone they could not load (docs/design.md: never publish an empty or partial
+        zone; secondaries keep what they have). Other names stay REFUSED."""
+        name = query.question[0].name if len(query.question) == 1 else None
+        if name is not None and not any(name.is_subdomain(z) for z in self.served):
+            return Outcome([xfr.error_response(query, dns.rcode.REFUSED)], "refused",
+                           name.to_text(), reason="not a zone served here")
+        zone = name.to_text() if name is not None else ""
+        return Outcome([xfr.error_response(query, dns.rcode.SERVFAIL)], "unloaded", zone,
+                       reason="no zone version stored yet")
 
     def _transfer(self, query: dns.message.Message, peer: str, zones: ZoneSet,
                   wz: WireZone | None, *, tcp: bool) -> Outcome | Transfer:

@@ -54,6 +54,7 @@ class ServeReport:
     transfers: int = 0
     refused: int = 0
     dropped: int = 0
+    unloaded: int = 0  # SERVFAIL answers given before the first stored version
     versions: int = 0
     serial: int | None = None
     zones: tuple[str, ...] = ()
@@ -95,10 +96,12 @@ class Server:
         self.options = options
         self.source = source
         self.zones: ZoneSet | None = zones
-        self.responder = Responder(options, clock)
+        configs = source.configs if source is not None else [
+            wz.config for wz in zones.zones.values()] if zones is not None else []
+        self.responder = Responder(options, clock, [c.zone for c in configs])
         self.report = ServeReport()
         self.addresses: list[HostPort] = []
-        self._notifier = Notifier(options.notify, options.keys[0] if options.keys else None,
+        self.notifier = Notifier(options.notify, options.keys[0] if options.keys else None,
                                   options.notify_attempts, options.notify_timeout)
         self._pool = ThreadPoolExecutor(max_workers=max(2, options.max_transfers + 1),
                                         thread_name_prefix="zonegen-serve")
@@ -125,9 +128,9 @@ class Server:
         self.changed = asyncio.Condition()
         if self.zones is None and self.source is not None:
             self.zones = await self._loop.run_in_executor(self._pool, self.source.load)
-        zones = self.current
-        self.report.zones = tuple(wz.config.zone for wz in zones.zones.values())
-        self.report.serial = zones.serial
+        zones = self.zones
+        self.report.zones = tuple(str(z) for z in self.responder.served)
+        self.report.serial = zones.serial if zones is not None else None
         try:
             for host, port in self.options.listen:
                 self.addresses.append(await self._bind(host, port))
@@ -137,9 +140,14 @@ class Server:
         self.report.addresses = list(self.addresses)
         if self.source is not None:
             self._tasks.append(self._loop.create_task(self._poll()))
-        self._notifier.notify(zones)
+        listening = ", ".join(where(h, p) for h, p in self.addresses)
+        if zones is None:
+            log.warning("no zone version stored yet: answering SERVFAIL for %s on %s "
+                        "until the first one", ", ".join(self.report.zones), listening)
+            return
+        self.notifier.notify(zones)
         log.info("serving %s serial %d on %s", ", ".join(self.report.zones), zones.serial,
-                 ", ".join(where(h, p) for h, p in self.addresses))
+                 listening)
 
     async def _bind(self, host: str, port: int) -> HostPort:
         loop = asyncio.get_running_loop()
@@ -185,14 +193,14 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(Exception):
                 await srv.wait_closed()
-        await self._notifier.aclose()
+        await self.notifier.aclose()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def current(self) -> ZoneSet:
-        """The zones served now (after :meth:`start`)."""
+        """The zones served now (after :meth:`start`, once a version is stored)."""
         if self.zones is None:
-            raise RuntimeError("server not started")
+            raise RuntimeError("no zones loaded")
         return self.zones
 
     def wake(self) -> None:
@@ -212,7 +220,7 @@ class Server:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.options.poll)
             wake.clear()
-            current = self.current
+            current = self.zones
             started = time.perf_counter()
             try:
                 new = await loop.run_in_executor(self._pool, source.refresh, current)
@@ -223,9 +231,12 @@ class Server:
                 log.exception("cannot refresh the zone")
                 continue
             if new is not None:
-                log.info("serial %d -> %d (%d versions) in %.1f ms", current.serial,
-                         new.serial, max(0, new.version_id - current.version_id),
-                         (time.perf_counter() - started) * 1000)
+                if current is None:
+                    log.info("first zone version: serial %d", new.serial)
+                else:
+                    log.info("serial %d -> %d (%d versions) in %.1f ms", current.serial,
+                             new.serial, max(0, new.version_id - current.version_id),
+                             (time.perf_counter() - started) * 1000)
                 await self.publish(new)
 
     async def publish(self, zones: ZoneSet) -> None:
@@ -235,7 +246,7 @@ class Server:
         self.report.serial = zones.serial
         if old is None or old.serial != zones.serial:
             self.report.versions += 1
-            self._notifier.notify(zones)
+            self.notifier.notify(zones)
         if self.changed is not None:
             async with self.changed:
                 self.changed.notify_all()
@@ -245,7 +256,7 @@ class Server:
     def handle_datagram(self, data: bytes, addr: Any) -> bytes | None:
         """One UDP request; never raises (a bad packet must not stop the server)."""
         try:
-            outcome = self.responder.respond(data, addr[0], self.current, tcp=False)
+            outcome = self.responder.respond(data, addr[0], self.zones, tcp=False)
             if outcome is None or isinstance(outcome, Transfer):
                 self.report.dropped += 1
                 return None
@@ -257,7 +268,9 @@ class Server:
             return None
 
     def _account(self, outcome: Outcome, addr: Any) -> None:
-        if outcome.kind in ("refused", "tsig"):
+        if outcome.kind == "unloaded":
+            self.report.unloaded += 1
+        elif outcome.kind in ("refused", "tsig"):
             self.report.refused += 1
             log.warning("%s: %s %s", where(addr[0], addr[1]), outcome.zone, outcome.reason)
         elif outcome.kind == "IXFR/UDP":
@@ -309,7 +322,7 @@ class Server:
             (length,) = struct.unpack("!H", head)
             wire = await asyncio.wait_for(reader.readexactly(length), idle)
             try:
-                outcome = self.responder.respond(wire, peer[0], self.current, tcp=True)
+                outcome = self.responder.respond(wire, peer[0], self.zones, tcp=True)
             except Exception:  # noqa: BLE001 - a query we cannot handle: drop the connection
                 log.debug("failed on a TCP request from %s", peer[0], exc_info=True)
                 self.report.dropped += 1
