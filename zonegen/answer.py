@@ -26,9 +26,7 @@ _IN = dns.rdataclass.IN
 def _decode(wirezone: WireZone, owner: str, name: dns.name.Name
             ) -> dict[int, dns.rrset.RRset]:
     """The RRsets at ``owner``, parsed back from its fragments (a handful per query)."""
-    zone = wirezone.config.zone
-    cut = 1 if zone == "." else len(zone) + 1
-    plen = 2 if owner == zone else len(owner) - cut + 3  # labels below the zone + pointer
+    plen = wirezone.prefix_length(owner)
     out: dict[int, dns.rrset.RRset] = {}
     for frag in wirezone.fragments_of(owner):
         rtype, _, ttl, rdlen = RR_HEAD.unpack_from(frag, plen)

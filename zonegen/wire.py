@@ -20,8 +20,10 @@ from itertools import accumulate, chain
 import dns.rdataclass
 import dns.rdatatype
 
-from zonegen.model import AAAA, CNAME, NS, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
-from zonegen.zonefile import _Names, iter_zone_records
+from zonegen.model import AAAA, NS, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
+from zonegen.names import in_zone, relative_to
+from zonegen.selection import Selected, cname_alone, select
+from zonegen.serial import MODULUS
 
 HEADER = struct.Struct("!HHHHHH")
 RR_HEAD = struct.Struct("!HHIH")  # type, class, TTL, rdlength
@@ -40,11 +42,21 @@ def name_wire(name: str) -> bytes:
                     for label in name[:-1].split(".")) + b"\x00"
 
 
+def _name_text(wire: bytes, at: int) -> str:
+    """The presentation form of the uncompressed name at ``at`` (as :func:`name_wire`
+    writes it)."""
+    labels = []
+    while wire[at]:
+        labels.append(wire[at + 1:at + 1 + wire[at]].decode("ascii"))
+        at += 1 + wire[at]
+    return ".".join(labels) + "." if labels else "."
+
+
 def soa_fragment(config: ZoneConfig, serial: int) -> bytes:
     """The apex SOA (RFC 1035 §3.3.13), TTL ``config.ttl`` as in the rendered file."""
     mname = config.nameservers[0].name if config.nameservers else f"ns.dns.{config.zone}"
     rdata = (name_wire(mname) + name_wire(config.hostmaster)
-             + _SOA_TAIL.pack(serial % 2**32, config.refresh, config.retry, config.expire,
+             + _SOA_TAIL.pack(serial % MODULUS, config.refresh, config.retry, config.expire,
                               config.minimum))
     return _POINTER + RR_HEAD.pack(SOA, _IN, config.ttl, len(rdata)) + rdata
 
@@ -57,7 +69,6 @@ class Encoder:
         self.config = config
         self.warnings = warnings
         self.zone = config.zone
-        self.cut = 1 if config.zone == "." else len(config.zone) + 1
         self.owners: dict[str, bytes] = {}
         self.targets: dict[str, bytes] = {}
         self.addresses: dict[str | int, bytes] = {}
@@ -107,40 +118,49 @@ class Encoder:
             self.addresses[text] = packed
         return packed
 
-    def fragments(self, records: Iterable[Record]) -> Iterator[tuple[str, bytes]]:
-        """``(absolute owner, fragment)`` for the records of :func:`iter_zone_records`.
+    def fragments(self, selected: Iterable[Selected]) -> Iterator[tuple[str, bytes]]:
+        """``(owner, fragment)`` for records of :func:`zonegen.selection.select`.
 
         Targets of SRV (RFC 2782: "name compression is not to be used for this field"),
         CNAME and PTR are written uncompressed: the simplest correct form, and it keeps
-        fragments independent of where they land in a message."""
+        fragments independent of where they land in a message. Caches per owner, target
+        and address keep the per-record work to a few dict lookups (docs/performance.md)."""
         default_ttl = self.config.ttl
         owner_get = self.owners.get
         target_get = self.targets.get
         addr_get = self.addresses.get
         a_head = RR_HEAD.pack(A, _IN, default_ttl, 4)
-        for owner, rtype, rdata, ttl, target in iter_zone_records(
-                records, self.config, self.warnings):
+        srv_pack = _SRV_HEAD.pack
+        for owner, rtype, rdata, ttl, target in selected:
             prefix = owner_get(owner)
             if prefix is None:
                 prefix = self.owner_prefix(owner)
-            if ttl is None:
-                ttl = default_ttl
-            if rtype in (A, AAAA):
+            if rtype == A:
                 packed = addr_get(rdata[0])
                 if packed is None:
-                    packed = self.address(rtype, rdata[0])
+                    packed = self.address(A, rdata[0])
                     if packed is None:
                         continue
-                if rtype == A and ttl == default_ttl:
+                if ttl is None or ttl == default_ttl:
                     yield owner, prefix + a_head + packed
                 else:
-                    yield owner, prefix + RR_HEAD.pack(rtype, _IN, ttl, len(packed)) + packed
-            elif rtype == SRV:
+                    yield owner, prefix + RR_HEAD.pack(A, _IN, ttl, 4) + packed
+                continue
+            if ttl is None:
+                ttl = default_ttl
+            if rtype == SRV:
                 wire = target_get(target)
                 if wire is None:
                     wire = self.target(target)
-                yield owner, prefix + _SRV_HEAD.pack(SRV, _IN, ttl, 6 + len(wire), int(rdata[0]),
-                                                     int(rdata[1]), int(rdata[2])) + wire
+                yield owner, prefix + srv_pack(SRV, _IN, ttl, 6 + len(wire), int(rdata[0]),
+                                               int(rdata[1]), int(rdata[2])) + wire
+            elif rtype == AAAA:
+                packed = addr_get(rdata[0])
+                if packed is None:
+                    packed = self.address(AAAA, rdata[0])
+                    if packed is None:
+                        continue
+                yield owner, prefix + RR_HEAD.pack(AAAA, _IN, ttl, len(packed)) + packed
             elif rtype == TXT:
                 data = str(rdata[0]).encode()
                 wire = b"".join(bytes((len(data[i:i + 255]),)) + data[i:i + 255]
@@ -152,79 +172,15 @@ class Encoder:
                     wire = self.target(target)
                 yield owner, prefix + RR_HEAD.pack(rtype, _IN, ttl, len(wire)) + wire
 
-    def index(self, records: Iterable[Record]) -> dict[str, list[bytes]]:
-        """Fragments of all records grouped by absolute owner: :meth:`fragments` with the
-        A and SRV records (the bulk of a Kubernetes zone) encoded inline, one cache lookup
-        per owner and per target instead of four (PERFORMANCE.md: ~1 s saved per 1M RRs).
-        Selection rules stay in :class:`zonegen.zonefile._Names`; other types go through
-        :meth:`fragments`, whose results are identical."""
-        names = _Names(self.config, self.warnings)
-        # given owner -> (absolute owner, prefix, its fragment list in ``out``): holding the
-        # list here saves a second lookup per record in a table too big for the CPU cache.
-        entries: dict[str, tuple[str, bytes, list[bytes]]] = {}
-        targets: dict[str | int, bytes] = {}  # given SRV target -> wire, b"" if invalid
-        entry_get = entries.get
-        target_get = targets.get
-        addr_get = self.addresses.get
-        default_ttl = self.config.ttl
-        a_head = RR_HEAD.pack(A, _IN, default_ttl, 4)
-        srv_pack = _SRV_HEAD.pack
-        skip: tuple[str, bytes, list[bytes]] = ("", b"", [])
+    def grouped(self, selected: Iterable[Selected]) -> dict[str, list[bytes]]:
+        """Fragments grouped by owner, in order of first appearance."""
         out: dict[str, list[bytes]] = {}
-        others: list[Record] = []
-        for r in records:
-            entry = entry_get(r.owner)
-            if entry is None:
-                owner = names.owners.get(r.owner)
-                if owner is None:
-                    owner = names.owner(r.owner)
-                if owner:
-                    entry = (owner, self.owner_prefix(owner), out.setdefault(owner, []))
-                else:
-                    entry = skip
-                entries[r.owner] = entry
-            owner, prefix, lst = entry
-            if not owner:
-                continue
-            rtype = r.rtype
-            if rtype == A:
-                rdata = r.rdata
-                packed = addr_get(rdata[0])
-                if packed is None:
-                    packed = self.address(A, rdata[0])
-                    if packed is None:
-                        continue
-                ttl = r.ttl
-                if ttl is None or ttl == default_ttl:
-                    frag = prefix + a_head + packed
-                else:
-                    frag = prefix + RR_HEAD.pack(A, _IN, ttl, 4) + packed
-            elif rtype == SRV:
-                rdata = r.rdata
-                wire = target_get(rdata[3])
-                if wire is None:
-                    given = rdata[3]
-                    full = names.names.get(given)
-                    if full is None:
-                        full = names.target(given)
-                    wire = targets[given] = self.target(full) if full else b""
-                if not wire:
-                    names.skip(owner, SRV, rdata[3])
-                    continue
-                ttl = r.ttl
-                frag = prefix + srv_pack(SRV, _IN, default_ttl if ttl is None else ttl,
-                                         6 + len(wire), rdata[0], rdata[1], rdata[2]) + wire
-            else:
-                others.append(r)
-                continue
+        get = out.get
+        for owner, frag in self.fragments(selected):
+            lst = get(owner)
+            if lst is None:
+                lst = out[owner] = []
             lst.append(frag)
-        cnames: set[str] = set()
-        for owner, frag in self.fragments(others):
-            out.setdefault(owner, []).append(frag)
-            if self.rtype(owner, frag) == CNAME:
-                cnames.add(owner)
-        for owner in cnames:
-            out[owner] = self.cname_alone(owner, out[owner])
         return out
 
     def rtype(self, owner: str, frag: bytes) -> int:
@@ -232,27 +188,28 @@ class Encoder:
         at = len(self.owner_prefix(owner))
         return int.from_bytes(frag[at:at + 2], "big")
 
-    def cname_alone(self, owner: str, frags: list[bytes]) -> list[bytes]:
-        """CNAME and other data, or two CNAMEs, make a zone secondaries refuse (RFC 1034
-        §3.6.2, RFC 2181 §10.1): the other data wins, else the smallest CNAME, as in
-        :func:`zonegen.zonefile.zone_records`."""
-        cname = [f for f in frags if self.rtype(owner, f) == CNAME]
-        if not cname or len(cname) == len(frags) == 1:
-            return frags
-        kept = [f for f in frags if f not in cname] or [min(cname)]
-        if self.warnings is not None:
-            self.warnings.append(f"{owner}: CNAME and other data at one name; CNAME skipped")
-        return kept
+    def alone(self, owner: str, frags: Sequence[bytes], warnings: list[str] | None = None
+              ) -> tuple[list[bytes], list[bytes]]:
+        """:func:`zonegen.selection.cname_alone` on one owner's fragments."""
+        at = len(self.owner_prefix(owner))
+
+        def rtype(frag: bytes) -> int:
+            return int.from_bytes(frag[at:at + 2], "big")
+
+        def order(frag: bytes) -> tuple[str, int]:
+            _, _, ttl, _ = RR_HEAD.unpack_from(frag, at)
+            return _name_text(frag, at + 10), ttl
+
+        return cname_alone(owner, frags, rtype, order, warnings)
 
     def apex(self) -> Iterator[tuple[str, bytes]]:
         """NS records and in-zone glue (RFC 1034 §4.2.1), from the config."""
         zone = self.zone
-        suffix = "." + zone if zone != "." else ""
         for ns in self.config.nameservers:
             wire = name_wire(ns.name)
             yield zone, _POINTER + RR_HEAD.pack(NS, _IN, self.config.ttl, len(wire)) + wire
         for ns in self.config.nameservers:
-            if ns.address and (ns.name == zone or ns.name.endswith(suffix)):
+            if ns.address and in_zone(ns.name, zone):
                 rtype = AAAA if ":" in ns.address else A
                 packed = self.address(rtype, ns.address)
                 if packed is not None:
@@ -410,41 +367,46 @@ class WireZone:
     message cache holds a second copy of the zone.
     """
 
-    __slots__ = ("_base", "_below", "_changed", "_soa", "config", "serial")
+    __slots__ = ("_base", "_below", "_changed", "_shadow", "_soa", "config", "serial")
 
     def __init__(self, config: ZoneConfig, serial: int, base: _Packed,
                  changed: dict[str, _Blob] | None = None,
-                 below: dict[str, int] | None = None) -> None:
+                 below: dict[str, int] | None = None,
+                 shadow: dict[str, tuple[bytes, ...]] | None = None) -> None:
         self.config = config
-        self.serial = serial % 2**32
+        self.serial = serial % MODULUS
         self._base = base
         self._changed: dict[str, _Blob] = changed if changed is not None else {}
         self._below: dict[str, int] = below if below is not None else {}
+        # owner -> fragments the CNAME rule set aside (zonegen.selection.Selection): rare,
+        # kept so that a CNAME comes back when the data beside it goes
+        self._shadow: dict[str, tuple[bytes, ...]] = shadow if shadow is not None else {}
         self._soa = soa_fragment(config, self.serial)
 
     @classmethod
     def build(cls, records: Iterable[Record], config: ZoneConfig, serial: int,
               warnings: list[str] | None = None) -> WireZone:
-        """Encode every record of the zone once.
+        """Encode every record of the zone (:func:`zonegen.selection.select`) once.
 
-        :param warnings: collects the reasons records were skipped (see
-            :func:`zonegen.zonefile.zone_records`).
+        :param warnings: collects the reasons records were skipped.
         """
         enc = Encoder(config, warnings)
-        names = enc.index(records)
+        selection = select(records, config, warnings)
+        names = enc.grouped(selection.records)
         for owner, frag in enc.apex():  # NS and glue lead the zone (RFC 1034 §4.2.1)
             names.setdefault(owner, []).insert(0, frag)
         for owner, lst in names.items():
             if len(lst) > 1:
                 names[owner] = list(dict.fromkeys(lst))  # equal records collapse to one
-        return cls(config, serial, _Packed.of_lists(config.zone, names))
+        shadow = {owner: tuple(dict.fromkeys(lst))
+                  for owner, lst in enc.grouped(selection.shadowed).items()}
+        return cls(config, serial, _Packed.of_lists(config.zone, names), shadow=shadow)
 
-    def _plen(self, owner: str) -> int:
+    def prefix_length(self, owner: str) -> int:
         """Octets of ``owner``'s prefix in its fragments: labels below the zone + pointer."""
-        zone = self.config.zone
-        if owner == zone:
+        if owner == self.config.zone:
             return 2
-        return len(owner) - (1 if zone == "." else len(zone) + 1) + 3
+        return len(relative_to(owner, self.config.zone)) + 3
 
     def _blob(self, owner: str) -> _Blob:
         """``owner``'s fragments joined and their count; ``(b"", 0)`` when it has none."""
@@ -464,7 +426,7 @@ class WireZone:
         return self._base.below[i] if i >= 0 else 0
 
     def _split(self, owner: str, blob: bytes) -> list[bytes]:
-        plen = self._plen(owner)
+        plen = self.prefix_length(owner)
         out: list[bytes] = []
         pos = 0
         while pos < len(blob):
@@ -474,47 +436,84 @@ class WireZone:
             pos = end
         return out
 
+    def _raw(self, owner: str) -> list[bytes]:
+        """``owner``'s fragments before the CNAME rule: those served and those set aside."""
+        blob, _ = self._blob(owner)
+        return self._split(owner, blob) + list(self._shadow.get(owner, ()))
+
+    def _changes(self, diff: Diff, enc: Encoder, warnings: list[str] | None
+                 ) -> tuple[dict[str, list[bytes]], dict[str, list[bytes]]]:
+        """``diff``'s records of this zone as fragments by owner: (removed, added)."""
+        config = self.config
+        return (enc.grouped(select(diff.removed, config, None, alone=False).records),
+                enc.grouped(select(diff.added, config, warnings, alone=False).records))
+
     def apply(self, diff: Diff, serial: int, warnings: list[str] | None = None) -> WireZone:
-        """The next version: this one with ``diff`` applied, at ``serial``.
+        """The next version: this one with ``diff`` applied, at ``serial``; the CNAME rule
+        applied again to each changed owner's whole set, so the result equals a fresh
+        :meth:`build` of the new records.
 
         Costs a copy of the overlay plus the changed owners, not a re-encode."""
         enc = Encoder(self.config, warnings)
-        work: dict[str, list[bytes]] = {}  # owners touched here -> their fragments
-        existed: dict[str, bool] = {}
-
-        def frags_of(owner: str) -> list[bytes]:
-            lst = work.get(owner)
-            if lst is None:
-                blob, _ = self._blob(owner)
-                lst = work[owner] = self._split(owner, blob)
-                existed[owner] = bool(lst)
-            return lst
-
-        for owner, frag in enc.fragments(diff.removed):
-            lst = frags_of(owner)
-            if frag in lst:
-                lst.remove(frag)
-        for owner, frag in enc.fragments(diff.added):
-            lst = frags_of(owner)
-            if frag not in lst:
-                lst.append(frag)
-                if len(lst) > 1:
-                    work[owner] = enc.cname_alone(owner, lst)
+        removed, added = self._changes(diff, enc, warnings)
         changed = dict(self._changed)
+        shadow = self._shadow  # copied only when it changes
         below = self._below  # copied only when a name appears or goes
         zone = self.config.zone
-        for owner, lst in work.items():
+        for owner in dict.fromkeys((*removed, *added)):
+            before = self._raw(owner)
+            raw = _patched(before, removed.get(owner, ()), added.get(owner, ()))
+            if raw == before:
+                continue
+            existed = self._blob(owner)[1] > 0
+            lst, aside = enc.alone(owner, raw, warnings)
             changed[owner] = (b"".join(lst), len(lst))
-            if existed[owner] != bool(lst):
+            if tuple(aside) != self._shadow.get(owner, ()):
+                if shadow is self._shadow:
+                    shadow = dict(shadow)
+                if aside:
+                    shadow[owner] = tuple(aside)
+                else:
+                    shadow.pop(owner, None)
+            if existed != bool(lst):
                 if below is self._below:
                     below = dict(below)
                 for name in _ancestors(owner, zone):
                     below[name] = self._names_below(name) if name not in below else below[name]
                     below[name] += 1 if lst else -1
-        applied = WireZone(self.config, serial, self._base, changed, below)
+        applied = WireZone(self.config, serial, self._base, changed, below, shadow)
         if len(changed) + len(below) > max(_FOLD_MIN, len(self._base) // 16):
             return applied.folded()
         return applied
+
+    def published_changes(self, steps: Sequence[Diff]) -> list[tuple[list[bytes], list[bytes]]]:
+        """``(removed, added)`` fragments of the zone as published, one pair per step of
+        ``steps`` (raw record changes leading, in order, to this version): what IXFR sends
+        (RFC 1995 §4). The owners the steps touch are rolled back from this version and the
+        CNAME rule applied at each step, so every intermediate version a client passes
+        through is one :meth:`build` would make."""
+        enc = Encoder(self.config, None)
+        changes = [self._changes(diff, enc, None) for diff in steps]
+        raw: dict[str, list[bytes]] = {}
+        for removed, added in changes:
+            for owner in (*removed, *added):
+                if owner not in raw:
+                    raw[owner] = self._raw(owner)
+        out: list[tuple[list[bytes], list[bytes]]] = []
+        for removed, added in reversed(changes):
+            gone: list[bytes] = []
+            came: list[bytes] = []
+            for owner in dict.fromkeys((*removed, *added)):
+                after = raw[owner]
+                before = _patched(after, added.get(owner, ()), removed.get(owner, ()))
+                was, _ = enc.alone(owner, before)
+                now, _ = enc.alone(owner, after)
+                gone += [f for f in was if f not in now]
+                came += [f for f in now if f not in was]
+                raw[owner] = before
+            out.append((gone, came))
+        out.reverse()
+        return out
 
     def folded(self) -> WireZone:
         """The same version with the overlay folded into a new base: joins bytes, no
@@ -522,7 +521,7 @@ class WireZone:
         more than 1/16 of the names, so applies stay cheap and the base is rebuilt at
         most once per that many changed names."""
         return WireZone(self.config, self.serial,
-                        _Packed.of_blobs(self.config.zone, self._merged()))
+                        _Packed.of_blobs(self.config.zone, self._merged()), shadow=self._shadow)
 
     def _merged(self) -> Iterator[tuple[str, bytes, int]]:
         """``(owner, fragments joined, count)`` of base and overlay, in AXFR order."""
@@ -638,6 +637,17 @@ class WireZone:
         add(self.config.zone, self._soa, 1)
         flush()
         return out
+
+
+def _patched(frags: list[bytes], removed: Iterable[bytes], added: Iterable[bytes]
+             ) -> list[bytes]:
+    """``frags`` without ``removed``, then with each of ``added`` not already there."""
+    gone = set(removed)
+    out = [f for f in frags if f not in gone] if gone else list(frags)
+    for frag in added:
+        if frag not in out:
+            out.append(frag)
+    return out
 
 
 def _ancestors(owner: str, zone: str) -> Iterator[str]:

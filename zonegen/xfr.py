@@ -16,7 +16,8 @@ import dns.serial
 import dns.xfr
 
 from zonegen.model import Diff, Record
-from zonegen.wire import HEADER, Encoder, WireZone, chunk_fragments, soa_fragment
+from zonegen.serial import MODULUS
+from zonegen.wire import HEADER, WireZone, chunk_fragments, soa_fragment
 
 XFR_MESSAGE_SIZE = 65535 - 1024
 """Default size limit of one transfer message: the TCP maximum less room for a TSIG
@@ -111,12 +112,10 @@ def axfr_response(query: dns.message.Message | bytes, wirezone: WireZone, *,
 @dataclass(frozen=True, slots=True)
 class JournalStep:
     """One zone version's change: ``from_serial`` became ``to_serial`` by removing and
-    adding records (plain :class:`Record` values, relative names allowed; records of other
-    zones are ignored, as in :func:`zonegen.zonefile.zone_records`).
-
-    Steps are sent as given: the CNAME-alone rule that :class:`WireZone` and the zone
-    file apply is not re-checked here, so a step must not add a CNAME beside other data
-    (the projector cannot produce one: Service names and endpoint names never meet)."""
+    adding records (plain :class:`Record` values, relative names allowed): the raw
+    change of the log. What IXFR sends of it is what :func:`zonegen.selection.select`
+    publishes (:meth:`WireZone.published_changes`), so records of other zones, invalid
+    names and a CNAME beside other data are left out exactly as in the zone file."""
 
     from_serial: int
     to_serial: int
@@ -132,16 +131,34 @@ def _journal_chain(journal: Iterable[JournalStep], start: int,
                    end: int) -> list[JournalStep] | None:
     """The steps leading from serial ``start`` to ``end``, or None when the journal does
     not reach back that far or has a gap."""
-    by_from = {step.from_serial % 2**32: step for step in journal}
+    by_from = {step.from_serial % MODULUS: step for step in journal}
     steps: list[JournalStep] = []
-    serial = start % 2**32
+    serial = start % MODULUS
     while serial != end:
         step = by_from.get(serial)
         if step is None or len(steps) > len(by_from):
             return None
         steps.append(step)
-        serial = step.to_serial % 2**32
+        serial = step.to_serial % MODULUS
     return steps
+
+
+def client_serial(query: dns.message.Message) -> int | None:
+    """The serial an IXFR client has (its query's authority SOA, RFC 1995 §3), or None
+    for an AXFR query.
+
+    :raises ValueError: an IXFR query without that SOA.
+    """
+    try:
+        return dns.xfr.extract_serial_from_query(query)
+    except KeyError:
+        # find_rrset misses an RRset appended to .authority by hand (no index entry)
+        q = query.question[0]
+        soas = [rrset for rrset in query.authority
+                if rrset.rdtype == dns.rdatatype.SOA and rrset.name == q.name and rrset]
+        if not soas:
+            raise ValueError("IXFR query without an SOA") from None
+        return int(soas[0][0].serial)
 
 
 def ixfr_response(query: dns.message.Message | bytes, wirezone: WireZone,
@@ -166,17 +183,9 @@ def ixfr_response(query: dns.message.Message | bytes, wirezone: WireZone,
     if error is not None:
         return [error]
     try:
-        client = dns.xfr.extract_serial_from_query(query)
-    except KeyError:
-        # find_rrset misses an RRset appended to .authority by hand (no index entry)
-        q = query.question[0]
-        soas = [rrset for rrset in query.authority
-                if rrset.rdtype == dns.rdatatype.SOA and rrset.name == q.name and rrset]
-        if not soas:
-            return [_transfer_error(query, dns.rcode.FORMERR)]  # RFC 1995 §3: SOA required
-        client = soas[0][0].serial
+        client = client_serial(query)
     except ValueError:
-        return [_transfer_error(query, dns.rcode.FORMERR)]
+        return [_transfer_error(query, dns.rcode.FORMERR)]  # RFC 1995 §3: SOA required
     question = _question(query)
     limit = max_size - HEADER.size - len(question)
     single = [(1, wirezone.soa)]
@@ -194,14 +203,15 @@ def ixfr_response(query: dns.message.Message | bytes, wirezone: WireZone,
         for step in steps[1:]:
             merged = merged.then(Diff(frozenset(step.added), frozenset(step.removed)))
         steps = [JournalStep.from_diff(steps[0].from_serial, steps[-1].to_serial, merged)]
-    enc = Encoder(wirezone.config, None)
     config = wirezone.config
+    changes = wirezone.published_changes(
+        [Diff(frozenset(step.added), frozenset(step.removed)) for step in steps])
     frags = [wirezone.soa]
-    for step in steps:
+    for step, (removed, added) in zip(steps, changes, strict=True):
         frags.append(soa_fragment(config, step.from_serial))
-        frags.extend(frag for _, frag in enc.fragments(step.removed))
+        frags.extend(removed)
         frags.append(soa_fragment(config, step.to_serial))
-        frags.extend(frag for _, frag in enc.fragments(step.added))
+        frags.extend(added)
     frags.append(wirezone.soa)
     body = chunk_fragments(frags, limit)
     if udp and len(body) > 1:

@@ -202,8 +202,8 @@ class Responder:
             kind = "IXFR"
             journal: Sequence[JournalStep] = zones.journal
             try:
-                client = dns.xfr.extract_serial_from_query(query)
-            except (KeyError, ValueError):
+                client = xfr.client_serial(query)
+            except ValueError:
                 client = None
             current = client is not None and dns.serial.Serial(client) >= dns.serial.Serial(
                 wz.serial)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import dns.name
 
 from zonegen.model import Diff, Record, ZoneConfig
+from zonegen.serial import MODULUS
 from zonegen.wire import WireZone
 from zonegen.xfr import JournalStep
 
@@ -44,7 +45,7 @@ class ZoneSet:
                  for c in configs}
         for message in dict.fromkeys(warnings):
             log.warning("%s", message)
-        return cls(version_id, serial % 2**32, zones)
+        return cls(version_id, serial % MODULUS, zones)
 
     def advance(self, steps: Sequence[tuple[int, JournalStep]], max_versions: int,
                 max_records: int) -> ZoneSet:
@@ -60,7 +61,7 @@ class ZoneSet:
             diff = Diff(frozenset(step.added), frozenset(step.removed))
             zones = {name: wz.apply(diff, step.to_serial) for name, wz in zones.items()}
             version_id = vid
-            serial = step.to_serial % 2**32
+            serial = step.to_serial % MODULUS
             journal.append(step)
         kept: list[JournalStep] = []
         total = 0
@@ -89,7 +90,7 @@ class ZoneSet:
 
     def covers(self, serial: int) -> bool:
         """Whether the in-memory journal starts at or before ``serial``."""
-        return any(s.from_serial % 2**32 == serial for s in self.journal)
+        return any(s.from_serial % MODULUS == serial for s in self.journal)
 
 
 def steps_from(versions: Sequence[JournalVersion]) -> list[tuple[int, JournalStep]]:
