@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zonegen import answer, tsig, wire, xfr, zonefile
-from zonegen.model import AAAA, CNAME, SRV, TXT, A, Diff, Record, ZoneConfig
+from zonegen.model import AAAA, CNAME, SRV, TXT, A, Diff, NameServer, Record, ZoneConfig
 
 CONFIG = ZoneConfig()
 ORIGIN = dns.name.from_text(CONFIG.zone)
@@ -372,3 +372,85 @@ def test_property_axfr_and_ixfr_round_trip(records: list[Record], extra: list[Re
             if owner and owner.endswith(CONFIG.zone):
                 assert wz.exists(owner) == fresh.exists(owner)
                 assert sorted(wz.fragments_of(owner)) == sorted(fresh.fragments_of(owner))
+
+
+# --------------------------------------------------------------------------- one selection
+
+# Owners from a small pool so records meet: valid relative names, the apex, an in-zone
+# name server (its glue comes from the config), names outside the zone, and names that
+# cannot be published (a label over 63 octets, an empty label, a character needing
+# escapes, upper case that folds onto a valid name).
+SELECTION_CONFIG = ZoneConfig(nameservers=(NameServer("ns1.cluster.local.", "10.0.0.53"),))
+owner_pool = st.sampled_from([
+    "web.shop.svc", "db.shop.svc", "x.db.shop.svc", "@", "ns1", "ns1.cluster.local.",
+    "shop.svc", "elsewhere.example.org.", "1.0.0.10.in-addr.arpa.", "a" * 64 + ".svc",
+    "a..b", "sp ace.svc", "Web.Shop.svc"])
+target_pool = st.sampled_from([
+    "web.shop.svc", "db.shop.svc", "elsewhere.example.org.", "a..b", "x.db.shop.svc",
+    "web.shop.svc.cluster.local."])
+# TTLs vary only where an RRset holds one record (CNAME): one RRset with unequal TTLs
+# (RFC 2181 §5.2) is merged by every reader at the smallest, and an IXFR deleting one of
+# its records cannot say which TTL the rest keeps.
+ttl_pool = st.sampled_from([None, 60])
+mixed_record = st.one_of(
+    st.builds(lambda o, a: Record(o, A, (a,)), owner_pool,
+              st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.300", "10.0.0.53"])),
+    st.builds(lambda o, a: Record(o, AAAA, (a,)), owner_pool,
+              st.sampled_from(["fd00::1", "fd00::zz"])),
+    st.builds(lambda o, t, ttl: Record(o, CNAME, (t,), ttl), owner_pool, target_pool, ttl_pool),
+    st.builds(lambda o, t: Record(o, SRV, (0, 10, 80, t)), owner_pool, target_pool),
+    st.builds(lambda o, t: Record(o, TXT, (t,)), owner_pool, st.sampled_from(["a", 'q"\\'])),
+    st.builds(lambda o: Record(o, 99, ("x",)), owner_pool),  # a type records never carry
+)
+
+
+def file_zone(records: frozenset[Record], serial: int) -> dns.zone.Zone:
+    config = SELECTION_CONFIG
+    return dns.zone.from_text("".join(zonefile.render(records, config, serial)),
+                              config.zone, relativize=True)
+
+
+def axfr_zone(wz: wire.WireZone) -> dns.versioned.Zone:
+    zone = dns.versioned.Zone(ORIGIN)
+    receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"), wz, max_size=400),
+            zone, dns.rdatatype.AXFR)
+    return zone
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.frozensets(mixed_record, max_size=12), min_size=2, max_size=4))
+def test_property_file_axfr_and_ixfr_from_any_version_agree(
+        versions: list[frozenset[Record]]) -> None:
+    """Issue #14: one selection. For versions with invalid, out-of-zone, CNAME-colliding
+    and case-folding owners, the zone file, an AXFR of a fresh build, an AXFR of the first
+    build with every change applied, and an IXFR from every older version (applied by
+    dnspython to that version's file) give the same zone."""
+    config = SELECTION_CONFIG
+    serials = list(range(1, len(versions) + 1))
+    last, serial = versions[-1], serials[-1]
+    expected = file_zone(last, serial)
+    fresh = wire.WireZone.build(last, config, serial)
+    same(axfr_zone(fresh), expected)
+    applied = wire.WireZone.build(versions[0], config, serials[0])
+    journal = []
+    for i in range(1, len(versions)):
+        old, new, s_old, s_new = versions[i - 1], versions[i], serials[i - 1], serials[i]
+        applied = applied.apply(Diff(added=new - old, removed=old - new), s_new)
+        journal.append(xfr.JournalStep(s_old, s_new, old - new, new - old))
+        same(axfr_zone(applied), file_zone(new, s_new))
+    same(axfr_zone(applied.folded()), expected)
+    for start, records in zip(serials[:-1], versions, strict=False):
+        zone = dns.versioned.Zone(ORIGIN)
+        receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"),
+                                  wire.WireZone.build(records, config, start)),
+                zone, dns.rdatatype.AXFR)
+        same(zone, file_zone(records, start))
+        for condense in (False, True):
+            ixfr = xfr.ixfr_response(ixfr_query(start), applied, journal, max_size=400,
+                                     condense=condense)
+            copy = dns.versioned.Zone(ORIGIN)
+            receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"),
+                                      wire.WireZone.build(records, config, start)),
+                    copy, dns.rdatatype.AXFR)
+            receive(ixfr, copy, dns.rdatatype.IXFR, serial=start)
+            same(copy, expected)

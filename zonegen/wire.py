@@ -367,20 +367,22 @@ class WireZone:
     message cache holds a second copy of the zone.
     """
 
-    __slots__ = ("_base", "_below", "_changed", "_shadow", "_soa", "config", "serial")
+    __slots__ = ("_base", "_below", "_changed", "_extra", "_soa", "config", "serial")
 
     def __init__(self, config: ZoneConfig, serial: int, base: _Packed,
                  changed: dict[str, _Blob] | None = None,
                  below: dict[str, int] | None = None,
-                 shadow: dict[str, tuple[bytes, ...]] | None = None) -> None:
+                 extra: dict[str, dict[bytes, int]] | None = None) -> None:
         self.config = config
         self.serial = serial % MODULUS
         self._base = base
         self._changed: dict[str, _Blob] = changed if changed is not None else {}
         self._below: dict[str, int] = below if below is not None else {}
-        # owner -> fragments the CNAME rule set aside (zonegen.selection.Selection): rare,
-        # kept so that a CNAME comes back when the data beside it goes
-        self._shadow: dict[str, tuple[bytes, ...]] = shadow if shadow is not None else {}
+        # owner -> records beyond those served, as fragment -> count: CNAMEs the CNAME
+        # rule set aside (zonegen.selection.Selection) and records equal once published
+        # (a name in two spellings, a TTL left out or given as the default). Rare; kept so
+        # that a change removing one of them leaves what a fresh build would serve.
+        self._extra: dict[str, dict[bytes, int]] = extra if extra is not None else {}
         self._soa = soa_fragment(config, self.serial)
 
     @classmethod
@@ -395,12 +397,18 @@ class WireZone:
         names = enc.grouped(selection.records)
         for owner, frag in enc.apex():  # NS and glue lead the zone (RFC 1034 §4.2.1)
             names.setdefault(owner, []).insert(0, frag)
+        aside = enc.grouped(selection.shadowed)
+        extra: dict[str, dict[bytes, int]] = {}
         for owner, lst in names.items():
-            if len(lst) > 1:
-                names[owner] = list(dict.fromkeys(lst))  # equal records collapse to one
-        shadow = {owner: tuple(dict.fromkeys(lst))
-                  for owner, lst in enc.grouped(selection.shadowed).items()}
-        return cls(config, serial, _Packed.of_lists(config.zone, names), shadow=shadow)
+            if len(lst) > 1 or owner in aside:
+                raw = _counted(lst + aside.get(owner, []))
+                names[owner] = [f for f in raw if f not in aside.get(owner, ())]
+                left = _minus(raw, names[owner])
+                if left:
+                    extra[owner] = left
+        for owner in aside.keys() - names.keys():
+            extra[owner] = _counted(aside[owner])
+        return cls(config, serial, _Packed.of_lists(config.zone, names), extra=extra)
 
     def prefix_length(self, owner: str) -> int:
         """Octets of ``owner``'s prefix in its fragments: labels below the zone + pointer."""
@@ -436,10 +444,14 @@ class WireZone:
             pos = end
         return out
 
-    def _raw(self, owner: str) -> list[bytes]:
-        """``owner``'s fragments before the CNAME rule: those served and those set aside."""
+    def _raw(self, owner: str) -> dict[bytes, int]:
+        """``owner``'s records before the CNAME rule, as fragment -> count: those served
+        and the extra ones."""
         blob, _ = self._blob(owner)
-        return self._split(owner, blob) + list(self._shadow.get(owner, ()))
+        raw = dict.fromkeys(self._split(owner, blob), 1)
+        for frag, count in self._extra.get(owner, {}).items():
+            raw[frag] = raw.get(frag, 0) + count
+        return raw
 
     def _changes(self, diff: Diff, enc: Encoder, warnings: list[str] | None
                  ) -> tuple[dict[str, list[bytes]], dict[str, list[bytes]]]:
@@ -457,7 +469,7 @@ class WireZone:
         enc = Encoder(self.config, warnings)
         removed, added = self._changes(diff, enc, warnings)
         changed = dict(self._changed)
-        shadow = self._shadow  # copied only when it changes
+        extra = self._extra  # copied only when it changes
         below = self._below  # copied only when a name appears or goes
         zone = self.config.zone
         for owner in dict.fromkeys((*removed, *added)):
@@ -466,22 +478,23 @@ class WireZone:
             if raw == before:
                 continue
             existed = self._blob(owner)[1] > 0
-            lst, aside = enc.alone(owner, raw, warnings)
+            lst, _ = enc.alone(owner, list(raw), warnings)
             changed[owner] = (b"".join(lst), len(lst))
-            if tuple(aside) != self._shadow.get(owner, ()):
-                if shadow is self._shadow:
-                    shadow = dict(shadow)
-                if aside:
-                    shadow[owner] = tuple(aside)
+            left = _minus(raw, lst)
+            if left != self._extra.get(owner, {}):
+                if extra is self._extra:
+                    extra = dict(extra)
+                if left:
+                    extra[owner] = left
                 else:
-                    shadow.pop(owner, None)
+                    extra.pop(owner, None)
             if existed != bool(lst):
                 if below is self._below:
                     below = dict(below)
                 for name in _ancestors(owner, zone):
                     below[name] = self._names_below(name) if name not in below else below[name]
                     below[name] += 1 if lst else -1
-        applied = WireZone(self.config, serial, self._base, changed, below, shadow)
+        applied = WireZone(self.config, serial, self._base, changed, below, extra)
         if len(changed) + len(below) > max(_FOLD_MIN, len(self._base) // 16):
             return applied.folded()
         return applied
@@ -494,7 +507,7 @@ class WireZone:
         through is one :meth:`build` would make."""
         enc = Encoder(self.config, None)
         changes = [self._changes(diff, enc, None) for diff in steps]
-        raw: dict[str, list[bytes]] = {}
+        raw: dict[str, dict[bytes, int]] = {}
         for removed, added in changes:
             for owner in (*removed, *added):
                 if owner not in raw:
@@ -506,8 +519,8 @@ class WireZone:
             for owner in dict.fromkeys((*removed, *added)):
                 after = raw[owner]
                 before = _patched(after, added.get(owner, ()), removed.get(owner, ()))
-                was, _ = enc.alone(owner, before)
-                now, _ = enc.alone(owner, after)
+                was, _ = enc.alone(owner, list(before))
+                now, _ = enc.alone(owner, list(after))
                 gone += [f for f in was if f not in now]
                 came += [f for f in now if f not in was]
                 raw[owner] = before
@@ -521,7 +534,7 @@ class WireZone:
         more than 1/16 of the names, so applies stay cheap and the base is rebuilt at
         most once per that many changed names."""
         return WireZone(self.config, self.serial,
-                        _Packed.of_blobs(self.config.zone, self._merged()), shadow=self._shadow)
+                        _Packed.of_blobs(self.config.zone, self._merged()), extra=self._extra)
 
     def _merged(self) -> Iterator[tuple[str, bytes, int]]:
         """``(owner, fragments joined, count)`` of base and overlay, in AXFR order."""
@@ -639,14 +652,34 @@ class WireZone:
         return out
 
 
-def _patched(frags: list[bytes], removed: Iterable[bytes], added: Iterable[bytes]
-             ) -> list[bytes]:
-    """``frags`` without ``removed``, then with each of ``added`` not already there."""
-    gone = set(removed)
-    out = [f for f in frags if f not in gone] if gone else list(frags)
+def _counted(frags: Iterable[bytes]) -> dict[bytes, int]:
+    """fragment -> how many times it occurs, in order of first occurrence."""
+    out: dict[bytes, int] = {}
+    for frag in frags:
+        out[frag] = out.get(frag, 0) + 1
+    return out
+
+
+def _minus(raw: dict[bytes, int], served: Iterable[bytes]) -> dict[bytes, int]:
+    """The counts of ``raw`` beyond one of each ``served`` fragment."""
+    left = dict(raw)
+    for frag in served:
+        left[frag] -= 1
+    return {frag: count for frag, count in left.items() if count > 0}
+
+
+def _patched(raw: dict[bytes, int], removed: Iterable[bytes], added: Iterable[bytes]
+             ) -> dict[bytes, int]:
+    """``raw`` less one count per ``removed`` fragment, plus one per ``added``."""
+    out = dict(raw)
+    for frag in removed:
+        count = out.get(frag, 0) - 1
+        if count > 0:
+            out[frag] = count
+        else:
+            out.pop(frag, None)
     for frag in added:
-        if frag not in out:
-            out.append(frag)
+        out[frag] = out.get(frag, 0) + 1
     return out
 
 
