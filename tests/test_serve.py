@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -729,14 +730,15 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     subprocess.run([sys.executable, str(ROOT / "cli.py"), "--db", db, "ingest", str(DEMO)],
                    check=True, capture_output=True)
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.bind((HOST, 0))
-    port = probe.getsockname()[1]
-    probe.close()
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", db, "serve",
-                             "--listen", f"{HOST}:{port}", "--poll", "0.1"],
+                             "--listen", f"{HOST}:0", "--poll", "0.1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        assert proc.stderr is not None
+        ready = proc.stderr.readline()  # "serving ... on 127.0.0.1#PORT (udp, tcp)"
+        bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
+        assert bound is not None, ready
+        port = int(bound.group(1))
         def answers() -> bool:
             try:
                 return udp(port, q("cluster.local.", "SOA")).rcode() == dns.rcode.NOERROR
@@ -873,10 +875,7 @@ def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
     stop = threading.Event()
     ready: list[str] = []
     result: list[object] = []
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
-    options = ServeOptions(listen=((HOST, port),), poll=3600)
+    options = ServeOptions(listen=((HOST, 0),), poll=3600)
     watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None, fast())
     add_ready(api, "web", ["10.1.0.1"])
 
@@ -893,8 +892,10 @@ def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
     def has(name: str, address: str) -> bool:
         if not ready:
             return bool(result)
+        bound = re.search(r"#(\d+) \(udp, tcp\)", ready[0])
+        assert bound is not None, ready
         try:
-            r = udp(port, q(name, "A"))
+            r = udp(int(bound.group(1)), q(name, "A"))
         except dns.exception.Timeout:
             return False
         return any(rd.address == address for rr in r.answer for rd in rr)

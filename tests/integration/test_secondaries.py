@@ -97,7 +97,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def serve(store: Store, **options: object) -> ServerThread:
-    opts = ServeOptions(listen=(("127.0.0.1", free_port()),), poll=0.05, **options)  # type: ignore[arg-type]
+    opts = ServeOptions(listen=(("127.0.0.1", 0),), poll=0.05, **options)  # type: ignore[arg-type]
     return ServerThread(opts, StoreFeed(store, [CONFIG])).start()
 
 
