@@ -183,11 +183,6 @@ class Encoder:
             lst.append(frag)
         return out
 
-    def rtype(self, owner: str, frag: bytes) -> int:
-        """The type of a fragment at ``owner``."""
-        at = len(self.owner_prefix(owner))
-        return int.from_bytes(frag[at:at + 2], "big")
-
     def alone(self, owner: str, frags: Sequence[bytes], warnings: list[str] | None = None
               ) -> tuple[list[bytes], list[bytes]]:
         """:func:`zonegen.selection.cname_alone` on one owner's fragments."""

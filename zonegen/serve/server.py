@@ -112,7 +112,6 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.changed: asyncio.Condition | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -125,7 +124,6 @@ class Server:
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self.changed = asyncio.Condition()
         if self.zones is None and self.source is not None:
             self.zones = await self._loop.run_in_executor(self._pool, self.source.load)
         zones = self.zones
@@ -247,9 +245,6 @@ class Server:
         if old is None or old.serial != zones.serial:
             self.report.versions += 1
             self.notifier.notify(zones)
-        if self.changed is not None:
-            async with self.changed:
-                self.changed.notify_all()
 
     # ----------------------------------------------------------------- UDP
 
