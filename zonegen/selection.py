@@ -55,6 +55,9 @@ PUBLISHED_TYPES = frozenset((A, AAAA, CNAME, PTR, SRV, TXT))
 _ABSOLUTE = re.compile(r"(?:[a-z0-9_-]{1,63}\.)+\Z")
 _MAX_TEXT = 254  # an absolute name of 255 octets on the wire is 254 characters with its dot
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z")  # what ipaddress accepts, ~5x faster
+
 T = TypeVar("T")
 
 
@@ -95,12 +98,13 @@ class _Names:
         self.warnings = warnings
         self.names: dict[str | int, str] = {}  # given -> absolute, "" when invalid
         self.owners: dict[str, str] = {}  # given -> absolute, "" when not in this zone
-        self.addresses: dict[object, bool] = {}  # given address -> valid for its type
+        self.addresses: dict[object, bool] = {}  # A text, (AAAA, text) -> valid
 
     def address(self, owner: str, rtype: int, text: object) -> bool:
         try:
             if rtype == A:
-                ipaddress.IPv4Address(str(text))
+                if _IPV4.match(str(text)) is None:
+                    raise ValueError(text)
             else:
                 ipaddress.IPv6Address(str(text))
             valid = True
@@ -108,7 +112,7 @@ class _Names:
             self.warn(f"{owner}: {text!r} is not an IPv{4 if rtype == A else 6} address; "
                       "record skipped")
             valid = False
-        self.addresses[(rtype, text)] = valid
+        self.addresses[text if rtype == A else (rtype, text)] = valid
         return valid
 
     def owner(self, name: str) -> str:
@@ -188,7 +192,7 @@ def select(records: Iterable[Record], config: ZoneConfig, warnings: list[str] | 
             continue
         rtype = r.rtype
         if rtype in (A, AAAA):
-            valid = addresses_get((rtype, r.rdata[0]))
+            valid = addresses_get(r.rdata[0] if rtype == A else (rtype, r.rdata[0]))
             if valid is None:
                 valid = names.address(owner, rtype, r.rdata[0])
             if valid:
