@@ -191,27 +191,32 @@ def select(records: Iterable[Record], config: ZoneConfig, warnings: list[str] | 
         if not owner:
             continue
         rtype = r.rtype
-        if rtype in (A, AAAA):
-            valid = addresses_get(r.rdata[0] if rtype == A else (rtype, r.rdata[0]))
+        rdata = r.rdata
+        if rtype == A:  # the bulk of a Kubernetes zone, with SRV: tested first
+            valid = addresses_get(rdata[0])
             if valid is None:
-                valid = names.address(owner, rtype, r.rdata[0])
+                valid = names.address(owner, A, rdata[0])
             if valid:
-                add((owner, rtype, r.rdata, r.ttl, ""))
-            continue
-        if rtype == TXT:
-            add((owner, rtype, r.rdata, r.ttl, ""))
-            continue
-        if rtype in (SRV, CNAME, PTR):
-            given = r.rdata[-1]
+                add((owner, A, rdata, r.ttl, ""))
+        elif rtype in (SRV, CNAME, PTR):
+            given = rdata[-1]
             target = names_get(given)
             if target is None:
                 target = names.target(given)
             if target and not (rtype == CNAME and target == owner):
-                add((owner, rtype, r.rdata, r.ttl, target))
+                add((owner, rtype, rdata, r.ttl, target))
                 if rtype == CNAME:
                     cname_owners.add(owner)
-                continue
-            names.skip(owner, rtype, target or given)
+            else:
+                names.skip(owner, rtype, target or given)
+        elif rtype == AAAA:
+            valid = addresses_get((AAAA, rdata[0]))
+            if valid is None:
+                valid = names.address(owner, AAAA, rdata[0])
+            if valid:
+                add((owner, AAAA, rdata, r.ttl, ""))
+        elif rtype == TXT:
+            add((owner, TXT, rdata, r.ttl, ""))
         else:
             names.skip(owner, rtype, "")
     if not alone or not cname_owners:
