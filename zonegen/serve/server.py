@@ -61,9 +61,13 @@ class ServeReport:
     addresses: list[HostPort] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"served {', '.join(self.zones)} up to serial {self.serial}: "
+        upto = (f"up to serial {self.serial}" if self.serial is not None
+                else "(no zone version was ever stored)")
+        early = (f", {self.unloaded} SERVFAIL before the first version"
+                 if self.unloaded else "")
+        return (f"served {', '.join(self.zones)} {upto}: "
                 f"{self.queries} queries, {self.transfers} transfers, {self.refused} "
-                f"refused, {self.dropped} dropped; {self.versions} new versions")
+                f"refused, {self.dropped} dropped{early}; {self.versions} new versions")
 
 
 class _Udp(asyncio.DatagramProtocol):
