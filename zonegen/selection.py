@@ -10,7 +10,7 @@ docs/records.md ("Names that cannot be published") says why records are skipped,
 refused.
 
 :func:`select` is the pass; :func:`cname_alone` is the CNAME rule on one owner's records
-in any form (the wire side keeps them as fragments). Pure: no I/O, no dnspython.
+in any form (the wire side keeps them as fragments). Pure: no I/O.
 """
 
 from __future__ import annotations
