@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from zonegen import __version__
-from zonegen.errors import ZonegenError
+from zonegen.errors import InvalidOption, ZonegenError
 
 if TYPE_CHECKING:
     from zonegen.model import ZoneConfig
@@ -57,6 +57,8 @@ class ZonegenGroup(click.Group):
             result = super().invoke(ctx)
             sys.stdout.flush()  # a full disk shows here, not at interpreter exit
             return result
+        except InvalidOption as e:
+            raise click.UsageError(str(e)) from None
         except ZonegenError as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:
@@ -641,18 +643,17 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
         zonegen serve --watch --listen 0.0.0.0:53 --notify 192.0.2.2:53 \\
             --tsig-keyfile /etc/zonegen/transfer.key
     """
-    from zonegen.serve import WatchConfig, serve_command, serve_options
+    from zonegen.serve import serve_command, serve_options, watch_config
     from zonegen.watch import WatchOptions
 
     options = serve_options(listen=listen, allow_transfer=allow_transfer,
                             tsig_keys=tsig_keys, tsig_keyfiles=tsig_keyfiles, notify=notify,
                             poll=poll, max_transfers=max_transfers)
-    watch_config = WatchConfig(kubeconfig, context, WatchOptions(
+    watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
-        request_timeout=request_timeout)
-    ) if watch_cluster else None
+        request_timeout=request_timeout))
     report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
-                           options=options, watch=watch_config,
+                           options=options, watch=watching,
                            ready=lambda line: click.echo(line, err=True))
     click.echo(report.summary())
 

@@ -17,7 +17,7 @@ import dns.xfr
 import dns.zone
 
 from bench._zone import k8s_records, rss_mb
-from zonegen import xfr
+from zonegen import wire, xfr
 from zonegen.model import SRV, A, Diff, Record, ZoneConfig
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     for _ in range(runs):
         wz = None
         t = time.perf_counter()
-        wz = xfr.WireZone.build(records, config, 1)
+        wz = wire.WireZone.build(records, config, 1)
         times.append(time.perf_counter() - t)
     assert wz is not None
     n = len(wz)

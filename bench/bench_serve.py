@@ -100,7 +100,8 @@ def serve_static(port: int, services: int, pods: int, ready: str) -> None:
     from _zone import k8s_records
 
     from zonegen.model import A, Record, ZoneConfig
-    from zonegen.serve import ServeOptions, ServerThread, ZoneSet
+    from zonegen.serve import ServeOptions, ZoneSet
+    from zonegen.testing import ServerThread
     from zonegen.xfr import JournalStep
 
     config = ZoneConfig()

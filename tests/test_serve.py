@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -36,7 +37,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from zonegen import xfr
+from zonegen import tsig
 from zonegen.errors import InvalidInput
 from zonegen.export import export_zone
 from zonegen.ingest import ingest_files
@@ -45,7 +46,6 @@ from zonegen.names import zone_config
 from zonegen.serve import (
     Responder,
     ServeOptions,
-    ServerThread,
     StoreFeed,
     Transfer,
     ZoneSet,
@@ -56,6 +56,7 @@ from zonegen.serve import (
     parse_tsig_key,
 )
 from zonegen.store import Store
+from zonegen.testing import ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "zonegen" / "data" / "demo.json"
@@ -339,6 +340,53 @@ def test_old_serials_come_from_the_store_journal(start: Callable[..., ServerThre
     same(zone, exported(store))
 
 
+def test_no_stored_version_is_servfail_and_no_notify_until_the_first(tmp_path: Path) -> None:
+    """Issue #9: on an empty log ``serve`` publishes nothing (it used to make up a zone of
+    SOA, NS and TXT and NOTIFY it): queries, AXFR and IXFR for its zones get SERVFAIL,
+    other names REFUSED, no NOTIFY is sent. The first stored version is served at once
+    and NOTIFYed."""
+    empty = Store.open(f"sqlite:///{tmp_path / 'empty.db'}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sec:
+        sec.bind((HOST, 0))
+        sec.settimeout(0)
+        options = ServeOptions(listen=((HOST, 0),), poll=3600,
+                               notify=((HOST, sec.getsockname()[1]),))
+        with ServerThread(options, StoreFeed(empty, (CONFIG, REVERSE))) as st:
+            assert st.server.zones is None
+            for message, over in [(q("cluster.local.", "SOA"), udp),
+                                  (q("web.default.svc.cluster.local.", "A"), tcp),
+                                  (q("1.0.0.10.in-addr.arpa.", "PTR"), udp)]:
+                assert over(st.port, message).rcode() == dns.rcode.SERVFAIL
+            assert udp(st.port, q("example.org.", "A")).rcode() == dns.rcode.REFUSED
+            axfr = tcp(st.port, q("cluster.local.", "AXFR"))
+            assert axfr.rcode() == dns.rcode.SERVFAIL
+            assert not axfr.answer
+            ixfr = q("cluster.local.", "IXFR")
+            ixfr.authority.append(_soa(1))
+            for over in (udp, tcp):
+                reply = over(st.port, ixfr)
+                assert reply.rcode() == dns.rcode.SERVFAIL
+                assert not reply.answer
+            assert st.server.report.unloaded == 6
+            assert st.server.notifier.sent == 0
+            with pytest.raises(BlockingIOError):
+                sec.recv(65535)
+            assert empty.latest_version() is None  # serve made no version either
+            ingest_files(empty, [str(DEMO)])
+            st.wake()
+            sec.settimeout(10)
+            notify = dns.message.from_wire(sec.recv(65535))
+            latest = empty.latest_version()
+            assert latest is not None
+            assert notify.opcode() == dns.opcode.NOTIFY
+            assert notify.answer[0][0].serial == latest.serial
+            reply = udp(st.port, q("cluster.local.", "SOA"))
+            assert reply.rcode() == dns.rcode.NOERROR
+            assert reply.answer[0][0].serial == latest.serial
+            same(transfer_zone(st.port), exported(empty))
+    empty.close()
+
+
 def test_pending_events_are_projected_by_serve(server: ServerThread, store: Store,
                                                tmp_path: Path) -> None:
     """``ingest --no-project`` + serve: nobody else projects, so serve does."""
@@ -403,7 +451,7 @@ def test_tsig_signed_transfers_and_refusals(start: Callable[..., ServerThread],
     assert r.tsig_error == dns.rcode.BADKEY
     # an hour of clock skew: BADTIME, signed by the key with our time in Other Data
     query = q("cluster.local.", "AXFR")
-    skewed = xfr.sign_messages([query.to_wire()], KEY, b"", int(time.time()) - 3600)[0]
+    skewed = tsig.sign_messages([query.to_wire()], KEY, b"", int(time.time()) - 3600)[0]
     wire = _raw_tcp_wire(port, skewed)
     r = dns.message.from_wire(wire, keyring=False)
     assert r.rcode() == dns.rcode.NOTAUTH
@@ -510,7 +558,7 @@ def test_notify_is_retried_until_answered_and_signed(start: Callable[..., Server
         m = dns.message.from_wire(again, keyring=keyring)
         response = dns.message.make_response(m)  # signed over the request MAC
         sec.sendto(response.to_wire(), peer)
-        assert wait_for(lambda: server.server._notifier.acknowledged == 1)
+        assert wait_for(lambda: server.server.notifier.acknowledged == 1)
         # a new serial: a new NOTIFY
         ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.80", "9001"))])
         server.wake()
@@ -527,7 +575,7 @@ def test_notify_rejected_key_is_named_when_giving_up(start: Callable[..., Server
     """A secondary that does not know the key (or the secret) answers NOTAUTH with a TSIG
     error, unsigned (RFC 8945 §5.3.2): not an acknowledgement, but the last line must say
     so, not "no answer"."""
-    from zonegen.serve import tsig_error_response
+    from zonegen.tsig import tsig_error_response
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sec:
         sec.bind((HOST, 0))
@@ -542,7 +590,7 @@ def test_notify_rejected_key_is_named_when_giving_up(start: Callable[..., Server
                 request = dns.message.from_wire(wire, keyring=False)
                 sec.sendto(tsig_error_response(request, error, int(time.time())), peer)
             assert wait_for(lambda: "NOTIFY" in caplog.text)
-    assert server.server._notifier.acknowledged == 0
+    assert server.server.notifier.acknowledged == 0
     (line,) = [r.getMessage() for r in caplog.records if "NOTIFY" in r.getMessage()]
     assert "BADSIG" in line  # the last error seen (16 is BADVERS outside TSIG)
     assert str(KEY.name) in line
@@ -682,14 +730,15 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     subprocess.run([sys.executable, str(ROOT / "cli.py"), "--db", db, "ingest", str(DEMO)],
                    check=True, capture_output=True)
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.bind((HOST, 0))
-    port = probe.getsockname()[1]
-    probe.close()
     proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", db, "serve",
-                             "--listen", f"{HOST}:{port}", "--poll", "0.1"],
+                             "--listen", f"{HOST}:0", "--poll", "0.1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        assert proc.stderr is not None
+        ready = proc.stderr.readline()  # "serving ... on 127.0.0.1#PORT (udp, tcp)"
+        bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
+        assert bound is not None, ready
+        port = int(bound.group(1))
         def answers() -> bool:
             try:
                 return udp(port, q("cluster.local.", "SOA")).rcode() == dns.rcode.NOERROR
@@ -721,6 +770,36 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         assert text in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    (["--poll", "nan"], "--poll nan"),  # every wait returned at once: a core at 100 %
+    (["--poll", "inf"], "--poll inf"),
+    (["--poll", "1e300"], "--poll 1e+300"),
+    (["--poll", "-1"], "--poll"),
+    (["--kubeconfig", "kube.yaml"], "--kubeconfig only apply with --watch"),
+    (["--context", "c", "-n", "default"], "--context, --namespace only apply with --watch"),
+])
+def test_meaningless_options_are_usage_errors(tmp_path: Path, args: list[str],
+                                              text: str) -> None:
+    """Issue #9: exit 2 (click's usage error) with one line, before anything is served."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    result = CliRunner().invoke(main, ["--db", db, "serve", "--listen", f"{HOST}:0", *args])
+    assert result.exit_code == 2, result.output
+    assert text in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("poll", [float("nan"), float("inf"), 0.0, -1.0])
+def test_serve_options_refuse_a_poll_that_never_waits(poll: float) -> None:
+    from zonegen.errors import InvalidOption
+
+    with pytest.raises(InvalidOption, match="--poll"):
+        ServeOptions(poll=poll)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -796,10 +875,7 @@ def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
     stop = threading.Event()
     ready: list[str] = []
     result: list[object] = []
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port = probe.getsockname()[1]
-    options = ServeOptions(listen=((HOST, port),), poll=3600)
+    options = ServeOptions(listen=((HOST, 0),), poll=3600)
     watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None, fast())
     add_ready(api, "web", ["10.1.0.1"])
 
@@ -816,8 +892,10 @@ def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
     def has(name: str, address: str) -> bool:
         if not ready:
             return bool(result)
+        bound = re.search(r"#(\d+) \(udp, tcp\)", ready[0])
+        assert bound is not None, ready
         try:
-            r = udp(port, q(name, "A"))
+            r = udp(int(bound.group(1)), q(name, "A"))
         except dns.exception.Timeout:
             return False
         return any(rd.address == address for rr in r.answer for rd in rr)

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zonegen import xfr, zonefile
-from zonegen.model import AAAA, CNAME, SRV, TXT, A, Diff, Record, ZoneConfig
+from zonegen import answer, tsig, wire, xfr, zonefile
+from zonegen.model import AAAA, CNAME, SRV, TXT, A, Diff, NameServer, Record, ZoneConfig
 
 CONFIG = ZoneConfig()
 ORIGIN = dns.name.from_text(CONFIG.zone)
@@ -80,7 +80,7 @@ def same(a: dns.zone.Zone, b: dns.zone.Zone) -> None:
 
 
 def test_axfr_into_inbound_equals_expected() -> None:
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     query = dns.message.make_query(CONFIG.zone, dns.rdatatype.AXFR)
     messages = xfr.axfr_response(query, wz, max_size=200)  # force many messages
     assert len(messages) > 3
@@ -92,7 +92,7 @@ def test_axfr_into_inbound_equals_expected() -> None:
 
 
 def test_axfr_cached_and_case_of_question_kept() -> None:
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     query = dns.message.make_query("CLUSTER.Local.", dns.rdatatype.AXFR)
     assert xfr.axfr_response(query, wz) == xfr.axfr_response(query.to_wire(), wz)
     first = dns.message.from_wire(xfr.axfr_response(query, wz)[0])
@@ -100,21 +100,21 @@ def test_axfr_cached_and_case_of_question_kept() -> None:
 
 
 def test_axfr_for_another_zone_is_notauth() -> None:
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     (reply,) = xfr.axfr_response(dns.message.make_query("example.org.", "AXFR"), wz)
     assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTAUTH
 
 
 def test_apply_equals_build() -> None:
-    wz1 = xfr.WireZone.build(V1, CONFIG, 1)
+    wz1 = wire.WireZone.build(V1, CONFIG, 1)
     wz3 = wz1.apply(Diff(added=CAME, removed=GONE), 2).apply(Diff(added=V3 - V2), 3)
-    fresh = xfr.WireZone.build(V3, CONFIG, 3)
+    fresh = wire.WireZone.build(V3, CONFIG, 3)
     assert {o: sorted(f) for o, f in wz3.owners()} == \
         {o: sorted(f) for o, f in fresh.owners()}
     assert wz3.soa == fresh.soa
     # the old version is untouched
     assert {o: sorted(f) for o, f in wz1.owners()} == \
-        {o: sorted(f) for o, f in xfr.WireZone.build(V1, CONFIG, 1).owners()}
+        {o: sorted(f) for o, f in wire.WireZone.build(V1, CONFIG, 1).owners()}
     assert wz1.exists("shop.svc.cluster.local.")
     assert not wz3.exists("db-1.db.shop.svc.cluster.local.")
 
@@ -131,8 +131,8 @@ def ixfr_query(serial: int) -> dns.message.Message:
 def test_ixfr_from_journal(condense: bool) -> None:
     zone = dns.versioned.Zone(ORIGIN)
     receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"),
-                              xfr.WireZone.build(V1, CONFIG, 1)), zone, dns.rdatatype.AXFR)
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+                              wire.WireZone.build(V1, CONFIG, 1)), zone, dns.rdatatype.AXFR)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     messages = xfr.ixfr_response(ixfr_query(1), wz3, JOURNAL, condense=condense)
     answers = [rr for m in messages
                for rr in dns.message.from_wire(m, one_rr_per_rrset=True).answer]
@@ -143,13 +143,13 @@ def test_ixfr_from_journal(condense: bool) -> None:
 
 
 def test_ixfr_small_and_fast_for_one_pod() -> None:
-    wz = xfr.WireZone.build(V2, CONFIG, 2)
+    wz = wire.WireZone.build(V2, CONFIG, 2)
     (message,) = xfr.ixfr_response(ixfr_query(1), wz, JOURNAL[:1])
     assert len(message) < 1024
 
 
 def test_ixfr_older_than_journal_falls_back_to_full_zone() -> None:
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     messages = xfr.ixfr_response(ixfr_query(0), wz3, JOURNAL)
     zone = dns.versioned.Zone(ORIGIN)
     receive(messages, zone, dns.rdatatype.IXFR, serial=0)  # Inbound takes it as AXFR
@@ -159,7 +159,7 @@ def test_ixfr_older_than_journal_falls_back_to_full_zone() -> None:
 
 @pytest.mark.parametrize("client", [3, 4, 3 + 2**31 - 1])  # RFC 1982: all >= 3
 def test_ixfr_current_or_newer_gets_single_soa(client: int) -> None:
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     (message,) = xfr.ixfr_response(ixfr_query(client % 2**32), wz3, JOURNAL)
     parsed = dns.message.from_wire(message)
     assert len(parsed.answer) == 1
@@ -167,7 +167,7 @@ def test_ixfr_current_or_newer_gets_single_soa(client: int) -> None:
 
 
 def test_ixfr_over_udp_too_big_is_single_soa() -> None:
-    wz3 = xfr.WireZone.build(V3, CONFIG, 3)
+    wz3 = wire.WireZone.build(V3, CONFIG, 3)
     (message,) = xfr.ixfr_response(ixfr_query(1), wz3, JOURNAL, udp=True, max_size=300)
     parsed = dns.message.from_wire(message)
     assert [rr.rdtype for rr in parsed.answer] == [dns.rdatatype.SOA]
@@ -177,7 +177,7 @@ def test_ixfr_over_udp_too_big_is_single_soa() -> None:
 
 def test_ixfr_without_soa_is_formerr() -> None:
     query = dns.message.make_query(ORIGIN, dns.rdatatype.IXFR)
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     (reply,) = xfr.ixfr_response(query, wz, JOURNAL)
     assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
 
@@ -188,17 +188,17 @@ def test_tsig_signed_multi_message_axfr_verifies() -> None:
     query.use_tsig(keyring, "xfr-key.")
     seen = dns.message.from_wire(query.to_wire(), keyring=keyring)  # as the server parses it
     assert isinstance(seen.keyring, dns.tsig.Key)
-    wz = xfr.WireZone.build(V1, CONFIG, 1)
+    wz = wire.WireZone.build(V1, CONFIG, 1)
     import time
 
-    signed = xfr.sign_messages(xfr.axfr_response(seen, wz, max_size=300), seen.keyring,
-                               seen.mac, int(time.time()))
+    signed = tsig.sign_messages(xfr.axfr_response(seen, wz, max_size=300), seen.keyring,
+                                seen.mac, int(time.time()))
     assert len(signed) > 2
     zone = dns.versioned.Zone(ORIGIN)
     ctx = None
     with dns.xfr.Inbound(zone, dns.rdatatype.AXFR) as inbound:
-        for wire in signed:
-            message = dns.message.from_wire(wire, keyring=keyring, request_mac=query.mac,
+        for data in signed:
+            message = dns.message.from_wire(data, keyring=keyring, request_mac=query.mac,
                                             xfr=True, origin=ORIGIN, tsig_ctx=ctx, multi=True)
             ctx = message.tsig_ctx
             inbound.process_message(message)
@@ -216,10 +216,10 @@ def test_tsig_signed_multi_message_axfr_verifies() -> None:
 # --------------------------------------------------------------------------- answers
 
 
-def ask(name: str, rdtype: str, wz: xfr.WireZone, **kw: object) -> dns.message.Message:
+def ask(name: str, rdtype: str, wz: wire.WireZone, **kw: object) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype, use_edns=kw.pop("edns", 0),  # type: ignore[arg-type]
                                    payload=kw.pop("payload", 1232))  # type: ignore[arg-type]
-    wire = xfr.answer(query, wz, **kw)  # type: ignore[arg-type]
+    wire = answer.answer(query, wz, **kw)  # type: ignore[arg-type]
     assert wire is not None
     reply = dns.message.from_wire(wire)
     assert reply.id == query.id
@@ -227,7 +227,7 @@ def ask(name: str, rdtype: str, wz: xfr.WireZone, **kw: object) -> dns.message.M
     return reply
 
 
-WZ = xfr.WireZone.build(V1, CONFIG, 1)
+WZ = wire.WireZone.build(V1, CONFIG, 1)
 
 
 def test_answer_positive() -> None:
@@ -273,7 +273,7 @@ def test_answer_refused_outside_zone_and_formerr_for_axfr() -> None:
 
 def test_answer_truncates_on_small_udp_and_echoes_edns() -> None:
     records = [Record("big.shop.svc", A, (f"10.0.{i // 250}.{i % 250}",)) for i in range(100)]
-    wz = xfr.WireZone.build(records, CONFIG, 1)
+    wz = wire.WireZone.build(records, CONFIG, 1)
     plain = ask("big.shop.svc.cluster.local.", "A", wz, edns=-1)
     assert plain.flags & dns.flags.TC
     assert not plain.answer
@@ -289,23 +289,23 @@ def test_answer_truncates_on_small_udp_and_echoes_edns() -> None:
 
 def test_answer_badvers_notimp_and_garbage() -> None:
     query = dns.message.make_query("db.shop.svc.cluster.local.", "A", use_edns=1)
-    reply = xfr.answer(query, WZ)
+    reply = answer.answer(query, WZ)
     assert reply is not None
     assert dns.message.from_wire(reply).rcode() == dns.rcode.BADVERS
-    notify = xfr.notify_message(CONFIG, 1)
-    reply = xfr.answer(notify, WZ)
+    notify = answer.notify_message(CONFIG, 1)
+    reply = answer.answer(notify, WZ)
     assert reply is not None
     assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTIMP
     garbage = b"\x12\x34\x01\x00\x00\x01" + b"\xff" * 10
-    reply = xfr.answer(garbage, WZ)
+    reply = answer.answer(garbage, WZ)
     assert reply is not None
     assert reply[:2] == b"\x12\x34"
     assert reply[3] & 0xF == 1
-    assert xfr.answer(b"\x00", WZ) is None
+    assert answer.answer(b"\x00", WZ) is None
 
 
 def test_notify_message() -> None:
-    message = xfr.notify_message(CONFIG, 42, id=7)
+    message = answer.notify_message(CONFIG, 42, id=7)
     parsed = dns.message.from_wire(message.to_wire())
     assert parsed.opcode() == dns.opcode.NOTIFY
     assert parsed.id == 7
@@ -342,10 +342,10 @@ def test_property_axfr_and_ixfr_round_trip(records: list[Record], extra: list[Re
                                           serial: int, size: int) -> None:
     old = frozenset(records)
     new = (old - frozenset(records[: len(records) // 3])) | frozenset(extra)
-    wz_old = xfr.WireZone.build(old, CONFIG, serial)
+    wz_old = wire.WireZone.build(old, CONFIG, serial)
     messages = xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"), wz_old, max_size=size)
-    for wire in messages:
-        dns.message.from_wire(wire)
+    for data in messages:
+        dns.message.from_wire(data)
     zone = dns.versioned.Zone(ORIGIN)
     receive(messages, zone, dns.rdatatype.AXFR)
     same(zone, expected_zone(old, serial))
@@ -356,7 +356,7 @@ def test_property_axfr_and_ixfr_round_trip(records: list[Record], extra: list[Re
     same(zone, expected_zone(new, (serial + 1) % 2**32))
     # the applied version (base + overlay), and the same folded into a new base, transfer
     # and answer as a fresh build of ``new`` does
-    fresh = xfr.WireZone.build(new, CONFIG, (serial + 1) % 2**32)
+    fresh = wire.WireZone.build(new, CONFIG, (serial + 1) % 2**32)
     for wz in (wz_new, wz_new.folded()):
         assert len(wz) == len(fresh)
         assert {o: sorted(f) for o, f in wz.owners()} == \
@@ -372,3 +372,85 @@ def test_property_axfr_and_ixfr_round_trip(records: list[Record], extra: list[Re
             if owner and owner.endswith(CONFIG.zone):
                 assert wz.exists(owner) == fresh.exists(owner)
                 assert sorted(wz.fragments_of(owner)) == sorted(fresh.fragments_of(owner))
+
+
+# --------------------------------------------------------------------------- one selection
+
+# Owners from a small pool so records meet: valid relative names, the apex, an in-zone
+# name server (its glue comes from the config), names outside the zone, and names that
+# cannot be published (a label over 63 octets, an empty label, a character needing
+# escapes, upper case that folds onto a valid name).
+SELECTION_CONFIG = ZoneConfig(nameservers=(NameServer("ns1.cluster.local.", "10.0.0.53"),))
+owner_pool = st.sampled_from([
+    "web.shop.svc", "db.shop.svc", "x.db.shop.svc", "@", "ns1", "ns1.cluster.local.",
+    "shop.svc", "elsewhere.example.org.", "1.0.0.10.in-addr.arpa.", "a" * 64 + ".svc",
+    "a..b", "sp ace.svc", "Web.Shop.svc"])
+target_pool = st.sampled_from([
+    "web.shop.svc", "db.shop.svc", "elsewhere.example.org.", "a..b", "x.db.shop.svc",
+    "web.shop.svc.cluster.local."])
+# TTLs vary only where an RRset holds one record (CNAME): one RRset with unequal TTLs
+# (RFC 2181 §5.2) is merged by every reader at the smallest, and an IXFR deleting one of
+# its records cannot say which TTL the rest keeps.
+ttl_pool = st.sampled_from([None, 60])
+mixed_record = st.one_of(
+    st.builds(lambda o, a: Record(o, A, (a,)), owner_pool,
+              st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.300", "10.0.0.53"])),
+    st.builds(lambda o, a: Record(o, AAAA, (a,)), owner_pool,
+              st.sampled_from(["fd00::1", "fd00::zz"])),
+    st.builds(lambda o, t, ttl: Record(o, CNAME, (t,), ttl), owner_pool, target_pool, ttl_pool),
+    st.builds(lambda o, t: Record(o, SRV, (0, 10, 80, t)), owner_pool, target_pool),
+    st.builds(lambda o, t: Record(o, TXT, (t,)), owner_pool, st.sampled_from(["a", 'q"\\'])),
+    st.builds(lambda o: Record(o, 99, ("x",)), owner_pool),  # a type records never carry
+)
+
+
+def file_zone(records: frozenset[Record], serial: int) -> dns.zone.Zone:
+    config = SELECTION_CONFIG
+    return dns.zone.from_text("".join(zonefile.render(records, config, serial)),
+                              config.zone, relativize=True)
+
+
+def axfr_zone(wz: wire.WireZone) -> dns.versioned.Zone:
+    zone = dns.versioned.Zone(ORIGIN)
+    receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"), wz, max_size=400),
+            zone, dns.rdatatype.AXFR)
+    return zone
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.frozensets(mixed_record, max_size=12), min_size=2, max_size=4))
+def test_property_file_axfr_and_ixfr_from_any_version_agree(
+        versions: list[frozenset[Record]]) -> None:
+    """Issue #14: one selection. For versions with invalid, out-of-zone, CNAME-colliding
+    and case-folding owners, the zone file, an AXFR of a fresh build, an AXFR of the first
+    build with every change applied, and an IXFR from every older version (applied by
+    dnspython to that version's file) give the same zone."""
+    config = SELECTION_CONFIG
+    serials = list(range(1, len(versions) + 1))
+    last, serial = versions[-1], serials[-1]
+    expected = file_zone(last, serial)
+    fresh = wire.WireZone.build(last, config, serial)
+    same(axfr_zone(fresh), expected)
+    applied = wire.WireZone.build(versions[0], config, serials[0])
+    journal = []
+    for i in range(1, len(versions)):
+        old, new, s_old, s_new = versions[i - 1], versions[i], serials[i - 1], serials[i]
+        applied = applied.apply(Diff(added=new - old, removed=old - new), s_new)
+        journal.append(xfr.JournalStep(s_old, s_new, old - new, new - old))
+        same(axfr_zone(applied), file_zone(new, s_new))
+    same(axfr_zone(applied.folded()), expected)
+    for start, records in zip(serials[:-1], versions, strict=False):
+        zone = dns.versioned.Zone(ORIGIN)
+        receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"),
+                                  wire.WireZone.build(records, config, start)),
+                zone, dns.rdatatype.AXFR)
+        same(zone, file_zone(records, start))
+        for condense in (False, True):
+            ixfr = xfr.ixfr_response(ixfr_query(start), applied, journal, max_size=400,
+                                     condense=condense)
+            copy = dns.versioned.Zone(ORIGIN)
+            receive(xfr.axfr_response(dns.message.make_query(ORIGIN, "AXFR"),
+                                      wire.WireZone.build(records, config, start)),
+                    copy, dns.rdatatype.AXFR)
+            receive(ixfr, copy, dns.rdatatype.IXFR, serial=start)
+            same(copy, expected)

@@ -1,7 +1,7 @@
 """The clusterset projector: ServiceImports and their MCS EndpointSlices to DNS records.
 
-:func:`records_for_import` is the Multi-Cluster Services DNS specification (KEP-1645
-``specification.md``, schema 1.0.0) rule by rule, as docs/multicluster.md writes it down;
+:func:`records_for_import` is the Multi-Cluster Services DNS specification (KEP-1645's
+DNS specification, schema 1.0.0) rule by rule, as docs/multicluster.md writes it down;
 :func:`records_for_exports` derives the same records from several zonegen sources' exported
 headless Services when no MCS controller exists; :class:`ClustersetProjection` and
 :class:`ExportsProjection` fold changes one at a time into those same functions' results.
@@ -10,8 +10,8 @@ Owners are relative to the clusterset zone
 relative to the cluster domain. Pure: imports only ``model``, ``names``, ``project``,
 ``mcs`` and ``errors`` — no I/O, no clock.
 
-Spec: https://github.com/kubernetes/enhancements/blob/master/keps/sig-multicluster/
-1645-multi-cluster-services-api/specification.md (cited "MCS §").
+Spec: kubernetes/enhancements, keps/sig-multicluster/1645-multi-cluster-services-api,
+the DNS specification there (cited "MCS §"); docs/multicluster.md restates it.
 """
 
 from __future__ import annotations

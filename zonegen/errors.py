@@ -35,8 +35,9 @@ class UnknownSerial(ZonegenError):
     """The requested serial is not in the kept journal."""
 
 
-class TransferRefused(ZonegenError):
-    """A zone transfer was refused."""
+class InvalidOption(InvalidInput):
+    """An option value or a combination of options makes no sense (a usage error: the
+    command line exits 2, as click does for its own checks)."""
 
 
 class StoreError(ZonegenError):

@@ -183,6 +183,14 @@ def in_zone(absolute_name: str, zone: str) -> bool:
     return zone == "." or name == zone or name.endswith("." + zone)
 
 
+def relative_to(absolute_name: str, zone: str) -> str:
+    """``absolute_name`` (lowercase, at or below the lowercase absolute ``zone``) relative
+    to ``zone``: ``@`` for the apex, else the labels below it."""
+    if absolute_name == zone:
+        return "@"
+    return absolute_name[:-1] if zone == "." else absolute_name[:-len(zone) - 1]
+
+
 def wire_length(absolute_name: str) -> int:
     """Octets of an absolute, unescaped text name on the wire: one length octet per label
     plus the root octet, i.e. ``len(text) + 1`` (``"a.b."`` is ``1a1b0``, 5 octets)."""

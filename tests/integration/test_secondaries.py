@@ -37,8 +37,9 @@ from tests.integration.conftest import (
 from zonegen.export import export_zone
 from zonegen.ingest import ingest_files
 from zonegen.model import ZoneConfig
-from zonegen.serve import ServeOptions, ServerThread, StoreFeed, parse_network
+from zonegen.serve import ServeOptions, StoreFeed, parse_network
 from zonegen.store import Store
+from zonegen.testing import ServerThread
 
 pytestmark = [pytest.mark.integration, needs_named, needs_knotd]
 
@@ -96,7 +97,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def serve(store: Store, **options: object) -> ServerThread:
-    opts = ServeOptions(listen=(("127.0.0.1", free_port()),), poll=0.05, **options)  # type: ignore[arg-type]
+    opts = ServeOptions(listen=(("127.0.0.1", 0),), poll=0.05, **options)  # type: ignore[arg-type]
     return ServerThread(opts, StoreFeed(store, [CONFIG])).start()
 
 

@@ -1,0 +1,274 @@
+"""Which records a zone holds: the one selection pass behind the zone file, AXFR and IXFR.
+
+A record is published in ``config.zone`` when its owner, made absolute (relative names
+are below ``config.forward_zone``), is a valid name at or below the zone; its type is one
+records may carry; its target (SRV, CNAME, PTR) is a valid name, and a CNAME does not
+point at its own owner. Then the CNAME rule (RFC 1034 §3.6.2, RFC 2181 §10.1: a CNAME is
+alone at its name, or the zone does not load) keeps the other data at an owner and drops
+its CNAMEs, or of several CNAMEs alone keeps the one with the smallest ``(target, TTL)``.
+docs/RECORDS.md ("Names that cannot be published") says why records are skipped, not
+refused.
+
+:func:`select` is the pass; :func:`cname_alone` is the CNAME rule on one owner's records
+in any form (the wire side keeps them as fragments). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from zonegen.model import AAAA, CNAME, PTR, SRV, TXT, TYPE_NAMES, A, RData, Record, ZoneConfig
+from zonegen.names import in_zone
+
+__all__ = [
+    "PUBLISHED_TYPES",
+    "Selected",
+    "Selection",
+    "ZoneRR",
+    "absolute_name",
+    "cname_alone",
+    "select",
+    "zone_records",
+]
+
+Selected = tuple[str, int, RData, "int | None", str]
+"""A record selected for one zone: ``(owner, rtype, rdata, ttl, target)``, owner and
+``target`` (the last rdata field of SRV/CNAME/PTR made absolute, "" for other types)
+absolute, rdata as given. Plain tuples: building 1M dataclass instances would cost more
+than rendering them (docs/PERFORMANCE.md)."""
+
+ZoneRR = tuple[str, int, RData, "int | None"]
+"""``(owner, rtype, rdata, ttl)`` with owner and rdata names absolute: field order of
+:class:`~zonegen.model.Record`, so ``Record(*rr)`` gives one back."""
+
+PUBLISHED_TYPES = frozenset((A, AAAA, CNAME, PTR, SRV, TXT))
+"""Types a record may carry; SOA and NS come from :class:`ZoneConfig`, never from records."""
+
+# A lowercase absolute name whose labels are 1-63 octets of characters that need no
+# escaping in a master file (RFC 1035 §5.1): letters, digits, hyphen, underscore (SRV
+# owners, RFC 2782). Anything else could not be written without escapes and Kubernetes
+# never produces it; such records are skipped with a warning instead of breaking the zone.
+_ABSOLUTE = re.compile(r"(?:[a-z0-9_-]{1,63}\.)+\Z")
+_MAX_TEXT = 254  # an absolute name of 255 octets on the wire is 254 characters with its dot
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}\Z")  # what ipaddress accepts, ~5x faster
+
+T = TypeVar("T")
+
+
+def absolute_name(name: str, forward_zone: str) -> str | None:
+    """``name`` made absolute (relative names are below ``forward_zone``) and lowercased,
+    or None when the result is not a publishable name: a label empty or over 63 octets, a
+    name over 255 octets on the wire (RFC 1035 §2.3.4), or a character needing escapes."""
+    if name.endswith("."):
+        full = name.lower()
+    elif name in ("", "@"):
+        full = forward_zone
+    else:
+        full = f"{name.lower()}.{forward_zone}" if forward_zone != "." else f"{name.lower()}."
+    if len(full) > _MAX_TEXT or _ABSOLUTE.match(full) is None:
+        return None
+    return full
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The records of one zone (``records``) and those the CNAME rule set aside
+    (``shadowed``): the wire side keeps the latter, so a CNAME comes back when the data
+    beside it goes, exactly as a fresh selection would bring it back."""
+
+    records: list[Selected]
+    shadowed: list[Selected]
+
+
+class _Names:
+    """Per-call caches of name conversions: a 1M-record zone with 300k distinct owners
+    converts each once, and equal names share one ``str`` object afterwards."""
+
+    __slots__ = ("addresses", "forward", "names", "owners", "warnings", "zone")
+
+    def __init__(self, config: ZoneConfig, warnings: list[str] | None) -> None:
+        self.forward = config.forward_zone
+        self.zone = config.zone
+        self.warnings = warnings
+        self.names: dict[str | int, str] = {}  # given -> absolute, "" when invalid
+        self.owners: dict[str, str] = {}  # given -> absolute, "" when not in this zone
+        self.addresses: dict[object, bool] = {}  # A text, (AAAA, text) -> valid
+
+    def address(self, owner: str, rtype: int, text: object) -> bool:
+        try:
+            if rtype == A:
+                if _IPV4.match(str(text)) is None:
+                    raise ValueError(text)
+            else:
+                ipaddress.IPv6Address(str(text))
+            valid = True
+        except ValueError:
+            self.warn(f"{owner}: {text!r} is not an IPv{4 if rtype == A else 6} address; "
+                      "record skipped")
+            valid = False
+        self.addresses[text if rtype == A else (rtype, text)] = valid
+        return valid
+
+    def owner(self, name: str) -> str:
+        full = self.names.get(name)
+        if full is None:
+            full = self.names[name] = absolute_name(name, self.forward) or ""
+        if not full:
+            self.warn(f"{name}: owner is not a valid DNS name (label over 63 octets, name "
+                      "over 255, or a character needing escapes); skipped")
+        elif not in_zone(full, self.zone):
+            full = ""
+        self.owners[name] = full
+        return full
+
+    def target(self, name: str | int) -> str:
+        full = self.names[name] = absolute_name(str(name), self.forward) or ""
+        return full
+
+    def warn(self, message: str) -> None:
+        if self.warnings is not None:
+            self.warnings.append(message)
+
+    def skip(self, owner: str, rtype: int, target: str | int) -> None:
+        """Warn about a record dropped for its type or target (docs/RECORDS.md)."""
+        if rtype not in (SRV, CNAME, PTR):
+            self.warn(f"{owner}: record type {TYPE_NAMES.get(rtype, rtype)} is not "
+                      "published from records; skipped")
+        elif rtype == CNAME and target == owner:
+            self.warn(f"{owner}: CNAME to itself; skipped")
+        else:
+            self.warn(f"{owner}: {TYPE_NAMES[rtype]} target {target!r} is not a valid DNS "
+                      "name; skipped")
+
+
+def cname_alone(owner: str, items: Sequence[T], rtype: Callable[[T], int],
+                order: Callable[[T], tuple[str, int]],
+                warnings: list[str] | None) -> tuple[list[T], list[T]]:
+    """``(kept, set aside)`` of one owner's distinct records under the CNAME rule: other
+    data wins over CNAMEs; of several CNAMEs alone, the smallest ``order`` (target,
+    TTL) stays. ``rtype`` and ``order`` read a record in whatever form it is kept."""
+    cnames = [item for item in items if rtype(item) == CNAME]
+    if not cnames or len(items) == 1:
+        return list(items), []
+    if len(cnames) < len(items):
+        kept = [item for item in items if rtype(item) != CNAME]
+        aside = cnames
+        reason = "CNAME and other data at one name; CNAME skipped"
+    else:
+        first = min(cnames, key=order)
+        kept = [first]
+        aside = [item for item in cnames if item is not first]
+        reason = f"several CNAMEs at one name; all but the one to {order(first)[0]} skipped"
+    if warnings is not None:
+        warnings.append(f"{owner}: {reason}")
+    return kept, aside
+
+
+def select(records: Iterable[Record], config: ZoneConfig, warnings: list[str] | None = None,
+           *, alone: bool = True) -> Selection:
+    """The records of ``config.zone`` among ``records`` (see the module docstring).
+
+    ``alone=False`` skips the CNAME rule: for a change between two versions, which is no
+    zone by itself (the wire side applies the rule to each changed owner's whole set).
+    """
+    names = _Names(config, warnings)
+    owners_get = names.owners.get
+    names_get = names.names.get
+    addresses_get = names.addresses.get
+    out: list[Selected] = []
+    add = out.append
+    cname_owners: set[str] = set()
+    for r in records:
+        owner = owners_get(r.owner)
+        if owner is None:
+            owner = names.owner(r.owner)
+        if not owner:
+            continue
+        rtype = r.rtype
+        rdata = r.rdata
+        if rtype == A:  # the bulk of a Kubernetes zone, with SRV: tested first
+            valid = addresses_get(rdata[0])
+            if valid is None:
+                valid = names.address(owner, A, rdata[0])
+            if valid:
+                add((owner, A, rdata, r.ttl, ""))
+        elif rtype in (SRV, CNAME, PTR):
+            given = rdata[-1]
+            target = names_get(given)
+            if target is None:
+                target = names.target(given)
+            if target and not (rtype == CNAME and target == owner):
+                add((owner, rtype, rdata, r.ttl, target))
+                if rtype == CNAME:
+                    cname_owners.add(owner)
+            else:
+                names.skip(owner, rtype, target or given)
+        elif rtype == AAAA:
+            valid = addresses_get((AAAA, rdata[0]))
+            if valid is None:
+                valid = names.address(owner, AAAA, rdata[0])
+            if valid:
+                add((owner, AAAA, rdata, r.ttl, ""))
+        elif rtype == TXT:
+            add((owner, TXT, rdata, r.ttl, ""))
+        else:
+            names.skip(owner, rtype, "")
+    if not alone or not cname_owners:
+        return Selection(out, [])
+    return _apply_cname_rule(out, cname_owners, config, warnings)
+
+
+def _apply_cname_rule(out: list[Selected], cname_owners: set[str], config: ZoneConfig,
+                      warnings: list[str] | None) -> Selection:
+    """:func:`cname_alone` at every owner holding a CNAME; the rest left in order. Records
+    equal once published (TTL resolved, target absolute) count as one."""
+
+    def key(rr: Selected) -> tuple[int, RData, int]:
+        rdata = (*rr[2][:-1], rr[4]) if rr[4] else rr[2]
+        return rr[1], rdata, config.ttl if rr[3] is None else rr[3]
+
+    at: dict[str, dict[tuple[int, RData, int], Selected]] = {o: {} for o in cname_owners}
+    for owner, rr in _config_data(config):  # SOA, NS and glue: other data too
+        if owner in at:
+            at[owner][key(rr)] = rr
+    for rr in out:
+        group = at.get(rr[0])
+        if group is not None:
+            group.setdefault(key(rr), rr)
+    shadowed: list[Selected] = []
+    for owner in sorted(cname_owners):
+        _, aside = cname_alone(owner, list(at[owner].values()), _rtype,
+                               lambda rr: (rr[4], key(rr)[2]), warnings)
+        shadowed.extend(rr for rr in aside if rr[1] == CNAME)
+    if not shadowed:
+        return Selection(out, [])
+    dropped = {(rr[0], key(rr)) for rr in shadowed}
+    return Selection([rr for rr in out if rr[0] not in cname_owners
+                      or (rr[0], key(rr)) not in dropped], shadowed)
+
+
+def _config_data(config: ZoneConfig) -> list[tuple[str, Selected]]:
+    """Stand-ins for the records :class:`ZoneConfig` puts in the zone (SOA at the apex,
+    glue A/AAAA at in-zone name servers): a CNAME there is beside other data."""
+    out: list[tuple[str, Selected]] = [(config.zone, (config.zone, 6, ("",), None, ""))]
+    out += [(ns.name, (ns.name, AAAA if ":" in ns.address else A, (ns.address,), None, ""))
+            for ns in config.nameservers if ns.address and in_zone(ns.name, config.zone)]
+    return out
+
+
+def _rtype(rr: Selected) -> int:
+    return rr[1]
+
+
+def zone_records(records: Iterable[Record], config: ZoneConfig,
+                 warnings: list[str] | None = None) -> list[ZoneRR]:
+    """The records of ``config.zone`` as ``(owner, rtype, rdata, ttl)``, every name in
+    them absolute (targets replace the given last rdata field)."""
+    return [(owner, rtype, (*rdata[:-1], target) if target else rdata, ttl)
+            for owner, rtype, rdata, ttl, target in select(records, config, warnings).records]

@@ -1,0 +1,134 @@
+"""The store side of ``zonegen serve``: keeps a :class:`ZoneSet` level with the stored
+zone versions (blocking; runs in worker threads, never on the event loop)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from zonegen.clock import Clock
+from zonegen.errors import InvalidInput
+from zonegen.model import ZoneConfig
+from zonegen.serve.zoneset import ZoneSet, steps_from
+from zonegen.xfr import JournalStep
+
+if TYPE_CHECKING:
+    from zonegen.runner import ProjectionRunner
+    from zonegen.store import Store
+
+log = logging.getLogger("zonegen")
+
+
+class StoreFeed:
+    """Keeps a :class:`ZoneSet` level with the zone versions in the store. Blocking:
+    called from a worker thread, never from the event loop.
+
+    Another process (``zonegen watch``, ``ingest``) commits versions; :meth:`refresh`
+    notices them with two cheap reads (newest version, and newest event against the
+    projection checkpoint) and applies their stored differences. Events nobody has
+    projected for a whole poll interval (``ingest --no-project``) are projected here;
+    waiting one interval first lets a running ``zonegen watch`` project its own events
+    without two projectors racing for the checkpoint (``commit_version`` is a
+    compare-and-set; the loser reloads its projection, which is costly for big zones).
+    """
+
+    def __init__(self, store: Store, configs: Sequence[ZoneConfig], *, project: bool = True,
+                 clock: Clock = time.time, max_versions: int = 1000,
+                 max_records: int = 500_000) -> None:
+        if not configs:
+            raise InvalidInput("no zone to serve")
+        self.store = store
+        self.configs = tuple(configs)
+        self.project = project
+        self.clock = clock
+        self.max_versions = max_versions
+        self.max_records = max_records
+        self._runner: ProjectionRunner | None = None
+        self._stalled_at: int | None = None  # checkpoint seen with events pending
+
+    def _catch_up(self) -> None:
+        from zonegen.runner import ProjectionRunner
+
+        if self._runner is None:
+            self._runner = ProjectionRunner(self.store, clock=self.clock)
+        # The runner reloads itself when another projector moved ahead, and starts from
+        # the store again after any failed commit.
+        self._runner.catch_up()
+
+    def project_pending(self, force: bool = False) -> None:
+        """Project events nobody else projected for one poll interval (or now, with
+        ``force``)."""
+        if not self.project and not force:
+            return
+        done = self.store.max_tracking_seq()
+        if self.store.max_event_seq() <= done:
+            self._stalled_at = None
+            return
+        if force or self._stalled_at == done:
+            self._stalled_at = None
+            self._catch_up()
+        else:
+            self._stalled_at = done
+
+    def load(self) -> ZoneSet | None:
+        """The zones as of the newest stored version (projecting pending events first,
+        unless a watcher projects them); None while no version is stored: then nothing is
+        served (no zone made up from an empty or half-listed log, docs/DESIGN.md).
+
+        :raises StoreError: the store cannot be read.
+        """
+        started = time.perf_counter()
+        if self.project:
+            self.project_pending(force=True)
+        version = self.store.latest_version()
+        if version is None:
+            return None
+        records = self.store.records_at(version.version_id)
+        zones = ZoneSet.build(self.configs, records, version.serial, version.version_id)
+        log.info("loaded %s serial %d: %d records in %.0f ms",
+                 ", ".join(c.zone for c in self.configs), version.serial, len(records),
+                 (time.perf_counter() - started) * 1000)
+        return zones
+
+    def refresh(self, current: ZoneSet | None) -> ZoneSet | None:
+        """``current`` advanced to the newest stored version, or None when it is current
+        (or nothing is stored yet). Falls back to :meth:`load` when ``current`` is None
+        (the first version) or the store's history no longer continues from it
+        (projection reset, or compacted past it).
+
+        :raises StoreError: the store cannot be read.
+        """
+        self.project_pending()
+        latest = self.store.latest_version()
+        if latest is None or (current is not None and latest.version_id == current.version_id):
+            return None
+        if current is None:
+            return self.load()
+        if latest.version_id > current.version_id:
+            versions = self.store.journal(current.version_id, latest.version_id)
+            if versions and versions[0].previous_serial == current.serial and all(
+                    jv.previous_serial is not None for jv in versions):
+                return current.advance(steps_from(versions), self.max_versions,
+                                       self.max_records)
+        log.warning("zone history does not continue from serial %d (reset or compacted); "
+                    "reloading", current.serial)
+        return self.load()
+
+    def older_steps(self, serial: int, current: ZoneSet) -> list[JournalStep] | None:
+        """The stored steps from ``serial`` to ``current``, for a client older than the
+        in-memory journal; None when the store does not have them either, or they hold
+        more records than the journal limit (then a full transfer is cheaper)."""
+        version = self.store.get_version(serial)
+        if version is None or version.version_id >= current.version_id:
+            return None
+        versions = self.store.journal(version.version_id, current.version_id)
+        if sum(len(v.added) + len(v.removed) for v in versions) > self.max_records:
+            return None
+        steps = [step for _, step in steps_from(versions)]
+        if not steps or steps[0].from_serial != serial or steps[-1].to_serial != current.serial:
+            return None
+        return steps
+
+

@@ -1,0 +1,420 @@
+"""The asyncio shell of ``zonegen serve``: UDP and TCP listeners, TCP framing, idle
+timeouts, connection and transfer caps, the store poll and NOTIFY. Every reply comes from
+:class:`~zonegen.serve.responder.Responder`; this module only moves bytes.
+
+Why asyncio and not a thread per connection: transfers to slow or stalled secondaries
+must not hold anything another client needs, and an event loop makes per-read/per-write
+idle timeouts, connection and transfer caps and a clean shutdown simple and cheap. Work
+that blocks (store reads, projecting, re-encoding, cold AXFR message joins) runs in a
+small thread pool, so the loop keeps answering queries meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import dns.rcode
+import dns.rdatatype
+
+from zonegen import wire, xfr
+from zonegen.clock import Clock
+from zonegen.errors import ZonegenError
+from zonegen.serve.feed import StoreFeed
+from zonegen.serve.notify import Notifier
+from zonegen.serve.options import HostPort, ServeOptions
+from zonegen.serve.responder import Outcome, Responder, Transfer
+from zonegen.serve.zoneset import ZoneSet
+
+log = logging.getLogger("zonegen")
+
+_WRITE_BUFFER = 1 << 20  # bytes a TCP connection may have queued before we wait
+_UDP_RECEIVE_BUFFER = 4 << 20  # SO_RCVBUF asked for: a burst of queries is queued, not lost
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: past rmem_max, if privileged
+
+
+class ServeError(ZonegenError):
+    """The DNS server cannot start."""
+
+
+
+@dataclass
+class ServeReport:
+    """Totals for the command's last line."""
+
+    queries: int = 0
+    transfers: int = 0
+    refused: int = 0
+    dropped: int = 0
+    unloaded: int = 0  # SERVFAIL answers given before the first stored version
+    versions: int = 0
+    serial: int | None = None
+    zones: tuple[str, ...] = ()
+    addresses: list[HostPort] = field(default_factory=list)
+
+    def summary(self) -> str:
+        upto = (f"up to serial {self.serial}" if self.serial is not None
+                else "(no zone version was ever stored)")
+        early = (f", {self.unloaded} SERVFAIL before the first version"
+                 if self.unloaded else "")
+        return (f"served {', '.join(self.zones)} {upto}: "
+                f"{self.queries} queries, {self.transfers} transfers, {self.refused} "
+                f"refused, {self.dropped} dropped{early}; {self.versions} new versions")
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # CPython's selector transport does not subclass DatagramTransport: cast.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        reply = self.server.handle_datagram(data, addr)
+        if reply and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+
+class Server:
+    """The asyncio server: UDP and TCP listeners on every address, the store poll, and
+    NOTIFY. ``source`` (a :class:`StoreFeed`) loads and refreshes the zones; without
+    one, pass ``zones`` and call :meth:`publish` (benchmarks)."""
+
+    def __init__(self, options: ServeOptions, source: StoreFeed | None = None, *,
+                 zones: ZoneSet | None = None, clock: Clock = time.time) -> None:
+        if source is None and zones is None:
+            raise ValueError("Server needs a source or zones")
+        self.options = options
+        self.source = source
+        self.zones: ZoneSet | None = zones
+        configs = source.configs if source is not None else [
+            wz.config for wz in zones.zones.values()] if zones is not None else []
+        self.responder = Responder(options, clock, [c.zone for c in configs])
+        self.report = ServeReport()
+        self.addresses: list[HostPort] = []
+        self.notifier = Notifier(options.notify, options.keys[0] if options.keys else None,
+                                  options.notify_attempts, options.notify_timeout)
+        self._pool = ThreadPoolExecutor(max_workers=max(2, options.max_transfers + 1),
+                                        thread_name_prefix="zonegen-serve")
+        self._transfers = 0
+        self._connections: set[asyncio.Task[None]] = set()
+        self._servers: list[asyncio.Server] = []
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load the zones, bind every address (UDP and TCP on the same port; port 0
+        picks a free one), start polling, NOTIFY the current serial.
+
+        :raises ServeError: an address cannot be bound.
+        :raises StoreError: the store cannot be read.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        if self.zones is None and self.source is not None:
+            self.zones = await self._loop.run_in_executor(self._pool, self.source.load)
+        zones = self.zones
+        self.report.zones = tuple(str(z) for z in self.responder.served)
+        self.report.serial = zones.serial if zones is not None else None
+        try:
+            for host, port in self.options.listen:
+                self.addresses.append(await self._bind(host, port))
+        except BaseException:
+            await self.aclose()
+            raise
+        self.report.addresses = list(self.addresses)
+        if self.source is not None:
+            self._tasks.append(self._loop.create_task(self._poll()))
+        listening = ", ".join(where(h, p) for h, p in self.addresses)
+        if zones is None:
+            log.warning("no zone version stored yet: answering SERVFAIL for %s on %s "
+                        "until the first one", ", ".join(self.report.zones), listening)
+            return
+        self.notifier.notify(zones)
+        log.info("serving %s serial %d on %s", ", ".join(self.report.zones), zones.serial,
+                 listening)
+
+    async def _bind(self, host: str, port: int) -> HostPort:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        last: OSError | None = None
+        for _ in range(20 if port == 0 else 1):  # port 0: find one free for both
+            tcp: asyncio.Server | None = None
+            try:
+                tcp = await asyncio.start_server(self._tcp_client, host, port, family=family,
+                                                 backlog=128, reuse_address=True)
+                bound = tcp.sockets[0].getsockname()[1]
+                udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _Udp(self), local_addr=(host, bound), family=family)
+            except OSError as e:
+                last = e
+                if tcp is not None:
+                    tcp.close()
+                    await tcp.wait_closed()
+                continue
+            _grow_receive_buffer(udp.get_extra_info("socket"), _UDP_RECEIVE_BUFFER)
+            self._servers.append(tcp)
+            self._udp.append(udp)
+            return host, bound
+        raise ServeError(f"cannot listen on {where(host, port)}: "
+                         f"{last.strerror if last is not None and last.strerror else last}")
+
+    async def aclose(self) -> None:
+        """Stop listening, cancel polls, NOTIFYs and transfers, release the pool."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for srv in self._servers:
+            srv.close()
+        for udp in self._udp:
+            udp.close()
+        for conn in list(self._connections):
+            conn.cancel()
+        for conn in list(self._connections):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await conn
+        for srv in self._servers:
+            with contextlib.suppress(Exception):
+                await srv.wait_closed()
+        await self.notifier.aclose()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def current(self) -> ZoneSet:
+        """The zones served now (after :meth:`start`, once a version is stored)."""
+        if self.zones is None:
+            raise RuntimeError("no zones loaded")
+        return self.zones
+
+    def wake(self) -> None:
+        """Poll the store now (thread-safe): ``serve --watch`` calls it on each commit."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # ----------------------------------------------------------------- new versions
+
+    async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
+        wake = self._wake or asyncio.Event()
+        source = self.source
+        if source is None:
+            return
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.options.poll)
+            wake.clear()
+            current = self.zones
+            started = time.perf_counter()
+            try:
+                new = await loop.run_in_executor(self._pool, source.refresh, current)
+            except ZonegenError as e:
+                log.warning("cannot refresh the zone: %s", e)
+                continue
+            except Exception:
+                log.exception("cannot refresh the zone")
+                continue
+            if new is not None:
+                if current is None:
+                    log.info("first zone version: serial %d", new.serial)
+                else:
+                    log.info("serial %d -> %d (%d versions) in %.1f ms", current.serial,
+                             new.serial, max(0, new.version_id - current.version_id),
+                             (time.perf_counter() - started) * 1000)
+                await self.publish(new)
+
+    async def publish(self, zones: ZoneSet) -> None:
+        """Serve ``zones`` from now on (transfers under way keep theirs) and NOTIFY."""
+        old = self.zones
+        self.zones = zones
+        self.report.serial = zones.serial
+        if old is None or old.serial != zones.serial:
+            self.report.versions += 1
+            self.notifier.notify(zones)
+
+    # ----------------------------------------------------------------- UDP
+
+    def handle_datagram(self, data: bytes, addr: Any) -> bytes | None:
+        """One UDP request; never raises (a bad packet must not stop the server)."""
+        try:
+            outcome = self.responder.respond(data, addr[0], self.zones, tcp=False)
+            if outcome is None or isinstance(outcome, Transfer):
+                self.report.dropped += 1
+                return None
+            self._account(outcome, addr)
+            return outcome.messages[0] if outcome.messages else None
+        except Exception:  # noqa: BLE001
+            log.debug("dropped a UDP packet from %s", addr[0], exc_info=True)
+            self.report.dropped += 1
+            return None
+
+    def _account(self, outcome: Outcome, addr: Any) -> None:
+        if outcome.kind == "unloaded":
+            self.report.unloaded += 1
+        elif outcome.kind in ("refused", "tsig"):
+            self.report.refused += 1
+            log.warning("%s: %s %s", where(addr[0], addr[1]), outcome.zone, outcome.reason)
+        elif outcome.kind == "IXFR/UDP":
+            self.report.transfers += 1
+            log.info("IXFR/UDP to %s: %s serial %d, %d records, %d bytes",
+                     where(addr[0], addr[1]), outcome.zone, outcome.serial or 0,
+                     sum(map(wire.ancount, outcome.messages)), sum(map(len, outcome.messages)))
+        else:
+            self.report.queries += 1
+
+    # ----------------------------------------------------------------- TCP
+
+    async def _tcp_client(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            return
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        if len(self._connections) >= self.options.max_connections:
+            log.warning("%s: too many TCP connections (%d); closing", where(*peer[:2]),
+                        len(self._connections))
+            writer.close()
+            return
+        self._connections.add(task)
+        try:
+            await self._tcp_session(reader, writer, peer)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError) as e:
+            log.debug("TCP session with %s ended: %r", where(*peer[:2]), e, exc_info=True)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("TCP session with %s failed", where(*peer[:2]))
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _tcp_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           peer: Any) -> None:
+        """Requests in turn on one connection (RFC 7766 §6.2.1), each 2-octet length
+        framed (RFC 1035 §4.2.2); every read and write bounded by ``idle_timeout``."""
+        idle = self.options.idle_timeout
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readexactly(2), idle)
+            except asyncio.IncompleteReadError:
+                return
+            (length,) = struct.unpack("!H", head)
+            wire = await asyncio.wait_for(reader.readexactly(length), idle)
+            try:
+                outcome = self.responder.respond(wire, peer[0], self.zones, tcp=True)
+            except Exception:  # noqa: BLE001 - a query we cannot handle: drop the connection
+                log.debug("failed on a TCP request from %s", peer[0], exc_info=True)
+                self.report.dropped += 1
+                return
+            if outcome is None:
+                self.report.dropped += 1
+                continue
+            if isinstance(outcome, Outcome):
+                self._account(outcome, peer)
+                await self._send(writer, outcome.messages)
+                continue
+            await self._transfer(writer, outcome, peer)
+
+    async def _transfer(self, writer: asyncio.StreamWriter, transfer: Transfer,
+                        peer: Any) -> None:
+        loop = asyncio.get_running_loop()
+        q = transfer.query.question[0]
+        peer_at = where(peer[0], peer[1])
+        if self._transfers >= self.options.max_transfers:
+            log.warning("%s: %s of %s refused: %d transfers already running", peer_at,
+                        dns.rdatatype.to_text(q.rdtype), q.name, self._transfers)
+            self.report.refused += 1
+            await self._send(writer, [xfr.error_response(transfer.query, dns.rcode.SERVFAIL)])
+            return
+        self._transfers += 1
+        try:
+            started = time.perf_counter()
+            older = self.source.older_steps if self.source is not None else None
+            kind, messages = await loop.run_in_executor(
+                self._pool, self.responder.prepare, transfer, older)
+            await self._send(writer, messages)
+            ms = (time.perf_counter() - started) * 1000
+        finally:
+            self._transfers -= 1
+        self.report.transfers += 1
+        records = sum(map(wire.ancount, messages))
+        size = sum(map(len, messages)) + 2 * len(messages)
+        rcode = wire.rcode(messages[0]) if messages else 0
+        if rcode:
+            log.warning("%s: %s of %s answered %s", peer_at, kind, q.name,
+                        dns.rcode.to_text(dns.rcode.Rcode(rcode)))
+        signed = f", TSIG {transfer.key.name}" if transfer.key is not None else ""
+        log.info("%s to %s: %s serial %d, %d records, %d messages, %d bytes, %.1f ms%s",
+                 kind, peer_at, transfer.wirezone.config.zone, transfer.wirezone.serial,
+                 records, len(messages), size, ms, signed)
+
+    async def _send(self, writer: asyncio.StreamWriter, messages: Sequence[bytes]) -> None:
+        """Write length-framed messages (RFC 1035 §4.2.2), pausing whenever more than
+        1 MB is buffered until the peer has read some. A peer that reads nothing for
+        ``idle_timeout`` is hung up on: a stalled reader costs one buffer and one task,
+        never a thread or another client's turn; a slow but steady one is served."""
+        transport = writer.transport
+        transport.set_write_buffer_limits(high=_WRITE_BUFFER)
+        pack = struct.Struct("!H").pack
+        for message in messages:
+            writer.write(pack(len(message)) + message)
+            if transport.get_write_buffer_size() > _WRITE_BUFFER:
+                await self._drain(writer)
+        await self._drain(writer)
+
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        transport = writer.transport
+        while True:
+            before = transport.get_write_buffer_size()
+            try:
+                await asyncio.wait_for(writer.drain(), self.options.idle_timeout)
+                return
+            except TimeoutError:
+                if transport.get_write_buffer_size() >= before:
+                    raise  # no progress for a whole idle period
+
+
+def _grow_receive_buffer(sock: Any, size: int) -> None:
+    """Ask for a ``size`` receive buffer on a UDP socket. The kernel default (Linux:
+    ``net.core.rmem_default``, ~208 KB) holds only a few hundred small datagrams (each
+    is charged its whole buffer, ~1 KB), and the kernel silently drops whatever arrives
+    while it is full: one burst of queries arriving faster than we answer them then
+    costs every client whose query lands in that window its first try, though we would
+    have answered it a moment later. ``SO_RCVBUFFORCE`` goes past ``net.core.rmem_max``
+    when we may (CAP_NET_ADMIN); otherwise the kernel caps ``SO_RCVBUF`` there."""
+    if sock is None:
+        return
+    for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            break
+        except OSError:
+            continue
+    with contextlib.suppress(OSError):
+        log.debug("UDP receive buffer on %s: %d bytes", sock.getsockname(),
+                  sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
+def where(host: str, port: int) -> str:
+    return f"{host}#{port}"
+

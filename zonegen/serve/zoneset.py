@@ -1,0 +1,102 @@
+"""The zones served at one moment: an immutable snapshot plus the in-memory IXFR journal."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import dns.name
+
+from zonegen.model import Diff, Record, ZoneConfig
+from zonegen.serial import MODULUS
+from zonegen.wire import WireZone
+from zonegen.xfr import JournalStep
+
+if TYPE_CHECKING:
+    from zonegen.store import JournalVersion
+
+log = logging.getLogger("zonegen")
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSet:
+    """Every served zone at one serial, with the recent IXFR journal: immutable.
+
+    A transfer takes a reference to the ZoneSet current when it starts and reads only
+    from it, so it sends one consistent version however many are committed meanwhile
+    (RFC 5936 §2.2: an AXFR is a snapshot of one serial). Journal steps hold plain
+    records of the log (relative names), shared by all zones: each zone's encoder keeps
+    only its own records (:class:`JournalStep`)."""
+
+    version_id: int
+    serial: int
+    zones: Mapping[dns.name.Name, WireZone]
+    journal: tuple[JournalStep, ...] = ()
+
+    @classmethod
+    def build(cls, configs: Sequence[ZoneConfig], records: Iterable[Record], serial: int,
+              version_id: int = 0) -> ZoneSet:
+        """Encode every zone once from the full record set."""
+        recs = records if isinstance(records, (list, tuple, set, frozenset)) else list(records)
+        warnings: list[str] = []
+        zones = {dns.name.from_text(c.zone): WireZone.build(recs, c, serial, warnings)
+                 for c in configs}
+        for message in dict.fromkeys(warnings):
+            log.warning("%s", message)
+        return cls(version_id, serial % MODULUS, zones)
+
+    def advance(self, steps: Sequence[tuple[int, JournalStep]], max_versions: int,
+                max_records: int) -> ZoneSet:
+        """The next ZoneSet: each ``(version_id, step)`` applied in order to every zone
+        with ``WireZone.apply`` (a copy of the owner dict plus the changed records), the
+        journal extended and trimmed to the newest ``max_versions`` steps holding at most
+        ``max_records`` records."""
+        zones = dict(self.zones)
+        version_id = self.version_id
+        serial = self.serial
+        journal = list(self.journal)
+        for vid, step in steps:
+            diff = Diff(frozenset(step.added), frozenset(step.removed))
+            zones = {name: wz.apply(diff, step.to_serial) for name, wz in zones.items()}
+            version_id = vid
+            serial = step.to_serial % MODULUS
+            journal.append(step)
+        kept: list[JournalStep] = []
+        total = 0
+        for step in reversed(journal):
+            size = len(step.added) + len(step.removed)
+            if len(kept) >= max_versions or total + size > max_records:
+                break
+            kept.append(step)
+            total += size
+        return ZoneSet(version_id, serial, zones, tuple(reversed(kept)))
+
+    def find(self, qname: dns.name.Name) -> WireZone | None:
+        """The served zone holding ``qname`` (the closest enclosing apex), or None."""
+        name = qname
+        while True:
+            wz = self.zones.get(name)
+            if wz is not None:
+                return wz
+            if len(name) <= 1:
+                return None
+            name = name.parent()
+
+    @property
+    def primary(self) -> WireZone:
+        return next(iter(self.zones.values()))
+
+    def covers(self, serial: int) -> bool:
+        """Whether the in-memory journal starts at or before ``serial``."""
+        return any(s.from_serial % MODULUS == serial for s in self.journal)
+
+
+def steps_from(versions: Sequence[JournalVersion]) -> list[tuple[int, JournalStep]]:
+    """``(version_id, JournalStep)`` for stored versions that have a predecessor."""
+    return [(jv.version.version_id,
+             JournalStep(jv.previous_serial, jv.version.serial, jv.removed, jv.added))
+            for jv in versions if jv.previous_serial is not None]
+
+
