@@ -51,6 +51,7 @@ from zonegen import xfr
 from zonegen.clock import Clock
 from zonegen.errors import InvalidInput, StoreError, ZonegenError
 from zonegen.model import Diff, Record, ZoneConfig
+from zonegen.quickanswer import quick_answer
 from zonegen.xfr import JournalStep, WireZone
 
 if TYPE_CHECKING:
@@ -616,6 +617,10 @@ class Responder:
                 ) -> Outcome | Transfer | None:
         """The reply to ``wire`` from ``peer``; a :class:`Transfer` for AXFR/IXFR over
         TCP that passed the ACL and TSIG checks."""
+        # plain queries (no TSIG, no EDNS option) from the zones' wire fragments
+        reply = quick_answer(wire, zones.zones, self.options.udp_payload, tcp=tcp)
+        if reply is not None:
+            return Outcome([reply])
         parsed = self.parse(wire)
         if not isinstance(parsed, dns.message.Message):
             return parsed
