@@ -117,20 +117,66 @@ def quick_answer(wire: bytes, zones: Mapping[Any, WireZone] | Iterable[WireZone]
         opt = b""
     owner = b".".join(labels).decode("ascii") + "." if labels else "."
 
-    wz = _closest(owner, zones)
-    out = bytearray(wire[:qend])
+    values = zones.values() if isinstance(zones, Mapping) else zones
+    wz = _closest(owner, values)
+    question = wire[12:qend]
+    rd = flags & _RD
     if wz is None:  # not ours, and we do not recurse (as Responder.respond)
-        _HEADER.pack_into(out, 0, qid, _QR | (flags & _RD) | _REFUSED, 1, 0, 0, int(edns))
-        return bytes(out + opt)
-    return _Reply(wz, owner, labels, qtype, out, flags & _RD, qid).render(opt, limit)
+        return b"".join((_HEADER.pack(qid, _QR | rd | _REFUSED, 1, 0, 0, int(edns)),
+                         question, opt))
+    key = (owner, qtype, limit, opt)
+    answers = _CACHE.get(wz)
+    if answers is None:
+        answers = _CACHE.answers_of(wz, values)
+    body = answers.get(key)
+    if body is None:
+        body = _Reply(wz, owner, labels, qtype).render(len(opt), limit)
+        if body is None:
+            return None
+        if len(answers) >= _CACHE_ENTRIES:
+            answers.clear()
+        answers[key] = body
+    bits, an, ns, ar, records, tail = body
+    head = _HEADER.pack(qid, bits | rd, 1, an, ns, ar + (1 if opt else 0))
+    if len(records) > 1:
+        k = next(_rotation) % len(records)
+        return b"".join((head, question, *records[k:], *records[:k], tail, opt))
+    return b"".join((head, question, *records, tail, opt))
 
 
-def _closest(owner: str, zones: Mapping[Any, WireZone] | Iterable[WireZone]
-             ) -> WireZone | None:
+_Body = tuple[int, int, int, int, tuple[bytes, ...], bytes]
+"""A reply without its header's id and RD, its question and OPT: flags (QR, AA, TC,
+rcode), answer, authority and additional counts (OPT not counted), the answer's records
+(each on its own when their order may rotate: they hold no compression target), then the
+authority and additional sections joined. It depends on the question only through the
+lowercase name (compression pointers and lengths do not see case), so one serves every
+query for that name, type, size limit and OPT."""
+
+_CACHE_ENTRIES = 50_000  # bodies kept per zone version (~15 MB at most), then start over
+
+
+class _Cache(dict[WireZone, dict[tuple[str, int, int, bytes], _Body]]):
+    """Rendered bodies per zone version. A WireZone never changes, so its bodies stay
+    right for its life; a new version (another object) starts empty, and bodies of
+    versions no longer served are dropped when the first query meets a new one."""
+
+    def answers_of(self, wz: WireZone, served: Iterable[WireZone]
+                   ) -> dict[tuple[str, int, int, bytes], _Body]:
+        keep = {id(z) for z in served}
+        for old in [z for z in self if id(z) not in keep]:
+            del self[old]
+        answers = self[wz] = {}
+        return answers
+
+
+_CACHE = _Cache()
+
+
+def _closest(owner: str, zones: Iterable[WireZone]) -> WireZone | None:
     """The served zone with the longest apex at or above ``owner`` (ZoneSet.find)."""
     best: WireZone | None = None
     best_len = -1
-    for wz in zones.values() if isinstance(zones, Mapping) else zones:
+    for wz in zones:
         zone = wz.config.zone
         n = len(zone)
         if n <= best_len:
@@ -161,18 +207,14 @@ class _Reply:
     """One reply under construction: the output so far (header placeholder, question,
     then records) and dnspython's compression table, built as dnspython builds it."""
 
-    __slots__ = ("an", "ar", "flags", "labels", "out", "owner", "qid", "qtype", "table",
-                 "wz", "zoff", "zone_wire")
+    __slots__ = ("ar", "labels", "out", "owner", "qtype", "table", "wz", "zoff",
+                 "zone_wire")
 
-    def __init__(self, wz: WireZone, owner: str, labels: list[bytes], qtype: int,
-                 out: bytearray, rd: int, qid: int) -> None:
+    def __init__(self, wz: WireZone, owner: str, labels: list[bytes], qtype: int) -> None:
         self.wz = wz
         self.owner = owner
         self.labels = labels
         self.qtype = qtype
-        self.out = out
-        self.flags = _QR | _AA | rd
-        self.qid = qid
         zone = wz.config.zone
         # octets of the question name's labels below the zone (= its text length there)
         self.zoff = len(owner) if zone == "." else len(owner) - len(zone)
@@ -180,8 +222,12 @@ class _Reply:
             self.zoff = 0
         self.zone_wire = (b"".join(bytes((len(x),)) + x for x in labels) + b"\x00")[self.zoff:]
         self.table: dict[bytes, int] | None = None
-        self.an = 0
         self.ar = 0
+        self.out = bytearray(12 + len(self.question_wire()) + 4)
+
+    def question_wire(self) -> bytes:
+        """The question name, lowercase: what compression and lengths see of it."""
+        return b"".join(bytes((len(x),)) + x for x in self.labels) + b"\x00"
 
     # ---------------------------------------------------------------- compression
 
@@ -279,27 +325,31 @@ class _Reply:
 
     # ---------------------------------------------------------------- the answer
 
-    def render(self, opt: bytes, limit: int) -> bytes | None:
+    def render(self, optlen: int, limit: int) -> _Body | None:
+        """The body of the reply (see :data:`_Body`), or None to leave it to dnspython.
+        ``optlen``: octets of our OPT record, 0 without."""
         wz, qtype = self.wz, self.qtype
         apex = self.zoff == 0
         frags = wz.blob_of(self.owner)
         plen = self.zoff + 2
         ttl, rdatas = self._rrset(frags, plen, qtype, wz.soa if apex else None)
         rcode = _NOERROR
+        out = self.out
+        start = len(out)
+        records: list[bytes] = []
         nscount = 0
         if rdatas:
-            n = len(rdatas)
-            if n > 1:
-                k = next(_rotation) % n
-                ordered = rdatas[k:] + rdatas[:k]
-            else:
-                ordered = rdatas
-            for rdata in ordered:
+            ends = []
+            for rdata in rdatas:
                 self._write(None, qtype, ttl, rdata)
-            self.an = n
-            an_end = len(self.out)
+                ends.append(len(out))
+            an_end = len(out)
             if qtype in _TARGETS:
                 self._additional(rdatas, _TARGETS[qtype])
+            if qtype in _COMPRESSED or qtype == _SOA:  # later names may point into earlier
+                records = [bytes(out[start:an_end])]
+            else:
+                records = [bytes(out[a:b]) for a, b in zip([start, *ends], ends, strict=False)]
         else:
             if frags and qtype != _CNAME and self._rrset(frags, plen, _CNAME)[1]:
                 return None  # a CNAME to follow: the dnspython path does
@@ -310,21 +360,21 @@ class _Reply:
             self._put_name(self.zone_wire)
             self._write_soa_rest(min(soa_ttl, wz.config.minimum), soa_rdata)
             nscount = 1
-            an_end = len(self.out)
-        out = self.out
-        flags = self.flags | rcode
-        if len(out) + len(opt) > limit:
+            an_end = len(out)
+        bits = _QR | _AA | rcode
+        ancount = len(rdatas)
+        arcount = self.ar
+        if len(out) + optlen > limit:
             # RFC 2181 §9: drop the additional section; if still too big, TC and empty
             del out[an_end:]
-            self.ar = 0
-            if len(out) + len(opt) > limit:
-                del out[_question_end(out):]
-                self.an = nscount = 0
-                flags |= _TC
-        _HEADER.pack_into(out, 0, self.qid, flags, 1, self.an, nscount,
-                          self.ar + (1 if opt else 0))
-        out += opt
-        return bytes(out)
+            arcount = 0
+            if len(out) + optlen > limit:
+                del out[start:]
+                records = []
+                ancount = nscount = 0
+                bits |= _TC
+        tail = bytes(out[start + sum(map(len, records)):])
+        return bits, ancount, nscount, arcount, tuple(records), tail
 
     def _write_soa_rest(self, ttl: int, rdata: bytes) -> None:
         """Type onwards of an SOA record whose owner was just written."""
@@ -368,5 +418,3 @@ class _Reply:
                 self.ar += len(found)
 
 
-def _question_end(out: bytearray) -> int:
-    return _name_end(out, 12) + 4
