@@ -309,4 +309,11 @@ def test_property_quick_answer_equals_dnspython(records: list[Record], added: li
         event(f"rcode {parsed.rcode()} tc {bool(parsed.flags & dns.flags.TC)} "
               f"an {bool(parsed.answer)} ar {bool(parsed.additional)}")
         assert_same(quick, ref)
-        assert struct.unpack_from("!H", quick)[0] == struct.unpack_from("!H", wire)[0]
+        again = quick_answer(wire, zones.zones, payload, tcp=tcp)  # from the caches
+        assert again is not None
+        assert_same(again, ref)
+        other_id = struct.pack("!H", (struct.unpack_from("!H", wire)[0] + 1) % 65536)
+        third = quick_answer(other_id + wire[2:], zones.zones, payload, tcp=tcp)
+        assert third is not None
+        assert third[:2] == other_id
+        assert third[2:12] == quick[2:12]
