@@ -11,7 +11,7 @@ and names that do not exist (15%, NXDOMAIN with the SOA), EDNS0 on (``dnsperf -e
 Runs alternate between the servers; medians are printed, then the ratio.
 
 ``QUERIES`` distinct query lines (default 20,000) are drawn at random from the zone;
-dnsperf loops over the file. zonegen keeps rendered answers per zone version (50,000 at
+dnsperf loops over the file. zonegen keeps rendered answers per zone version (20,000 at
 most, ``zonegen.quickanswer``): a file with more distinct lines than that measures the
 path that renders every answer (``--cold`` uses 400,000 lines).
 

@@ -190,6 +190,7 @@ def test_declines_what_it_does_not_handle() -> None:
     }
     for what, wire in declined.items():
         assert quick_answer(wire, ZONES.zones) is None, what
+    assert quick_answer(plain, {}) is None  # no zone loaded
 
 
 def test_responder_falls_back_for_declined_queries() -> None:

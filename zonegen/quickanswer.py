@@ -13,6 +13,12 @@ without options (so TSIG, cookies, padding, ECS...), a compressed or over-long q
 name, a label with characters no published name has, classes other than IN, meta query
 types (AXFR, IXFR, ANY, OPT, TSIG...), and a CNAME met while answering another type.
 
+Rendered replies are kept: per zone version, the body of the reply to each lowercase
+name, type and size limit (what follows the question: it does not depend on the name's
+case, the id or RD), and for the zones last served, each exact query seen (bytes after
+the id); a repeated query then costs a dict lookup and a join. Both are bounded and
+start over when full; a new zone version starts with empty ones.
+
 The reply is what the dnspython path sends, name compression included: the same header,
 question (echoed as the client sent it, 0x20 case kept), sections, RRset order, TTLs
 (an RRset's TTL is the smallest of its records', as dnspython merges them) and therefore
@@ -75,10 +81,10 @@ def quick_answer(wire: bytes, zones: Mapping[Any, WireZone] | Iterable[WireZone]
     size = len(wire)
     if size < 17:
         return None
-    recent = _RECENT
+    served, replies = _recent[0]
     key = (wire[2:], payload, tcp)
-    if zones is recent.zones:
-        hit = recent.replies.get(key)
+    if zones is served:
+        hit = replies.get(key)
         if hit is not None:
             head, qend, records, tail = hit
             if len(records) > 1:
@@ -86,9 +92,9 @@ def quick_answer(wire: bytes, zones: Mapping[Any, WireZone] | Iterable[WireZone]
                 return b"".join((wire[:2], head, wire[12:qend], *records[k:], *records[:k],
                                  tail))
             return b"".join((wire[:2], head, wire[12:qend], *records, tail))
-    else:
-        recent.zones = zones
-        recent.replies = {}
+    else:  # one assignment: a reply always lands in the dict of the zones it is for
+        replies = {}
+        _recent[0] = (zones, replies)
     qid, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(wire)
     if flags & _QR_OPCODE or qdcount != 1 or ancount or nscount or arcount > 1:
         return None
@@ -131,7 +137,9 @@ def quick_answer(wire: bytes, zones: Mapping[Any, WireZone] | Iterable[WireZone]
         opt = b""
     owner = b".".join(labels).decode("ascii") + "." if labels else "."
 
-    values = zones.values() if isinstance(zones, Mapping) else zones
+    values = list(zones.values() if isinstance(zones, Mapping) else zones)
+    if not values:  # nothing loaded yet: the caller decides
+        return None
     wz = _closest(owner, values)
     question = wire[12:qend]
     rd = flags & _RD
@@ -153,31 +161,23 @@ def quick_answer(wire: bytes, zones: Mapping[Any, WireZone] | Iterable[WireZone]
         body = found
     bits, an, ns, ar, records, tail = body
     head = _HEADER.pack(qid, bits | rd, 1, an, ns, ar + (1 if opt else 0))
-    if len(recent.replies) >= _CACHE_ENTRIES:
-        recent.replies.clear()
-    recent.replies[key] = (head[2:], qend, records, tail + opt)
+    if len(replies) >= _CACHE_ENTRIES:
+        replies.clear()
+    replies[key] = (head[2:], qend, records, tail + opt)
     if len(records) > 1:
         k = next(_rotation) % len(records)
         return b"".join((head, question, *records[k:], *records[:k], tail, opt))
     return b"".join((head, question, *records, tail, opt))
 
 
-class _Recent:
-    """Replies by the exact query after its id (and our payload and transport), for the
-    zones last asked about: a query seen before costs a dict lookup. Every byte of the
-    key went through the checks above when the entry was made, so equal bytes get an
-    equal reply but for the id (and the rotation). Started over whenever ``zones`` is
-    another object: ``ZoneSet.zones`` is a new mapping for every version."""
-
-    __slots__ = ("replies", "zones")
-
-    def __init__(self) -> None:
-        self.zones: object = None
-        self.replies: dict[tuple[bytes, int, bool], tuple[bytes, int, tuple[bytes, ...],
-                                                           bytes]] = {}
-
-
-_RECENT = _Recent()
+_Replies = dict[tuple[bytes, int, bool], tuple[bytes, int, tuple[bytes, ...], bytes]]
+_recent: list[tuple[object, _Replies]] = [(None, {})]
+"""Replies by the exact query after its id (with our payload and the transport), for the
+zones last asked about: a query seen before costs a dict lookup and a join. Every byte of
+the key passed the checks above when the entry was made, so equal bytes get an equal
+reply but for the id (and the rotation). Started over whenever ``zones`` is another
+object (``ZoneSet.zones`` is a new mapping for every version; it is never changed in
+place)."""
 
 
 _Body = tuple[int, int, int, int, tuple[bytes, ...], bytes]
@@ -188,7 +188,7 @@ authority and additional sections joined. It depends on the question only throug
 lowercase name (compression pointers and lengths do not see case), so one serves every
 query for that name, type, size limit and OPT."""
 
-_CACHE_ENTRIES = 50_000  # bodies kept per zone version (~15 MB at most), then start over
+_CACHE_ENTRIES = 20_000  # replies kept per cache (~10 MB at most each), then start over
 
 
 class _Cache(dict[WireZone, dict[tuple[str, int, int, bytes], _Body]]):
@@ -199,8 +199,8 @@ class _Cache(dict[WireZone, dict[tuple[str, int, int, bytes], _Body]]):
     def answers_of(self, wz: WireZone, served: Iterable[WireZone]
                    ) -> dict[tuple[str, int, int, bytes], _Body]:
         keep = {id(z) for z in served}
-        for old in [z for z in self if id(z) not in keep]:
-            del self[old]
+        for old in [z for z in list(self) if id(z) not in keep]:
+            self.pop(old, None)
         answers = self[wz] = {}
         return answers
 
