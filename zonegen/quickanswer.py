@@ -152,7 +152,8 @@ def quick_answer(wire: bytes, zones: Mapping[Any, WireZone] | Iterable[WireZone]
         name_key = (owner, qtype, limit, opt)
         found = answers.get(name_key)
         if found is None:
-            found = _Reply(wz, owner, labels, qtype).render(len(opt), limit)
+            found = _Reply(wz, owner, labels, question[:-4].lower(), qtype).render(
+                len(opt), limit)
             if found is None:
                 return None
             if len(answers) >= _CACHE_ENTRIES:
@@ -243,10 +244,13 @@ class _Reply:
     """One reply under construction: the output so far (header placeholder, question,
     then records) and dnspython's compression table, built as dnspython builds it."""
 
-    __slots__ = ("ar", "labels", "out", "owner", "qtype", "table", "wz", "zoff",
+    __slots__ = ("ar", "labels", "out", "owner", "qname", "qtype", "table", "wz", "zoff",
                  "zone_wire")
 
-    def __init__(self, wz: WireZone, owner: str, labels: list[bytes], qtype: int) -> None:
+    def __init__(self, wz: WireZone, owner: str, labels: list[bytes], qname: bytes,
+                 qtype: int) -> None:
+        """``qname``: the question name's wire form, lowercase (what compression and
+        lengths see of it)."""
         self.wz = wz
         self.owner = owner
         self.labels = labels
@@ -256,14 +260,11 @@ class _Reply:
         self.zoff = len(owner) if zone == "." else len(owner) - len(zone)
         if zone == "." and owner == ".":
             self.zoff = 0
-        self.zone_wire = (b"".join(bytes((len(x),)) + x for x in labels) + b"\x00")[self.zoff:]
+        self.qname = qname
+        self.zone_wire = qname[self.zoff:]
         self.table: dict[bytes, int] | None = None
         self.ar = 0
-        self.out = bytearray(12 + len(self.question_wire()) + 4)
-
-    def question_wire(self) -> bytes:
-        """The question name, lowercase: what compression and lengths see of it."""
-        return b"".join(bytes((len(x),)) + x for x in self.labels) + b"\x00"
+        self.out = bytearray(12 + len(qname) + 4)
 
     # ---------------------------------------------------------------- compression
 
@@ -273,7 +274,7 @@ class _Reply:
         table = self.table
         if table is None:
             table = self.table = {}
-            low = b"".join(bytes((len(x),)) + x for x in self.labels) + b"\x00"
+            low = self.qname
             pos = 0
             while low[pos]:
                 table[low[pos:]] = 12 + pos
