@@ -153,7 +153,7 @@ def quick_answer(wire: bytes, zones: Mapping[Any, WireZone] | Iterable[WireZone]
         found = answers.get(name_key)
         if found is None:
             found = _Reply(wz, owner, labels, question[:-4].lower(), qtype).render(
-                len(opt), limit)
+                len(opt), limit, answers)
             if found is None:
                 return None
             if len(answers) >= _CACHE_ENTRIES:
@@ -231,6 +231,15 @@ def _labels_text(name: bytes, pos: int = 0) -> str:
         parts.append(name[pos + 1:pos + 1 + length])
         pos += length + 1
     return b".".join(parts).decode("ascii").lower() + "." if parts else "."
+
+
+def _labels_of(name: bytes, pos: int) -> list[bytes]:
+    """The labels of an uncompressed wire name from ``pos``, lowercase."""
+    out: list[bytes] = []
+    while name[pos]:
+        out.append(name[pos + 1:pos + 1 + name[pos]].lower())
+        pos += name[pos] + 1
+    return out
 
 
 def _name_end(data: bytes | bytearray, pos: int) -> int:
@@ -362,9 +371,11 @@ class _Reply:
 
     # ---------------------------------------------------------------- the answer
 
-    def render(self, optlen: int, limit: int) -> _Body | None:
+    def render(self, optlen: int, limit: int,
+               answers: dict[tuple[str, int, int, bytes], _Body]) -> _Body | None:
         """The body of the reply (see :data:`_Body`), or None to leave it to dnspython.
-        ``optlen``: octets of our OPT record, 0 without."""
+        ``optlen``: octets of our OPT record, 0 without; ``answers``: the zone version's
+        cache (negative answers share their authority SOA through it)."""
         wz, qtype = self.wz, self.qtype
         apex = self.zoff == 0
         frags = wz.blob_of(self.owner)
@@ -393,9 +404,7 @@ class _Reply:
             if not frags and not apex and not wz.exists(self.owner):
                 rcode = _NXDOMAIN
             # RFC 2308 §3: the SOA, TTL min(SOA TTL, minimum), owner the zone apex
-            soa_ttl, soa_rdata = self._soa_parts()
-            self._put_name(self.zone_wire)
-            self._write_soa_rest(min(soa_ttl, wz.config.minimum), soa_rdata)
+            out += self._negative(answers)
             nscount = 1
             an_end = len(out)
         bits = _QR | _AA | rcode
@@ -412,6 +421,34 @@ class _Reply:
                 bits |= _TC
         tail = bytes(out[start + sum(map(len, records)):])
         return bits, ancount, nscount, arcount, tuple(records), tail
+
+    def _negative(self, answers: dict[tuple[str, int, int, bytes], _Body]) -> bytes:
+        """The authority SOA of a negative answer. Its bytes depend on the question only
+        through its length, where the zone starts in it, and how many of its last
+        labels the SOA's two names share (what compression finds of them), so a flood
+        of random names below one Service renders it once. Kept among ``answers`` under
+        an owner no name has ("")."""
+        soa_ttl, soa_rdata = self._soa_parts()
+        shared = 0
+        labels = self.labels
+        for start in (0, _name_end(soa_rdata, 0)):
+            name = _labels_of(soa_rdata, start)
+            n = 0
+            while n < len(name) and n < len(labels) and name[-1 - n] == labels[-1 - n]:
+                n += 1
+            shared = shared * 256 + n
+        key = ("", self.zoff, shared, len(self.qname).to_bytes(2, "big"))
+        found = answers.get(key)
+        if found is not None:
+            return found[5]
+        out = self.out
+        start = len(out)
+        self._put_name(self.zone_wire)
+        self._write_soa_rest(min(soa_ttl, self.wz.config.minimum), soa_rdata)
+        block = bytes(out[start:])
+        del out[start:]
+        answers[key] = (0, 0, 1, 0, (), block)
+        return block
 
     def _write_soa_rest(self, ttl: int, rdata: bytes) -> None:
         """Type onwards of an SOA record whose owner was just written."""
