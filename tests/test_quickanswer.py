@@ -94,7 +94,11 @@ def test_answers_equal_the_dnspython_path() -> None:
              ("nope.shop.svc.cluster.local.", "A"), ("_tcp.db.shop.svc.cluster.local.", "SRV"),
              ("alias.shop.svc.cluster.local.", "CNAME"),
              ("6.0.244.10.in-addr.arpa.", "PTR"), ("7.0.244.10.in-addr.arpa.", "PTR"),
-             ("10.in-addr.arpa.", "SOA"), ("example.org.", "A"), ("local.", "SOA")]
+             ("10.in-addr.arpa.", "SOA"), ("example.org.", "A"), ("local.", "SOA"),
+             # negative answers of one length, sharing labels with the SOA's names or not
+             ("zz.dnz.cluster.local.", "A"), ("zz.dns.cluster.local.", "A"),
+             ("ns.dns.cluster.local.", "TXT"), ("hostmaster.cluster.local.", "A"),
+             ("hostmastex.cluster.local.", "A"), ("x.hostmaster.cluster.local.", "A")]
     for name, rdtype in cases:
         for kw in ({"use_edns": False}, {"use_edns": 0}, {"use_edns": 0, "payload": 4096}):
             wire = query(name, rdtype, **kw)
