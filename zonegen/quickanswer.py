@@ -1,10 +1,12 @@
 """Authoritative answers to ordinary queries straight from a zone's wire fragments.
 
 The hot path of ``zonegen serve`` (issue 11): parsing a query with dnspython, building
-RRsets and rendering them costs ~400 us a query, so ``serve`` answered ~2,200 queries/s
-where ``named`` answers ~80,000. Here the header and question are read with ``struct``
-and slices, and the reply is joined from the records' pre-rendered fragments
-(:class:`zonegen.xfr.WireZone`): tens of microseconds. Pure, sans I/O: bytes in, bytes
+RRsets and rendering them costs hundreds of microseconds a query (over 1 ms of CPU for
+an SRV answer with its additional records), so ``serve`` answered ~2,200 queries/s where
+``named`` answers ~80,000. Here the header and question are read with ``struct`` and
+slices, and the reply is joined from the records' pre-rendered fragments
+(:class:`zonegen.xfr.WireZone`): tens of microseconds for a new question, a few for a
+repeated one (bench/bench_query.py). Pure, sans I/O: bytes in, bytes
 out, or None for anything not plain, which the caller hands to the dnspython path
 (:func:`zonegen.xfr.answer`, whose rules this module repeats and which the tests check
 it against). Declined (None): responses, opcodes other than QUERY, not exactly one
