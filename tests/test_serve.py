@@ -224,6 +224,31 @@ def test_outside_the_zone_is_refused(server: ServerThread) -> None:
         assert not r.flags & dns.flags.AA
 
 
+def test_a_burst_of_udp_queries_is_answered_in_full(server: ServerThread) -> None:
+    """The UDP listener reads queued datagrams in batches: 150 queries sent at once, a
+    mix of quick-path and dnspython-path ones, each get their own answer."""
+    names = ["consul-server.default.svc.cluster.local.", "nothere.cluster.local.",
+             "example.com."]
+    queries = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        # room for every reply at once (SO_RCVBUFFORCE when privileged, as the server)
+        for option in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, 4 << 20)
+        for i in range(150):
+            query = q(names[i % 3], "ANY" if i % 10 == 0 else "A")
+            query.id = i
+            queries[i] = query
+            sock.sendto(query.to_wire(), (HOST, server.port))
+        while queries:
+            reply = dns.message.from_wire(sock.recv(65535))
+            query = queries.pop(reply.id)
+            assert reply.question == query.question
+            want = {0: dns.rcode.NOERROR, 1: dns.rcode.NXDOMAIN, 2: dns.rcode.REFUSED}
+            assert reply.rcode() == want[names.index(query.question[0].name.to_text())]
+
+
 def test_truncation_and_edns(server: ServerThread) -> None:
     name = "consul-server.default.svc.cluster.local."  # 15 SRV records
     r = udp(server.port, q(name, "SRV"))  # no EDNS: 512 octets

@@ -646,6 +646,12 @@ class WireZone:
         flush()
         return out
 
+    def blob_of(self, owner: str) -> bytes:
+        """The fragments at an absolute lowercase owner joined, SOA excluded; b"" when it
+        has none. For :mod:`zonegen.quickanswer`, which walks them in place rather than
+        splitting them into a list per query."""
+        return self._blob(owner)[0]
+
 
 def _counted(frags: Iterable[bytes]) -> dict[bytes, int]:
     """fragment -> how many times it occurs, in order of first occurrence."""

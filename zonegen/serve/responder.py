@@ -20,6 +20,7 @@ import dns.xfr
 
 from zonegen import answer, tsig, wire, xfr
 from zonegen.clock import Clock
+from zonegen.quickanswer import quick_answer
 from zonegen.serve.options import ServeOptions
 from zonegen.serve.zoneset import ZoneSet
 from zonegen.wire import WireZone
@@ -107,6 +108,11 @@ class Responder:
         """The reply to ``wire`` from ``peer``; a :class:`Transfer` for AXFR/IXFR over
         TCP that passed the ACL and TSIG checks. ``zones`` None: no zone version is
         stored yet (see :meth:`_unloaded`)."""
+        if zones is not None:
+            # plain queries (no TSIG, no EDNS option) from the zones' wire fragments
+            reply = quick_answer(wire, zones.zones, self.options.udp_payload, tcp=tcp)
+            if reply is not None:
+                return Outcome([reply])
         parsed = self.parse(wire)
         if not isinstance(parsed, dns.message.Message):
             return parsed
