@@ -81,9 +81,9 @@ def test_one_version_per_batch_with_causes(db: str, tmp_path: Path) -> None:
     journal = store.journal(0)
     assert len(journal) == 1
     assert Record("db.shop.svc", A, ("10.0.0.1",)) in journal[0].added
-    history = store.record_changes_for(["db-0.db.shop.svc"])
+    history = store.name_changes(["db-0.db.shop.svc"])
     # The pod's A record was caused by the EndpointSlice event (seq 2), not the Service.
-    assert [(ch.added, ch.record.rdata, ch.cause_seq) for _, ch in history] == [
+    assert [(ch.added, ch.record.rdata, ch.cause_seq) for ch in history] == [
         (True, ("10.0.0.1",), 2)]
 
 

@@ -91,9 +91,7 @@ class TestEventLog:
         assert store.max_event_seq() == 0
         with store.appending() as appender:
             appender.append([ev("a", "1")])
-            appender.set_resume_point("w", SERVICE, "5")
         assert store.max_event_seq() == 1
-        assert store.resume_point("w", SERVICE) == "5"
 
 
 class TestVersions:
