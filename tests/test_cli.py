@@ -158,7 +158,7 @@ def test_database_that_is_not_sqlite(tmp_path: Path) -> None:
     notes.write_text("not a database " * 100)
     code, _, err = run("export", db=notes)
     assert code == 1
-    assert err == f"Error: {notes}: migrating failed: not a SQLite database\n"
+    assert err == f"Error: {notes}: opening failed: not a SQLite database\n"
     assert notes.read_text().startswith("not a database")
 
 

@@ -99,11 +99,11 @@ class TestVersions:
         r1, r2 = Record("a.default.svc", A, ("10.0.0.1",)), Record("b.default.svc", A,
                                                                     ("10.0.0.2",))
         v1 = store.commit_version((PROJECTION, 0, 5), serial=100, created_at=T0,
-                                  changes=[RecordChange(100, True, r1, 3),
-                                           RecordChange(100, True, r2, 5)])
+                                  changes=[RecordChange(True, r1, 3),
+                                           RecordChange(True, r2, 5)])
         assert v1 is not None
         v2 = store.commit_version((PROJECTION, 5, 7), serial=101, created_at=T0,
-                                  changes=[RecordChange(101, False, r1, 7)])
+                                  changes=[RecordChange(False, r1, 7)])
         assert v2 is not None
         assert store.max_tracking_seq() == 7
         assert store.latest_version() == v2

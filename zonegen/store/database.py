@@ -206,7 +206,7 @@ def _check_schema(db: Database, mode: Mode, migrate: bool) -> None:
     or check the revision (``read``)."""
     from zonegen import migrate as migrations
 
-    with db._wrap("reading the schema"):
+    with db._wrap("opening"):
         tables = set(sa.inspect(db.engine).get_table_names())
     if tables and "alembic_version" not in tables:
         shown = ", ".join(sorted(tables)[:3]) + (", …" if len(tables) > 3 else "")

@@ -10,6 +10,7 @@ cannot both publish the same events. Past record sets are folded from what was s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from zonegen.errors import StoreError, UnknownSerial
-from zonegen.model import Record, RecordChange, ZoneVersion, encode_rdata
+from zonegen.model import Record, RecordChange, ZoneVersion, encode_rdata, fold
 from zonegen.store.database import Database, _insert_many
 from zonegen.store.schema import (
     compactions,
@@ -248,29 +249,21 @@ class ZoneJournal(Database):
             sa.select(sa.func.max(record_snapshots.c.version_id))
             .where(record_snapshots.c.version_id <= version_id)
         ).scalar() or 0
-        current: dict[tuple[str, int, str, int | None], int] = {}
-        if base:
-            sq = (sa.select(record_snapshots.c.owner, record_snapshots.c.rtype,
-                            record_snapshots.c.rdata, record_snapshots.c.ttl,
-                            record_snapshots.c.cause_seq)
-                  .where(record_snapshots.c.version_id == base))
-            for owner, rtype, rdata, ttl, cause in \
-                    conn.execution_options(yield_per=20000).execute(sq):
-                current[(owner, rtype, rdata, ttl)] = cause
+        sq = (sa.select(sa.true(), record_snapshots.c.owner, record_snapshots.c.rtype,
+                        record_snapshots.c.rdata, record_snapshots.c.ttl,
+                        record_snapshots.c.cause_seq)
+              .where(record_snapshots.c.version_id == base))
         q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
                        record_changes.c.rdata, record_changes.c.ttl, record_changes.c.cause_seq)
              .where(record_changes.c.version_id > base,
                     record_changes.c.version_id <= version_id)
              .order_by(record_changes.c.version_id, record_changes.c.id))
-        pop = current.pop
-        for added, owner, rtype, rdata, ttl, cause in \
-                conn.execution_options(yield_per=20000).execute(q):
-            if added:
-                current[(owner, rtype, rdata, ttl)] = cause
-            else:
-                pop((owner, rtype, rdata, ttl), None)
+        stream = conn.execution_options(yield_per=20000)
+        # The snapshot (when there is one) as additions, then the changes after it.
+        rows = itertools.chain(stream.execute(sq) if base else (), stream.execute(q))
+        current = fold((added, (owner, rtype, rdata, ttl), cause)
+                       for added, owner, rtype, rdata, ttl, cause in rows)
         return {Record.from_row(o, t, r, ttl): int(c) for (o, t, r, ttl), c in current.items()}
-
 
     # ---- where kept history begins (``compact`` moves it)
 
