@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 
@@ -73,10 +73,14 @@ def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
     ctx.obj = {"db": db_url}
 
 
-def _open_store(ctx: click.Context) -> Any:
-    from zonegen.store import Store
+def _open_store(ctx: click.Context,
+                mode: Literal["read", "inspect", "write"] = "read") -> Any:
+    """The database for this command, closed when it ends (and removed again when this
+    command created it and failed before storing anything). ``mode`` is ``read``,
+    ``inspect`` or ``write``: see zonegen.store.database."""
+    from zonegen.store import opened
 
-    return Store.open(ctx.obj["db"])
+    return ctx.with_resource(opened(ctx.obj["db"], mode))
 
 
 def zone_options(func: F) -> F:
@@ -140,7 +144,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Apply all migrations to the database."""
-    store = _open_store(ctx)
+    store = _open_store(ctx, "write")
     click.echo(f"{store.where}: schema at revision {store.current_revision()}")
 
 
@@ -148,9 +152,7 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Print the schema revision of the database."""
-    from zonegen.store import Store
-
-    store = Store.open(ctx.obj["db"], upgrade=False)
+    store = _open_store(ctx, "inspect")
     click.echo(store.current_revision() or "empty (no schema yet)")
 
 
@@ -179,7 +181,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
     """
     from zonegen.ingest import ingest_files
 
-    report = ingest_files(_open_store(ctx), list(files), snapshot=snapshot, source=source,
+    report = ingest_files(_open_store(ctx, "write"), list(files), snapshot=snapshot, source=source,
                           when=_parse_time(when), project=not no_project)
     click.echo(report.summary())
 
@@ -196,7 +198,7 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
     """Fold pending events into a new zone version and print its serial."""
     from zonegen.export import project_pending, rebuild_check
 
-    store = _open_store(ctx)
+    store = _open_store(ctx, "write")
     if rebuild:
         report = rebuild_check(store)
         click.echo(report.summary())
@@ -276,7 +278,7 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
 
     options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
                            source=source, project=not no_project)
-    report = watch_command(_open_store(ctx), kubeconfig=kubeconfig, context=context,
+    report = watch_command(_open_store(ctx, "write"), kubeconfig=kubeconfig, context=context,
                            options=options, once=once)
     click.echo(report.summary())
 
@@ -413,7 +415,7 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
     """
     from zonegen.history import compact as run_compact
 
-    click.echo(run_compact(_open_store(ctx), keep_days=keep_days,
+    click.echo(run_compact(_open_store(ctx, "write"), keep_days=keep_days,
                            keep_versions=keep_versions).summary())
 
 
@@ -474,7 +476,8 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
     watch_config = WatchConfig(kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source)
     ) if watch_cluster else None
-    report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
+    report = serve_command(_open_store(ctx, "write" if watch_cluster else "read"),
+                           _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watch_config,
                            ready=lambda line: click.echo(line, err=True))
     click.echo(report.summary())
