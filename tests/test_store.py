@@ -298,7 +298,8 @@ def cli(db: str | Path, *args: str) -> tuple[int, str, str]:
 
 
 def one_line_error(err: str, *parts: str) -> None:
-    assert err.startswith("Error: ") and err.count("\n") == 1, err
+    assert err.startswith("Error: "), err
+    assert err.count("\n") == 1, err
     for part in parts:
         assert part in err, err
 
@@ -391,7 +392,8 @@ def test_read_only_backup_answers_every_reading_command(tmp_path: Path) -> None:
         assert code == 0, err
         assert "consul-server-0.consul-server.default.svc" in zone
         assert "late.default.svc" not in zone  # pending, and the database is read-only
-        assert "not projected yet" in err and "read-only" in err
+        assert "not projected yet" in err
+        assert "read-only" in err
         for args in (["history", "consul-server.default.svc.cluster.local."], ["log"],
                      ["db", "current"],
                      ["why", "consul-server.default.svc.cluster.local.", "A", "10.244.0.6"]):

@@ -10,6 +10,7 @@ the zone as it was published.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -90,11 +91,14 @@ def export_zone(
     output: str | None = None,
     stream: IO[str] | None = None,
 ) -> ExportResult:
-    """Render a zone and write it atomically to ``output``, or to ``stream``.
+    """Render a zone and write it atomically to ``output`` (``-``: standard output), or
+    to ``stream``.
 
     :raises UnknownSerial: the requested past version does not exist.
     :raises ZonegenError: the file cannot be written (the old file is then intact).
     """
+    if output == "-":  # the usual spelling of standard output
+        output, stream = None, stream or sys.stdout
     number, records = zone_content(store, serial, at)
     warnings: list[str] = []
     lines = zonefile.render(records, config, number, warnings)
