@@ -236,11 +236,10 @@ def remove_created(db: Database) -> bool:
     if not db.created or url.get_backend_name() != "sqlite" or not url.database:
         return False
     try:
-        empty = db.is_empty()
+        if not db.is_empty():
+            return False
     except StoreError:
-        empty = db.current_revision() is None
-    if not empty:
-        return False
+        return False  # cannot tell what it holds: keep it
     db.close()
     _remove_sqlite_file(Path(url.database))
     return True
