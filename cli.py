@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -124,10 +124,14 @@ def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
     ctx.obj = {"db": db_url}
 
 
-def _open_store(ctx: click.Context) -> Store:
-    from zonegen.store import Store
+def _open_store(ctx: click.Context,
+                mode: Literal["read", "inspect", "write"] = "read") -> Store:
+    """The database for this command, closed when it ends (and removed again when this
+    command created it and failed before storing anything). ``mode`` is ``read``,
+    ``inspect`` or ``write``: see zonegen.store.database."""
+    from zonegen.store import opened
 
-    return Store.open(ctx.obj["db"])
+    return ctx.with_resource(opened(ctx.obj["db"], mode))
 
 
 # --------------------------------------------------------------------------- types
@@ -257,7 +261,7 @@ def db_upgrade(ctx: click.Context) -> None:
     \b
         zonegen --db sqlite:///var/lib/zonegen/zonegen.db db upgrade
     """
-    store = _open_store(ctx)
+    store = _open_store(ctx, "write")
     click.echo(f"{store.where}: schema at revision {store.current_revision()}")
 
 
@@ -271,9 +275,7 @@ def db_current(ctx: click.Context) -> None:
     \b
         zonegen --db sqlite:///var/lib/zonegen/zonegen.db db current
     """
-    from zonegen.store import Store
-
-    store = Store.open(ctx.obj["db"], upgrade=False)
+    store = _open_store(ctx, "inspect")
     click.echo(store.current_revision() or "empty (no schema yet)")
 
 
@@ -307,7 +309,8 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
     """
     from zonegen.ingest import ingest_files
 
-    report = ingest_files(_open_store(ctx), list(files), snapshot=snapshot, source=source,
+    report = ingest_files(_open_store(ctx, "write"), list(files), snapshot=snapshot,
+                          source=source,
                           when=when, project=not no_project)
     click.echo(report.summary())
 
@@ -330,7 +333,7 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
     """
     from zonegen.export import project_pending, rebuild_check
 
-    store = _open_store(ctx)
+    store = _open_store(ctx, "write")
     if rebuild:
         report = rebuild_check(store)
         click.echo(report.summary())
@@ -420,7 +423,7 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
     options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
                            source=source, project=not no_project,
                            request_timeout=request_timeout)
-    report = watch_command(_open_store(ctx), kubeconfig=kubeconfig, context=context,
+    report = watch_command(_open_store(ctx, "write"), kubeconfig=kubeconfig, context=context,
                            options=options, once=once)
     click.echo(report.summary())
 
@@ -591,7 +594,7 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
     """
     from zonegen.history import compact as run_compact
 
-    click.echo(run_compact(_open_store(ctx), keep_days=keep_days,
+    click.echo(run_compact(_open_store(ctx, "write"), keep_days=keep_days,
                            keep_versions=keep_versions).summary())
 
 
@@ -652,7 +655,8 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
     watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
         request_timeout=request_timeout))
-    report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
+    report = serve_command(_open_store(ctx, "write" if watch_cluster else "read"),
+                           _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watching,
                            ready=lambda line: click.echo(line, err=True))
     click.echo(report.summary())

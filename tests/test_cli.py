@@ -103,7 +103,8 @@ def test_project_and_rebuild(tmp_path: Path) -> None:
 
 def test_db_commands(tmp_path: Path) -> None:
     db = tmp_path / "z.db"
-    assert run("db", "current", db=db)[1] == "empty (no schema yet)\n"
+    assert run("db", "current", db=db)[0] == 1  # reading never creates (issue #9 §2)
+    assert not db.exists()
     code, out, _ = run("db", "upgrade", db=db)
     assert code == 0
     assert out.endswith("schema at revision " + run("db", "current", db=db)[1].strip() + "\n")
@@ -127,6 +128,7 @@ def test_ingest_from_stdin(tmp_path: Path) -> None:
 ])
 def test_errors_are_one_line_with_exit_code_1(tmp_path: Path, args: list[str],
                                              message: str) -> None:
+    run("db", "upgrade", db=tmp_path / "z.db")  # reading commands never create one
     code, out, err = run(*args, db=tmp_path / "z.db")
     assert code == 1
     assert err.startswith(message)
@@ -152,7 +154,7 @@ def test_database_that_is_not_sqlite(tmp_path: Path) -> None:
     notes.write_text("not a database " * 100)
     code, _, err = run("export", db=notes)
     assert code == 1
-    assert err == f"Error: {notes}: migrating failed: not a SQLite database\n"
+    assert err == f"Error: {notes}: opening failed: not a SQLite database\n"
     assert notes.read_text().startswith("not a database")
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,3 +70,96 @@ def test_export_at_a_time_after_pending_events_projects_them_first(tmp_path: Pat
     out = io.StringIO()
     export_zone(store, zone_config(), at=datetime(2100, 1, 1, tzinfo=UTC), stream=out)
     assert "consul-server-0.consul-server.default.svc IN A 10.244.0.6\n" in out.getvalue()
+
+
+# --------------------------------------------------------------------------- -o safety
+# (issue #9 §3: export replaces nothing but a regular file's contents)
+
+
+@pytest.fixture
+def consul_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    ingest_files(store, [str(DATA / "consul.json")], when=T0)
+    yield store
+    store.close()
+
+
+def _zone(store: Store) -> str:
+    out = io.StringIO()
+    export_zone(store, zone_config(), stream=out)
+    return out.getvalue()
+
+
+def test_export_through_a_symlink_replaces_its_target(consul_store: Store,
+                                                      tmp_path: Path) -> None:
+    real = tmp_path / "named" / "cluster.local.zone"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    links = tmp_path / "etc"
+    links.mkdir()
+    link = links / "zone"
+    link.symlink_to(real)
+    export_zone(consul_store, zone_config(), output=str(link))
+    assert link.is_symlink()
+    assert os.readlink(link) == str(real)
+    assert real.read_text() == _zone(consul_store)
+    assert sorted(p.name for p in links.iterdir()) == ["zone"]  # no temp file left there
+    assert sorted(p.name for p in real.parent.iterdir()) == ["cluster.local.zone"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_export_keeps_owner_group_and_mode_of_the_replaced_file(consul_store: Store,
+                                                                tmp_path: Path) -> None:
+    path = tmp_path / "cluster.local.zone"
+    path.write_text("old\n")
+    os.chown(path, 4242, 4343)
+    path.chmod(0o640)
+    export_zone(consul_store, zone_config(), output=str(path))
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4242, 4343, 0o640)
+    assert path.read_text() == _zone(consul_store)
+
+
+def test_export_to_a_new_file_is_world_readable(consul_store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "new.zone"
+    export_zone(consul_store, zone_config(), output=str(path))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def _special(kind: str, path: Path) -> None:
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("mknod needs root")
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+
+
+@pytest.mark.parametrize("kind", ["character device", "directory", "FIFO"])
+def test_export_refuses_what_is_not_a_regular_file(consul_store: Store, tmp_path: Path,
+                                                   kind: str) -> None:
+    from zonegen.zonefile import ZoneWriteError
+
+    path = tmp_path / "target"
+    _special(kind, path)
+    before = path.lstat()
+    with pytest.raises(ZoneWriteError, match=rf"target: it is a {kind}, not a regular file"):
+        export_zone(consul_store, zone_config(), output=str(path))
+    after = path.lstat()
+    assert (after.st_mode, after.st_ino, after.st_rdev) == \
+        (before.st_mode, before.st_ino, before.st_rdev)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target", "z.db", "z.db-shm",
+                                                          "z.db-wal"]
+
+
+def test_export_dash_is_standard_output(consul_store: Store, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.chdir(tmp_path)
+    result = export_zone(consul_store, zone_config(), output="-")
+    assert out.getvalue() == _zone(consul_store)
+    assert result.path is None
+    assert not (tmp_path / "-").exists()

@@ -421,9 +421,9 @@ def test_compaction_keeps_later_answers_and_says_where_history_begins(
         assert export_text(store, CFG, serial=s) == c.zones[s]
         assert export_text(store, REV, serial=s) == c.reverse[s]
     assert history.diff_versions(store, s2, s3, CFG) == diff_23
-    oldest = store.oldest_version()
-    assert oldest is not None
-    assert oldest.serial == s2
+    start = store.history_start()
+    assert start is not None
+    assert start.version.serial == s2
     # Earlier ones say plainly where history begins.
     for gone in (s0, s1):
         with pytest.raises(UnknownSerial,

@@ -165,3 +165,21 @@ def test_encode_rdata_writes_what_json_writes(values: list[int | str]) -> None:
     text = encode_rdata(rdata)
     assert text == json.dumps(list(rdata), separators=(",", ":"))
     assert tuple(json.loads(text)) == rdata
+
+
+def test_fold_applies_changes_in_order_onto_a_base() -> None:
+    from zonegen.model import fold
+
+    assert fold([(True, "a", 1), (True, "b", 2), (False, "a", 3), (True, "c", 4)],
+                {"z": 0}) == {"z": 0, "b": 2, "c": 4}
+    # A removal of what is not there is no error; a re-addition takes the new cause.
+    assert fold([(False, "x", 1), (True, "y", 1), (True, "y", 2)]) == {"y": 2}
+
+
+def test_net_change_cancels_what_came_and_went() -> None:
+    from zonegen.model import net_change
+
+    added, removed = net_change([(True, "a", 1), (False, "a", 2), (False, "b", 3),
+                                 (True, "b", 4), (False, "c", 5), (True, "d", 0)])
+    assert added == {"d": 0}
+    assert removed == {"c": 5}

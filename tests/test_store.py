@@ -91,9 +91,7 @@ class TestEventLog:
         assert store.max_event_seq() == 0
         with store.appending() as appender:
             appender.append([ev("a", "1")])
-            appender.set_resume_point("w", SERVICE, "5")
         assert store.max_event_seq() == 1
-        assert store.resume_point("w", SERVICE) == "5"
 
 
 class TestVersions:
@@ -101,11 +99,11 @@ class TestVersions:
         r1, r2 = Record("a.default.svc", A, ("10.0.0.1",)), Record("b.default.svc", A,
                                                                     ("10.0.0.2",))
         v1 = store.commit_version((PROJECTION, 0, 5), serial=100, created_at=T0,
-                                  changes=[RecordChange(100, True, r1, 3),
-                                           RecordChange(100, True, r2, 5)])
+                                  changes=[RecordChange(True, r1, 3),
+                                           RecordChange(True, r2, 5)])
         assert v1 is not None
         v2 = store.commit_version((PROJECTION, 5, 7), serial=101, created_at=T0,
-                                  changes=[RecordChange(101, False, r1, 7)])
+                                  changes=[RecordChange(False, r1, 7)])
         assert v2 is not None
         assert store.max_tracking_seq() == 7
         assert store.latest_version() == v2
@@ -275,3 +273,202 @@ def test_full_disk_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
     assert [e.name for e in s.select_events()] == ["kept"]
     assert s.resume_point("w", SERVICE) is None
     s.close()
+
+
+# --------------------------------------------------------------------------- open modes
+# (issue #9 §2: never create, migrate or alter a database by accident)
+
+DATA = Path(__file__).parent / "data"
+READING = [["export"], ["history", "consul-server.default.svc.cluster.local."],
+           ["diff", "1", "2"], ["log"], ["why", "x", "A", "10.0.0.1"], ["db", "current"]]
+WRITING = [["ingest", str(DATA / "consul.json")], ["db", "upgrade"], ["project"],
+           ["compact", "--keep-versions", "1"]]
+
+
+def cli(db: str | Path, *args: str) -> tuple[int, str, str]:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
+    result = CliRunner().invoke(main, ["--db", url, *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def one_line_error(err: str, *parts: str) -> None:
+    assert err.startswith("Error: "), err
+    assert err.count("\n") == 1, err
+    for part in parts:
+        assert part in err, err
+
+
+def fingerprint(directory: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.iterdir())}
+
+
+def service(name: str, rv: str) -> str:
+    import json
+
+    return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": name, "namespace": "default", "uid": f"uid-{name}", "resourceVersion": rv},
+        "spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 80, "protocol": "TCP"}]}})
+
+
+@pytest.mark.parametrize("args", READING, ids=lambda a: a[0] + (a[1] if a[0] == "db" else ""))
+def test_reading_a_missing_database_creates_nothing(tmp_path: Path, args: list[str]) -> None:
+    path = tmp_path / "typo.db"
+    code, _, err = cli(path, *args)
+    assert code == 1
+    one_line_error(err, str(path), "no such database", "zonegen db upgrade")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_without_watch_on_a_missing_database_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    code, _, err = cli(path, "serve", "--listen", "127.0.0.1:0")
+    assert code == 1
+    one_line_error(err, str(path), "no such database")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", WRITING, ids=lambda a: " ".join(a[:2]).split("/")[0])
+def test_writing_commands_create_the_database(tmp_path: Path, args: list[str]) -> None:
+    path = tmp_path / "new.db"
+    code, _, err = cli(path, *args)
+    assert code == 0, err
+    store = Store.open(f"sqlite:///{path}", upgrade=False)
+    try:
+        from zonegen import migrate
+
+        assert store.current_revision() == migrate.head()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("content", [None, "{not json"], ids=["missing", "malformed"])
+def test_failed_ingest_creates_no_database(tmp_path: Path, content: str | None) -> None:
+    source = tmp_path / "nope.json"
+    if content is not None:
+        source.write_text(content)
+    db = tmp_path / "z.db"
+    code, _, err = cli(db, "ingest", str(source))
+    assert code == 1
+    one_line_error(err, "nope.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["nope.json"] if content else [])
+
+
+def test_failed_ingest_into_an_existing_database_keeps_it(tmp_path: Path) -> None:
+    db = tmp_path / "z.db"
+    assert cli(db, "ingest", str(DATA / "consul.json"))[0] == 0
+    code, _, _ = cli(db, "ingest", str(tmp_path / "nope.json"))
+    assert code == 1
+    assert cli(db, "log")[1].count("consul-server") == 2
+
+
+def _backup(tmp_path: Path) -> Path:
+    """A database with one projected version and one event projected by nobody."""
+    directory = tmp_path / "backup"
+    directory.mkdir()
+    db = directory / "z.db"
+    assert cli(db, "ingest", "--time", "2026-01-01T00:00:00Z", str(DATA / "consul.json"))[0] == 0
+    extra = tmp_path / "extra.json"
+    extra.write_text(service("late", "900"))
+    assert cli(db, "ingest", "--no-project", str(extra))[0] == 0
+    return db
+
+
+def test_read_only_backup_answers_every_reading_command(tmp_path: Path) -> None:
+    from tests.conftest import read_only_directory
+
+    db = _backup(tmp_path)
+    with read_only_directory(db.parent):
+        before = fingerprint(db.parent)
+        code, zone, err = cli(db, "export")
+        assert code == 0, err
+        assert "consul-server-0.consul-server.default.svc" in zone
+        assert "late.default.svc" not in zone  # pending, and the database is read-only
+        assert "not projected yet" in err
+        assert "read-only" in err
+        for args in (["history", "consul-server.default.svc.cluster.local."], ["log"],
+                     ["db", "current"],
+                     ["why", "consul-server.default.svc.cluster.local.", "A", "10.244.0.6"]):
+            code, out, err = cli(db, *args)
+            assert code == 0, (args, err)
+        assert "late" in cli(db, "log")[1]
+        code, _, err = cli(db, "ingest", str(DATA / "consul.json"))
+        assert code == 1
+        one_line_error(err, str(db))
+        assert fingerprint(db.parent) == before
+
+
+def test_read_only_database_file_is_read_not_migrated(tmp_path: Path) -> None:
+    import subprocess as sp
+
+    db = _backup(tmp_path)
+    before = fingerprint(db.parent)
+    if sp.run(["chattr", "+i", str(db)], capture_output=True, check=False).returncode:
+        pytest.skip("no chattr +i here")
+    try:
+        code, zone, err = cli(db, "export")
+        assert code == 0, err
+        assert "consul-server.default.svc" in zone
+    finally:
+        sp.run(["chattr", "-i", str(db)], check=True)
+    # Its -shm/-wal may come and go; the database itself is unchanged.
+    assert fingerprint(db.parent)["z.db"] == before["z.db"]
+
+
+def test_reading_an_older_schema_says_upgrade_and_changes_nothing(tmp_path: Path) -> None:
+    from zonegen import migrate
+
+    db = tmp_path / "z.db"
+    store = Store.open(f"sqlite:///{db}")
+    migrate.downgrade(store.engine, "0001")
+    store.close()
+    before = fingerprint(tmp_path)
+    for args in (["export"], ["log"]):
+        code, _, err = cli(db, *args)
+        assert code == 1
+        one_line_error(err, str(db), "older", "zonegen db upgrade")
+    assert cli(db, "db", "current")[1] == "0001\n"
+    assert fingerprint(tmp_path) == before
+    assert cli(db, "db", "upgrade")[0] == 0
+    assert cli(db, "export")[0] == 0
+
+
+@pytest.mark.parametrize("args", READING + WRITING + [["watch", "--once"]],
+                         ids=lambda a: " ".join(a[:2]).split("/")[0])
+def test_another_applications_database_is_refused_and_left_identical(
+        tmp_path: Path, args: list[str]) -> None:
+    import sqlite3
+
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    conn.commit()
+    conn.close()
+    before = fingerprint(tmp_path)
+    code, _, err = cli(db, *args)
+    assert code == 1
+    one_line_error(err, str(db), "another application's tables (invoices)")
+    assert fingerprint(tmp_path) == before
+
+
+@pytest.mark.parametrize("args", [["export"], ["ingest", str(DATA / "consul.json")],
+                                  ["db", "upgrade"], ["log"]], ids=lambda a: a[0])
+def test_an_in_memory_database_is_refused(args: list[str]) -> None:
+    code, _, err = cli("sqlite:///:memory:", *args)
+    assert code == 1
+    one_line_error(err, "in-memory database")
+
+
+def test_demo_ignores_the_database_option(tmp_path: Path) -> None:
+    code, zone, _ = cli("sqlite:///:memory:", "demo")
+    assert code == 0
+    assert "$ORIGIN cluster.local." in zone

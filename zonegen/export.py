@@ -1,13 +1,16 @@
 """Publishing a zone as a file: the current one, or any past one.
 
-The current zone comes from the projection (caught up first, so users never have to
-run ``project``); a past zone (``--serial``, ``--at``) is folded from the stored record
-changes, independent of today's projector code, so it is the zone as it was published.
+Pending events are projected first (:func:`zonegen.runner.ensure_projected`, so users
+never have to run ``project``; on a read-only database nothing is written and the newest
+stored version is exported). Every zone, current or past (``--serial``, ``--at``), is
+folded from the stored record changes, independent of today's projector code, so it is
+the zone as it was published.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from zonegen import zonefile
 from zonegen.clock import Clock
 from zonegen.errors import UnknownSerial
 from zonegen.model import Record, ZoneConfig
-from zonegen.runner import ProjectionRunner, RebuildReport
+from zonegen.runner import ProjectionRunner, RebuildReport, ensure_projected
 from zonegen.store import Store
 
 log = logging.getLogger("zonegen")
@@ -49,10 +52,9 @@ class ExportResult:
 
 def project_pending(store: Store, clock: Clock = time.time) -> ProjectResult:
     """Fold every pending event; the result names the current serial."""
-    runner = ProjectionRunner(store, clock=clock)
-    made = runner.catch_up()
-    version = runner.version
-    return ProjectResult(len(made), version.serial if version is not None else None)
+    done = ensure_projected(store, clock)
+    return ProjectResult(len(done.made),
+                         done.version.serial if done.version is not None else None)
 
 
 def rebuild_check(store: Store) -> RebuildReport:
@@ -69,22 +71,16 @@ def zone_content(store: Store, serial: int | None = None, at: datetime | None = 
     """
     if serial is not None:
         version = store.find_version(serial)
-        return version.serial, store.records_at(version.version_id)
-    if at is not None:
-        if store.max_event_seq() > store.max_tracking_seq():
-            # Pending events may make the version current at ``at`` (now, or later).
-            ProjectionRunner(store, clock=clock).catch_up()
-        found = store.version_at(at)
-        if found is None:
-            raise UnknownSerial(f"no zone version was published at or before {at.isoformat()}"
-                                f"{store.history_note('; ')}")
-        return found.serial, store.records_at(found.version_id)
-    runner = ProjectionRunner(store, clock=clock)
-    runner.catch_up()
-    current = runner.version
-    if current is None:  # catch_up always makes the first version
-        raise UnknownSerial("no zone version exists yet")
-    return current.serial, runner.projection.records()
+    else:
+        # Pending events may make the version current at ``at`` (now, or later).
+        current = ensure_projected(store, clock).version
+        if at is not None:
+            version = store.find_version_at(at)
+        elif current is None:  # only a read-only database that was never projected
+            raise UnknownSerial(f"{store.where}: no zone version exists yet")
+        else:
+            version = current
+    return version.serial, store.records_at(version.version_id)
 
 
 def export_zone(
@@ -95,11 +91,14 @@ def export_zone(
     output: str | None = None,
     stream: IO[str] | None = None,
 ) -> ExportResult:
-    """Render a zone and write it atomically to ``output``, or to ``stream``.
+    """Render a zone and write it atomically to ``output`` (``-``: standard output), or
+    to ``stream``.
 
     :raises UnknownSerial: the requested past version does not exist.
     :raises ZonegenError: the file cannot be written (the old file is then intact).
     """
+    if output == "-":  # the usual spelling of standard output
+        output, stream = None, stream or sys.stdout
     number, records = zone_content(store, serial, at)
     warnings: list[str] = []
     lines = zonefile.render(records, config, number, warnings)

@@ -9,6 +9,7 @@ projector, so it stays what was published. Functions return plain values; the
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -18,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from zonegen.clock import Clock, parse_time
-from zonegen.errors import InvalidObject, UnknownSerial, ZonegenError
+from zonegen.errors import InvalidObject, ZonegenError
 from zonegen.model import (
     AAAA,
     CNAME,
@@ -36,7 +37,10 @@ from zonegen.model import (
     Record,
     ZoneConfig,
     canonical_ip,
+    fold,
+    net_change,
 )
+from zonegen.runner import ensure_projected
 from zonegen.store import EventRef, HistoryStart, NameChange, Store
 from zonegen.zonefile import absolute_name, txt_text, zone_records
 
@@ -253,11 +257,7 @@ def resolve_version(store: Store, selector: str | int | datetime) -> VersionRef:
         version = store.find_version(int(selector))
     else:
         when = selector if isinstance(selector, datetime) else parse_time(selector)
-        found = store.version_at(when)
-        if found is None:
-            raise UnknownSerial(f"no zone version was published at or before "
-                                f"{_iso(when)}{store.history_note('; ')}")
-        version = found
+        version = store.find_version_at(when)
     return VersionRef(version.serial, version.created_at, version.version_id)
 
 
@@ -282,7 +282,7 @@ def name_history(
     """
     full, owners = owner_names(name, zone_config)
     rtype = record_type(type) if isinstance(type, str) else type
-    _catch_up(store)
+    ensure_projected(store)
     changes = store.name_changes(owners, rtype, since, until)
     entries: list[HistoryEntry] = []
     start = store.history_start()
@@ -301,14 +301,12 @@ def _present_at_start(store: Store, start: HistoryStart, owners: list[str],
                       rtype: int | None, config: ZoneConfig, full: str) -> list[HistoryEntry]:
     """Records at the name just before the oldest kept version's own changes: its
     snapshot with those changes undone (they are listed as changes after this)."""
-    snap = dict(store.snapshot_records(start.version.version_id, owners, rtype))
-    for ch in store.name_changes(owners, rtype):
-        if ch.version.version_id != start.version.version_id:
-            break
-        if ch.added:
-            snap.pop(ch.record, None)
-        else:
-            snap[ch.record] = -1  # its adding change was compacted away with its event
+    own = itertools.takewhile(lambda ch: ch.version.version_id == start.version.version_id,
+                              store.name_changes(owners, rtype))
+    # Undo them: an addition goes, a removal comes back (-1: its adding change was
+    # compacted away with its event).
+    snap = fold(((not ch.added, ch.record, -1) for ch in own),
+                dict(store.snapshot_records(start.version.version_id, owners, rtype)))
     refs = store.event_refs(snap.values())
     v = start.version
     return [_entry(v.created_at, v.serial, "present", full, rec, config, cause,
@@ -353,21 +351,11 @@ def diff_versions(store: Store, a: str | int | datetime, b: str | int | datetime
 
     :raises UnknownSerial: a version does not exist (or was compacted).
     """
-    _catch_up(store)
+    ensure_projected(store)
     old, new = resolve_version(store, a), resolve_version(store, b)
     lo, hi = sorted((old.version_id, new.version_id))
-    added: set[Record] = set()
-    removed: set[Record] = set()
-    for was_added, rec in store.changes_between(lo, hi):
-        if was_added:
-            if rec in removed:
-                removed.discard(rec)
-            else:
-                added.add(rec)
-        elif rec in added:
-            added.discard(rec)
-        else:
-            removed.add(rec)
+    added, removed = net_change((was_added, rec, None)
+                                for was_added, rec in store.changes_between(lo, hi))
     if old.version_id > new.version_id:
         added, removed = removed, added
     lines: list[tuple[tuple[tuple[str, ...], int, int, str], DiffLine]] = []
@@ -439,24 +427,21 @@ def why(store: Store, name: str, type: str, rdata: str,  # noqa: A002
     full, owners = owner_names(name, zone_config)
     rtype = record_type(type)
     wanted = _normal_rdata(rtype, rdata, zone_config)
-    _catch_up(store)
+    ensure_projected(store)
     start = store.history_start()
     if start is None:
         raise InvalidQuery("no zone version exists yet")
-    current: dict[Record, tuple[NameChange | None, int]] = {}
+    base: dict[Record, tuple[NameChange | None, int]] = {}
     if start.snapshot and start.compacted_at is not None:
-        for rec, seq in store.snapshot_records(start.version.version_id, owners, rtype):
-            current[rec] = (None, seq)
-    for ch in store.name_changes(owners, rtype):
-        if ch.version.version_id == start.version.version_id and start.compacted_at:
-            # Already in the snapshot; keep "added at" only for records this version added.
-            if ch.added:
-                current[ch.record] = (ch, ch.cause_seq)
-            continue
-        if ch.added:
-            current[ch.record] = (ch, ch.cause_seq)
-        else:
-            current.pop(ch.record, None)
+        base = {rec: (None, seq) for rec, seq in
+                store.snapshot_records(start.version.version_id, owners, rtype)}
+    # The oldest kept version's own removals are already in its snapshot; its additions
+    # still say when the record was added.
+    current = fold(((ch.added, ch.record, (ch, ch.cause_seq))
+                    for ch in store.name_changes(owners, rtype)
+                    if ch.added or not (start.compacted_at and
+                                        ch.version.version_id == start.version.version_id)),
+                   base)
     match = [(rec, how) for rec, how in current.items()
              if rdata_text(rec.rtype, rec.rdata, zone_config.forward_zone) == wanted]
     line = f"{full} IN {TYPE_NAMES[rtype]} {wanted}"
@@ -576,7 +561,7 @@ def compact(store: Store, keep_days: float | None = None, keep_versions: int | N
     if (keep_days is None) == (keep_versions is None):
         raise InvalidQuery("say how much history to keep: --keep-days D or --keep-versions K")
     now = datetime.fromtimestamp(clock(), UTC)
-    _catch_up(store)
+    ensure_projected(store)
     base = None
     if keep_versions is not None:
         if keep_versions < 1:
@@ -698,15 +683,3 @@ def _name_key(absolute: str) -> tuple[str, ...]:
 
 def _record_key(rec: Record) -> tuple[str, int, str]:
     return (rec.owner, rec.rtype, str(rec.rdata))
-
-
-def _catch_up(store: Store) -> None:
-    """Project pending events first, as every command that reads the zone does, but
-    only when there are any: loading the projection costs O(live objects), which a
-    history lookup in a quiet 10M-event log must not pay."""
-    from zonegen.runner import ProjectionRunner
-    from zonegen.store import PROJECTION
-
-    if store.max_event_seq() > store.max_tracking_seq(PROJECTION) or \
-            store.latest_version() is None:
-        ProjectionRunner(store).catch_up()

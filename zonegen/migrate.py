@@ -1,7 +1,8 @@
 """Run the Alembic migrations shipped in the ``migrations`` package.
 
-Commands open the database through :meth:`zonegen.store.Store.open`, which upgrades to
-head here, so an operator never creates or alters a table by hand.
+Writing commands open the database through :func:`zonegen.store.open` in ``write``
+mode, which upgrades to head here, so an operator never creates or alters a table by
+hand; reading commands never migrate (see :mod:`zonegen.store.database`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def known(revision: str) -> bool:
     return any(script.revision == revision for script in _scripts().walk_revisions())
 
 
+def unknown_revision_message(revision: str) -> str:
+    return (f"database schema is at revision {revision!r}, which this zonegen does not "
+            f"know (it knows up to {head()!r}): it was written by a newer zonegen; "
+            "upgrade zonegen")
+
+
 def current(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
@@ -68,10 +75,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     if revision == "head" and now == head():
         return
     if now is not None and not known(now):
-        raise UnknownRevision(
-            f"database schema is at revision {now!r}, which this zonegen does not know "
-            f"(it knows up to {head()!r}): it was written by a newer zonegen; upgrade "
-            "zonegen")
+        raise UnknownRevision(unknown_revision_message(now))
     command.upgrade(_config(engine), revision)
 
 

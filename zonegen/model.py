@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from zonegen.errors import InvalidObject
 
@@ -415,13 +415,49 @@ class Diff:
 
 @dataclass(frozen=True, slots=True)
 class RecordChange:
-    """One journal row: record ``record`` was added (or removed) at ``serial``, caused
-    by event ``cause_seq``."""
+    """One journal row: record ``record`` was added (or removed), caused by event
+    ``cause_seq``; the version it belongs to says the serial."""
 
-    serial: int
     added: bool
     record: Record
     cause_seq: int
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+_ABSENT: Any = object()
+
+
+def fold(changes: Iterable[tuple[bool, K, V]], base: Mapping[K, V] | None = None
+         ) -> dict[K, V]:
+    """The record set after ``changes`` (``(added, record, value)`` in commit order)
+    applied to ``base``: an addition sets the record's value (its cause), a removal
+    drops it. The one rule by which the journal, snapshots, ``history`` and ``why``
+    rebuild a record set (keys may be ``Record`` values or their stored columns)."""
+    current: dict[K, V] = dict(base) if base else {}
+    pop = current.pop
+    for added, key, value in changes:
+        if added:
+            current[key] = value
+        else:
+            pop(key, None)
+    return current
+
+
+def net_change(changes: Iterable[tuple[bool, K, V]]) -> tuple[dict[K, V], dict[K, V]]:
+    """``(added, removed)``: what ``changes`` add and remove in all, each with its value
+    (cause). A record added then removed (or removed then added) is no change: how one
+    batch of events becomes one zone version, and how ``diff`` compares two versions
+    from the changes between them."""
+    added: dict[K, V] = {}
+    removed: dict[K, V] = {}
+    for was_added, key, value in changes:
+        if was_added:
+            if removed.pop(key, _ABSENT) is _ABSENT:
+                added[key] = value
+        elif added.pop(key, _ABSENT) is _ABSENT:
+            removed[key] = value
+    return added, removed
 
 
 @dataclass(frozen=True, slots=True)

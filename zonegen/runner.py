@@ -4,41 +4,91 @@ It reads the events after the projection's high-water mark, applies them to the 
 :class:`zonegen.project.Projection`, and commits the resulting zone version together with
 the new high-water mark (``Store.commit_version``), so it can stop anywhere and resume
 without skipping or repeating an event. Every command that reads the zone calls
-:meth:`ProjectionRunner.catch_up` first, so users never have to remember ``project``.
+:func:`ensure_projected` first, so users never have to remember ``project``. Warnings
+go to one channel: the ``zonegen.runner`` logger, each naming the event or object.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from zonegen import project
 from zonegen.clock import Clock
 from zonegen.errors import InvalidName, InvalidObject, StoreError
-from zonegen.model import DELETED, Change, Event, Record, RecordChange, ZoneVersion, reduce
+from zonegen.model import (
+    DELETED,
+    Change,
+    Event,
+    Record,
+    RecordChange,
+    ZoneVersion,
+    net_change,
+    reduce,
+)
 from zonegen.serial import next_serial
 from zonegen.store import PROJECTION, CheckpointMoved, Store
 
-log = logging.getLogger("zonegen")
+log = logging.getLogger("zonegen.runner")
 
 
+@dataclass(frozen=True, slots=True)
+class Projected:
+    """What :func:`ensure_projected` found or made."""
+
+    version: ZoneVersion | None  # the newest zone version
+    made: tuple[ZoneVersion, ...]  # versions this call committed
+    pending: bool  # events are left unprojected (a read-only database)
 
 
-def to_change(event: Event, warnings: list[str] | None = None) -> Change:
+def ensure_projected(store: Store, clock: Clock = time.time) -> Projected:
+    """The single entry for "pending events? then project": the newest zone version,
+    after projecting whatever events are pending (or making the first version).
+
+    A quiet log costs two small queries, not a projection load. On a read-only store
+    (``store.read_only``) nothing is written: the newest stored version is the answer,
+    and a warning says that events are pending.
+
+    :raises StoreError: the store cannot be read or written.
+    """
+    checkpoint = store.max_tracking_seq(PROJECTION)
+    newest = store.max_event_seq()
+    latest = store.latest_version()
+    if newest <= checkpoint and latest is not None:
+        return Projected(latest, (), False)
+    if store.read_only:
+        if newest > checkpoint:
+            log.warning("%s: events after seq %d are not projected yet and the database "
+                        "is read-only; answering from %s", store.where, checkpoint,
+                        f"serial {latest.serial}" if latest else "no zone version")
+        return Projected(latest, (), newest > checkpoint)
+    runner = ProjectionRunner(store, clock=clock)
+    made = runner.catch_up()
+    return Projected(runner.version, tuple(made), False)
+
+
+def to_change(event: Event, report: bool = False) -> Change:
     """Reduce a stored event for the projector. A stored object the reducers now reject
-    is projected as absent (with a warning), so one bad row never stops the zone."""
-    if event.type == DELETED:
-        return Change(event.seq, event.kind, event.namespace, event.name, None)
+    is projected as absent, so one bad row never stops the zone; with ``report`` (the
+    first time the event is projected) each problem is logged, naming the event."""
+    warnings: list[str] | None = [] if report else None
     try:
-        obj = reduce(event.kind, event.object(), warnings)
-    except (InvalidObject, ValueError) as e:
-        if warnings is not None:
-            warnings.append(f"event {event.seq}: {e}; treated as deleted")
-        return Change(event.seq, event.kind, event.namespace, event.name, None)
-    return Change(event.seq, event.kind, event.namespace, event.name, obj)
+        if event.type == DELETED:
+            return Change(event.seq, event.kind, event.namespace, event.name, None)
+        try:
+            obj = reduce(event.kind, event.object(), warnings)
+        except (InvalidObject, ValueError) as e:
+            if report:
+                log.warning("event %d (%s %s/%s): %s; treated as deleted", event.seq,
+                            event.kind, event.namespace, event.name, e)
+            return Change(event.seq, event.kind, event.namespace, event.name, None)
+        return Change(event.seq, event.kind, event.namespace, event.name, obj)
+    finally:
+        for message in warnings or ():
+            log.warning("%s", message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +120,11 @@ class ProjectionRunner:
         store: Store,
         clock: Clock = time.time,
         batch_size: int = 20_000,
-        on_warning: Callable[[str], None] | None = None,
         snapshot_every: int = 200_000,
     ) -> None:
         self.store = store
         self.clock = clock
         self.batch_size = batch_size
-        self.on_warning = on_warning or (lambda message: log.warning("%s", message))
         self._projection: project.Projection | None = None
         self._checkpoint = 0
         self._version: ZoneVersion | None = None
@@ -153,23 +201,17 @@ class ProjectionRunner:
                 return made
 
     def _fold(self, projection: project.Projection, pending: list[Event]) -> ZoneVersion | None:
-        added: dict[Record, int] = {}
-        removed: dict[Record, int] = {}
-        reduce_warnings: list[str] = []
         name_warnings: list[InvalidName] = []
-        for event in pending:
-            change = to_change(event, reduce_warnings)
-            diff = projection.apply(change, name_warnings)
-            for r in diff.removed:
-                if added.pop(r, None) is None:
-                    removed[r] = event.seq
-            for r in diff.added:
-                if removed.pop(r, None) is None:
-                    added[r] = event.seq
-        for message in reduce_warnings:
-            self.on_warning(message)
+
+        def changes() -> Iterator[tuple[bool, Record, int]]:
+            for event in pending:
+                diff = projection.apply(to_change(event, report=True), name_warnings)
+                yield from ((False, r, event.seq) for r in diff.removed)
+                yield from ((True, r, event.seq) for r in diff.added)
+
+        added, removed = net_change(changes())
         for warning in name_warnings:
-            self.on_warning(str(warning))
+            log.warning("%s", warning)
         to_seq = pending[-1].seq if pending else self._checkpoint
         now = self.clock()
         serial: int | None = None
@@ -179,22 +221,20 @@ class ProjectionRunner:
             serial = next_serial(previous, max(int(now), 0))
         if self._version is None:
             # The first version publishes everything, the apex records included.
-            changes = [RecordChange(serial or 0, True, r, added.get(r, 0))
-                       for r in _sorted(projection.records())]
+            rows = [RecordChange(True, r, added.get(r, 0)) for r in _sorted(projection.records())]
         else:
-            changes = [
-                RecordChange(serial or 0, False, r, seq) for r, seq in _ordered(removed)
-            ] + [RecordChange(serial or 0, True, r, seq) for r, seq in _ordered(added)]
+            rows = [RecordChange(False, r, seq) for r, seq in _ordered(removed)] + \
+                [RecordChange(True, r, seq) for r, seq in _ordered(added)]
         version = self.store.commit_version(
             (PROJECTION, self._checkpoint, to_seq),
             serial=serial,
             created_at=datetime.fromtimestamp(now, tz=UTC),
-            changes=changes,
+            changes=rows,
         )
         self._checkpoint = to_seq
         if version is not None:
             self._version = version
-            self._maybe_snapshot(version, len(changes), len(projection))
+            self._maybe_snapshot(version, len(rows), len(projection))
         return version
 
     def _maybe_snapshot(self, version: ZoneVersion, changed: int, size: int) -> None:

@@ -158,18 +158,35 @@ def write(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
     fsynced, then ``os.replace`` and an fsync of the directory, so a reader (or a crash)
     sees the old file or the new one, never a part (unlike octodns-bind's plain open).
 
-    The new file gets the old file's permission bits, or 0644 when there is none, so a
-    name server running as another user can still read it.
+    Only a regular file's contents are ever replaced (issue #9 §3): a symlink is followed
+    and its target replaced in the target's directory (the link stays); the replaced
+    file keeps its owner, group and permission bits (a new file gets 0644), so a name
+    server running as another user can still read it; a device, directory, FIFO or
+    socket is refused and left as it is.
 
-    :raises ZoneWriteError: the directory is not writable, the disk is full, or any other
-        OS error; the temporary file is removed and the old zone file is untouched.
+    :raises ZoneWriteError: ``path`` is not a regular file, the directory is not
+        writable, the disk is full, the owner cannot be kept, or any other OS error; the
+        temporary file is removed and the old zone file is untouched.
     """
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
+    import stat  # here, so this function stays the whole of the change (issue #9 §3)
+
+    shown = os.fspath(path)
+    target = os.path.realpath(shown)
+    directory = os.path.dirname(target)
     try:
-        mode = os.stat(target).st_mode & 0o7777
-    except OSError:
-        mode = 0o644
+        old: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    except OSError as e:
+        raise ZoneWriteError(f"cannot write zone file {shown}: {e.strerror or e}") from None
+    if old is not None and not stat.S_ISREG(old.st_mode):
+        kind = next((name for test, name in (
+            (stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
+            (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "FIFO"),
+            (stat.S_ISSOCK, "socket")) if test(old.st_mode)), "special file")
+        raise ZoneWriteError(f"cannot write zone file {shown}: it is a {kind}, not a "
+                             "regular file; left as it is")
+    mode = old.st_mode & 0o7777 if old is not None else 0o644
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
@@ -177,7 +194,9 @@ def write(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as f:
             f.writelines(lines)
             f.flush()
-            os.fchmod(f.fileno(), mode)
+            if old is not None and (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(f.fileno(), old.st_uid, old.st_gid)
+            os.fchmod(f.fileno(), mode)  # after chown, which may clear set-id bits
             os.fsync(f.fileno())
         os.replace(tmp, target)
         tmp = None
@@ -187,7 +206,7 @@ def write(path: str | os.PathLike[str], lines: Iterable[str]) -> None:
         finally:
             os.close(dfd)
     except OSError as e:
-        raise ZoneWriteError(f"cannot write zone file {target}: "
+        raise ZoneWriteError(f"cannot write zone file {shown}: "
                              f"{e.strerror or e}") from None
     finally:
         if tmp is not None:

@@ -36,7 +36,7 @@ def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
     :raises StoreError: the store cannot be read.
     :raises WatchError: ``watch`` configuration unusable.
     """
-    feed = StoreFeed(store, configs, project=watch is None,
+    feed = StoreFeed(store, configs, project=watch is None and not store.read_only,
                      max_versions=options.journal_versions,
                      max_records=options.journal_records)
     return asyncio.run(_serve_main(feed, options, watch, ready, stop))

@@ -1,0 +1,100 @@
+"""The store: the event log, the zone journal, the audit reader and retention, each a
+role of its own (as eventsourcing splits its recorders), sharing one database behind one
+:func:`open`. In SQLAlchemy Core, dialect-neutral; it never imports the projector.
+
+Map (one noun a module):
+
+- :mod:`.database`: opening (the open modes: ``read``, ``inspect``, ``write``), the
+  connection discipline and one-line errors, SQLite tuning.
+- :mod:`.schema`: the tables the migrations create; the time encoding.
+- :mod:`.events`: :class:`EventLog`, appending events with resume points; object heads.
+- :mod:`.journal`: :class:`ZoneJournal`, zone versions with the projection checkpoint,
+  the IXFR journal, past record sets, snapshots, where history begins.
+- :mod:`.audit`: :class:`AuditLog`, what history/diff/log/why read.
+- :mod:`.retention`: :class:`Retention`, ``compact``.
+
+:class:`Store` is all roles on one connection: what :func:`open` returns. Code that
+needs one role may type its parameter as that role.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from zonegen.store.audit import AuditLog, EventRef, NameChange
+from zonegen.store.database import DEFAULT_URL, HOW_TO_CREATE, Database, Mode, connect
+from zonegen.store.database import remove_created as _remove_created
+from zonegen.store.events import AppendResult, EventAppender, EventLog, ObjectHead
+from zonegen.store.journal import (
+    PROJECTION,
+    CheckpointMoved,
+    HistoryStart,
+    JournalVersion,
+    ZoneJournal,
+)
+from zonegen.store.retention import CompactionStats, Retention
+from zonegen.store.schema import (
+    compactions,
+    events,
+    from_us,
+    metadata,
+    object_heads,
+    record_changes,
+    record_snapshots,
+    resume_points,
+    to_us,
+    trackings,
+    zone_versions,
+)
+
+__all__ = [
+    "DEFAULT_URL", "HOW_TO_CREATE", "PROJECTION", "AppendResult", "AuditLog",
+    "CheckpointMoved", "CompactionStats", "Database", "EventAppender", "EventLog",
+    "EventRef", "HistoryStart", "JournalVersion", "Mode", "NameChange", "ObjectHead",
+    "Retention", "Store", "ZoneJournal", "compactions", "events", "from_us", "metadata",
+    "object_heads", "open", "opened", "record_changes", "record_snapshots",
+    "resume_points", "to_us", "trackings", "zone_versions",
+]
+
+
+class Store(EventLog, AuditLog, Retention):
+    """Every role on one database: what commands open."""
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL, upgrade: bool = True) -> Store:
+        """A writable store on ``url`` (created when missing; in-memory allowed), for
+        library code and tests; migrated to head unless ``upgrade`` is False.
+
+        :raises StoreError: see :func:`open`.
+        """
+        c = connect(url, "write", memory=True, migrate=upgrade)
+        return cls(c.engine, c.where, c.read_only, c.created)
+
+
+def open(url: str = DEFAULT_URL, mode: Mode = "write",  # noqa: A001 - the store's verb
+         memory: bool = False) -> Store:
+    """Open the database at ``url`` by the rules of ``mode`` (see
+    :mod:`zonegen.store.database`): ``read`` and ``inspect`` never create, migrate or
+    alter it; ``write`` creates and migrates. ``memory`` allows ``sqlite://``.
+
+    :raises StoreError: one line naming the database and what to do.
+    """
+    c = connect(url, mode, memory=memory)
+    return Store(c.engine, c.where, c.read_only, c.created)
+
+
+@contextlib.contextmanager
+def opened(url: str = DEFAULT_URL, mode: Mode = "write",
+           memory: bool = False) -> Iterator[Store]:
+    """:func:`open` for one command: closed at the end, and a database this call
+    created is removed again when the command fails before storing anything (a failed
+    ``ingest nope.json`` leaves no file behind)."""
+    store = open(url, mode, memory)
+    try:
+        yield store
+    except BaseException:
+        if not _remove_created(store):
+            store.close()
+        raise
+    store.close()

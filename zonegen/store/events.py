@@ -1,0 +1,276 @@
+"""The event log role: append Kubernetes events exactly once, with the watch resume
+points that follow them, and read them back for the projection.
+
+A resume point commits with the events it follows (``append_events``), so a crash at any
+point loses nothing and doubles nothing. ``object_heads`` (the newest event of every
+object) is kept in the same transaction, so snapshots and relists diff against it
+cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from zonegen.model import DELETED, Event
+from zonegen.store.database import Database, _batched
+from zonegen.store.schema import events, from_us, object_heads, resume_points, to_us
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    """The newest stored event of one object."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    last_seq: int
+    deleted: bool
+
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    stored: tuple[int, ...]  # sequence numbers of the new events
+    duplicates: int  # events already in the log (idempotency key), skipped
+
+
+
+
+class EventLog(Database):
+    """Appends events and resume points; reads events and object heads."""
+
+    def append_events(
+        self,
+        new_events: Sequence[Event],
+        resume: Iterable[tuple[str, str, str]] = (),
+    ) -> AppendResult:
+        """Append events (skipping those already stored) and, in the same transaction,
+        set watch resume points ``(source, kind, resourceVersion)``.
+
+        Idempotent on (uid, resourceVersion, type), so at-least-once delivery is safe.
+
+        :raises StoreError: the database cannot be written; nothing is stored then.
+        """
+        resume = list(resume)
+        with self._wrap("appending events"):
+            for attempt in (1, 2):
+                try:
+                    with self._write() as conn:
+                        result = self._append(conn, new_events)
+                        for source, kind, rv in resume:
+                            self._set_resume(conn, source, kind, rv)
+                        return result
+                except IntegrityError:
+                    # Another writer appended one of these events between our check
+                    # and our insert: run once more, and the check now skips it.
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def appending(self) -> Iterator[EventAppender]:
+        """One write transaction for a whole input (``zonegen ingest``): every
+        ``append`` inside it lands together or, on any error, not at all, while the
+        input is still read and stored in bounded batches."""
+        with self._wrap("appending events"), self._write() as conn:
+            yield EventAppender(self, conn)
+
+    def _append(self, conn: Connection, new_events: Sequence[Event]) -> AppendResult:
+        if not new_events:
+            return AppendResult((), 0)
+        # Look up exactly the idempotency keys of this batch (the unique index), not
+        # every event of its objects: an object's history may be long.
+        existing: set[tuple[str, str, str]] = set()
+        keys = sorted({(e.uid, e.resource_version, e.type) for e in new_events})
+        key_cols = sa.tuple_(events.c.uid, events.c.resource_version, events.c.type)
+        for chunk in _batched(keys, 300):
+            rows = conn.execute(
+                sa.select(events.c.uid, events.c.resource_version, events.c.type)
+                .where(key_cols.in_(chunk))
+            )
+            existing.update((r.uid, r.resource_version, r.type) for r in rows)
+        fresh: list[Event] = []
+        for e in new_events:
+            k = (e.uid, e.resource_version, e.type)
+            if k not in existing:
+                existing.add(k)
+                fresh.append(e)
+        if not fresh:
+            return AppendResult((), len(new_events))
+        # RETURNING with executemany (SQLAlchemy 2 "insertmanyvalues"): our own rows'
+        # sequence numbers, in input order, on SQLite and PostgreSQL alike.
+        inserted = conn.execute(
+            events.insert().returning(events.c.seq, sort_by_parameter_order=True),
+            [_event_row(e) for e in fresh],
+        ).all()
+        seqs = [int(r.seq) for r in inserted]
+        heads: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for seq, e in zip(seqs, fresh, strict=True):
+            heads[e.key] = {
+                "kind": e.kind, "namespace": e.namespace, "name": e.name, "uid": e.uid,
+                "resource_version": e.resource_version, "last_seq": seq,
+                "deleted": e.type == DELETED,
+            }
+        keys = list(heads)
+        for chunk in _batched(keys, 300):
+            conn.execute(object_heads.delete().where(
+                sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
+                .in_(chunk)))
+        conn.execute(object_heads.insert(), list(heads.values()))
+        return AppendResult(tuple(seqs), len(new_events) - len(fresh))
+
+    def _set_resume(self, conn: Connection, source: str, kind: str, rv: str) -> None:
+        updated = conn.execute(
+            resume_points.update()
+            .where(resume_points.c.source == source, resume_points.c.kind == kind)
+            .values(resource_version=rv)
+        ).rowcount
+        if not updated:
+            conn.execute(resume_points.insert().values(source=source, kind=kind,
+                                                       resource_version=rv))
+
+    def resume_point(self, source: str, kind: str) -> str | None:
+        with self._wrap("reading resume point"), self._read() as conn:
+            return conn.execute(
+                sa.select(resume_points.c.resource_version)
+                .where(resume_points.c.source == source, resume_points.c.kind == kind)
+            ).scalar()
+
+    def select_events(self, gt: int = 0, limit: int | None = None,
+                      lte: int | None = None) -> list[Event]:
+        """Events with ``gt < seq (<= lte)``, in sequence order."""
+        q = sa.select(events).where(events.c.seq > gt).order_by(events.c.seq)
+        if lte is not None:
+            q = q.where(events.c.seq <= lte)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._wrap("reading events"), self._read() as conn:
+            return [_event_from_row(r) for r in conn.execute(q)]
+
+    def get_event(self, seq: int) -> Event | None:
+        with self._wrap("reading events"), self._read() as conn:
+            return _select_event(conn, seq)
+
+    def iter_latest_events(self, lte: int, batch: int = 2000) -> Iterator[Event]:
+        """The newest event of every object with ``seq <= lte`` that is not a deletion:
+        the cluster as the log knew it at that point, for loading a projection."""
+        newest = (
+            sa.select(sa.func.max(events.c.seq).label("seq"))
+            .where(events.c.seq <= lte)
+            .group_by(events.c.kind, events.c.namespace, events.c.name)
+        ).subquery()
+        q = (
+            sa.select(events).join(newest, newest.c.seq == events.c.seq)
+            .where(events.c.type != DELETED).order_by(events.c.seq)
+        )
+        with self._wrap("reading events"), self._read() as conn:
+            result = conn.execution_options(yield_per=batch).execute(q)
+            for row in result:
+                yield _event_from_row(row)
+
+    def max_event_seq(self) -> int:
+        with self._wrap("reading events"), self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
+
+    def heads(self, kinds: Iterable[str] | None = None,
+              namespaces: Iterable[str] | None = None) -> dict[tuple[str, str, str], ObjectHead]:
+        """The newest event of each object (deleted ones included), by (kind, ns, name)."""
+        with self._wrap("reading objects"), self._read() as conn:
+            return _select_heads(conn, kinds, namespaces)
+
+
+class EventAppender:
+    """Appends inside :meth:`EventLog.appending`'s transaction."""
+
+    def __init__(self, store: EventLog, conn: Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    def append(self, new_events: Sequence[Event]) -> AppendResult:
+        return self._store._append(self._conn, new_events)
+
+    def heads(self) -> dict[tuple[str, str, str], ObjectHead]:
+        """Every object head, read inside this transaction (so no other writer's
+        events can slip between the read and our appends)."""
+        return _select_heads(self._conn)
+
+    def known_versions(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(uid, resourceVersion)`` pairs the log already holds as an object
+        version (ADDED or MODIFIED): re-reading an older version is not news."""
+        found: set[tuple[str, str]] = set()
+        cols = sa.tuple_(events.c.uid, events.c.resource_version)
+        for chunk in _batched(sorted(set(pairs)), 300):
+            rows = self._conn.execute(
+                sa.select(events.c.uid, events.c.resource_version)
+                .where(cols.in_(chunk), events.c.type != DELETED))
+            found.update((r.uid, r.resource_version) for r in rows)
+        return found
+
+    def get_event(self, seq: int) -> Event | None:
+        return _select_event(self._conn, seq)
+
+    def heads_for(self, keys: Sequence[tuple[str, str, str]]
+                  ) -> dict[tuple[str, str, str], ObjectHead]:
+        out: dict[tuple[str, str, str], ObjectHead] = {}
+        unique = sorted(set(keys))
+        for chunk in _batched(unique, 300):
+            rows = self._conn.execute(sa.select(object_heads).where(
+                sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
+                .in_(chunk)))
+            for r in rows:
+                out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
+        return out
+
+
+SNAPSHOT_COLUMNS = ("version_id", "owner", "rtype", "ttl", "rdata", "cause_seq")
+RECORD_CHANGE_COLUMNS = ("version_id", "added", "owner", "rtype", "ttl", "rdata", "cause_seq")
+
+
+def _select_event(conn: Connection, seq: int) -> Event | None:
+    row = conn.execute(sa.select(events).where(events.c.seq == seq)).first()
+    return _event_from_row(row) if row is not None else None
+
+
+def _select_heads(conn: Connection, kinds: Iterable[str] | None = None,
+                  namespaces: Iterable[str] | None = None
+                  ) -> dict[tuple[str, str, str], ObjectHead]:
+    q = sa.select(object_heads)
+    if kinds is not None:
+        q = q.where(object_heads.c.kind.in_(list(kinds)))
+    if namespaces is not None:
+        q = q.where(object_heads.c.namespace.in_(list(namespaces)))
+    return {(r.kind, r.namespace, r.name): _head_from_row(r) for r in conn.execute(q)}
+
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "received_us": to_us(e.received_at), "source": e.source, "type": e.type,
+        "kind": e.kind, "namespace": e.namespace, "name": e.name, "uid": e.uid,
+        "resource_version": e.resource_version, "object": e.object_json,
+    }
+
+
+def _event_from_row(r: Any) -> Event:
+    return Event(
+        seq=int(r.seq), received_at=from_us(r.received_us), source=r.source, type=r.type,
+        kind=r.kind, namespace=r.namespace, name=r.name, uid=r.uid,
+        resource_version=r.resource_version, object_json=r.object,
+    )
+
+
+
+def _head_from_row(r: Any) -> ObjectHead:
+    return ObjectHead(r.kind, r.namespace, r.name, r.uid, r.resource_version, int(r.last_seq),
+                      bool(r.deleted))
+
+

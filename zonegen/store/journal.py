@@ -1,0 +1,300 @@
+"""The zone journal role: every published zone version with its record changes, the
+projection's high-water mark that commits with them, and snapshots of whole record sets.
+
+The projection's last event commits with the zone version it produced
+(``commit_version``), as eventsourcing's process recorders do, so a crash loses nothing
+and doubles nothing; the move is a compare-and-set, so two projectors sharing one log
+cannot both publish the same events. Past record sets are folded from what was stored
+(:func:`zonegen.model.fold`), never from today's projector.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from zonegen.errors import StoreError, UnknownSerial
+from zonegen.model import Record, RecordChange, ZoneVersion, encode_rdata, fold
+from zonegen.store.database import Database, _insert_many
+from zonegen.store.schema import (
+    compactions,
+    from_us,
+    record_changes,
+    record_snapshots,
+    to_us,
+    trackings,
+    zone_versions,
+)
+
+PROJECTION = "projection"
+"""Tracking name of the projector's high-water mark."""
+
+SNAPSHOT_COLUMNS = ("version_id", "owner", "rtype", "ttl", "rdata", "cause_seq")
+RECORD_CHANGE_COLUMNS = ("version_id", "added", "owner", "rtype", "ttl", "rdata", "cause_seq")
+
+
+class CheckpointMoved(StoreError):
+    """Another projector sharing this log published the same events first."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalVersion:
+    """One zone version with its changes, for IXFR and history."""
+
+    version: ZoneVersion
+    previous_serial: int | None
+    added: tuple[Record, ...]
+    removed: tuple[Record, ...]
+
+
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStart:
+    """Where kept history begins: the oldest kept version and, when ``compact`` removed
+    older ones, when that happened."""
+
+    version: ZoneVersion
+    compacted_at: datetime | None
+    snapshot: bool  # the oldest version has a record_snapshots base
+
+    def note(self) -> str:
+        if self.compacted_at is None:
+            return f"history begins at serial {self.version.serial}"
+        return (f"history begins at serial {self.version.serial} (compacted on "
+                f"{self.compacted_at.strftime('%Y-%m-%dT%H:%M:%SZ')})")
+
+
+
+
+class ZoneJournal(Database):
+    """Commits zone versions with the checkpoint; reads versions, the IXFR journal and
+    past record sets."""
+
+    def max_tracking_seq(self, name: str = PROJECTION) -> int:
+        with self._wrap("reading checkpoint"), self._read() as conn:
+            return int(conn.execute(
+                sa.select(trackings.c.last_seq).where(trackings.c.name == name)
+            ).scalar() or 0)
+
+    def commit_version(
+        self,
+        tracking: tuple[str, int, int],
+        serial: int | None = None,
+        created_at: datetime | None = None,
+        changes: Sequence[RecordChange] = (),
+    ) -> ZoneVersion | None:
+        """Move tracking ``(name, from_seq, to_seq)`` and, when ``serial`` is given,
+        record a zone version with its changes, all in one transaction.
+
+        The tracking move is a compare-and-set from ``from_seq``: two projectors sharing
+        one log cannot both publish the same events.
+
+        :raises StoreError: another projector moved the checkpoint first, or the write
+            failed; nothing is stored then.
+        """
+        name, from_seq, to_seq = tracking
+        with self._wrap("committing zone version"), self._write() as conn:
+            current = conn.execute(
+                sa.select(trackings.c.last_seq).where(trackings.c.name == name)
+            ).scalar()
+            if (current or 0) != from_seq:
+                raise CheckpointMoved(
+                    f"{self.where}: projection checkpoint moved from {from_seq} to {current} "
+                    "under us (another zonegen projected these events)")
+            if current is None:
+                conn.execute(trackings.insert().values(name=name, last_seq=to_seq))
+            else:
+                conn.execute(trackings.update().where(trackings.c.name == name)
+                             .values(last_seq=to_seq))
+            if serial is None:
+                return None
+            created = created_at or datetime.now(UTC)
+            version_id = conn.execute(
+                zone_versions.insert().values(
+                    serial=serial, created_us=to_us(created), last_event_seq=to_seq)
+                .returning(zone_versions.c.id)
+            ).scalar_one()
+            _insert_many(conn, record_changes, RECORD_CHANGE_COLUMNS, (
+                (version_id, ch.added, ch.record.owner, ch.record.rtype, ch.record.ttl,
+                 encode_rdata(ch.record.rdata), ch.cause_seq)
+                for ch in changes))
+            return ZoneVersion(int(version_id), serial, created, to_seq)
+
+    def latest_version(self) -> ZoneVersion | None:
+        with self._wrap("reading zone versions"), self._read() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).order_by(zone_versions.c.id.desc()).limit(1)
+            ).first()
+            return _version_from_row(row) if row is not None else None
+
+    def versions(self, since_id: int = 0) -> list[ZoneVersion]:
+        with self._wrap("reading zone versions"), self._read() as conn:
+            return [_version_from_row(r) for r in conn.execute(
+                sa.select(zone_versions).where(zone_versions.c.id > since_id)
+                .order_by(zone_versions.c.id))]
+
+    def get_version(self, serial: int) -> ZoneVersion | None:
+        """The newest version published with ``serial`` (serials wrap, ids do not)."""
+        with self._wrap("reading zone versions"), self._read() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).where(zone_versions.c.serial == serial)
+                .order_by(zone_versions.c.id.desc()).limit(1)
+            ).first()
+            return _version_from_row(row) if row is not None else None
+
+    def find_version(self, serial: int) -> ZoneVersion:
+        """:raises UnknownSerial: no version was published with ``serial``."""
+        version = self.get_version(serial)
+        if version is None:
+            raise UnknownSerial(f"serial {serial} was never published"
+                                f"{self.history_note(', or is older than kept history: ')}")
+        return version
+
+    def find_version_at(self, when: datetime) -> ZoneVersion:
+        """The version current at ``when``.
+
+        :raises UnknownSerial: nothing was published at or before ``when``.
+        """
+        found = self.version_at(when)
+        if found is None:
+            stamp = when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            raise UnknownSerial(f"no zone version was published at or before {stamp}"
+                                f"{self.history_note('; ')}")
+        return found
+
+    def version_at(self, when: datetime) -> ZoneVersion | None:
+        """The version that was current at ``when``: the newest created at or before it."""
+        with self._wrap("reading zone versions"), self._read() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).where(zone_versions.c.created_us <= to_us(when))
+                .order_by(zone_versions.c.id.desc()).limit(1)
+            ).first()
+            return _version_from_row(row) if row is not None else None
+
+    def journal(self, after_version_id: int, upto_version_id: int | None = None
+                ) -> list[JournalVersion]:
+        """Every version after ``after_version_id`` (up to ``upto_version_id``) with its
+        added and removed records, oldest first: the IXFR journal (RFC 1995)."""
+        with self._wrap("reading the journal"), self._read() as conn:
+            prev = conn.execute(
+                sa.select(zone_versions.c.serial).where(zone_versions.c.id == after_version_id)
+            ).scalar()
+            vq = sa.select(zone_versions).where(zone_versions.c.id > after_version_id)
+            cq = sa.select(record_changes).where(record_changes.c.version_id > after_version_id)
+            if upto_version_id is not None:
+                vq = vq.where(zone_versions.c.id <= upto_version_id)
+                cq = cq.where(record_changes.c.version_id <= upto_version_id)
+            versions = [_version_from_row(r) for r in conn.execute(vq.order_by(zone_versions.c.id))]
+            added: dict[int, list[Record]] = {v.version_id: [] for v in versions}
+            removed: dict[int, list[Record]] = {v.version_id: [] for v in versions}
+            for r in conn.execute(cq.order_by(record_changes.c.id)):
+                rec = Record.from_row(r.owner, r.rtype, r.rdata, r.ttl)
+                (added if r.added else removed)[r.version_id].append(rec)
+        out: list[JournalVersion] = []
+        for v in versions:
+            out.append(JournalVersion(v, prev, tuple(added[v.version_id]),
+                                      tuple(removed[v.version_id])))
+            prev = v.serial
+        return out
+
+    def records_at(self, version_id: int) -> set[Record]:
+        """The record set as published by version ``version_id``: the nearest snapshot at
+        or before it (see ``record_snapshots``) plus every later change up to it, folded.
+        Independent of the projector's code, so past zones stay as published."""
+        with self._wrap("reading the journal"), self._read() as conn:
+            return set(self._fold_records(conn, version_id))
+
+
+    def save_snapshot(self, version_id: int) -> int:
+        """Store the full record set of ``version_id`` (replacing any snapshot there), so
+        ``records_at`` of it and later versions starts here; returns its size."""
+        with self._wrap("saving snapshot"), self._write() as conn:
+            return self._save_snapshot(conn, version_id)
+
+    def _save_snapshot(self, conn: Connection, version_id: int) -> int:
+        folded = self._fold_records(conn, version_id)
+        conn.execute(record_snapshots.delete().where(record_snapshots.c.version_id == version_id))
+        _insert_many(conn, record_snapshots, SNAPSHOT_COLUMNS, (
+            (version_id, rec.owner, rec.rtype, rec.ttl, encode_rdata(rec.rdata), cause)
+            for rec, cause in folded.items()))
+        return len(folded)
+
+    def changes_since_snapshot(self) -> int:
+        """Record changes stored after the newest snapshot: what ``records_at`` of the
+        newest version must fold. The runner snapshots when this grows large."""
+        with self._wrap("reading the journal"), self._read() as conn:
+            base = conn.execute(sa.select(sa.func.max(record_snapshots.c.version_id))
+                                ).scalar() or 0
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(record_changes)
+                .where(record_changes.c.version_id > base)).scalar() or 0)
+
+
+    def _fold_records(self, conn: Connection, version_id: int) -> dict[Record, int]:
+        """Record -> cause_seq as published by ``version_id``: the nearest snapshot at or
+        before it, then every later change up to it, in commit order.
+
+        Folds on the stored columns (rdata JSON is written canonically by
+        ``Record.to_row``, so equal records have equal text) and builds ``Record``
+        values only for the survivors: most of a long journal is records that came and
+        went, and decoding their JSON was two thirds of the cost."""
+        base = conn.execute(
+            sa.select(sa.func.max(record_snapshots.c.version_id))
+            .where(record_snapshots.c.version_id <= version_id)
+        ).scalar() or 0
+        sq = (sa.select(sa.true(), record_snapshots.c.owner, record_snapshots.c.rtype,
+                        record_snapshots.c.rdata, record_snapshots.c.ttl,
+                        record_snapshots.c.cause_seq)
+              .where(record_snapshots.c.version_id == base))
+        q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
+                       record_changes.c.rdata, record_changes.c.ttl, record_changes.c.cause_seq)
+             .where(record_changes.c.version_id > base,
+                    record_changes.c.version_id <= version_id)
+             .order_by(record_changes.c.version_id, record_changes.c.id))
+        stream = conn.execution_options(yield_per=20000)
+        # The snapshot (when there is one) as additions, then the changes after it.
+        rows = itertools.chain(stream.execute(sq) if base else (), stream.execute(q))
+        current = fold((added, (owner, rtype, rdata, ttl), cause)
+                       for added, owner, rtype, rdata, ttl, cause in rows)
+        return {Record.from_row(o, t, r, ttl): int(c) for (o, t, r, ttl), c in current.items()}
+
+    # ---- where kept history begins (``compact`` moves it)
+
+    def history_start(self) -> HistoryStart | None:
+        """Where kept history begins (None before the first version)."""
+        with self._wrap("reading zone versions"), self._read() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).order_by(zone_versions.c.id).limit(1)).first()
+            if row is None:
+                return None
+            version = _version_from_row(row)
+            compacted = conn.execute(sa.select(sa.func.max(compactions.c.compacted_us))).scalar()
+            snapshot = conn.execute(
+                sa.select(record_snapshots.c.id)
+                .where(record_snapshots.c.version_id == version.version_id).limit(1)
+            ).first() is not None
+        return HistoryStart(version, from_us(compacted) if compacted is not None else None,
+                            snapshot)
+
+    def history_note(self, prefix: str = "") -> str:
+        """``prefix`` + "history begins at serial N (compacted on …)" when history was
+        compacted, else "": error messages append it so users learn why a past serial or
+        time is gone."""
+        start = self.history_start()
+        if start is None or start.compacted_at is None:
+            return ""
+        return prefix + start.note()
+
+
+
+def _version_from_row(r: Any) -> ZoneVersion:
+    return ZoneVersion(int(r.id), int(r.serial), from_us(r.created_us), int(r.last_event_seq))
+
+

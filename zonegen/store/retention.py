@@ -1,0 +1,89 @@
+"""The retention role: ``zonegen compact``, the only code that ever deletes history.
+
+It keeps a snapshot of the oldest kept version's record set, so later exports, history,
+diffs and IXFR stay exact, and logs each compaction (``compactions``) so answers can say
+where history now begins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from zonegen.errors import UnknownSerial
+from zonegen.model import DELETED, ZoneVersion
+from zonegen.store.journal import PROJECTION, ZoneJournal, _version_from_row
+from zonegen.store.schema import (
+    compactions,
+    events,
+    record_changes,
+    record_snapshots,
+    to_us,
+    trackings,
+    zone_versions,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionStats:
+    base: ZoneVersion
+    versions_deleted: int
+    changes_deleted: int
+    events_deleted: int
+    snapshot_records: int
+
+
+
+
+class Retention(ZoneJournal):
+    """Deletes what ``compact`` was told it may delete, in one transaction."""
+
+    def compact(self, base_version_id: int, now: datetime) -> CompactionStats:
+        """Make ``base_version_id`` the oldest kept version, in one transaction: snapshot
+        its record set, delete older versions with their changes and snapshots, and
+        delete the events they consumed, except any that is still the newest event of a
+        live object up to the projection checkpoint (the projection loads those:
+        ``iter_latest_events``). Logs the compaction.
+
+        :raises UnknownSerial: the version does not exist.
+        """
+        with self._wrap("compacting history"), self._write() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).where(zone_versions.c.id == base_version_id)).first()
+            if row is None:
+                raise UnknownSerial(f"zone version {base_version_id} does not exist")
+            base = _version_from_row(row)
+            upto = conn.execute(
+                sa.select(sa.func.max(zone_versions.c.last_event_seq))
+                .where(zone_versions.c.id < base_version_id)).scalar()
+            if upto is None:
+                return CompactionStats(base, 0, 0, 0, 0)
+            snapshot = self._save_snapshot(conn, base_version_id)
+            changes = conn.execute(record_changes.delete().where(
+                record_changes.c.version_id < base_version_id)).rowcount
+            conn.execute(record_snapshots.delete().where(
+                record_snapshots.c.version_id < base_version_id))
+            versions = conn.execute(zone_versions.delete().where(
+                zone_versions.c.id < base_version_id)).rowcount
+            # The projection loads the newest event <= its checkpoint of each live
+            # object; an older event is only needed when it is that one.
+            checkpoint = conn.execute(sa.select(trackings.c.last_seq).where(
+                trackings.c.name == PROJECTION)).scalar() or 0
+            newest = (
+                sa.select(sa.func.max(events.c.seq).label("seq"))
+                .where(events.c.seq <= max(int(upto), int(checkpoint)))
+                .group_by(events.c.kind, events.c.namespace, events.c.name)
+            ).subquery()
+            keep = (sa.select(events.c.seq).join(newest, newest.c.seq == events.c.seq)
+                    .where(events.c.type != DELETED))
+            removed = conn.execute(events.delete().where(
+                events.c.seq <= upto, events.c.seq.not_in(keep))).rowcount
+            conn.execute(compactions.insert().values(
+                compacted_us=to_us(now), base_serial=base.serial,
+                base_created_us=to_us(base.created_at), events_upto_seq=int(upto),
+                versions_deleted=versions, changes_deleted=changes, events_deleted=removed))
+            return CompactionStats(base, versions, changes, removed, snapshot)
+
+

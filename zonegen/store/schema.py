@@ -1,0 +1,141 @@
+"""The tables, as the Alembic migrations in ``migrations/`` create them, and the one
+time encoding every table uses (microseconds since the epoch, UTC).
+
+The schema is created and changed only by those migrations; ``tests/test_migrations``
+checks that upgrading from empty yields exactly this metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+_SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", _SeqType, primary_key=True, autoincrement=True),
+    sa.Column("received_us", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("namespace", sa.String(253), nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("uid", sa.String(128), nullable=False),
+    sa.Column("resource_version", sa.String(128), nullable=False),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.UniqueConstraint("uid", "resource_version", "type", name="uq_events_idempotency"),
+    sa.Index("ix_events_object", "kind", "namespace", "name", "seq"),
+    sa.Index("ix_events_received", "received_us"),
+)
+
+object_heads = sa.Table(
+    "object_heads",
+    metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("namespace", sa.String(253), primary_key=True),
+    sa.Column("name", sa.String(253), primary_key=True),
+    sa.Column("uid", sa.String(128), nullable=False),
+    sa.Column("resource_version", sa.String(128), nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False),
+)
+"""The newest event of every object ever seen: what the log says exists now. Kept in
+the same transaction as ``events`` so snapshots and relists diff against it cheaply."""
+
+resume_points = sa.Table(
+    "resume_points",
+    metadata,
+    sa.Column("source", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("resource_version", sa.String(128), nullable=False),
+)
+
+trackings = sa.Table(
+    "trackings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+)
+
+zone_versions = sa.Table(
+    "zone_versions",
+    metadata,
+    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
+    sa.Column("serial", sa.BigInteger, nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.Column("last_event_seq", sa.BigInteger, nullable=False),
+    sa.Index("ix_zone_versions_serial", "serial"),
+    sa.Index("ix_zone_versions_created", "created_us"),
+)
+
+record_changes = sa.Table(
+    "record_changes",
+    metadata,
+    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
+    sa.Column(
+        "version_id", sa.BigInteger,
+        sa.ForeignKey("zone_versions.id", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("added", sa.Boolean, nullable=False),
+    sa.Column("owner", sa.String(1024), nullable=False),
+    sa.Column("rtype", sa.Integer, nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=True),
+    sa.Column("rdata", sa.Text, nullable=False),
+    sa.Column("cause_seq", sa.BigInteger, nullable=False),
+    sa.Index("ix_record_changes_owner", "owner", "version_id"),
+    sa.Index("ix_record_changes_version", "version_id"),
+)
+
+# ---- audit (tables of migration 0002; read by zonegen.store.audit and .retention)
+
+record_snapshots = sa.Table(
+    "record_snapshots",
+    metadata,
+    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
+    sa.Column(
+        "version_id", sa.BigInteger,
+        sa.ForeignKey("zone_versions.id", ondelete="CASCADE"), nullable=False,
+    ),
+    sa.Column("owner", sa.String(1024), nullable=False),
+    sa.Column("rtype", sa.Integer, nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=True),
+    sa.Column("rdata", sa.Text, nullable=False),
+    sa.Column("cause_seq", sa.BigInteger, nullable=False),
+    sa.Index("ix_record_snapshots_version", "version_id"),
+    sa.Index("ix_record_snapshots_owner", "owner", "version_id"),
+)
+"""The full record set of one zone version. ``compact`` writes one at the oldest version
+it keeps (the base that later versions' changes apply to once older changes are gone);
+``records_at`` starts from the nearest one instead of folding the whole journal."""
+
+compactions = sa.Table(
+    "compactions",
+    metadata,
+    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
+    sa.Column("compacted_us", sa.BigInteger, nullable=False),
+    sa.Column("base_serial", sa.BigInteger, nullable=False),
+    sa.Column("base_created_us", sa.BigInteger, nullable=False),
+    sa.Column("events_upto_seq", sa.BigInteger, nullable=False),
+    sa.Column("versions_deleted", sa.BigInteger, nullable=False),
+    sa.Column("changes_deleted", sa.BigInteger, nullable=False),
+    sa.Column("events_deleted", sa.BigInteger, nullable=False),
+)
+"""One row per ``zonegen compact`` that removed something: where history now begins."""
+
+
+def to_us(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1_000_000)
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
