@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from typing import TypeVar
 
 from zonegen.errors import InvalidName, InvalidZone
 from zonegen.mcs import (
@@ -70,6 +71,8 @@ removes only its own records, and the IXFR journal stays small. 100 is CoreDNS's
 zone-transfer weight (``plugin/kubernetes/xfr.go``) and the spec example's second field."""
 
 _EMPTY: RecordSet = frozenset()
+_S = TypeVar("_S", McsEndpointSlice, EndpointSlice)
+_V = TypeVar("_V", ServiceImport, Service, Endpoints)
 
 # A published endpoint address: (address, record type, owner ``H.C.S.N.svc`` or None when
 # that name cannot be published; the address still counts in SRV weights).
@@ -356,7 +359,80 @@ def clusterset_from_exports(clusters: Iterable[ClusterObjects],
 # --------------------------------------------------------------------------- folding
 
 
-class ClustersetProjection:
+class _RecordsByService:
+    """A clusterset zone's records kept per ``(namespace, Service)`` key, apex records
+    apart: what both incremental projections below share. Keys never share an owner
+    (every owner contains ``S.N``), so the zone is the union and replacing one key's
+    records is one set difference."""
+
+    __slots__ = ("_count", "_records", "zone")
+
+    def __init__(self, zone: str = DEFAULT_ZONE) -> None:
+        self.zone = zone
+        self._records: dict[tuple[str, str], RecordSet] = {}
+        self._count = len(APEX_RECORDS)
+
+    def __len__(self) -> int:
+        """Number of records in the zone, apex records included; O(1)."""
+        return self._count
+
+    def records(self) -> RecordSet:
+        return frozenset(chain(APEX_RECORDS, *self._records.values()))
+
+    def _replace(self, key: tuple[str, str], new: RecordSet) -> Diff:
+        """Make ``new`` the records of ``key``; what that did to the zone."""
+        old = self._records.get(key, _EMPTY)
+        if new == old:
+            return Diff()
+        if new:
+            self._records[key] = new
+        else:
+            del self._records[key]
+        self._count += len(new) - len(old)
+        return Diff(new - old, old - new)
+
+    def _recompute(self, key: tuple[str, str], warnings: list[InvalidName] | None) -> Diff:
+        raise NotImplementedError
+
+    def _recompute_all(self, touched: Iterable[tuple[str, str]],
+                       warnings: list[InvalidName] | None) -> Diff:
+        diff = Diff()
+        for key in touched:
+            diff = diff.then(self._recompute(key, warnings))
+        return diff
+
+
+def _put(objects: dict[tuple[str, str], _V], key: tuple[str, str], obj: _V | None) -> bool:
+    """Keep ``obj`` as ``key``'s object (None: it was deleted); whether that changed the
+    objects at all (deleting an unknown object changes nothing)."""
+    if obj is not None:
+        objects[key] = obj
+        return True
+    return objects.pop(key, None) is not None
+
+
+def _move_slice(groups: dict[tuple[str, str], dict[str, _S]],
+                owner_of: dict[tuple[str, str], tuple[str, str]], namespace: str, name: str,
+                obj: _S | None, new: tuple[str, str] | None) -> list[tuple[str, str]]:
+    """Re-file slice ``namespace/name`` from the group it was in to ``new`` (None: it is
+    gone or names no Service); the group keys whose records must be recomputed."""
+    touched: list[tuple[str, str]] = []
+    old = owner_of.pop((namespace, name), None)
+    if old is not None:
+        group = groups[old]
+        del group[name]
+        if not group:
+            del groups[old]
+        touched.append(old)
+    if obj is not None and new is not None:
+        groups.setdefault(new, {})[name] = obj
+        owner_of[(namespace, name)] = new
+        if new != old:
+            touched.append(new)
+    return touched
+
+
+class ClustersetProjection(_RecordsByService):
     """The current ServiceImports, MCS slices and records of one clusterset zone, updated
     one change at a time; only the import a change touches is recomputed.
 
@@ -367,22 +443,13 @@ class ClustersetProjection:
     zone is their union and a change's :class:`~zonegen.model.Diff` is one set difference.
     """
 
-    __slots__ = ("_count", "_imports", "_records", "_slice_import", "_slices", "zone")
+    __slots__ = ("_imports", "_slice_import", "_slices")
 
     def __init__(self, zone: str = DEFAULT_ZONE) -> None:
-        self.zone = zone
+        super().__init__(zone)
         self._imports: dict[tuple[str, str], ServiceImport] = {}
         self._slices: dict[tuple[str, str], dict[str, McsEndpointSlice]] = {}
         self._slice_import: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, slice) -> import
-        self._records: dict[tuple[str, str], RecordSet] = {}
-        self._count = len(APEX_RECORDS)
-
-    def __len__(self) -> int:
-        """Number of records in the zone, apex records included; O(1)."""
-        return self._count
-
-    def records(self) -> RecordSet:
-        return frozenset(chain(APEX_RECORDS, *self._records.values()))
 
     def apply(self, kind: str, namespace: str, name: str,
               obj: ServiceImport | McsEndpointSlice | None,
@@ -394,44 +461,19 @@ class ClustersetProjection:
         touched: list[tuple[str, str]] = []
         if kind == SERVICE_IMPORT:
             key = (namespace, name)
-            if isinstance(obj, ServiceImport):
-                self._imports[key] = obj
-                touched.append(key)
-            elif obj is None and self._imports.pop(key, None) is not None:
+            if _put(self._imports, key, obj if isinstance(obj, ServiceImport) else None):
                 touched.append(key)
         elif kind == ENDPOINT_SLICE:
-            old = self._slice_import.pop((namespace, name), None)
-            if old is not None:
-                group = self._slices[old]
-                del group[name]
-                if not group:
-                    del self._slices[old]
-                touched.append(old)
-            if isinstance(obj, McsEndpointSlice):
-                # The MCS service-name label, same namespace, names the import (mcs.py).
-                new = obj.import_key
-                self._slices.setdefault(new, {})[name] = obj
-                self._slice_import[(namespace, name)] = new
-                if new != old:
-                    touched.append(new)
-        diff = Diff()
-        for key in touched:
-            diff = diff.then(self._recompute(key, warnings))
-        return diff
+            # The MCS service-name label, same namespace, names the import (mcs.py).
+            mcs = obj if isinstance(obj, McsEndpointSlice) else None
+            touched += _move_slice(self._slices, self._slice_import, namespace, name, mcs,
+                                   mcs.import_key if mcs is not None else None)
+        return self._recompute_all(touched, warnings)
 
     def _recompute(self, key: tuple[str, str], warnings: list[InvalidName] | None) -> Diff:
         imp = self._imports.get(key)
-        new = _EMPTY if imp is None else records_for_import(
-            imp, list(self._slices.get(key, {}).values()), warnings, self.zone)
-        old = self._records.get(key, _EMPTY)
-        if new == old:
-            return Diff()
-        if new:
-            self._records[key] = new
-        else:
-            del self._records[key]
-        self._count += len(new) - len(old)
-        return Diff(new - old, old - new)
+        return self._replace(key, _EMPTY if imp is None else records_for_import(
+            imp, list(self._slices.get(key, {}).values()), warnings, self.zone))
 
 
 class _ClusterIndex:
@@ -456,7 +498,7 @@ class _ClusterIndex:
         return ExportedService(cluster_id, svc, slices)
 
 
-class ExportsProjection:
+class ExportsProjection(_RecordsByService):
     """The clusterset zone derived from several sources' ServiceExports, updated one
     change at a time: a change of any source recomputes only the ``N/S`` it touches,
     over that Service's members in every source (:func:`records_for_exports`).
@@ -464,19 +506,11 @@ class ExportsProjection:
     The incremental twin of :func:`clusterset_from_exports` (fold-vs-rebuild tested).
     """
 
-    __slots__ = ("_clusters", "_count", "_records", "zone")
+    __slots__ = ("_clusters",)
 
     def __init__(self, zone: str = DEFAULT_ZONE) -> None:
-        self.zone = zone
+        super().__init__(zone)
         self._clusters: dict[str, _ClusterIndex] = {}
-        self._records: dict[tuple[str, str], RecordSet] = {}
-        self._count = len(APEX_RECORDS)
-
-    def __len__(self) -> int:
-        return self._count
-
-    def records(self) -> RecordSet:
-        return frozenset(chain(APEX_RECORDS, *self._records.values()))
 
     def apply(self, cluster_id: str, kind: str, namespace: str, name: str,
               obj: Service | EndpointSlice | Endpoints | ServiceExport | None,
@@ -495,16 +529,10 @@ class ExportsProjection:
         key = (namespace, name)
         touched: list[tuple[str, str]] = []
         if kind == SERVICE:
-            if isinstance(obj, Service):
-                index.services[key] = obj
-                touched.append(key)
-            elif obj is None and index.services.pop(key, None) is not None:
+            if _put(index.services, key, obj if isinstance(obj, Service) else None):
                 touched.append(key)
         elif kind == ENDPOINTS:
-            if isinstance(obj, Endpoints):
-                index.endpoints[key] = obj
-                touched.append(key)
-            elif obj is None and index.endpoints.pop(key, None) is not None:
+            if _put(index.endpoints, key, obj if isinstance(obj, Endpoints) else None):
                 touched.append(key)
         elif kind == SERVICE_EXPORT:
             if isinstance(obj, ServiceExport):
@@ -514,35 +542,13 @@ class ExportsProjection:
                 index.exports.discard(key)
                 touched.append(key)
         elif kind == ENDPOINT_SLICE:
-            old = index.slice_service.pop(key, None)
-            if old is not None:
-                group = index.slices[old]
-                del group[name]
-                if not group:
-                    del index.slices[old]
-                touched.append(old)
-            if isinstance(obj, EndpointSlice) and obj.service_name:
-                new = obj.service_key
-                index.slices.setdefault(new, {})[name] = obj
-                index.slice_service[key] = new
-                if new != old:
-                    touched.append(new)
-        diff = Diff()
-        for k in touched:
-            diff = diff.then(self._recompute(k, warnings))
-        return diff
+            piece = obj if isinstance(obj, EndpointSlice) and obj.service_name else None
+            touched += _move_slice(index.slices, index.slice_service, namespace, name, piece,
+                                   piece.service_key if piece is not None else None)
+        return self._recompute_all(touched, warnings)
 
     def _recompute(self, key: tuple[str, str], warnings: list[InvalidName] | None) -> Diff:
         members = [m for cid, index in sorted(self._clusters.items())
                    if (m := index.member(cid, key)) is not None]
-        new = records_for_exports(key[0], key[1], members, warnings, self.zone) \
-            if members else _EMPTY
-        old = self._records.get(key, _EMPTY)
-        if new == old:
-            return Diff()
-        if new:
-            self._records[key] = new
-        else:
-            del self._records[key]
-        self._count += len(new) - len(old)
-        return Diff(new - old, old - new)
+        return self._replace(key, records_for_exports(
+            key[0], key[1], members, warnings, self.zone) if members else _EMPTY)

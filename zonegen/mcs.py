@@ -21,6 +21,7 @@ from zonegen.model import (
     SERVICE_NAME_LABEL,
     EndpointSlice,
     Port,
+    _labels,
     _list,
     _mapping,
     _metadata,
@@ -179,10 +180,7 @@ class McsEndpointSlice:
         """
         namespace, name, _uid, _rv = _metadata(obj, MCS_ENDPOINT_SLICE)
         where = f"{MCS_ENDPOINT_SLICE} {namespace}/{name}"
-        meta = obj["metadata"]
-        labels = meta.get("labels") or {}
-        if not isinstance(labels, Mapping):
-            raise InvalidObject(f"{where}: metadata.labels is not an object")
+        labels = _labels(obj, where)
         service = labels.get(MCS_SERVICE_NAME_LABEL)
         if not isinstance(service, str) or not service:
             raise InvalidObject(f"{where}: no {MCS_SERVICE_NAME_LABEL} label")
@@ -195,6 +193,7 @@ class McsEndpointSlice:
         # The slice belongs to the ServiceImport named by the MCS label, whatever its
         # kubernetes.io/service-name says (some implementations point that at a local
         # "dummy" Service); the cluster-local reducer reads the label we set here.
+        meta = obj["metadata"]
         local = {**obj, "metadata": {**meta, "labels": {**labels, SERVICE_NAME_LABEL: service}}}
         return cls(cluster_id=cluster, slice=EndpointSlice.from_api(local, warnings))
 

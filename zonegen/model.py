@@ -173,10 +173,7 @@ class EndpointSlice:
         """
         namespace, name, uid, rv = _metadata(obj, ENDPOINT_SLICE)
         where = f"EndpointSlice {namespace}/{name}"
-        meta = obj["metadata"]
-        labels = meta.get("labels") or {}
-        if not isinstance(labels, Mapping):
-            raise InvalidObject(f"{where}: metadata.labels is not an object")
+        labels = _labels(obj, where)
         service_name = str(labels.get(SERVICE_NAME_LABEL) or "")
         if not service_name:
             _warn(warnings, f"{where}: no {SERVICE_NAME_LABEL} label; it belongs to no Service")
@@ -494,6 +491,14 @@ def canonical_ip(text: str) -> str | None:
 def _warn(warnings: list[str] | None, message: str) -> None:
     if warnings is not None:
         warnings.append(message)
+
+
+def _labels(obj: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """``metadata.labels`` of an object whose metadata :func:`_metadata` checked."""
+    labels = obj["metadata"].get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise InvalidObject(f"{where}: metadata.labels is not an object")
+    return labels
 
 
 def _metadata(obj: Mapping[str, Any], kind: str) -> tuple[str, str, str, str]:
