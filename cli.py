@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import io
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ import click
 
 from zonegen import __version__
 from zonegen.errors import ZonegenError
+from zonegen.logs import LOG_FORMATS
 
 if TYPE_CHECKING:
     from zonegen.model import ZoneConfig
@@ -79,22 +79,23 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-class _WarningFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = record.levelname.lower()
-        return f"zonegen: {level}: {record.getMessage()}"
+#: Commands that run until stopped: their default log level shows their lifecycle.
+LONG_RUNNING = frozenset({"serve", "watch"})
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_WarningFormatter())
-    logger = logging.getLogger("zonegen")
-    logger.handlers[:] = [handler]
-    if quiet:
-        logger.setLevel(logging.ERROR)
-    else:
-        logger.setLevel(logging.DEBUG if verbose > 1 else
-                        logging.INFO if verbose else logging.WARNING)
+def _setup_logging(ctx: click.Context, *, long_running: bool) -> None:
+    """(Re)configure the ``zonegen`` logger from the global options in ``ctx.obj``."""
+    from zonegen.logs import setup_logging
+
+    log_format, verbose, quiet = ctx.obj["log"]
+    setup_logging(log_format, verbose, quiet, long_running=long_running)
+
+
+def _echo_json(value: dict[str, Any]) -> None:
+    """One JSON object on one line of standard output (a command's ``--json`` summary)."""
+    import json
+
+    click.echo(json.dumps(value, separators=(",", ":"), default=str))
 
 
 @click.group(cls=ZonegenGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,9 +104,13 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
               help="SQLAlchemy database URL of the event log (env ZONEGEN_DB).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), envvar="ZONEGEN_LOG_FORMAT",
+              default="text", show_default=True,
+              help="Log lines on stderr: text (TIME zonegen: LEVEL: message key=value) or "
+                   "json (one object per line; env ZONEGEN_LOG_FORMAT).")
 @click.version_option(__version__, prog_name="zonegen")
 @click.pass_context
-def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool, log_format: str) -> None:
     """Publish Kubernetes service discovery as DNS zones.
 
     zonegen keeps every Service and EndpointSlice change in an append-only event log,
@@ -118,8 +123,15 @@ def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
         zonegen --db sqlite:///zonegen.db watch --once
         zonegen export -o /var/lib/bind/cluster.local.zone
     """
-    _setup_logging(verbose, quiet)
-    ctx.obj = {"db": db_url}
+    ctx.obj = {"db": db_url, "log": (log_format, verbose, quiet)}
+    _setup_logging(ctx, long_running=ctx.invoked_subcommand in LONG_RUNNING)
+
+
+def _iso(when: datetime) -> str:
+    """ISO 8601 UTC with a Z, as the other JSON outputs write times."""
+    from datetime import UTC
+
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _open_store(ctx: click.Context) -> Store:
@@ -289,9 +301,11 @@ def db_current(ctx: click.Context) -> None:
               help="Stamp events and the zone version with this time instead of now "
                    "(for replaying recorded incidents and for tests).")
 @click.option("--no-project", is_flag=True, help="Only store events; do not project.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The summary as one JSON object on stdout.")
 @click.pass_context
 def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: str,
-           when: datetime | None, no_project: bool) -> None:
+           when: datetime | None, no_project: bool, as_json: bool) -> None:
     """Store Services, EndpointSlices and Endpoints printed by kubectl.
 
     Reads JSON or YAML: single objects, Lists, or watch-event streams from
@@ -307,7 +321,10 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
 
     report = ingest_files(_open_store(ctx), list(files), snapshot=snapshot, source=source,
                           when=when, project=not no_project)
-    click.echo(report.summary())
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        click.echo(report.summary())
 
 
 # --------------------------------------------------------------------------- project
@@ -317,8 +334,10 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
 @click.option("--rebuild", is_flag=True,
               help="Replay the whole log from nothing and check that it yields the "
                    "identical record set.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The summary as one JSON object on stdout.")
 @click.pass_context
-def project_cmd(ctx: click.Context, rebuild: bool) -> None:
+def project_cmd(ctx: click.Context, rebuild: bool, as_json: bool) -> None:
     """Fold pending events into a new zone version and print its serial.
 
     Example:
@@ -331,11 +350,20 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
     store = _open_store(ctx)
     if rebuild:
         report = rebuild_check(store)
-        click.echo(report.summary())
+        if as_json:
+            _echo_json({"events": report.events, "records": report.records,
+                        "identical": report.identical, "missing": len(report.missing),
+                        "extra": len(report.extra), "seconds": round(report.seconds, 6)})
+        else:
+            click.echo(report.summary())
         if not report.identical:
             sys.exit(1)
         return
-    click.echo(project_pending(store).summary())
+    result = project_pending(store)
+    if as_json:
+        _echo_json({"serial": result.serial, "versions": result.versions})
+    else:
+        click.echo(result.summary())
 
 
 # --------------------------------------------------------------------------- export
@@ -350,9 +378,12 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
 @click.option("--at", "at", type=TIME, default=None, metavar="TIME",
               help="Export the zone as it was at this time (ISO 8601; UTC when no offset "
                    "is given).")
+@click.option("--json", "as_json", is_flag=True,
+              help="With -o: the summary as one JSON object on stdout (instead of the "
+                   "text line on stderr).")
 @click.pass_context
 def export(ctx: click.Context, /, output: str | None, serial: int | None,
-           at: datetime | None, **kwargs: Any) -> None:
+           at: datetime | None, as_json: bool, **kwargs: Any) -> None:
     """Write the zone as an RFC 1035 master file.
 
     Example:
@@ -364,10 +395,16 @@ def export(ctx: click.Context, /, output: str | None, serial: int | None,
 
     if serial is not None and at is not None:
         raise click.UsageError("--serial and --at both pick a version; give one of them")
+    if as_json and not output:
+        raise click.UsageError("--json summarizes the file written by -o; without -o "
+                               "standard output is the zone itself")
     config = _zone_config(kwargs)
     result = export_zone(_open_store(ctx), config, serial=serial, at=at,
                          output=output, stream=None if output else sys.stdout)
-    if output:
+    if as_json:
+        _echo_json({"zone": result.zone, "serial": result.serial, "records": result.records,
+                    "path": result.path})
+    elif output:
         click.echo(result.summary(), err=True)
 
 
@@ -482,7 +519,9 @@ def history(ctx: click.Context, /, name: str, rtype: str | None, since: datetime
 @zone_options
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per record, per line.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON lines: first the two versions compared and the counts, then one "
+                   "object per record.")
 @click.pass_context
 def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) -> None:
     """Records added (+) and removed (-) going from version A to version B.
@@ -498,6 +537,11 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
 
     result = diff_versions(_open_store(ctx), a, b, _zone_config(kwargs))
     if as_json:
+        added = sum(1 for line in result.lines if line.change == "+")
+        _echo_json({"zone": result.zone,
+                    "from": {"serial": result.old.serial, "time": _iso(result.old.time)},
+                    "to": {"serial": result.new.serial, "time": _iso(result.new.time)},
+                    "added": added, "removed": len(result.lines) - added})
         _print_json_lines(line.to_json() for line in result.lines)
         return
     for line in format_diff(result):
@@ -575,8 +619,11 @@ def why(ctx: click.Context, /, name: str, rtype: str, rdata: tuple[str, ...], as
               help="Keep what is needed to export any time in the last D days.")
 @click.option("--keep-versions", type=int, default=None, metavar="K",
               help="Keep the newest K zone versions.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The summary as one JSON object on stdout.")
 @click.pass_context
-def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | None) -> None:
+def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | None,
+            as_json: bool) -> None:
     """Delete old zone versions and the events they consumed (only when asked).
 
     The oldest kept version gets a snapshot of its records, so later exports, history,
@@ -589,8 +636,20 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
     """
     from zonegen.history import compact as run_compact
 
-    click.echo(run_compact(_open_store(ctx), keep_days=keep_days,
-                           keep_versions=keep_versions).summary())
+    report = run_compact(_open_store(ctx), keep_days=keep_days, keep_versions=keep_versions)
+    if not as_json:
+        click.echo(report.summary())
+        return
+    start = report.start
+    _echo_json({
+        "removed_anything": report.removed_anything,
+        "versions_deleted": report.versions_deleted,
+        "changes_deleted": report.changes_deleted,
+        "events_deleted": report.events_deleted,
+        "snapshot_records": report.snapshot_records,
+        "history_start_serial": start.version.serial if start else None,
+        "compacted_at": _iso(start.compacted_at) if start and start.compacted_at else None,
+    })
 
 
 # --------------------------------------------------------------------------- serve
