@@ -435,10 +435,16 @@ def demo(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.option("--once", is_flag=True, help="List, store, project, exit (cron-style).")
 @click.option("--no-project", is_flag=True,
               help="Only store events; another zonegen (serve, export) projects them.")
+@click.option("--metrics-listen", default=None, metavar="HOST:PORT",
+              help="Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT "
+                   "(e.g. 0.0.0.0:9153; port 0 picks one, named in the start line).")
+@click.option("--json", "as_json", is_flag=True,
+              help="The final summary as one JSON object on stdout.")
 @click.pass_context
 def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
           namespaces: tuple[str, ...], legacy_endpoints: bool, source: str | None,
-          once: bool, no_project: bool, request_timeout: float) -> None:
+          once: bool, no_project: bool, request_timeout: float,
+          metrics_listen: str | None, as_json: bool) -> None:
     """List, then watch, Services and EndpointSlices into the event log.
 
     Resumes where the last run stopped; after a 410 Gone (or at first start) it relists
@@ -450,14 +456,24 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
     \b
         zonegen watch --context prod -n shop -n payments
     """
+    from zonegen.serve import parse_hostport
     from zonegen.watch import WatchOptions, watch_command
 
+    if once and metrics_listen:
+        raise click.UsageError("--metrics-listen serves a running watch; --once exits "
+                               "after one list")
+    if once:  # cron-style: a one-shot command's logging (warnings only by default)
+        _setup_logging(ctx, long_running=False)
+    listen = parse_hostport(metrics_listen, "--metrics-listen") if metrics_listen else None
     options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
                            source=source, project=not no_project,
                            request_timeout=request_timeout)
     report = watch_command(_open_store(ctx), kubeconfig=kubeconfig, context=context,
-                           options=options, once=once)
-    click.echo(report.summary())
+                           options=options, once=once, metrics_listen=listen)
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        click.echo(report.summary())
 
 
 # --------------------------------------------------------------------------- audit
