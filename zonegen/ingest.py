@@ -46,6 +46,9 @@ LIST_KINDS = {
 }
 BATCH = 1000
 CHUNK = 1 << 20
+#: Seconds an ingest of one file runs before its progress bar appears (quick ones never
+#: flicker one).
+PROGRESS_DELAY = 1.0
 
 
 @dataclass
@@ -473,7 +476,7 @@ def _ingest_file(ingester: _Ingester, name: str) -> None:
             size: int | None = os.fstat(raw.fileno()).st_size or None
         except OSError:
             size = None
-        with Progress(size, description=name, unit="B") as progress:
+        with Progress(size, description=name, unit="B", delay=PROGRESS_DELAY) as progress:
             source: IO[bytes] = raw
             if progress.shown:
                 source = progress.reading(raw)  # type: ignore[assignment]
