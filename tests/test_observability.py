@@ -327,6 +327,10 @@ def test_watch_once_json_log_lines_carry_fields(kube: FakeKubeAPI, kubeconfig: P
               if o["message"].split(":")[0].endswith(" synced")}
     assert synced == {"Service": (1, 1), "EndpointSlice": (1, 1)}
     [serial] = [o for o in lines if o["message"].startswith("new serial")]
+    # Said in the order it happened: both lists stored, then the serial they make.
+    assert [o["message"].split(":")[0] for o in lines
+            if o["message"].split(":")[0].endswith(" synced") or o is serial] == [
+        "EndpointSlice synced", "Service synced", f"new serial {serial['serial']}"]
     store = Store.open(db)
     try:
         version = store.latest_version()

@@ -429,18 +429,27 @@ class Watcher:
                     refused = e.status if isinstance(e, Refused) else None
                     self._failed(unit, self._describe_failure(unit, "list", e), refused)
                     raise WatchError(self._describe_failure(unit, "list", e)) from None
-            self.writer.put_group([e for listing in listings for e in listing.events],
-                                  [r for listing in listings if (r := listing.resume)])
+            everything = range(len(self.units))
+            self.writer.put_group(
+                [e for listing in listings for e in listing.events],
+                [r for listing in listings if (r := listing.resume)],
+                stored=lambda: self._synced(everything, dict(enumerate(listings))))
         finally:
             self._shutdown([])
         if self.writer.fatal is not None:
             raise self.writer.fatal
-        with self._lock:
-            for u in self.units:
-                u.listed = u.synced = True
-        self._publish_state()
-        self._log_synced(range(len(self.units)), dict(enumerate(listings)))
         return self.report
+
+    def _synced(self, indexes: Iterable[int], listings: dict[int, _Listing],
+                relist: bool = False) -> None:
+        """The lists of ``indexes`` are committed (called by the writer): those units
+        are synced; readiness, metrics and the lifecycle log say so."""
+        indexes = list(indexes)
+        with self._lock:
+            for i in indexes:
+                self.units[i].listed = self.units[i].synced = True
+        self._publish_state()
+        self._log_synced(indexes, listings, relist)
 
     def _log_synced(self, indexes: Iterable[int], listings: dict[int, _Listing],
                     relist: bool = False) -> None:
@@ -595,17 +604,16 @@ class Watcher:
                 complete = set(self._listings) >= self._pending
                 group = [self._listings[i] for i in sorted(self._listings)] if complete else []
             if complete and not self._round_stored.is_set():
-                self.writer.put_group([e for g in group for e in g.events],
-                                      [r for g in group if (r := g.resume)])
-                self.writer.barrier()
                 with self._lock:
-                    for i in self._pending:
-                        self.units[i].synced = True
                     listings = self._listings
                     self._listings = {}
                     pending = sorted(self._pending)
-                self._publish_state()
-                self._log_synced(pending, listings, relist=self._round != 0)
+                relist = self._round != 0
+                self.writer.put_group(
+                    [e for g in group for e in g.events],
+                    [r for g in group if (r := g.resume)],
+                    stored=lambda: self._synced(pending, listings, relist))
+                self.writer.barrier()
                 self._round_stored.set()
             return listing.resume[2] if listing.resume else ""
         listing = self._list(unit)

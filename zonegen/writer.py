@@ -81,6 +81,7 @@ class _Group:
 
     events: tuple[Event, ...]
     resume: tuple[Resume, ...]
+    stored: Callable[[], None] | None = None  # called once committed, before projecting
 
 
 class _Barrier:
@@ -135,9 +136,12 @@ class EventWriter:
         if event is not None or resume is not None:
             self._enqueue(_Put(event, resume))
 
-    def put_group(self, events: Sequence[Event], resume: Sequence[Resume]) -> None:
-        """Queue a whole list to be committed as one transaction."""
-        self._enqueue(_Group(tuple(events), tuple(resume)))
+    def put_group(self, events: Sequence[Event], resume: Sequence[Resume],
+                  stored: Callable[[], None] | None = None) -> None:
+        """Queue a whole list to be committed as one transaction; ``stored`` is called
+        (in the writer thread) once it is committed, before the projector runs, so
+        "synced" is said before the serial it makes."""
+        self._enqueue(_Group(tuple(events), tuple(resume), stored))
 
     def barrier(self) -> None:
         """Wait until everything queued so far is committed.
@@ -221,6 +225,8 @@ class EventWriter:
                 if isinstance(item, _Group):  # after the batch before it, on its own
                     stored = self._commit(list(item.events),
                                           {(s, k): rv for s, k, rv in item.resume})
+                    if item.stored is not None:
+                        item.stored()
                     dirty = opts.project
                     last_project = 0.0  # project it now, as one version
                 if opts.project and dirty and (
