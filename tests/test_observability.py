@@ -111,6 +111,8 @@ def watch_process(db: Path, kubeconfig: Path, log: Path,
             if proc.poll() is None:
                 proc.kill()
             proc.wait(DEADLINE)
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def metrics_port(log: Path, proc: subprocess.Popen[bytes]) -> int:

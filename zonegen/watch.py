@@ -232,6 +232,7 @@ class _Unit:
     resource: Resource
     namespace: str | None
     resume_source: str
+    event_seen: Callable[[float], None]  # zonegen_watch_last_event_timestamp_seconds
     listed: bool = False
     synced: bool = False
     error: str | None = None
@@ -310,7 +311,8 @@ class Watcher:
                                   self._lock, on_commit, runner, self.metrics)
         namespaces: Sequence[str | None] = self.options.namespaces or (None,)
         self.units = [
-            _Unit(RESOURCES[kind], ns, self.source if ns is None else f"{self.source}@{ns}")
+            _Unit(RESOURCES[kind], ns, self.source if ns is None else f"{self.source}@{ns}",
+                  self.metrics.watch_event_setter(kind))
             for kind in self.options.kinds for ns in namespaces
         ]
         # A sync round: lists held until every pending unit has listed, then stored as
@@ -773,7 +775,7 @@ class Watcher:
             return rv
         meta = obj.get("metadata")
         new_rv = str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
-        self.metrics.watch_event_seen(unit.kind, self.clock())
+        unit.event_seen(self.clock())
         if typ == "BOOKMARK":
             if new_rv:
                 self.writer.put(None, (unit.resume_source, unit.kind, new_rv))
