@@ -496,3 +496,89 @@ def test_diff_json_states_the_two_versions(tmp_path: Path) -> None:
     text_head = cli("diff", str(old), str(new), db=db).stdout
     assert text_head.splitlines()[0].endswith(
         f": {head['added']} added, {head['removed']} removed")
+
+
+# --------------------------------------------------------------------------- the writer
+
+
+def test_events_stored_counts_only_new_events(tmp_path: Path) -> None:
+    """A batch partly already in the log (a restart replaying its last events) counts
+    exactly the events stored, by kind and type."""
+    from datetime import UTC, datetime
+
+    from zonegen.model import Event
+    from zonegen.writer import EventWriter, WriterOptions, WriteTotals
+
+    def event(typ: str, kind: str, name: str, rv: str) -> Event:
+        return Event(0, datetime(2026, 12, 3, tzinfo=UTC), "test", typ, kind, "default",
+                     name, f"uid-{name}", rv, "{}")
+
+    store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    metrics = Metrics()
+    old = event("ADDED", "Service", "a", "1")
+    store.append_events([old])
+    writer = EventWriter(store, WriterOptions(project=False), lambda: 0.0, WriteTotals(),
+                         threading.Lock(), metrics=metrics)
+    halt = threading.Event()
+    writer.start(halt)
+    try:
+        writer.put_group([old, event("ADDED", "Service", "b", "2"),
+                          event("ADDED", "EndpointSlice", "b-1", "3")], [])
+        writer.put(event("MODIFIED", "Service", "b", "4"), None)
+        writer.put(event("ADDED", "Service", "a", "1"), None)  # the same again
+        writer.barrier()
+    finally:
+        writer.stop()
+        store.close()
+    counts = {(s.labels["kind"], s.labels["type"]): s.value
+              for family in metrics.registry.collect()
+              if family.name == "zonegen_events_stored" for s in family.samples
+              if s.name.endswith("_total")}
+    assert counts == {("Service", "ADDED"): 1, ("EndpointSlice", "ADDED"): 1,
+                      ("Service", "MODIFIED"): 1}
+
+
+def test_a_watcher_stopped_by_a_store_failure_is_not_ready(
+        kube: FakeKubeAPI, kubeconfig: Path, tmp_path: Path) -> None:
+    """serve --watch keeps running after its watcher dies: /readyz must say so."""
+    import sqlite3
+
+    from zonegen.errors import StoreError
+
+    add_service(kube, "db", ["10.0.0.1"])
+    path = tmp_path / "f.db"
+    metrics, readiness = Metrics(), Readiness()
+    store = Store.open(f"sqlite:///{path}")
+    cluster = connect(str(kubeconfig))
+    stop = threading.Event()
+    watcher = Watcher(store, cluster, WatchOptions(project=False), metrics=metrics,
+                      readiness=readiness)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            watcher.run(stop)
+        except BaseException as e:  # noqa: BLE001 - the test inspects it
+            failure.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    try:
+        thread.start()
+        wait_for(lambda: readiness.ready, "ready after the initial sync")
+        wait_for(lambda: kube.watches("services"), "the Service watch")
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("DROP TABLE resume_points")
+            db.commit()
+        kube.add(SERVICES, service("web"))
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+        cluster.close()
+        store.close()
+    assert len(failure) == 1
+    assert isinstance(failure[0], StoreError)
+    [reason] = readiness.reasons()
+    assert reason.startswith("watch: stopped: ")
+    assert metrics.watch_synced_gauge.labels("Service")._value.get() == 0

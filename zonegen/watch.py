@@ -407,6 +407,11 @@ class Watcher:
             self._shutdown(streams)
         fatal = self._fatal or self.writer.fatal
         if fatal is not None:
+            # A process that keeps running (serve --watch) must not stay ready on a
+            # zone nobody updates any more.
+            self.readiness.block("watch:stopped", f"watch: stopped: {fatal}")
+            for kind in self.options.kinds:
+                self.metrics.watch_synced(kind, False)
             raise fatal
         return self.report
 
