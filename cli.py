@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import io
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ import click
 
 from zonegen import __version__
 from zonegen.errors import InvalidOption, ZonegenError
+from zonegen.logs import LOG_FORMATS
 
 if TYPE_CHECKING:
     from zonegen.model import ZoneConfig
@@ -81,22 +81,23 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-class _WarningFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = record.levelname.lower()
-        return f"zonegen: {level}: {record.getMessage()}"
+#: Commands that run until stopped: their default log level shows their lifecycle.
+LONG_RUNNING = frozenset({"serve", "watch"})
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_WarningFormatter())
-    logger = logging.getLogger("zonegen")
-    logger.handlers[:] = [handler]
-    if quiet:
-        logger.setLevel(logging.ERROR)
-    else:
-        logger.setLevel(logging.DEBUG if verbose > 1 else
-                        logging.INFO if verbose else logging.WARNING)
+def _setup_logging(ctx: click.Context, *, long_running: bool) -> None:
+    """(Re)configure the ``zonegen`` logger from the global options in ``ctx.obj``."""
+    from zonegen.logs import setup_logging
+
+    log_format, verbose, quiet = ctx.obj["log"]
+    setup_logging(log_format, verbose, quiet, long_running=long_running)
+
+
+def _echo_json(value: dict[str, Any]) -> None:
+    """One JSON object on one line of standard output (a command's ``--json`` summary)."""
+    import json
+
+    click.echo(json.dumps(value, separators=(",", ":"), default=str))
 
 
 @click.group(cls=ZonegenGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,9 +106,13 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
               help="SQLAlchemy database URL of the event log (env ZONEGEN_DB).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), envvar="ZONEGEN_LOG_FORMAT",
+              default="text", show_default=True,
+              help="Log lines on stderr: text (TIME zonegen: LEVEL: message key=value) or "
+                   "json (one object per line; env ZONEGEN_LOG_FORMAT).")
 @click.version_option(__version__, prog_name="zonegen")
 @click.pass_context
-def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool, log_format: str) -> None:
     """Publish Kubernetes service discovery as DNS zones.
 
     zonegen keeps every Service and EndpointSlice change in an append-only event log,
@@ -120,8 +125,15 @@ def main(ctx: click.Context, db_url: str, verbose: int, quiet: bool) -> None:
         zonegen --db sqlite:///zonegen.db watch --once
         zonegen export -o /var/lib/bind/cluster.local.zone
     """
-    _setup_logging(verbose, quiet)
-    ctx.obj = {"db": db_url}
+    ctx.obj = {"db": db_url, "log": (log_format, verbose, quiet)}
+    _setup_logging(ctx, long_running=ctx.invoked_subcommand in LONG_RUNNING)
+
+
+def _iso(when: datetime) -> str:
+    """ISO 8601 UTC with a Z, as the other JSON outputs write times."""
+    from datetime import UTC
+
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _open_store(ctx: click.Context,
@@ -293,9 +305,11 @@ def db_current(ctx: click.Context) -> None:
               help="Stamp events and the zone version with this time instead of now "
                    "(for replaying recorded incidents and for tests).")
 @click.option("--no-project", is_flag=True, help="Only store events; do not project.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The summary as one JSON object on stdout.")
 @click.pass_context
 def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: str,
-           when: datetime | None, no_project: bool) -> None:
+           when: datetime | None, no_project: bool, as_json: bool) -> None:
     """Store Services, EndpointSlices and Endpoints printed by kubectl.
 
     Reads JSON or YAML: single objects, Lists, or watch-event streams from
@@ -312,7 +326,10 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
     report = ingest_files(_open_store(ctx, "write"), list(files), snapshot=snapshot,
                           source=source,
                           when=when, project=not no_project)
-    click.echo(report.summary())
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        click.echo(report.summary())
 
 
 # --------------------------------------------------------------------------- project
@@ -322,8 +339,10 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
 @click.option("--rebuild", is_flag=True,
               help="Replay the whole log from nothing and check that it yields the "
                    "identical record set.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The summary as one JSON object on stdout.")
 @click.pass_context
-def project_cmd(ctx: click.Context, rebuild: bool) -> None:
+def project_cmd(ctx: click.Context, rebuild: bool, as_json: bool) -> None:
     """Fold pending events into a new zone version and print its serial.
 
     Example:
@@ -336,11 +355,20 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
     store = _open_store(ctx, "write")
     if rebuild:
         report = rebuild_check(store)
-        click.echo(report.summary())
+        if as_json:
+            _echo_json({"events": report.events, "records": report.records,
+                        "identical": report.identical, "missing": len(report.missing),
+                        "extra": len(report.extra), "seconds": round(report.seconds, 6)})
+        else:
+            click.echo(report.summary())
         if not report.identical:
             sys.exit(1)
         return
-    click.echo(project_pending(store).summary())
+    result = project_pending(store)
+    if as_json:
+        _echo_json({"serial": result.serial, "versions": result.versions})
+    else:
+        click.echo(result.summary())
 
 
 # --------------------------------------------------------------------------- export
@@ -355,9 +383,12 @@ def project_cmd(ctx: click.Context, rebuild: bool) -> None:
 @click.option("--at", "at", type=TIME, default=None, metavar="TIME",
               help="Export the zone as it was at this time (ISO 8601; UTC when no offset "
                    "is given).")
+@click.option("--json", "as_json", is_flag=True,
+              help="With -o: the summary as one JSON object on stdout (instead of the "
+                   "text line on stderr).")
 @click.pass_context
 def export(ctx: click.Context, /, output: str | None, serial: int | None,
-           at: datetime | None, **kwargs: Any) -> None:
+           at: datetime | None, as_json: bool, **kwargs: Any) -> None:
     """Write the zone as an RFC 1035 master file.
 
     Example:
@@ -369,10 +400,16 @@ def export(ctx: click.Context, /, output: str | None, serial: int | None,
 
     if serial is not None and at is not None:
         raise click.UsageError("--serial and --at both pick a version; give one of them")
+    if as_json and not output:
+        raise click.UsageError("--json summarizes the file written by -o; without -o "
+                               "standard output is the zone itself")
     config = _zone_config(kwargs)
     result = export_zone(_open_store(ctx), config, serial=serial, at=at,
                          output=output, stream=None if output else sys.stdout)
-    if output:
+    if as_json:
+        _echo_json({"zone": result.zone, "serial": result.serial, "records": result.records,
+                    "path": result.path})
+    elif output:
         click.echo(result.summary(), err=True)
 
 
@@ -403,10 +440,16 @@ def demo(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.option("--once", is_flag=True, help="List, store, project, exit (cron-style).")
 @click.option("--no-project", is_flag=True,
               help="Only store events; another zonegen (serve, export) projects them.")
+@click.option("--metrics-listen", default=None, metavar="HOST:PORT",
+              help="Serve /metrics (Prometheus), /healthz and /readyz on HOST:PORT "
+                   "(e.g. 0.0.0.0:9153; port 0 picks one, named in the start line).")
+@click.option("--json", "as_json", is_flag=True,
+              help="The final summary as one JSON object on stdout.")
 @click.pass_context
 def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
           namespaces: tuple[str, ...], legacy_endpoints: bool, source: str | None,
-          once: bool, no_project: bool, request_timeout: float) -> None:
+          once: bool, no_project: bool, request_timeout: float,
+          metrics_listen: str | None, as_json: bool) -> None:
     """List, then watch, Services and EndpointSlices into the event log.
 
     Resumes where the last run stopped; after a 410 Gone (or at first start) it relists
@@ -418,14 +461,24 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
     \b
         zonegen watch --context prod -n shop -n payments
     """
+    from zonegen.serve import parse_hostport
     from zonegen.watch import WatchOptions, watch_command
 
+    if once and metrics_listen:
+        raise click.UsageError("--metrics-listen serves a running watch; --once exits "
+                               "after one list")
+    if once:  # cron-style: a one-shot command's logging (warnings only by default)
+        _setup_logging(ctx, long_running=False)
+    listen = parse_hostport(metrics_listen, "--metrics-listen") if metrics_listen else None
     options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
                            source=source, project=not no_project,
                            request_timeout=request_timeout)
     report = watch_command(_open_store(ctx, "write"), kubeconfig=kubeconfig, context=context,
-                           options=options, once=once)
-    click.echo(report.summary())
+                           options=options, once=once, metrics_listen=listen)
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        click.echo(report.summary())
 
 
 # --------------------------------------------------------------------------- audit
@@ -487,7 +540,9 @@ def history(ctx: click.Context, /, name: str, rtype: str | None, since: datetime
 @zone_options
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per record, per line.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON lines: first the two versions compared and the counts, then one "
+                   "object per record.")
 @click.pass_context
 def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) -> None:
     """Records added (+) and removed (-) going from version A to version B.
@@ -503,6 +558,11 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
 
     result = diff_versions(_open_store(ctx), a, b, _zone_config(kwargs))
     if as_json:
+        added = sum(1 for line in result.lines if line.change == "+")
+        _echo_json({"zone": result.zone,
+                    "from": {"serial": result.old.serial, "time": _iso(result.old.time)},
+                    "to": {"serial": result.new.serial, "time": _iso(result.new.time)},
+                    "added": added, "removed": len(result.lines) - added})
         _print_json_lines(line.to_json() for line in result.lines)
         return
     for line in format_diff(result):
@@ -580,8 +640,11 @@ def why(ctx: click.Context, /, name: str, rtype: str, rdata: tuple[str, ...], as
               help="Keep what is needed to export any time in the last D days.")
 @click.option("--keep-versions", type=int, default=None, metavar="K",
               help="Keep the newest K zone versions.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The summary as one JSON object on stdout.")
 @click.pass_context
-def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | None) -> None:
+def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | None,
+            as_json: bool) -> None:
     """Delete old zone versions and the events they consumed (only when asked).
 
     The oldest kept version gets a snapshot of its records, so later exports, history,
@@ -594,8 +657,21 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
     """
     from zonegen.history import compact as run_compact
 
-    click.echo(run_compact(_open_store(ctx, "write"), keep_days=keep_days,
-                           keep_versions=keep_versions).summary())
+    report = run_compact(_open_store(ctx, "write"), keep_days=keep_days,
+                         keep_versions=keep_versions)
+    if not as_json:
+        click.echo(report.summary())
+        return
+    start = report.start
+    _echo_json({
+        "removed_anything": report.removed_anything,
+        "versions_deleted": report.versions_deleted,
+        "changes_deleted": report.changes_deleted,
+        "events_deleted": report.events_deleted,
+        "snapshot_records": report.snapshot_records,
+        "history_start_serial": start.version.serial if start else None,
+        "compacted_at": _iso(start.compacted_at) if start and start.compacted_at else None,
+    })
 
 
 # --------------------------------------------------------------------------- serve

@@ -139,3 +139,49 @@ def test_a_process_with_piped_stderr_prints_nothing_extra() -> None:
     proc = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, check=True)
     assert (proc.stdout, proc.stderr) == ("done\n", "")
+
+
+def _big_list(path: Path, services: int) -> int:
+    items = [{"kind": "Service", "apiVersion": "v1",
+              "metadata": {"name": f"svc{i}", "namespace": "default", "uid": f"u{i}",
+                           "resourceVersion": str(i + 1)},
+              "spec": {"clusterIP": f"10.96.{i // 250}.{i % 250 + 1}",
+                       "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}
+             for i in range(services)]
+    path.write_text(json.dumps({"kind": "List", "items": items}))
+    return path.stat().st_size
+
+
+def test_ingest_of_a_file_shows_a_byte_bar_on_a_terminal(
+        terminal: tuple[TextIO, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zonegen.ingest
+    from zonegen.ingest import ingest_files
+    from zonegen.store import Store
+
+    stream, master = terminal
+    data = tmp_path / "services.json"
+    size = _big_list(data, 2000)
+    assert 100 * 1024 <= size < 1000 * 1024  # tqdm shows it as "NNNk"
+    monkeypatch.setattr(zonegen.ingest, "PROGRESS_DELAY", 0.0)  # the bar at once
+    monkeypatch.setattr(sys, "stderr", stream)
+    store = Store.open(f"sqlite:///{tmp_path / 'p.db'}")
+    try:
+        report = ingest_files(store, [str(data)], project=False)
+    finally:
+        store.close()
+    assert report.new_events == 2000
+    shown = drain(master)
+    kib = f"{size / 1024:.0f}k"
+    assert f"{data}: 100%|" in shown
+    assert f"| {kib}/{kib} [" in shown  # every byte of the file, counted once
+
+
+def test_ingest_with_stderr_not_a_terminal_prints_only_its_summary(tmp_path: Path) -> None:
+    data = tmp_path / "services.json"
+    _big_list(data, 2000)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "--db", f"sqlite:///{tmp_path / 'q.db'}",
+         "ingest", "--no-project", str(data)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout, proc.stderr) == ("2000 new events; 0 duplicates skipped\n", "")

@@ -760,9 +760,11 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
-        ready = proc.stderr.readline()  # "serving ... on 127.0.0.1#PORT (udp, tcp)"
-        bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
-        assert bound is not None, ready
+        bound = None
+        while bound is None:  # lifecycle lines, then "serving ... on 127.0.0.1#PORT (udp, tcp)"
+            ready = proc.stderr.readline()
+            assert ready, proc.communicate()
+            bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
         port = int(bound.group(1))
         def answers() -> bool:
             try:

@@ -66,6 +66,10 @@ class Refused(StreamFailed):
     network. Retrying is still right for a long-running watcher (RBAC may be fixed
     while it runs), but it is an error, and ``--once`` gives up at once."""
 
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status  # 401 or 403, for readiness reasons and logs
+
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and everything it wraps (urllib3 nests the OS error several levels deep:
@@ -168,7 +172,7 @@ class Cluster:
         if resp.status == 410:
             raise Gone(status_message(data, 410))
         if resp.status in (401, 403):
-            raise Refused(status_message(data, resp.status))
+            raise Refused(status_message(data, resp.status), resp.status)
         raise StreamFailed(status_message(data, resp.status))
 
     def get_json(self, path: str, query: list[tuple[str, str]],

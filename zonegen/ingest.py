@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from zonegen.model import (
     Event,
     ObjectKey,
 )
+from zonegen.progress import Progress
 from zonegen.reconcile import Reconciler, Vanished
 from zonegen.store import EventAppender, ObjectHead, Store
 
@@ -44,6 +46,9 @@ LIST_KINDS = {
 }
 BATCH = 1000
 CHUNK = 1 << 20
+#: Seconds an ingest of one file runs before its progress bar appears (quick ones never
+#: flicker one).
+PROGRESS_DELAY = 1.0
 
 
 @dataclass
@@ -72,6 +77,13 @@ class IngestReport:
         if self.serial is not None:
             parts.append(f"serial {self.serial}")
         return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The facts of :meth:`summary`, every count present (``ingest --json``)."""
+        return {"new_events": self.new_events, "duplicates": self.duplicates,
+                "stale": self.stale, "deleted_by_snapshot": self.deleted_by_snapshot,
+                "skipped_kinds": dict(sorted(self.skipped_kinds.items())),
+                "invalid": self.invalid, "serial": self.serial}
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,8 +445,7 @@ def ingest_files(
                 if name == "-":
                     _ingest_stream(ingester, stdin or sys.stdin, "<stdin>")
                 else:
-                    with open(name, encoding="utf-8") as stream:
-                        _ingest_stream(ingester, stream, name)
+                    _ingest_file(ingester, name)
             except UnicodeDecodeError:
                 raise InvalidInput(f"{name}: not UTF-8 text") from None
             except RecursionError:
@@ -455,6 +466,22 @@ def ingest_files(
         version = runner.version
         report.serial = version.serial if version is not None else None
     return report
+
+
+def _ingest_file(ingester: _Ingester, name: str) -> None:
+    """Ingest one file, with a progress bar of bytes read when stderr is a terminal
+    (a large list takes minutes; nothing extra is printed anywhere else)."""
+    with open(name, "rb") as raw:
+        try:
+            size: int | None = os.fstat(raw.fileno()).st_size or None
+        except OSError:
+            size = None
+        with Progress(size, description=name, unit="B", delay=PROGRESS_DELAY) as progress:
+            source: IO[bytes] = raw
+            if progress.shown:
+                source = progress.reading(raw)  # type: ignore[assignment]
+            with io.TextIOWrapper(source, encoding="utf-8") as stream:
+                _ingest_stream(ingester, stream, name)
 
 
 def _ingest_stream(ingester: _Ingester, stream: IO[str], name: str) -> None:

@@ -249,6 +249,22 @@ class Metrics:
         """A watch event or bookmark of ``kind`` arrived (now, unless ``when``)."""
         self.watch_last_event.labels(kind).set(time.time() if when is None else _epoch(when))
 
+    def watch_event_setter(self, kind: str) -> Callable[[float], None]:
+        """A bound ``set()`` of ``kind``'s last-event gauge, for a stream that records
+        every event: a third of :meth:`watch_event_seen`'s cost (no label lookup after
+        the first). The series appears with the first event, not at 0 before it (a
+        dashboard's ``time() - last event`` must not read "55 years")."""
+        gauge = self.watch_last_event
+        child: Gauge | None = None
+
+        def seen(when: float) -> None:
+            nonlocal child
+            if child is None:
+                child = gauge.labels(kind)
+            child.set(when)
+
+        return seen
+
     # -- serving -----------------------------------------------------------------------
 
     def transfer(self, type: str, result: str, nbytes: int = 0) -> None:

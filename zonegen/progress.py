@@ -97,6 +97,13 @@ class ProgressReader(Generic[AnyStr]):
         self._progress.update(len(data))
         return data
 
+    def read1(self, size: int = -1) -> AnyStr:
+        """As ``read``: io.TextIOWrapper reads a binary file through ``read1``, so a
+        text stream over a counted binary file counts bytes, not characters."""
+        data: AnyStr = self._file.read1(size)  # type: ignore[attr-defined]
+        self._progress.update(len(data))
+        return data
+
     def readline(self, size: int = -1) -> AnyStr:
         line = self._file.readline(size)
         self._progress.update(len(line))

@@ -15,8 +15,12 @@ on any watch makes every stream relist (a compaction ends them all), again as on
 transaction, recording DELETED events for objects that vanished while nobody watched
 (DESIGN.md, "The event log").
 
-Readiness and metrics read :attr:`Watcher.synced`, :meth:`Watcher.status` and
-:attr:`Watcher.report`.
+Readiness and metrics: the watcher holds a readiness condition per kind until that
+kind's initial list is stored, and one per stream while the API server refuses it
+(401/403), on the :class:`~zonegen.health.Readiness` it is given (``/readyz``); it moves
+``zonegen_watch_*`` and, through the writer, ``zonegen_events_stored_total`` on the
+:class:`~zonegen.metrics.Metrics` it is given. Both default to the process-wide ones.
+:attr:`Watcher.synced`, :meth:`Watcher.status` and :attr:`Watcher.report` tell the same.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
@@ -48,6 +52,9 @@ from zonegen.cluster import (
     reason,
 )
 from zonegen.errors import InvalidObject, WatchError
+from zonegen.health import MetricsServer, Readiness, process_readiness
+from zonegen.logs import fields
+from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
     ADDED,
     DELETED,
@@ -122,6 +129,14 @@ class WatchReport(WriteTotals):
                 f"{self.skipped} malformed skipped) in {self.commits} commits; "
                 f"{self.relists} lists, {self.reconnects} reconnects; "
                 f"{len(self.versions)} zone versions{serial}")
+
+
+    def to_json(self) -> dict[str, Any]:
+        """The facts of :meth:`summary` (``watch --once --json``)."""
+        return {"stored": self.stored, "duplicates": self.duplicates,
+                "malformed": self.skipped, "commits": self.commits, "lists": self.relists,
+                "reconnects": self.reconnects, "versions": len(self.versions),
+                "serial": self.versions[-1].serial if self.versions else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +232,7 @@ class _Unit:
     resource: Resource
     namespace: str | None
     resume_source: str
+    event_seen: Callable[[float], None]  # zonegen_watch_last_event_timestamp_seconds
     listed: bool = False
     synced: bool = False
     error: str | None = None
@@ -225,6 +241,11 @@ class _Unit:
     @property
     def kind(self) -> str:
         return self.resource.kind
+
+    @property
+    def refused_key(self) -> str:
+        """Its readiness condition while the API server refuses it."""
+        return f"watch:refused:{self.resume_source}:{self.kind}"
 
     @property
     def label(self) -> str:
@@ -238,6 +259,7 @@ class _Listing:
 
     events: tuple[Event, ...]
     resume: Resume | None
+    objects: int = 0  # objects the API server listed
 
 
 class Watcher:
@@ -256,6 +278,10 @@ class Watcher:
     :param on_commit: called from the writer thread after every commit, with what it
         stored and the zone versions projected after it.
     :param runner: the projection runner to use (default: a new one on ``store``).
+    :param metrics: where ``zonegen_watch_*`` and ``zonegen_events_stored_total`` move
+        (default: the process-wide :func:`~zonegen.metrics.process_metrics`).
+    :param readiness: where the watcher holds its conditions (default: the process-wide
+        :func:`~zonegen.health.process_readiness`).
     """
 
     def __init__(
@@ -266,8 +292,12 @@ class Watcher:
         clock: Clock = time.time,
         on_commit: Callable[[Commit], None] | None = None,
         runner: ProjectionRunner | None = None,
+        metrics: Metrics | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else process_metrics()
+        self.readiness = readiness if readiness is not None else process_readiness()
         self.cluster = cluster
         self.options = options or WatchOptions()
         self.clock = clock
@@ -278,10 +308,11 @@ class Watcher:
         self._lock = threading.Lock()
         self._responses: set[Any] = set()
         self.writer = EventWriter(store, self.options.writer, clock, self.report,
-                                  self._lock, on_commit, runner)
+                                  self._lock, on_commit, runner, self.metrics)
         namespaces: Sequence[str | None] = self.options.namespaces or (None,)
         self.units = [
-            _Unit(RESOURCES[kind], ns, self.source if ns is None else f"{self.source}@{ns}")
+            _Unit(RESOURCES[kind], ns, self.source if ns is None else f"{self.source}@{ns}",
+                  self.metrics.watch_event_setter(kind))
             for kind in self.options.kinds for ns in namespaces
         ]
         # A sync round: lists held until every pending unit has listed, then stored as
@@ -291,6 +322,7 @@ class Watcher:
         self._pending: set[int] = set()  # unit indexes the open round waits for
         self._listings: dict[int, _Listing] = {}  # unit index -> its list in this round
         self._round_stored = threading.Event()  # set: no round open, streams may watch
+        self._publish_state()  # nothing is stored yet: not ready, every kind unsynced
 
     # ----------------------------------------------------------------- state
 
@@ -310,10 +342,40 @@ class Watcher:
             return tuple(StreamStatus(u.kind, u.namespace, u.listed, u.synced, u.error,
                                       u.refused) for u in self.units)
 
-    def _failed(self, unit: _Unit, error: str | None, refused: bool = False) -> None:
+    def _failed(self, unit: _Unit, error: str | None, refused: int | None = None,
+                verb: str = "list") -> None:
+        """Record a stream's failure (``error`` None: its last request succeeded);
+        ``refused`` is the HTTP status of a 401/403, which holds readiness."""
         with self._lock:
+            changed = unit.error != error or unit.refused != (refused is not None)
             unit.error = error
-            unit.refused = refused
+            unit.refused = refused is not None
+        if refused is not None:
+            where = f" in namespace {unit.namespace}" if unit.namespace else ""
+            self.readiness.block(unit.refused_key, f"watch: API server refused {verb} "
+                                 f"{unit.resource.plural}{where} ({refused})")
+        else:
+            self.readiness.unblock(unit.refused_key)
+        if changed:
+            self._publish_state()
+
+    def _publish_state(self) -> None:
+        """Readiness and ``zonegen_watch_synced`` from the streams' state: a kind is
+        synced once its initial list is stored in every watched namespace and none of
+        its streams is refused."""
+        with self._lock:
+            stored: dict[str, bool] = {}
+            answering: dict[str, bool] = {}
+            for u in self.units:
+                stored[u.kind] = stored.get(u.kind, True) and u.synced
+                answering[u.kind] = answering.get(u.kind, True) and not u.refused
+        for kind, done in stored.items():
+            key = f"watch:{kind}"
+            if done:
+                self.readiness.unblock(key)
+            else:
+                self.readiness.block(key, f"watch: initial list of {kind} not stored")
+            self.metrics.watch_synced(kind, done and answering[kind])
 
     # ----------------------------------------------------------------- entry points
 
@@ -327,6 +389,7 @@ class Watcher:
         with self._lock:
             for i, u in enumerate(self.units):
                 u.synced = resume[i] is not None
+        self._publish_state()
         self._pending = {i for i, rv in resume.items() if rv is None}
         if not self._pending:
             self._round_stored.set()
@@ -344,6 +407,11 @@ class Watcher:
             self._shutdown(streams)
         fatal = self._fatal or self.writer.fatal
         if fatal is not None:
+            # A process that keeps running (serve --watch) must not stay ready on a
+            # zone nobody updates any more.
+            self.readiness.block("watch:stopped", f"watch: stopped: {fatal}")
+            for kind in self.options.kinds:
+                self.metrics.watch_synced(kind, False)
             raise fatal
         return self.report
 
@@ -365,17 +433,46 @@ class Watcher:
                     except Gone:
                         listings.append(self._list(unit))  # the continue token expired
                 except (StreamFailed, Gone) as e:
+                    refused = e.status if isinstance(e, Refused) else None
+                    self._failed(unit, self._describe_failure(unit, "list", e), refused)
                     raise WatchError(self._describe_failure(unit, "list", e)) from None
-            self.writer.put_group([e for listing in listings for e in listing.events],
-                                  [r for listing in listings if (r := listing.resume)])
+            everything = range(len(self.units))
+            self.writer.put_group(
+                [e for listing in listings for e in listing.events],
+                [r for listing in listings if (r := listing.resume)],
+                stored=lambda: self._synced(everything, dict(enumerate(listings))))
         finally:
             self._shutdown([])
         if self.writer.fatal is not None:
             raise self.writer.fatal
-        with self._lock:
-            for u in self.units:
-                u.listed = u.synced = True
         return self.report
+
+    def _synced(self, indexes: Iterable[int], listings: dict[int, _Listing],
+                relist: bool = False) -> None:
+        """The lists of ``indexes`` are committed (called by the writer): those units
+        are synced; readiness, metrics and the lifecycle log say so."""
+        indexes = list(indexes)
+        with self._lock:
+            for i in indexes:
+                self.units[i].listed = self.units[i].synced = True
+        self._publish_state()
+        self._log_synced(indexes, listings, relist)
+
+    def _log_synced(self, indexes: Iterable[int], listings: dict[int, _Listing],
+                    relist: bool = False) -> None:
+        """One lifecycle line per kind whose lists were just stored, with the counts."""
+        per_kind: dict[str, list[int]] = {}
+        for i in indexes:
+            listing = listings.get(i)
+            counts = per_kind.setdefault(self.units[i].kind, [0, 0])
+            if listing is not None:
+                counts[0] += listing.objects
+                counts[1] += len(listing.events)
+        for kind, (objects, changes) in sorted(per_kind.items()):
+            log.info("%s %s: %d objects listed, %d changes stored",
+                     kind, "relisted" if relist else "synced", objects, changes,
+                     extra=fields(kind=kind, objects=objects, changes=changes,
+                                  relist=relist))
 
     def _describe_failure(self, unit: _Unit, verb: str, e: BaseException) -> str:
         """One line naming the server, the verb and the resource."""
@@ -453,13 +550,19 @@ class Watcher:
                 delay = backoff.next()
                 with self._lock:
                     self.report.reconnects += 1
+                self.metrics.watch_reconnect(unit.kind)
                 message = self._describe_failure(unit, verb, e)
-                self._failed(unit, message, isinstance(e, Refused))
+                refused = e.status if isinstance(e, Refused) else None
+                self._failed(unit, message, refused, verb)
+                context = fields(kind=unit.kind, namespace=unit.namespace,
+                                 api_server=self.cluster.host, verb=verb, status=refused,
+                                 retry_seconds=round(delay, 3))
                 if isinstance(e, Refused):
-                    log.error("%s: %s; retrying in %.2f s", unit.label, message, delay)
+                    log.error("%s: %s; retrying in %.2f s", unit.label, message, delay,
+                              extra=context)
                 else:
                     log.warning("%s: Kubernetes API server %s: %s; reconnecting in %.2f s",
-                                unit.label, self.cluster.host, e, delay)
+                                unit.label, self.cluster.host, e, delay, extra=context)
                 self._pause(delay)
             except BaseException as e:  # a bug or a store failure: stop everything
                 self._fatal = e
@@ -508,16 +611,16 @@ class Watcher:
                 complete = set(self._listings) >= self._pending
                 group = [self._listings[i] for i in sorted(self._listings)] if complete else []
             if complete and not self._round_stored.is_set():
-                self.writer.put_group([e for g in group for e in g.events],
-                                      [r for g in group if (r := g.resume)])
-                self.writer.barrier()
                 with self._lock:
-                    for i in self._pending:
-                        self.units[i].synced = True
+                    listings = self._listings
                     self._listings = {}
-                    kinds = ", ".join(sorted({self.units[i].kind for i in self._pending}))
-                log.info("%s stored: %s", "initial sync" if self._round == 0 else "relist",
-                         kinds)
+                    pending = sorted(self._pending)
+                relist = self._round != 0
+                self.writer.put_group(
+                    [e for g in group for e in g.events],
+                    [r for g in group if (r := g.resume)],
+                    stored=lambda: self._synced(pending, listings, relist))
+                self.writer.barrier()
                 self._round_stored.set()
             return listing.resume[2] if listing.resume else ""
         listing = self._list(unit)
@@ -553,6 +656,7 @@ class Watcher:
         list_rv = ""
         res = unit.resource
         timeout = self.options.request_timeout
+        objects = 0
         while True:
             query = [("limit", str(self.options.page_size))]
             if cont:
@@ -564,6 +668,7 @@ class Watcher:
             for item in page.get("items") or ():
                 if not isinstance(item, dict):
                     continue
+                objects += 1
                 try:
                     outcomes = reconciler.listed(res.kind, item)
                 except InvalidObject as e:
@@ -578,7 +683,7 @@ class Watcher:
                 raise _Halted  # no resume point: the next run lists again
         events.extend(self._resolve(o, events) for o in reconciler.vanished([unit.kind]))
         resume = (unit.resume_source, unit.kind, list_rv) if list_rv else None
-        return _Listing(tuple(events), resume)
+        return _Listing(tuple(events), resume, objects)
 
     def _resolve(self, outcome: Event | Vanished, pending: list[Event]) -> Event:
         """A Vanished becomes a DELETED event repeating the last stored object."""
@@ -613,6 +718,9 @@ class Watcher:
                                 (self.options.request_timeout, timeout + 30.0))
         with self._lock:
             self._responses.add(resp)
+            failed = unit.error is not None
+        if failed:  # answering again (a refusal lifted): ready, without waiting for events
+            self._failed(unit, None)
         lines = 0
         complete = False
         try:
@@ -672,6 +780,7 @@ class Watcher:
             return rv
         meta = obj.get("metadata")
         new_rv = str(meta.get("resourceVersion") or "") if isinstance(meta, dict) else ""
+        unit.event_seen(self.clock())
         if typ == "BOOKMARK":
             if new_rv:
                 self.writer.put(None, (unit.resume_source, unit.kind, new_rv))
@@ -719,24 +828,48 @@ def watch_command(
     options: WatchOptions | None = None,
     once: bool = False,
     stop: threading.Event | None = None,
+    metrics_listen: tuple[str, int] | None = None,
+    metrics: Metrics | None = None,
+    readiness: Readiness | None = None,
 ) -> WatchReport:
     """``zonegen watch``: connect, then sync once or watch until SIGINT/SIGTERM.
 
     Signals set ``stop``; the watcher then commits what it has received and returns, so
-    the command exits 0 with nothing lost.
+    the command exits 0 with nothing lost. With ``metrics_listen`` (host, port; port 0
+    picks one, named in the "watch started" line) ``/metrics``, ``/healthz`` and
+    ``/readyz`` are served while it watches.
 
     :raises WatchError: configuration unusable, or (``once``) the server unreachable.
+    :raises MetricsListenError: the metrics address cannot be bound.
     :raises StoreError: the log cannot be written.
     """
     cluster = connect(kubeconfig, context)
-    watcher = Watcher(store, cluster, options)
+    watcher = Watcher(store, cluster, options, metrics=metrics, readiness=readiness)
     try:
         if once:
             return watcher.sync_once()
         stop = stop or threading.Event()
-        with _stop_on_signals(stop):
-            log.info("watching %s as source %r", cluster.host, watcher.source)
-            return watcher.run(stop)
+        with contextlib.ExitStack() as running:
+            where = None
+            if metrics_listen is not None:
+                server = running.enter_context(MetricsServer(
+                    metrics_listen[0], metrics_listen[1], watcher.metrics,
+                    watcher.readiness))
+                where = f"[{server.host}]:{server.port}" if ":" in server.host else \
+                    f"{server.host}:{server.port}"
+            running.enter_context(_stop_on_signals(stop))
+            namespaces = list(watcher.options.namespaces) or ["*"]
+            log.info("watch started: API server %s, %s in %s, database %s",
+                     cluster.host, ", ".join(watcher.options.kinds),
+                     "all namespaces" if namespaces == ["*"] else ", ".join(namespaces),
+                     store.where, extra=fields(
+                         api_server=cluster.host, context=cluster.context,
+                         source=watcher.source, kinds=list(watcher.options.kinds),
+                         namespaces=namespaces, database=store.where, metrics=where,
+                         project=watcher.options.project))
+            report = watcher.run(stop)
+            log.info("watch stopped: %s", report.summary(), extra=fields(**report.to_json()))
+            return report
     finally:
         cluster.close()
 

@@ -15,12 +15,15 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from zonegen.clock import Clock
 from zonegen.errors import WatchError
+from zonegen.logs import fields
+from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import Event, ZoneVersion
 from zonegen.store import Store
 
@@ -78,6 +81,7 @@ class _Group:
 
     events: tuple[Event, ...]
     resume: tuple[Resume, ...]
+    stored: Callable[[], None] | None = None  # called once committed, before projecting
 
 
 class _Barrier:
@@ -104,8 +108,10 @@ class EventWriter:
     def __init__(self, store: Store, options: WriterOptions, clock: Clock,
                  totals: WriteTotals, lock: threading.Lock,
                  on_commit: Callable[[Commit], None] | None = None,
-                 runner: ProjectionRunner | None = None) -> None:
+                 runner: ProjectionRunner | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics if metrics is not None else process_metrics()
         self.options = options
         self.clock = clock
         self.totals = totals
@@ -130,9 +136,12 @@ class EventWriter:
         if event is not None or resume is not None:
             self._enqueue(_Put(event, resume))
 
-    def put_group(self, events: Sequence[Event], resume: Sequence[Resume]) -> None:
-        """Queue a whole list to be committed as one transaction."""
-        self._enqueue(_Group(tuple(events), tuple(resume)))
+    def put_group(self, events: Sequence[Event], resume: Sequence[Resume],
+                  stored: Callable[[], None] | None = None) -> None:
+        """Queue a whole list to be committed as one transaction; ``stored`` is called
+        (in the writer thread) once it is committed, before the projector runs, so
+        "synced" is said before the serial it makes."""
+        self._enqueue(_Group(tuple(events), tuple(resume), stored))
 
     def barrier(self) -> None:
         """Wait until everything queued so far is committed.
@@ -216,6 +225,8 @@ class EventWriter:
                 if isinstance(item, _Group):  # after the batch before it, on its own
                     stored = self._commit(list(item.events),
                                           {(s, k): rv for s, k, rv in item.resume})
+                    if item.stored is not None:
+                        item.stored()
                     dirty = opts.project
                     last_project = 0.0  # project it now, as one version
                 if opts.project and dirty and (
@@ -255,13 +266,37 @@ class EventWriter:
             self.totals.commits += 1
         self._last_commit = Commit(len(result.stored), result.duplicates,
                                    max(result.stored, default=0), points, ())
+        if result.stored:
+            self._count_stored(events, result.stored, result.duplicates)
+        log.debug("committed %d events (%d already known)", len(result.stored),
+                  result.duplicates, extra=fields(stored=len(result.stored),
+                                                  duplicates=result.duplicates))
         return len(result.stored)
+
+    def _count_stored(self, events: list[Event], stored: tuple[int, ...],
+                      duplicates: int) -> None:
+        """``zonegen_events_stored_total{kind,type}`` for the events just committed.
+        Without duplicates that is every event of the batch; with some (a restart
+        replaying its last events), the stored ones are read back by sequence number."""
+        if duplicates:
+            seqs = set(stored)
+            events = [e for e in self.store.select_events(gt=min(stored) - 1,
+                                                          lte=max(stored))
+                      if e.seq in seqs]
+        for (kind, typ), n in Counter((e.kind, e.type) for e in events).items():
+            self.metrics.event_stored(kind, typ, n)
 
     def _project(self, stored: int) -> None:
         """Fold pending events into zone versions and tell ``on_commit`` about them."""
         versions = tuple(self._projection_runner().catch_up())
         with self._lock:
             self.totals.versions.extend(versions)
+        for version in versions:
+            # Records added/removed per serial are the runner's to report (it holds the
+            # diff); here: the serial and the events it publishes up to.
+            log.info("new serial %d", version.serial, extra=fields(
+                serial=version.serial, version=version.version_id,
+                last_event_seq=version.last_event_seq))
         if self.on_commit is not None:
             last = self._last_commit if stored else Commit(0, 0, 0, (), ())
             self.on_commit(Commit(last.stored, last.duplicates, last.last_seq, last.resume,
