@@ -621,6 +621,9 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
               help="Seconds between checks of the database for new zone versions.")
 @click.option("--max-transfers", type=click.IntRange(min=1), default=16, show_default=True,
               help="Concurrent AXFR/IXFR at most.")
+@click.option("--metrics-listen", metavar="HOST:PORT",
+              help="Serve /metrics, /healthz and /readyz on HOST:PORT (port 0: any free "
+                   "port, named in the serving line).")
 @click.option("--watch", "watch_cluster", is_flag=True,
               help="Also watch Kubernetes in this process (see `zonegen watch`), with "
                    "the watch options below.")
@@ -629,7 +632,8 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
 def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str, ...],
           allow_transfer: tuple[str, ...], tsig_keys: tuple[str, ...],
           tsig_keyfiles: tuple[str, ...], notify: tuple[str, ...], poll: float,
-          max_transfers: int, watch_cluster: bool, kubeconfig: str | None,
+          max_transfers: int, metrics_listen: str | None, watch_cluster: bool,
+          kubeconfig: str | None,
           context: str | None, namespaces: tuple[str, ...], legacy_endpoints: bool,
           source: str | None, request_timeout: float, **kwargs: Any) -> None:
     """Serve the zone over DNS: answers, AXFR, IXFR and NOTIFY, until SIGINT/SIGTERM.
@@ -643,7 +647,7 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
         zonegen serve --watch --listen 0.0.0.0:53 --notify 192.0.2.2:53 \\
             --tsig-keyfile /etc/zonegen/transfer.key
     """
-    from zonegen.serve import serve_command, serve_options, watch_config
+    from zonegen.serve import parse_hostport, serve_command, serve_options, watch_config
     from zonegen.watch import WatchOptions
 
     options = serve_options(listen=listen, allow_transfer=allow_transfer,
@@ -654,7 +658,9 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
         request_timeout=request_timeout))
     report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watching,
-                           ready=lambda line: click.echo(line, err=True))
+                           ready=lambda line: click.echo(line, err=True),
+                           metrics_listen=parse_hostport(metrics_listen, "--metrics-listen")
+                           if metrics_listen else None)
     click.echo(report.summary())
 
 
