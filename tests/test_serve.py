@@ -735,7 +735,9 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
-        ready = proc.stderr.readline()  # "serving ... on 127.0.0.1#PORT (udp, tcp)"
+        # "serving ... on 127.0.0.1#PORT (udp, tcp)", after any lifecycle log lines
+        ready = next((line for line in iter(proc.stderr.readline, "")
+                      if "(udp, tcp)" in line), "")
         bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
         assert bound is not None, ready
         port = int(bound.group(1))
