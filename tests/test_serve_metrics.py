@@ -460,6 +460,12 @@ def test_question_type_reads_the_wire() -> None:
     assert question_type(b"") == 0
     pointer = wire[:12] + b"\xc0\x0c" + wire[-4:]
     assert question_type(pointer) == dns.rdatatype.SOA
+    chaos = q("version.bind.", "TXT", rdclass="CH").to_wire()
+    assert question_type(chaos) == dns.rdatatype.TXT
+    # a label holding a zero octet: the find stops inside it, the walk does not
+    binary = wire[:12] + b"\x03a\x00b\x00" + b"\x00\x1c\x00\x01"
+    assert question_type(binary) == dns.rdatatype.AAAA
+    assert question_type(q(".", "NS").to_wire()) == dns.rdatatype.NS  # the root
 
 
 # --------------------------------------------------------------------------- command line
