@@ -544,3 +544,59 @@ def test_cli_metrics_listen_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert f"metrics endpoint {HOST}:{busy}: cannot listen" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -> None:
+    """``serve --watch --metrics-listen``: not ready before the watcher's first version,
+    ready once it is served; each new version moves the serial gauge at once."""
+    import threading
+
+    from tests.kubeapi import FakeKubeAPI
+    from tests.test_watch import add_ready, fast
+    from zonegen.serve import WatchConfig, serve
+
+    api = FakeKubeAPI().start()
+    st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    stop = threading.Event()
+    ready: list[str] = []
+    result: list[object] = []
+    metrics, readiness = Metrics(), Readiness()
+    watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None, fast())
+    add_ready(api, "web", ["10.1.0.1"])
+
+    def run() -> None:
+        try:
+            result.append(serve(st, [CONFIG], ServeOptions(listen=((HOST, 0),), poll=3600),
+                                watch=watch, ready=ready.append, stop=stop,
+                                metrics_listen=(HOST, 0), metrics=metrics,
+                                readiness=readiness))
+        except BaseException as e:  # noqa: BLE001 - surfaced below
+            result.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: bool(ready or result), 60), result
+        found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", ready[0])
+        assert found is not None, ready
+        mport = int(found.group(1))
+        assert get(mport, "/healthz") == (200, "ok\n")
+        assert wait_for(lambda: get(mport, "/readyz")[0] == 200, 60), get(mport, "/readyz")
+        first = st.latest_version()
+        assert first is not None
+        assert value(scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == \
+            first.serial
+        add_ready(api, "api", ["10.1.0.2"])
+
+        def moved() -> bool:
+            latest = st.latest_version()
+            return latest is not None and latest.serial != first.serial and value(
+                scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == latest.serial
+        assert wait_for(moved, 60)
+    finally:
+        stop.set()
+        thread.join(60)
+        api.stop()
+        st.close()
+    assert not thread.is_alive()
+    assert not isinstance(result[0], BaseException), result[0]
