@@ -46,12 +46,14 @@ def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
     :raises StoreError: the store cannot be read.
     :raises WatchError: ``watch`` configuration unusable.
     """
+    feed = StoreFeed(store, configs, project=watch is None,
+                     max_versions=options.journal_versions,
+                     max_records=options.journal_records)
+
     if metrics_listen is not None:
         metrics = metrics if metrics is not None else process_metrics()
         readiness = readiness if readiness is not None else process_readiness()
-    feed = StoreFeed(store, configs, project=watch is None,
-                     max_versions=options.journal_versions,
-                     max_records=options.journal_records, metrics=metrics)
+    feed.metrics = metrics
     server = Server(options, feed, metrics=metrics, readiness=readiness)
     endpoint = None
     if metrics_listen is not None and metrics is not None and readiness is not None:

@@ -42,15 +42,17 @@ log = logging.getLogger("zonegen")
 _WRITE_BUFFER = 1 << 20  # bytes a TCP connection may have queued before we wait
 _UDP_RECEIVE_BUFFER = 4 << 20  # SO_RCVBUF asked for: a burst of queries is queued, not lost
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux: past rmem_max, if privileged
+
+
+class ServeError(ZonegenError):
+    """The DNS server cannot start."""
+
+
 _AXFR, _IXFR = int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)
 
 #: The readiness conditions serve holds (zonegen.health.Readiness keys).
 NOT_LOADED = "serve:loaded"
 STORE_UNREADABLE = "serve:store"
-
-
-class ServeError(ZonegenError):
-    """The DNS server cannot start."""
 
 
 
