@@ -656,11 +656,11 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
     watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
         request_timeout=request_timeout))
+    metrics_at = parse_hostport(metrics_listen, "--metrics-listen") if metrics_listen else None
     report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watching,
                            ready=lambda line: click.echo(line, err=True),
-                           metrics_listen=parse_hostport(metrics_listen, "--metrics-listen")
-                           if metrics_listen else None)
+                           metrics_listen=metrics_at)
     click.echo(report.summary())
 
 

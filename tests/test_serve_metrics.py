@@ -529,6 +529,7 @@ def test_cli_metrics_listen_errors_are_one_line(tmp_path: Path) -> None:
     import cli
 
     db = f"sqlite:///{tmp_path / 'e.db'}"
+    Store.open(db).close()
     result = CliRunner().invoke(cli.main, ["--db", db, "serve", "--listen", f"{HOST}:0",
                                            "--metrics-listen", "nowhere:99"])
     assert result.exit_code != 0
