@@ -647,20 +647,19 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
         zonegen serve --watch --listen 0.0.0.0:53 --notify 192.0.2.2:53 \\
             --tsig-keyfile /etc/zonegen/transfer.key
     """
-    from zonegen.serve import parse_hostport, serve_command, serve_options, watch_config
+    from zonegen.serve import serve_command, serve_options, watch_config
     from zonegen.watch import WatchOptions
 
     options = serve_options(listen=listen, allow_transfer=allow_transfer,
                             tsig_keys=tsig_keys, tsig_keyfiles=tsig_keyfiles, notify=notify,
-                            poll=poll, max_transfers=max_transfers)
+                            poll=poll, max_transfers=max_transfers,
+                            metrics_listen=metrics_listen)
     watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
         request_timeout=request_timeout))
-    metrics_at = parse_hostport(metrics_listen, "--metrics-listen") if metrics_listen else None
     report = serve_command(_open_store(ctx), _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watching,
-                           ready=lambda line: click.echo(line, err=True),
-                           metrics_listen=metrics_at)
+                           ready=lambda line: click.echo(line, err=True))
     click.echo(report.summary())
 
 

@@ -567,10 +567,9 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
 
     def run() -> None:
         try:
-            result.append(serve(st, [CONFIG], ServeOptions(listen=((HOST, 0),), poll=3600),
-                                watch=watch, ready=ready.append, stop=stop,
-                                metrics_listen=(HOST, 0), metrics=metrics,
-                                readiness=readiness))
+            options = ServeOptions(listen=((HOST, 0),), poll=3600, metrics_listen=(HOST, 0))
+            result.append(serve(st, [CONFIG], options, watch=watch, ready=ready.append,
+                                stop=stop, metrics=metrics, readiness=readiness))
         except BaseException as e:  # noqa: BLE001 - surfaced below
             result.append(e)
 

@@ -15,7 +15,7 @@ from zonegen.health import MetricsServer, Readiness, process_readiness
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import ZoneConfig
 from zonegen.serve.feed import StoreFeed
-from zonegen.serve.options import HostPort, ServeOptions, WatchConfig, extra_zone_config
+from zonegen.serve.options import ServeOptions, WatchConfig, extra_zone_config
 from zonegen.serve.server import Server, ServeReport, where
 
 if TYPE_CHECKING:
@@ -26,8 +26,8 @@ log = logging.getLogger("zonegen")
 
 def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
           watch: WatchConfig | None = None, ready: Callable[[str], None] | None = None,
-          stop: threading.Event | None = None, metrics_listen: HostPort | None = None,
-          metrics: Metrics | None = None, readiness: Readiness | None = None) -> ServeReport:
+          stop: threading.Event | None = None, metrics: Metrics | None = None,
+          readiness: Readiness | None = None) -> ServeReport:
     """``zonegen serve``: serve ``configs`` from ``store`` until SIGINT/SIGTERM (or
     ``stop``), then close every socket and return the totals.
 
@@ -35,10 +35,10 @@ def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
     server after each commit, so new versions are served and NOTIFYed at once; it then
     projects its own events and the server only reads versions.
 
-    With ``metrics_listen`` (host, port; port 0 picks one, named in the ``ready`` line),
-    ``/metrics``, ``/healthz`` and ``/readyz`` are served there from ``metrics`` and
-    ``readiness`` (default: the process-wide ones, which the watcher reports to as
-    well); ``/readyz`` says "serve: no zone version loaded" until the newest stored
+    With ``options.metrics_listen`` (host, port; port 0 picks one, named in the
+    ``ready`` line), ``/metrics``, ``/healthz`` and ``/readyz`` are served there from
+    ``metrics`` and ``readiness`` (default: the process-wide ones, which the watcher
+    reports to as well); ``/readyz`` says "serve: no zone version loaded" until the newest stored
     version is served.
 
     :raises ServeError: an address cannot be bound.
@@ -50,6 +50,7 @@ def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
                      max_versions=options.journal_versions,
                      max_records=options.journal_records)
 
+    metrics_listen = options.metrics_listen
     if metrics_listen is not None:
         metrics = metrics if metrics is not None else process_metrics()
         readiness = readiness if readiness is not None else process_readiness()
@@ -141,8 +142,7 @@ def where_http(host: str, port: int) -> str:
 
 def serve_command(store: Store, config: ZoneConfig, *, extra_zones: Sequence[str] = (),
                   options: ServeOptions | None = None, watch: WatchConfig | None = None,
-                  ready: Callable[[str], None] | None = None,
-                  metrics_listen: HostPort | None = None) -> ServeReport:
+                  ready: Callable[[str], None] | None = None) -> ServeReport:
     """``zonegen serve``: ``config`` plus ``extra_zones``, until SIGINT/SIGTERM.
 
     :raises ZonegenError: bad options, an address in use, an unreadable store.
@@ -151,5 +151,4 @@ def serve_command(store: Store, config: ZoneConfig, *, extra_zones: Sequence[str
     zones = [c.zone for c in configs]
     if len(set(zones)) != len(zones):
         raise InvalidInput(f"zone served twice: {', '.join(zones)}")
-    return serve(store, configs, options or ServeOptions(), watch=watch, ready=ready,
-                 metrics_listen=metrics_listen)
+    return serve(store, configs, options or ServeOptions(), watch=watch, ready=ready)
