@@ -220,6 +220,16 @@ def test_requests_transfers_serials_and_versions_move_exactly(
     assert first is not None
     assert get(server.endpoint.port, "/readyz") == (200, "ok\n")
 
+    # A label holding zero octets that read like "A, IN", sent first: counted as what
+    # it asks (AAAA), and the A queries after it still as A. (Once "A, IN" with that
+    # rcode is cached, such a crafted request would count as A: only itself, wrongly.)
+    tricky = (struct.pack("!HHHHHH", 7, 0, 1, 0, 0, 0) + b"\x06a\x00\x00\x01\x00\x01\x00"
+              + struct.pack("!HH", 28, 1))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        sock.sendto(tricky, (HOST, server.port))
+        assert dns.message.from_wire(sock.recv(65535)).rcode() == dns.rcode.REFUSED
+
     # queries, over both transports, counted by proto, qtype and rcode
     for _ in range(3):
         assert udp(server.port, q(POD2, "A")).rcode() == dns.rcode.NOERROR
@@ -234,6 +244,8 @@ def test_requests_transfers_serials_and_versions_move_exactly(
     assert requests(samples, "udp", "AAAA", "NXDOMAIN") == 1
     assert requests(samples, "udp", "A", "REFUSED") == 1
     assert requests(samples, "udp", "other", "NOERROR") == 1  # rare qtypes pooled
+    assert requests(samples, "udp", "AAAA", "REFUSED") == 1  # the crafted one
+
 
     # the published version
     axfr, axfr_bytes = raw_tcp(server.port, q("cluster.local.", "AXFR"))
