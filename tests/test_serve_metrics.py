@@ -612,3 +612,24 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
         st.close()
     assert not thread.is_alive()
     assert not isinstance(result[0], BaseException), result[0]
+
+
+def test_the_deployments_serve_arguments_parse() -> None:
+    """deploy/base runs ``serve --watch ... --metrics-listen=0.0.0.0:9153`` and probes that
+    port: the command line must accept it, and bind what the probes ask."""
+    import yaml
+
+    import cli
+    from zonegen.serve import serve_options
+
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "base" / "deployment.yaml").read_text()))
+    (deployment,) = [d for d in docs if d and d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    ctx = cli.serve.make_context("serve", list(args[args.index("serve") + 1:]))
+    assert ctx.params["metrics_listen"] == "0.0.0.0:9153"
+    options = serve_options(listen=ctx.params["listen"],
+                            metrics_listen=ctx.params["metrics_listen"])
+    assert options.metrics_listen == ("0.0.0.0", 9153)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == 9153
