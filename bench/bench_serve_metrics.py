@@ -7,7 +7,7 @@ interleaved so that machine noise hits both alike:
 1. AXFR of the zone, timed by a raw client counting messages (bench/bench_serve.py's
    ``raw_xfr``); median of RUNS each.
 2. UDP query rate with dnsperf (/usr/bin/dnsperf, A queries for pod names), SECONDS per
-   run; median of RUNS each.
+   run; median of RUNS each. Which server goes first alternates from run to run.
 3. CPU per UDP query inside the server, without sockets: ``Server.handle_datagram`` on a
    stored A query, and the accounting part of it alone (``Server._account``: the
    request counter lookup and its C ``next``), in this process; minimum of RUNS.
@@ -142,15 +142,15 @@ def main() -> None:
 
             axfr: dict[str, list[float]] = {"off": [], "on": []}
             qps: dict[str, list[float]] = {"off": [], "on": []}
-            for _ in range(runs):
-                for name, port in ports.items():
-                    n, _msgs, _nbytes, secs = raw_xfr(port, 252, expected)
+            for run in range(runs):
+                for name in ("off", "on") if run % 2 == 0 else ("on", "off"):
+                    n, _msgs, _nbytes, secs = raw_xfr(ports[name], 252, expected)
                     assert n == expected, (name, n)
                     axfr[name].append(secs)
             if Path(DNSPERF).exists():
-                for _ in range(runs):
-                    for name, port in ports.items():
-                        qps[name].append(dnsperf(port, queries, seconds))
+                for run in range(runs):  # alternate which goes first: drift hits both
+                    for name in ("off", "on") if run % 2 == 0 else ("on", "off"):
+                        qps[name].append(dnsperf(ports[name], queries, seconds))
             for name in ("off", "on"):
                 print(f"AXFR, metrics {name:3s}: median {statistics.median(axfr[name]):.3f} s "
                       f"(runs {', '.join(f'{x:.3f}' for x in axfr[name])})")
