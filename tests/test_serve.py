@@ -735,9 +735,7 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
-        # "serving ... on 127.0.0.1#PORT (udp, tcp)", after any lifecycle log lines
-        ready = next((line for line in iter(proc.stderr.readline, "")
-                      if "(udp, tcp)" in line), "")
+        ready = proc.stderr.readline()  # "serving ... on 127.0.0.1#PORT (udp, tcp)"
         bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
         assert bound is not None, ready
         port = int(bound.group(1))
