@@ -700,6 +700,9 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
               help="Seconds between checks of the database for new zone versions.")
 @click.option("--max-transfers", type=click.IntRange(min=1), default=16, show_default=True,
               help="Concurrent AXFR/IXFR at most.")
+@click.option("--metrics-listen", metavar="HOST:PORT",
+              help="Serve /metrics, /healthz and /readyz on HOST:PORT (port 0: any free "
+                   "port, named in the serving line).")
 @click.option("--watch", "watch_cluster", is_flag=True,
               help="Also watch Kubernetes in this process (see `zonegen watch`), with "
                    "the watch options below.")
@@ -708,7 +711,8 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
 def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str, ...],
           allow_transfer: tuple[str, ...], tsig_keys: tuple[str, ...],
           tsig_keyfiles: tuple[str, ...], notify: tuple[str, ...], poll: float,
-          max_transfers: int, watch_cluster: bool, kubeconfig: str | None,
+          max_transfers: int, metrics_listen: str | None, watch_cluster: bool,
+          kubeconfig: str | None,
           context: str | None, namespaces: tuple[str, ...], legacy_endpoints: bool,
           source: str | None, request_timeout: float, **kwargs: Any) -> None:
     """Serve the zone over DNS: answers, AXFR, IXFR and NOTIFY, until SIGINT/SIGTERM.
@@ -727,7 +731,8 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
 
     options = serve_options(listen=listen, allow_transfer=allow_transfer,
                             tsig_keys=tsig_keys, tsig_keyfiles=tsig_keyfiles, notify=notify,
-                            poll=poll, max_transfers=max_transfers)
+                            poll=poll, max_transfers=max_transfers,
+                            metrics_listen=metrics_listen)
     watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
         request_timeout=request_timeout))

@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 from zonegen.clock import Clock
+from zonegen.health import Readiness
+from zonegen.metrics import Metrics
 from zonegen.serve.feed import StoreFeed
 from zonegen.serve.options import ServeOptions
 from zonegen.serve.server import ServeError, Server
@@ -21,8 +23,10 @@ class ServerThread:
     ``with ServerThread(options, feed) as st: st.port ...``"""
 
     def __init__(self, options: ServeOptions, source: StoreFeed | None = None, *,
-                 zones: ZoneSet | None = None, clock: Clock = time.time) -> None:
-        self.server = Server(options, source, zones=zones, clock=clock)
+                 zones: ZoneSet | None = None, clock: Clock = time.time,
+                 metrics: Metrics | None = None, readiness: Readiness | None = None) -> None:
+        self.server = Server(options, source, zones=zones, clock=clock, metrics=metrics,
+                             readiness=readiness)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None

@@ -194,3 +194,59 @@ def test_transfer_from_disallowed_address_is_refused(
         assert knot.serial() is None
     finally:
         server.stop()
+
+
+def test_metrics_follow_real_secondaries(store: Store, tmp_path: Path,
+                                         secondaries: list[Secondary]) -> None:
+    """BIND and Knot transfer the zone, then an IXFR after a change: the scraped
+    ``zonegen_transfers_total`` counts one AXFR and one IXFR per secondary, their bytes,
+    the NOTIFYs they acknowledged, and the serial gauge follows."""
+    from tests.test_serve_metrics import scrape, value
+    from zonegen.health import MetricsServer, Readiness
+    from zonegen.metrics import Metrics
+
+    metrics, readiness = Metrics(), Readiness()
+    named_port, knot_port = free_port(), free_port()
+    opts = ServeOptions(listen=(("127.0.0.1", 0),), poll=0.05,
+                        notify=(("127.0.0.1", named_port), ("127.0.0.1", knot_port)))
+    endpoint = MetricsServer("127.0.0.1", 0, metrics, readiness).start()
+    server = ServerThread(opts, StoreFeed(store, [CONFIG], metrics=metrics),
+                          metrics=metrics, readiness=readiness).start()
+    try:
+        named = start_named(tmp_path / "named", ZONE, server.port, port=named_port)
+        knot = start_knotd(tmp_path / "knot", ZONE, server.port, port=knot_port)
+        secondaries.extend([named, knot])
+        first = server.zones.serial
+        named.wait_serial(first)
+        knot.wait_serial(first)
+        deadline = time.monotonic() + 30
+        assert wait_until(lambda: value(scrape(endpoint.port), "zonegen_transfers_total",
+                                        type="AXFR", result="ok") == 2, deadline)
+        samples = scrape(endpoint.port)
+        assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == first
+        assert value(samples, "zonegen_transfer_bytes_total", type="AXFR") > 0
+        acknowledged = value(samples, "zonegen_notify_total", result="acknowledged")
+
+        proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--db",
+                               f"sqlite:///{tmp_path / 'zonegen.db'}", "ingest",
+                               str(moved_pod(tmp_path))], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        after = store.latest_version()
+        assert after is not None
+        named.wait_serial(after.serial)
+        knot.wait_serial(after.serial)
+        deadline = time.monotonic() + 30
+        assert wait_until(lambda: value(scrape(endpoint.port), "zonegen_transfers_total",
+                                        type="IXFR", result="ok") == 2, deadline)
+        assert wait_until(lambda: value(scrape(endpoint.port), "zonegen_notify_total",
+                                        result="acknowledged") >= acknowledged + 2, deadline)
+        samples = scrape(endpoint.port)
+        assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == after.serial
+        assert value(samples, "zonegen_transfers_total", type="AXFR", result="ok") == 2
+        assert value(samples, "zonegen_transfers_total", type="IXFR", result="refused") == 0
+        assert 0 < value(samples, "zonegen_transfer_bytes_total", type="IXFR") < \
+            value(samples, "zonegen_transfer_bytes_total", type="AXFR")
+    finally:
+        server.stop()
+        endpoint.stop()

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from zonegen.errors import InvalidInput
+from zonegen.health import MetricsServer, Readiness, process_readiness
+from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import ZoneConfig
 from zonegen.serve.feed import StoreFeed
 from zonegen.serve.options import ServeOptions, WatchConfig, extra_zone_config
@@ -24,7 +26,8 @@ log = logging.getLogger("zonegen")
 
 def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
           watch: WatchConfig | None = None, ready: Callable[[str], None] | None = None,
-          stop: threading.Event | None = None) -> ServeReport:
+          stop: threading.Event | None = None, metrics: Metrics | None = None,
+          readiness: Readiness | None = None) -> ServeReport:
     """``zonegen serve``: serve ``configs`` from ``store`` until SIGINT/SIGTERM (or
     ``stop``), then close every socket and return the totals.
 
@@ -32,22 +35,43 @@ def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
     server after each commit, so new versions are served and NOTIFYed at once; it then
     projects its own events and the server only reads versions.
 
+    With ``options.metrics_listen`` (host, port; port 0 picks one, named in the
+    ``ready`` line), ``/metrics``, ``/healthz`` and ``/readyz`` are served there from
+    ``metrics`` and ``readiness`` (default: the process-wide ones, which the watcher
+    reports to as well); ``/readyz`` says "serve: no zone version loaded" until the newest stored
+    version is served.
+
     :raises ServeError: an address cannot be bound.
+    :raises MetricsListenError: the metrics address cannot be bound.
     :raises StoreError: the store cannot be read.
     :raises WatchError: ``watch`` configuration unusable.
     """
     feed = StoreFeed(store, configs, project=watch is None and not store.read_only,
                      max_versions=options.journal_versions,
                      max_records=options.journal_records)
-    return asyncio.run(_serve_main(feed, options, watch, ready, stop))
+
+    metrics_listen = options.metrics_listen
+    if metrics_listen is not None:
+        metrics = metrics if metrics is not None else process_metrics()
+        readiness = readiness if readiness is not None else process_readiness()
+    feed.metrics = metrics
+    server = Server(options, feed, metrics=metrics, readiness=readiness)
+    endpoint = None
+    if metrics_listen is not None and metrics is not None and readiness is not None:
+        endpoint = MetricsServer(*metrics_listen, metrics, readiness).start()
+    try:
+        return asyncio.run(_serve_main(server, feed, watch, ready, stop, endpoint))
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
 
 
-async def _serve_main(feed: StoreFeed, options: ServeOptions, watch: WatchConfig | None,
+async def _serve_main(server: Server, feed: StoreFeed, watch: WatchConfig | None,
                       ready: Callable[[str], None] | None,
-                      stop_flag: threading.Event | None) -> ServeReport:
+                      stop_flag: threading.Event | None,
+                      endpoint: MetricsServer | None) -> ServeReport:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    server = Server(options, feed)
     watcher_stop = threading.Event()
     watcher_thread: threading.Thread | None = None
     watcher_error: list[BaseException] = []
@@ -72,6 +96,9 @@ async def _serve_main(feed: StoreFeed, options: ServeOptions, watch: WatchConfig
                     server.wake()
 
             # the watcher projects its own commits (the feed does not, in this mode)
+            # TODO(#10 merge): pass metrics=server.metrics, readiness=server.readiness
+            # once Watcher takes them (wt-obs); it defaults to the process-wide ones,
+            # which are what the command line serves.
             watch_options = dataclasses.replace(watch.options or WatchOptions(), project=True)
             watcher = Watcher(feed.store, cluster, watch_options, on_commit=on_commit)
 
@@ -89,7 +116,9 @@ async def _serve_main(feed: StoreFeed, options: ServeOptions, watch: WatchConfig
             serial = server.report.serial
             at = f"serial {serial}" if serial is not None else "(no version yet: SERVFAIL)"
             ready(f"serving {', '.join(server.report.zones)} {at} on "
-                  + ", ".join(f"{where(h, p)} (udp, tcp)" for h, p in server.addresses))
+                  + ", ".join(f"{where(h, p)} (udp, tcp)" for h, p in server.addresses)
+                  + (f"; metrics on http://{where_http(endpoint.host, endpoint.port)}"
+                     "/metrics" if endpoint is not None else ""))
         await stop.wait()
         log.info("stopping")
     finally:
@@ -105,6 +134,10 @@ async def _serve_main(feed: StoreFeed, options: ServeOptions, watch: WatchConfig
         raise watcher_error[0]
     return server.report
 
+
+def where_http(host: str, port: int) -> str:
+    """``host:port`` as in a URL (IPv6 in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def serve_command(store: Store, config: ZoneConfig, *, extra_zones: Sequence[str] = (),

@@ -17,6 +17,8 @@ import dns.rdatatype
 import dns.tsig
 
 from zonegen import answer
+from zonegen.logs import fields
+from zonegen.metrics import Metrics
 from zonegen.model import ZoneConfig
 from zonegen.serve.options import HostPort
 from zonegen.serve.zoneset import ZoneSet
@@ -39,12 +41,14 @@ class Notifier:
     """NOTIFY (RFC 1996) to every target when a zone gets a new serial: retransmitted
     with doubling timeouts until answered, at most ``attempts`` times (§3.6); a newer
     serial for the same zone and target replaces a pending one. Signed with ``key``
-    when given, and the answer's signature is checked then (RFC 8945 §5.3)."""
+    when given, and the answer's signature is checked then (RFC 8945 §5.3). Each
+    outcome moves ``zonegen_notify_total{result}`` when ``metrics`` is given."""
 
     def __init__(self, targets: Sequence[HostPort], key: dns.tsig.Key | None,
-                 attempts: int, timeout: float) -> None:
+                 attempts: int, timeout: float, metrics: Metrics | None = None) -> None:
         self.targets = tuple(targets)
         self.key = key
+        self.metrics = metrics
         self.attempts = attempts
         self.timeout = timeout
         self.tasks: dict[tuple[str, HostPort], asyncio.Task[bool]] = {}
@@ -72,7 +76,9 @@ class Notifier:
                 _NotifyProtocol, remote_addr=(host, port), family=family)
         except OSError as e:
             log.warning("NOTIFY %s serial %d to %s: cannot send: %s", config.zone, serial,
-                        where, e)
+                        where, e, extra=fields(zone=config.zone, serial=serial, peer=where,
+                                               result="failed", error=str(e)))
+            self._outcome("failed")
             return False
         qid = dns.message.make_query(config.zone, dns.rdatatype.SOA).id  # random id
         macs: list[bytes] = []  # request MAC of each copy sent: any may be answered
@@ -100,25 +106,40 @@ class Notifier:
                         continue  # not our answer: keep waiting
                     if verdict == dns.rcode.NOERROR:
                         self.acknowledged += 1
+                        self._outcome("acknowledged")
                         log.info("NOTIFY %s serial %d to %s acknowledged (attempt %d)",
-                                 config.zone, serial, where, attempt)
+                                 config.zone, serial, where, attempt,
+                                 extra=fields(zone=config.zone, serial=serial, peer=where,
+                                              result="acknowledged", attempts=attempt))
                         return True
+                    rcode = dns.rcode.to_text(dns.rcode.Rcode(verdict))
+                    self._outcome("refused")
                     log.warning("NOTIFY %s serial %d to %s answered %s; not retrying",
-                                config.zone, serial, where,
-                                dns.rcode.to_text(dns.rcode.Rcode(verdict)))
+                                config.zone, serial, where, rcode,
+                                extra=fields(zone=config.zone, serial=serial, peer=where,
+                                             result="refused", rcode=rcode,
+                                             attempts=attempt))
                     return False
                 await asyncio.sleep(max(0.0, deadline - loop.time()))
                 timeout *= 2
+            given_up = fields(zone=config.zone, serial=serial, peer=where, result="timeout",
+                              attempts=self.attempts)
+            self._outcome("timeout")
             if rejected and self.key is not None:
                 log.warning("NOTIFY %s serial %d to %s: no signed answer after %d attempts; "
                             "it answered TSIG error %s to key %s", config.zone, serial,
-                            where, self.attempts, rejected[-1], self.key.name)
+                            where, self.attempts, rejected[-1], self.key.name,
+                            extra=given_up)
             else:
                 log.warning("NOTIFY %s serial %d to %s: no answer after %d attempts",
-                            config.zone, serial, where, self.attempts)
+                            config.zone, serial, where, self.attempts, extra=given_up)
             return False
         finally:
             transport.close()
+
+    def _outcome(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.notify(result)
 
     def _check_reply(self, data: bytes, qid: int, macs: Sequence[bytes],
                      rejected: list[str] | None = None) -> int | None:

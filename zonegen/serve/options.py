@@ -83,6 +83,7 @@ class ServeOptions:
     udp_payload: int = 1232  # our EDNS payload (RFC 6891 §6.2.5; DNS flag day 2020)
     notify_attempts: int = 5  # RFC 1996 §3.6: retransmit until answered, bounded
     notify_timeout: float = 1.0  # first wait for a NOTIFY answer; doubles per attempt
+    metrics_listen: HostPort | None = None  # /metrics, /healthz, /readyz (zonegen.health)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.poll) and 0 < self.poll <= MAX_POLL):
@@ -158,7 +159,8 @@ def extra_zone_config(config: ZoneConfig, zone: str) -> ZoneConfig:
 def serve_options(*, listen: Sequence[str] = (), allow_transfer: Sequence[str] = (),
                   tsig_keys: Sequence[str] = (), tsig_keyfiles: Sequence[str] = (),
                   notify: Sequence[str] = (), poll: float = 1.0,
-                  max_transfers: int = 16, idle_timeout: float = 10.0) -> ServeOptions:
+                  max_transfers: int = 16, idle_timeout: float = 10.0,
+                  metrics_listen: str | None = None) -> ServeOptions:
     """:class:`ServeOptions` from command-line strings.
 
     :raises InvalidInput: an address, network or key is malformed (the message names it).
@@ -171,6 +173,8 @@ def serve_options(*, listen: Sequence[str] = (), allow_transfer: Sequence[str] =
         allow_transfer=tuple(parse_network(n) for n in allow_transfer) or LOOPBACK,
         keys=tuple(keys),
         notify=tuple(parse_hostport(a, "--notify") for a in notify),
-        poll=poll, max_transfers=max_transfers, idle_timeout=idle_timeout)
+        poll=poll, max_transfers=max_transfers, idle_timeout=idle_timeout,
+        metrics_listen=parse_hostport(metrics_listen, "--metrics-listen")
+        if metrics_listen else None)
 
 

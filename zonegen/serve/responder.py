@@ -141,7 +141,8 @@ class Responder:
         zone; secondaries keep what they have). Other names stay REFUSED."""
         name = query.question[0].name if len(query.question) == 1 else None
         if name is not None and not any(name.is_subdomain(z) for z in self.served):
-            return Outcome([xfr.error_response(query, dns.rcode.REFUSED)], "refused",
+            # answered as once loaded: one REFUSED query, nothing logged per query
+            return Outcome([xfr.error_response(query, dns.rcode.REFUSED)], "query",
                            name.to_text(), reason="not a zone served here")
         zone = name.to_text() if name is not None else ""
         return Outcome([xfr.error_response(query, dns.rcode.SERVFAIL)], "unloaded", zone,

@@ -17,7 +17,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +27,15 @@ import dns.rdatatype
 
 from zonegen import wire, xfr
 from zonegen.clock import Clock
-from zonegen.errors import ZonegenError
+from zonegen.errors import StoreError, ZonegenError
+from zonegen.health import Readiness
+from zonegen.logs import fields
+from zonegen.metrics import Metrics
 from zonegen.serve.feed import StoreFeed
 from zonegen.serve.notify import Notifier
 from zonegen.serve.options import HostPort, ServeOptions
 from zonegen.serve.responder import Outcome, Responder, Transfer
-from zonegen.serve.zoneset import ZoneSet
+from zonegen.serve.zoneset import ZoneSet, zone_changes
 
 log = logging.getLogger("zonegen")
 
@@ -45,6 +48,13 @@ _UDP_PENDING = 1024  # replies waiting for room in the send buffer, at most
 
 class ServeError(ZonegenError):
     """The DNS server cannot start."""
+
+
+_AXFR, _IXFR = int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)
+
+#: The readiness conditions serve holds (zonegen.health.Readiness keys).
+NOT_LOADED = "serve:loaded"
+STORE_UNREADABLE = "serve:store"
 
 
 
@@ -130,22 +140,36 @@ class _Udp:
 class Server:
     """The asyncio server: UDP and TCP listeners on every address, the store poll, and
     NOTIFY. ``source`` (a :class:`StoreFeed`) loads and refreshes the zones; without
-    one, pass ``zones`` and call :meth:`publish` (benchmarks)."""
+    one, pass ``zones`` and call :meth:`publish` (benchmarks).
+
+    With ``metrics``, every answered request, transfer, NOTIFY outcome and published
+    serial moves its ``zonegen_*`` family; with ``readiness``, the server holds a
+    condition until the newest stored version is loaded and served (and while the store
+    cannot be read, as it cannot tell then whether it serves the newest)."""
 
     def __init__(self, options: ServeOptions, source: StoreFeed | None = None, *,
-                 zones: ZoneSet | None = None, clock: Clock = time.time) -> None:
+                 zones: ZoneSet | None = None, clock: Clock = time.time,
+                 metrics: Metrics | None = None, readiness: Readiness | None = None) -> None:
         if source is None and zones is None:
             raise ValueError("Server needs a source or zones")
         self.options = options
         self.source = source
         self.zones: ZoneSet | None = zones
+        self.metrics = metrics
+        self.readiness = readiness
+        # proto -> QTYPE and QCLASS octets -> header octet 3 (RCODE and flags) -> the
+        # pre-bound inc() of its zonegen_dns_requests_total (see _account)
+        self._requests: dict[str, dict[bytes, list[Callable[[], int] | None]]] = {
+            "udp": {}, "tcp": {}}
+        if readiness is not None and zones is None:
+            readiness.block(NOT_LOADED, "serve: no zone version loaded")
         configs = source.configs if source is not None else [
             wz.config for wz in zones.zones.values()] if zones is not None else []
         self.responder = Responder(options, clock, [c.zone for c in configs])
         self.report = ServeReport()
         self.addresses: list[HostPort] = []
         self.notifier = Notifier(options.notify, options.keys[0] if options.keys else None,
-                                  options.notify_attempts, options.notify_timeout)
+                                  options.notify_attempts, options.notify_timeout, metrics)
         self._pool = ThreadPoolExecutor(max_workers=max(2, options.max_transfers + 1),
                                         thread_name_prefix="zonegen-serve")
         self._transfers = 0
@@ -170,6 +194,9 @@ class Server:
         if self.zones is None and self.source is not None:
             self.zones = await self._loop.run_in_executor(self._pool, self.source.load)
         zones = self.zones
+        if zones is not None:
+            self._published(None, zones, await self._loop.run_in_executor(
+                self._pool, _records_per_zone, zones))
         self.report.zones = tuple(str(z) for z in self.responder.served)
         self.report.serial = zones.serial if zones is not None else None
         try:
@@ -182,13 +209,19 @@ class Server:
         if self.source is not None:
             self._tasks.append(self._loop.create_task(self._poll()))
         listening = ", ".join(where(h, p) for h, p in self.addresses)
+        started = fields(listeners=[where(h, p) for h, p in self.addresses],
+                         zones=list(self.report.zones),
+                         serial=zones.serial if zones is not None else None,
+                         database=self.source.store.where if self.source is not None
+                         else None)
         if zones is None:
             log.warning("no zone version stored yet: answering SERVFAIL for %s on %s "
-                        "until the first one", ", ".join(self.report.zones), listening)
+                        "until the first one", ", ".join(self.report.zones), listening,
+                        extra=started)
             return
         self.notifier.notify(zones)
         log.info("serving %s serial %d on %s", ", ".join(self.report.zones), zones.serial,
-                 listening)
+                 listening, extra=started)
 
     async def _bind(self, host: str, port: int) -> HostPort:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -269,30 +302,69 @@ class Server:
             current = self.zones
             started = time.perf_counter()
             try:
-                new = await loop.run_in_executor(self._pool, source.refresh, current)
+                refreshed = await loop.run_in_executor(self._pool, _refreshed, source, current)
             except ZonegenError as e:
-                log.warning("cannot refresh the zone: %s", e)
+                self._refresh_failed(e)
                 continue
-            except Exception:
+            except Exception as e:
                 log.exception("cannot refresh the zone")
+                self._refresh_failed(e)
                 continue
-            if new is not None:
+            if self.readiness is not None:
+                self.readiness.unblock(STORE_UNREADABLE)
+            if refreshed is not None:
+                new, counts = refreshed
+                ms = (time.perf_counter() - started) * 1000
                 if current is None:
-                    log.info("first zone version: serial %d", new.serial)
+                    log.info("first zone version: serial %d", new.serial,
+                             extra=fields(serial=new.serial, ms=round(ms, 1)))
                 else:
                     log.info("serial %d -> %d (%d versions) in %.1f ms", current.serial,
-                             new.serial, max(0, new.version_id - current.version_id),
-                             (time.perf_counter() - started) * 1000)
-                await self.publish(new)
+                             new.serial, max(0, new.version_id - current.version_id), ms,
+                             extra=fields(serial=new.serial, previous_serial=current.serial,
+                                          versions=max(0, new.version_id
+                                                       - current.version_id),
+                                          ms=round(ms, 1)))
+                await self.publish(new, counts)
 
-    async def publish(self, zones: ZoneSet) -> None:
-        """Serve ``zones`` from now on (transfers under way keep theirs) and NOTIFY."""
+    def _refresh_failed(self, error: BaseException) -> None:
+        if isinstance(error, ZonegenError):
+            log.warning("cannot refresh the zone: %s", error, extra=fields(error=str(error)))
+        if isinstance(error, StoreError) and self.metrics is not None:
+            self.metrics.store_error("refresh")
+        if self.readiness is not None:
+            self.readiness.block(STORE_UNREADABLE, f"serve: cannot read the store: {error}")
+
+    async def publish(self, zones: ZoneSet,
+                      counts: ZoneCounts | None = None) -> None:
+        """Serve ``zones`` from now on (transfers under way keep theirs) and NOTIFY.
+        ``counts``: per zone, its records and those added and removed since the zones
+        served before (computed off the loop; :func:`_refreshed`)."""
         old = self.zones
         self.zones = zones
         self.report.serial = zones.serial
         if old is None or old.serial != zones.serial:
             self.report.versions += 1
+            self._published(old, zones, counts)
             self.notifier.notify(zones)
+
+    def _published(self, old: ZoneSet | None, zones: ZoneSet,
+                   counts: ZoneCounts | None) -> None:
+        """Log each zone's new serial and move its gauges; ready from now on."""
+        if self.readiness is not None:
+            self.readiness.unblock(NOT_LOADED)
+        for wz in zones.zones.values():
+            zone = wz.config.zone
+            records, added, removed = counts[zone] if counts and zone in counts else (
+                len(wz), None, None)
+            if self.metrics is not None:
+                self.metrics.zone_published(zone, wz.serial, records)
+            change = f"+{added} -{removed}" if added is not None and removed is not None \
+                else "loaded"
+            log.info("%s serial %d: %d records (%s)", zone, wz.serial, records, change,
+                     extra=fields(zone=zone, serial=wz.serial,
+                                  previous_serial=old.serial if old is not None else None,
+                                  records=records, added=added, removed=removed))
 
     # ----------------------------------------------------------------- UDP
 
@@ -303,26 +375,88 @@ class Server:
             if outcome is None or isinstance(outcome, Transfer):
                 self.report.dropped += 1
                 return None
-            self._account(outcome, addr)
-            return outcome.messages[0] if outcome.messages else None
+            reply = outcome.messages[0] if outcome.messages else None
+            self._account(outcome, addr, data, reply, "udp")
+            return reply
         except Exception:  # noqa: BLE001
             log.debug("dropped a UDP packet from %s", addr[0], exc_info=True)
             self.report.dropped += 1
             return None
 
-    def _account(self, outcome: Outcome, addr: Any) -> None:
-        if outcome.kind == "unloaded":
+    def _account(self, outcome: Outcome, addr: Any, request: bytes, reply: bytes | None,
+                 proto: str) -> None:
+        qtype = -1
+        if reply is not None and self.metrics is not None:
+            # The hot path, beside a ~1.6 us cached quick answer: no parse, no tuple, no
+            # label text. The QNAME of a plain request ends at its first zero octet; the
+            # four octets after it (QTYPE, QCLASS) and the reply's RCODE octet find the
+            # counter. A request this misreads (zero octets inside a label) is counted
+            # by its parsed question (_request_counter), unless its octets there mimic
+            # a QTYPE and class IN already counted with its rcode: then only that
+            # crafted request counts under the type it mimics.
+            end = request.find(0, 12)
+            by_reply = self._requests[proto].get(request[end + 1:end + 5])
+            inc = by_reply[reply[3]] if by_reply is not None else None
+            if inc is None:
+                inc = self._request_counter(proto, request, reply)
+            inc()
+        if outcome.kind == "query":  # the hot path: nothing more
+            self.report.queries += 1
+        elif outcome.kind == "unloaded":
             self.report.unloaded += 1
+            self._transfer_counted(request, qtype, "failed")
         elif outcome.kind in ("refused", "tsig"):
             self.report.refused += 1
-            log.warning("%s: %s %s", where(addr[0], addr[1]), outcome.zone, outcome.reason)
+            log.warning("%s: %s %s", where(addr[0], addr[1]), outcome.zone, outcome.reason,
+                        extra=fields(peer=where(addr[0], addr[1]), zone=outcome.zone,
+                                     reason=outcome.reason))
+            self._transfer_counted(request, qtype, "refused")
+        elif outcome.kind == "formerr":
+            self.report.queries += 1
+            self._transfer_counted(request, qtype, "refused")  # AXFR over UDP
         elif outcome.kind == "IXFR/UDP":
             self.report.transfers += 1
+            records = sum(map(wire.ancount, outcome.messages))
+            size = sum(map(len, outcome.messages))
+            if self.metrics is not None:
+                self.metrics.transfer("IXFR", "ok", size)
             log.info("IXFR/UDP to %s: %s serial %d, %d records, %d bytes",
-                     where(addr[0], addr[1]), outcome.zone, outcome.serial or 0,
-                     sum(map(wire.ancount, outcome.messages)), sum(map(len, outcome.messages)))
+                     where(addr[0], addr[1]), outcome.zone, outcome.serial or 0, records, size,
+                     extra=fields(type="IXFR", proto="udp", peer=where(addr[0], addr[1]),
+                                  zone=outcome.zone, serial=outcome.serial, records=records,
+                                  bytes=size))
         else:
             self.report.queries += 1
+
+    def _request_counter(self, proto: str, request: bytes, reply: bytes
+                         ) -> Callable[[], int]:
+        """The counter of a request :meth:`_account` has none for: from its question
+        read properly (:func:`question_type`), kept for the next requests when the quick
+        read of the octets after the first zero agrees with it (class IN)."""
+        qtype = question_type(request)
+        if self.metrics is None:
+            return _nothing
+        inc = self.metrics.dns_request_counter(proto, qtype, reply[3] & 0x0F)
+        end = request.find(0, 12)
+        key = request[end + 1:end + 5]
+        counts = self._requests[proto]
+        if key == struct.pack("!HH", qtype, 1) and (key in counts or len(counts) < 4096):
+            counts.setdefault(key, [None] * 256)[reply[3]] = inc
+        return inc
+
+    def _count(self, proto: str, qtype: int, rcode: int) -> None:
+        """One transfer request in ``zonegen_dns_requests_total`` (rare: no cache)."""
+        if self.metrics is not None:
+            self.metrics.dns_request(proto, qtype, rcode)
+
+    def _transfer_counted(self, request: bytes, qtype: int, result: str) -> None:
+        """A transfer request answered with an error: ``zonegen_transfers_total``."""
+        if self.metrics is None:
+            return
+        if qtype < 0:
+            qtype = question_type(request)
+        if qtype in (_AXFR, _IXFR):
+            self.metrics.transfer("AXFR" if qtype == _AXFR else "IXFR", result)
 
     # ----------------------------------------------------------------- TCP
 
@@ -374,7 +508,8 @@ class Server:
                 self.report.dropped += 1
                 continue
             if isinstance(outcome, Outcome):
-                self._account(outcome, peer)
+                self._account(outcome, peer, wire,
+                              outcome.messages[0] if outcome.messages else None, "tcp")
                 await self._send(writer, outcome.messages)
                 continue
             await self._transfer(writer, outcome, peer)
@@ -384,33 +519,57 @@ class Server:
         loop = asyncio.get_running_loop()
         q = transfer.query.question[0]
         peer_at = where(peer[0], peer[1])
+        asked = "AXFR" if q.rdtype == dns.rdatatype.AXFR else "IXFR"
         if self._transfers >= self.options.max_transfers:
             log.warning("%s: %s of %s refused: %d transfers already running", peer_at,
-                        dns.rdatatype.to_text(q.rdtype), q.name, self._transfers)
+                        dns.rdatatype.to_text(q.rdtype), q.name, self._transfers,
+                        extra=fields(type=asked, peer=peer_at, zone=q.name.to_text(),
+                                     running=self._transfers))
             self.report.refused += 1
-            await self._send(writer, [xfr.error_response(transfer.query, dns.rcode.SERVFAIL)])
+            refusal = xfr.error_response(transfer.query, dns.rcode.SERVFAIL)
+            if self.metrics is not None:
+                self._count("tcp", int(q.rdtype), dns.rcode.SERVFAIL)
+                self.metrics.transfer(asked, "refused")
+            await self._send(writer, [refusal])
             return
         self._transfers += 1
+        sent = False
+        messages: list[bytes] = []
         try:
             started = time.perf_counter()
             older = self.source.older_steps if self.source is not None else None
             kind, messages = await loop.run_in_executor(
                 self._pool, self.responder.prepare, transfer, older)
             await self._send(writer, messages)
+            sent = True
             ms = (time.perf_counter() - started) * 1000
         finally:
             self._transfers -= 1
+            if not sent and self.metrics is not None:
+                # the peer hung up or stalled, or preparing failed: bytes written unknown
+                self.metrics.transfer(asked, "failed")
         self.report.transfers += 1
         records = sum(map(wire.ancount, messages))
         size = sum(map(len, messages)) + 2 * len(messages)
         rcode = wire.rcode(messages[0]) if messages else 0
+        if self.metrics is not None:
+            self._count("tcp", int(q.rdtype), rcode)
+            self.metrics.transfer(asked, "ok" if rcode == 0 else "failed", size)
         if rcode:
             log.warning("%s: %s of %s answered %s", peer_at, kind, q.name,
-                        dns.rcode.to_text(dns.rcode.Rcode(rcode)))
+                        dns.rcode.to_text(dns.rcode.Rcode(rcode)),
+                        extra=fields(type=asked, peer=peer_at, zone=q.name.to_text(),
+                                     rcode=dns.rcode.to_text(dns.rcode.Rcode(rcode))))
         signed = f", TSIG {transfer.key.name}" if transfer.key is not None else ""
+        zone = transfer.wirezone.config.zone
         log.info("%s to %s: %s serial %d, %d records, %d messages, %d bytes, %.1f ms%s",
-                 kind, peer_at, transfer.wirezone.config.zone, transfer.wirezone.serial,
-                 records, len(messages), size, ms, signed)
+                 kind, peer_at, zone, transfer.wirezone.serial,
+                 records, len(messages), size, ms, signed,
+                 extra=fields(type=asked, sent=kind, peer=peer_at, zone=zone,
+                              serial=transfer.wirezone.serial, records=records,
+                              messages=len(messages), bytes=size,
+                              seconds=round(ms / 1000, 4),
+                              key=transfer.key.name.to_text() if transfer.key else None))
 
     async def _send(self, writer: asyncio.StreamWriter, messages: Sequence[bytes]) -> None:
         """Write length-framed messages (RFC 1035 §4.2.2), pausing whenever more than
@@ -462,3 +621,53 @@ def _grow_receive_buffer(sock: Any, size: int) -> None:
 def where(host: str, port: int) -> str:
     return f"{host}#{port}"
 
+
+def _nothing() -> int:
+    return 0
+
+
+def question_type(message: bytes) -> int:
+    """The QTYPE of ``message``'s first question, or 0 when it has none or is cut short
+    (counted as ``other``): its QNAME's labels walked on the wire, the same for requests
+    the quick path answers without dnspython."""
+    end = len(message)
+    if end < 12 or not (message[4] or message[5]):
+        return 0
+    at = 12
+    while at < end:
+        length = message[at]
+        if length == 0:
+            at += 1
+            break
+        if length >= 0xC0:  # a pointer ends the name
+            at += 2
+            break
+        at += length + 1
+    else:
+        return 0
+    return (message[at] << 8) | message[at + 1] if at + 2 <= end else 0
+
+
+#: Per zone: its records, and those added and removed since the previous serial (None:
+#: not known, the zones were loaded afresh).
+ZoneCounts = dict[str, tuple[int, int | None, int | None]]
+
+
+def _records_per_zone(zones: ZoneSet) -> ZoneCounts:
+    """Per zone: its records (a first load: nothing added or removed to tell)."""
+    return {wz.config.zone: (len(wz), None, None) for wz in zones.zones.values()}
+
+
+def _refreshed(source: StoreFeed, current: ZoneSet | None) -> tuple[ZoneSet, ZoneCounts] | None:
+    """:meth:`StoreFeed.refresh` and, when there is a new version, per zone its records
+    and those added and removed since ``current``: counted here in the worker thread
+    (records cost a walk of the zone's overlay; the loop must keep answering)."""
+    new = source.refresh(current)
+    if new is None:
+        return None
+    steps = new.steps_since(current.serial) if current is not None else None
+    if steps is None:
+        return new, _records_per_zone(new)
+    changes = zone_changes([wz.config for wz in new.zones.values()], steps)
+    return new, {wz.config.zone: (len(wz), *changes[wz.config.zone])
+                 for wz in new.zones.values()}

@@ -88,9 +88,28 @@ class ZoneSet:
     def primary(self) -> WireZone:
         return next(iter(self.zones.values()))
 
+    def steps_since(self, serial: int) -> list[JournalStep] | None:
+        """The journal's steps from ``serial`` to this version, or None when the journal
+        does not reach back to it."""
+        for i in range(len(self.journal) - 1, -1, -1):
+            if self.journal[i].from_serial % MODULUS == serial:
+                return list(self.journal[i:])
+        return None
+
     def covers(self, serial: int) -> bool:
         """Whether the in-memory journal starts at or before ``serial``."""
         return any(s.from_serial % MODULUS == serial for s in self.journal)
+
+
+def zone_changes(configs: Sequence[ZoneConfig], steps: Sequence[JournalStep]
+                 ) -> dict[str, tuple[int, int]]:
+    """Per zone: the records ``steps`` add and remove in it (its share of the raw change,
+    as :func:`zonegen.selection.select` takes it), for the "new serial" log line."""
+    from zonegen.selection import select
+
+    return {c.zone: (sum(len(select(s.added, c, None, alone=False).records) for s in steps),
+                     sum(len(select(s.removed, c, None, alone=False).records) for s in steps))
+            for c in configs}
 
 
 def steps_from(versions: Sequence[JournalVersion]) -> list[tuple[int, JournalStep]]:
