@@ -739,8 +739,20 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
     report = serve_command(_open_store(ctx, "write" if watch_cluster else "read"),
                            _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watching,
-                           ready=lambda line: click.echo(line, err=True))
+                           ready=_ready_line(ctx))
     click.echo(report.summary())
+
+
+def _ready_line(ctx: click.Context) -> Callable[[str], None]:
+    """Where serve's "serving ... on ..." line goes: stderr as it is, or, with
+    ``--log-format json``, a JSON log record like every other stderr line."""
+    if ctx.obj["log"][0] != "json":
+        return lambda line: click.echo(line, err=True)
+    import logging
+
+    log = logging.getLogger("zonegen")
+    # Printed whatever -q says in text; so at least at the logger's threshold here.
+    return lambda line: log.log(max(logging.INFO, log.getEffectiveLevel()), line)
 
 
 if __name__ == "__main__":

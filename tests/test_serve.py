@@ -804,7 +804,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     (["--poll", "inf"], "--poll inf"),
     (["--poll", "1e300"], "--poll 1e+300"),
     (["--poll", "-1"], "--poll"),
-    (["--kubeconfig", "kube.yaml"], "--kubeconfig only apply with --watch"),
+    (["--kubeconfig", "kube.yaml"], "--kubeconfig only applies with --watch"),
     (["--context", "c", "-n", "default"], "--context, --namespace only apply with --watch"),
 ])
 def test_meaningless_options_are_usage_errors(tmp_path: Path, args: list[str],

@@ -129,10 +129,12 @@ def watch_config(watch: bool, kubeconfig: str | None = None, context: str | None
     if options is not None:
         default = WatchOptions()
         given += [flag for flag, field in (("--namespace", "namespaces"), ("--source", "source"),
-                                           ("--endpoints", "legacy_endpoints"))
+                                           ("--endpoints", "legacy_endpoints"),
+                                           ("--request-timeout", "request_timeout"))
                   if getattr(options, field) != getattr(default, field)]
     if given:
-        raise InvalidOption(f"{', '.join(given)} only apply with --watch")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise InvalidOption(f"{', '.join(given)} only {verb} with --watch")
     return None
 
 
