@@ -40,6 +40,7 @@ from zonegen.model import (
     fold,
     net_change,
 )
+from zonegen.names import qualify
 from zonegen.runner import ensure_projected
 from zonegen.store import EventRef, HistoryStart, NameChange, Store
 from zonegen.zonefile import absolute_name, txt_text, zone_records
@@ -224,7 +225,8 @@ def record_type(text: str) -> int:
 def owner_names(name: str, config: ZoneConfig) -> tuple[str, list[str]]:
     """The absolute name and the owner spellings it may be stored under.
 
-    ``name`` is absolute with a trailing dot, or relative to ``config.zone`` (a PTR
+    ``name`` follows the one rule of :func:`zonegen.names.qualify`: absolute with a
+    trailing dot or when it ends with ``config.zone``, else relative to it (a PTR
     owner under a reverse zone). Stored owners are relative to the forward zone, or
     absolute (PTRs, see :class:`~zonegen.model.Record`).
 
@@ -233,7 +235,7 @@ def owner_names(name: str, config: ZoneConfig) -> tuple[str, list[str]]:
     text = name.strip()
     if not text or text.endswith(".."):
         raise InvalidQuery(f"name {name!r} is not a valid DNS name")
-    full = absolute_name(text, config.zone)
+    full = absolute_name(qualify(text, config.zone), config.zone)
     if full is None:
         raise InvalidQuery(f"name {name!r} is not a valid DNS name (labels of letters, "
                            "digits, '-' or '_', at most 63 octets each)")
@@ -480,7 +482,9 @@ def _normal_rdata(rtype: int, text: str, config: ZoneConfig) -> str:
     bad = InvalidQuery(f"rdata {text!r} is not valid {TYPE_NAMES[rtype]} rdata")
 
     def name(value: str) -> str:
-        full = absolute_name(value, config.zone)
+        # Names in rdata (SRV, CNAME and PTR targets) live in the forward zone, also
+        # when the record is a PTR of a reverse zone (as rdata_text writes them).
+        full = absolute_name(qualify(value, config.forward_zone), config.forward_zone)
         if full is None:
             raise bad
         return full
