@@ -283,7 +283,7 @@ def test_history_finds_a_full_name_without_trailing_dot(consul_db: Path) -> None
 
 COMMANDS = [["db"], ["db", "upgrade"], ["db", "current"], ["ingest"], ["project"],
             ["export"], ["demo"], ["watch"], ["history"], ["diff"], ["log"], ["why"],
-            ["compact"], ["serve"]]
+            ["compact"], ["serve"], ["status"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)

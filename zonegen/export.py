@@ -111,8 +111,16 @@ def export_zone(
         stream.flush()
     for message in warnings:
         log.warning("%s", message)
-    # Every line is a record except the two directives ($ORIGIN, $TTL).
-    return ExportResult(config.zone, number, counted.lines - 2, output)
+    return ExportResult(config.zone, number, counted.records, output)
+
+
+def zone_size(records: Iterable[Record], config: ZoneConfig, serial: int) -> int:
+    """How many records ``config.zone`` holds as ``export`` writes it (SOA, NS and glue
+    included): the count of its summary line, for ``zonegen status``."""
+    counted = _Counted(zonefile.render(records, config, serial, []))
+    for _ in counted:
+        pass
+    return counted.records
 
 
 class _Counted:
@@ -130,3 +138,8 @@ class _Counted:
         block = next(self._iter)
         self.lines += block.count("\n")
         return block
+
+    @property
+    def records(self) -> int:
+        """Every line is a record except the two directives ($ORIGIN, $TTL)."""
+        return self.lines - 2
