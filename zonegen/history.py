@@ -41,8 +41,10 @@ from zonegen.model import (
     net_change,
 )
 from zonegen.names import qualify
+from zonegen.progress import Progress
 from zonegen.runner import ensure_projected
 from zonegen.store import EventRef, HistoryStart, NameChange, Store
+from zonegen.store.retention import COMPACT_STEPS
 from zonegen.zonefile import absolute_name, txt_text, zone_records
 
 __all__ = [
@@ -550,7 +552,7 @@ def _service_objects(store: Store, service: tuple[str, str]) -> list[ObjectState
 
 
 def compact(store: Store, keep_days: float | None = None, keep_versions: int | None = None,
-            clock: Clock = time.time) -> CompactionReport:
+            clock: Clock = time.time, progress: Progress | None = None) -> CompactionReport:
     """Delete zone versions (and the events they consumed) older than what is kept.
 
     ``keep_days`` keeps every version needed to answer ``export --at`` for any time in
@@ -558,7 +560,8 @@ def compact(store: Store, keep_days: float | None = None, keep_versions: int | N
     ``keep_versions`` keeps the newest K. The oldest kept version gets a snapshot of
     its full record set, so later exports, history, diffs and IXFR stay exact; the
     newest event of every live object is kept, so the projection still loads. Nothing
-    is ever deleted unless this is called.
+    is ever deleted unless this is called. ``progress`` (default: a bar on stderr when
+    it is a terminal) counts its steps.
 
     :raises InvalidQuery: neither or both limits given, or a limit below 1 (or negative).
     """
@@ -580,7 +583,11 @@ def compact(store: Store, keep_days: float | None = None, keep_versions: int | N
         base = store.version_at(now - timedelta(days=keep_days))
     if base is None:
         return CompactionReport(False, store.history_start(), 0, 0, 0, 0)
-    stats = store.compact(base.version_id, now)
+    bar = progress if progress is not None else Progress(description="compacting",
+                                                         unit="step")
+    with bar:
+        bar.set_total(COMPACT_STEPS)
+        stats = store.compact(base.version_id, now, bar.update)
     return CompactionReport(stats.versions_deleted > 0, store.history_start(),
                             stats.versions_deleted, stats.changes_deleted, stats.events_deleted,
                             stats.snapshot_records)

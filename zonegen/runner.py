@@ -294,12 +294,16 @@ class ProjectionRunner:
 
     # ----------------------------------------------------------------- checking
 
-    def rebuild(self) -> RebuildReport:
+    def rebuild(self, progress: Progress | None = None) -> RebuildReport:
         """Replay the whole log from nothing and compare with the current projection:
-        DESIGN.md requires the two to be identical. Stores nothing."""
+        DESIGN.md requires the two to be identical. Stores nothing. ``progress`` (default:
+        a bar on stderr when it is a terminal) counts the events replayed."""
         self.catch_up()
         started = time.perf_counter()
         count = 0
+        summary = self.store.log_summary()
+        bar = progress if progress is not None else Progress(
+            description="replaying events", unit="event")
 
         def changes() -> Iterator[Change]:
             nonlocal count
@@ -311,9 +315,12 @@ class ProjectionRunner:
                 for event in batch:
                     count += 1
                     yield to_change(event)
+                bar.update(len(batch))
                 last = batch[-1].seq
 
-        replayed = project.rebuild(changes()).records()
+        with bar:
+            bar.set_total(summary.events - summary.pending)
+            replayed = project.rebuild(changes()).records()
         seconds = time.perf_counter() - started
         current = self.projection.records()
         return RebuildReport(
