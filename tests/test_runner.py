@@ -17,7 +17,7 @@ from zonegen.ingest import ingest_files
 from zonegen.logs import record_fields
 from zonegen.metrics import Metrics
 from zonegen.model import MODIFIED, PTR, SERVICE, SRV, TXT, A, Event, Record
-from zonegen.runner import ProjectionRunner
+from zonegen.runner import ProjectionRunner, ensure_projected
 from zonegen.serial import is_after
 from zonegen.store import PROJECTION, CheckpointMoved, Store
 
@@ -417,3 +417,21 @@ def test_each_new_serial_is_logged_with_its_counts(db: str, tmp_path: Path,
     assert line.getMessage() == "serial 1700000001: 3 records added, 3 removed"
     assert record_fields(line) == {"serial": 1_700_000_001, "added": 3, "removed": 3,
                                    "records": 6}
+
+
+def test_ensure_projected_keeps_the_runner_it_is_given(db: str, tmp_path: Path) -> None:
+    """The one entry for long-running processes too: their runner (and its loaded
+    projection) is reused, not rebuilt per call."""
+    store = Store.open(db)
+    runner = ProjectionRunner(store, clock=Clock(1_700_000_000), metrics=Metrics())
+    _stored(store, tmp_path, headless(), slice_())
+    first = ensure_projected(store, runner=runner)
+    loaded = runner.projection
+    _stored(store, tmp_path, slice_(rv="2", addresses=("10.0.0.9",)))
+    second = ensure_projected(store, runner=runner)
+    assert runner.projection is loaded
+    assert [v.serial for v in first.made] == [1_700_000_000]
+    assert [v.serial for v in second.made] == [1_700_000_001]
+    assert second.version == runner.version == store.latest_version()
+    quiet = ensure_projected(store, runner=runner)
+    assert (quiet.made, quiet.version) == ((), second.version)

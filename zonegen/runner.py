@@ -48,13 +48,17 @@ class Projected:
     pending: bool  # events are left unprojected (a read-only database)
 
 
-def ensure_projected(store: Store, clock: Clock = time.time) -> Projected:
+def ensure_projected(store: Store, clock: Clock = time.time, *,
+                     runner: ProjectionRunner | None = None) -> Projected:
     """The single entry for "pending events? then project": the newest zone version,
     after projecting whatever events are pending (or making the first version).
 
     A quiet log costs two small queries, not a projection load. On a read-only store
     (``store.read_only``) nothing is written: the newest stored version is the answer,
-    and a warning says that events are pending.
+    and a warning says that events are pending. A long-running process (the watcher's
+    writer, ``serve``'s feed) passes the ``runner`` it keeps, so its projection stays
+    loaded between calls (and its ``live`` metrics apply); a one-shot command passes
+    none and gets a fresh one on ``store`` with ``clock``.
 
     :raises StoreError: the store cannot be read or written.
     """
@@ -69,7 +73,8 @@ def ensure_projected(store: Store, clock: Clock = time.time) -> Projected:
                         "is read-only; answering from %s", store.where, checkpoint,
                         f"serial {latest.serial}" if latest else "no zone version")
         return Projected(latest, (), newest > checkpoint)
-    runner = ProjectionRunner(store, clock=clock)
+    if runner is None:
+        runner = ProjectionRunner(store, clock=clock)
     made = runner.catch_up()
     return Projected(runner.version, tuple(made), False)
 
