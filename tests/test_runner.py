@@ -435,3 +435,36 @@ def test_ensure_projected_keeps_the_runner_it_is_given(db: str, tmp_path: Path) 
     assert second.version == runner.version == store.latest_version()
     quiet = ensure_projected(store, runner=runner)
     assert (quiet.made, quiet.version) == ((), second.version)
+
+
+def test_an_initial_sync_larger_than_a_batch_is_one_version_through_the_watcher(
+        db: str, tmp_path: Path) -> None:
+    """The real watcher (``--once``) against the fake API server, its runner reading two
+    events at a time: six listed objects still make exactly one version holding every
+    Service with its endpoints (#9: no partial first zone)."""
+    from tests.kubeapi import ENDPOINTSLICES, SERVICES, FakeKubeAPI, endpoint_slice, service
+    from zonegen.watch import Watcher, WatchOptions, connect
+
+    api = FakeKubeAPI().start()
+    try:
+        for i, name in enumerate(("a", "b", "c")):
+            api.add(SERVICES, service(name, cluster_ip=None))
+            api.add(ENDPOINTSLICES, endpoint_slice(name, [f"10.1.0.{i + 1}"]))
+        store = Store.open(db)
+        cluster = connect(str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+        try:
+            runner = ProjectionRunner(store, clock=Clock(1_700_000_000), batch_size=2,
+                                      metrics=Metrics())
+            Watcher(store, cluster, WatchOptions(project=True), runner=runner).sync_once()
+        finally:
+            cluster.close()
+    finally:
+        api.stop()
+    assert len(store.select_events()) == 6
+    [version] = store.versions()
+    assert (version.serial, version.last_event_seq) == (1_700_000_000, 6)
+    records = store.records_at(version.version_id)
+    assert {r for r in records if r.rtype == A} == {
+        Record(f"{owner}.default.svc", A, (f"10.1.0.{i + 1}",))
+        for i, name in enumerate(("a", "b", "c"))
+        for owner in (name, f"10-1-0-{i + 1}.{name}")}

@@ -27,6 +27,7 @@ from tests.kubeapi import ENDPOINTSLICES, SERVICES, FakeKubeAPI, endpoint_slice,
 from zonegen import store as zstore
 
 ZONE = "cluster.local."
+STARTUP = 120.0  # seconds a loaded machine may take to start a Python process
 
 
 class NotifyListener:
@@ -77,7 +78,8 @@ class ServeProcess:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         ready = wait_for(lambda: next((ln for ln in self.lines if ln.startswith("serving ")),
-                                      None) or self.proc.poll() is not None, "ready line")
+                                      None) or self.proc.poll() is not None, "ready line",
+                         STARTUP)
         assert isinstance(ready, str), self.lines
         self.ready = ready
         found = re.search(r"#(\d+) \(udp, tcp\)", ready)
@@ -190,7 +192,7 @@ def test_serve_watch_serves_nothing_until_the_initial_sync_then_one_whole_versio
 
         api.release(ENDPOINTSLICES)
         wait_for(lambda: server.query(ZONE, "SOA").rcode() == dns.rcode.NOERROR,
-                 "the first version to be served")
+                 "the first version to be served", STARTUP)
         [serial] = stored_versions(db)
         assert zone_lines(server.axfr()) == {
             line.replace("SERIAL", str(serial)) for line in EXPECTED}
