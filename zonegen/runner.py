@@ -133,16 +133,14 @@ class ProjectionRunner:
         *,
         live: bool = False,
         metrics: Metrics | None = None,
-        progress: Progress | None = None,
     ) -> None:
         """``live``: the events arrive now (watch, serve --watch), so each committed
         version observes their arrival-to-version latency in ``metrics`` (default: the
         process's); a rebuild or an ingest of old files would record their age instead,
-        so only the version count moves then. ``progress`` counts the events folded."""
+        so only the version count moves then."""
         self.store = store
         self.live = live
         self.metrics = metrics if metrics is not None else process_metrics()
-        self.progress = progress
         self.clock = clock
         self.batch_size = batch_size
         self._projection: project.Projection | None = None
@@ -219,10 +217,9 @@ class ProjectionRunner:
         name_warnings: list[InvalidName] = []
         arrivals: Counter[float] = Counter()
         last_seq = self._checkpoint
-        folded = 0
 
         def changes() -> Iterator[tuple[bool, Record, int]]:
-            nonlocal last_seq, folded
+            nonlocal last_seq
             while last_seq < upto:
                 chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size)
                 if not chunk:
@@ -234,9 +231,6 @@ class ProjectionRunner:
                     if self.live:
                         arrivals[round(event.received_at.timestamp(), 3)] += 1
                 last_seq = chunk[-1].seq
-                folded += len(chunk)
-                if self.progress is not None:
-                    self.progress.update(len(chunk))
 
         added, removed = net_change(changes())
         for warning in name_warnings:
