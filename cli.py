@@ -503,7 +503,7 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
 
     result = diff_versions(_open_store(ctx), a, b, _zone_config(kwargs))
     if as_json:
-        _print_json_lines(result.json_lines())
+        _print_json_lines(line.to_json() for line in result.lines)
         return
     for line in format_diff(result):
         click.echo(line)

@@ -143,25 +143,6 @@ class VersionDiff:
     new: VersionRef
     lines: tuple[DiffLine, ...]
 
-    @property
-    def added(self) -> int:
-        return sum(1 for x in self.lines if x.change == "+")
-
-    @property
-    def removed(self) -> int:
-        return sum(1 for x in self.lines if x.change == "-")
-
-    def json_lines(self) -> Iterator[dict[str, Any]]:
-        """``diff --json``: first the two serials compared (the text's ``;`` head line),
-        then one object per record. The first object alone has ``from`` and ``to``, each
-        record one has ``change``, so a reader tells them apart by key."""
-        yield {"zone": self.zone,
-               "from": {"serial": self.old.serial, "time": _iso(self.old.time)},
-               "to": {"serial": self.new.serial, "time": _iso(self.new.time)},
-               "added": self.added, "removed": self.removed}
-        for line in self.lines:
-            yield line.to_json()
-
 
 @dataclass(frozen=True, slots=True)
 class ObjectState:
@@ -630,8 +611,9 @@ def format_history(entries: Sequence[HistoryEntry]) -> list[str]:
 
 def format_diff(diff: VersionDiff) -> list[str]:
     head = (f"; {diff.zone} serial {diff.old.serial} ({_iso(diff.old.time)}) -> serial "
-            f"{diff.new.serial} ({_iso(diff.new.time)}): {diff.added} added, "
-            f"{diff.removed} removed")
+            f"{diff.new.serial} ({_iso(diff.new.time)}): "
+            f"{sum(1 for x in diff.lines if x.change == '+')} added, "
+            f"{sum(1 for x in diff.lines if x.change == '-')} removed")
     return [head, *(line.text() for line in diff.lines)]
 
 
