@@ -755,5 +755,41 @@ def _ready_line(ctx: click.Context) -> Callable[[str], None]:
     return lambda line: log.log(max(logging.INFO, log.getEffectiveLevel()), line)
 
 
+# --------------------------------------------------------------------------- status
+
+
+@main.command("status")
+@zone_options
+@click.option("--extra-zone", "extra_zones", multiple=True, metavar="ZONE",
+              help="Also count the records of ZONE (e.g. 10.in-addr.arpa), as "
+                   "`serve --extra-zone` publishes it (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.pass_context
+def status_command(ctx: click.Context, /, extra_zones: tuple[str, ...], as_json: bool,
+                   **kwargs: Any) -> None:
+    """Where the zone is now: serial and its time, records per zone, events stored and
+    not yet projected, the newest event per kind, watch resume points, and the oldest
+    serial an IXFR or `export --serial` can start from. Never writes.
+
+    Example:
+
+    \b
+        zonegen status --extra-zone 10.in-addr.arpa --json
+    """
+    import json
+
+    from zonegen.serve.options import extra_zone_config
+    from zonegen.status import status
+
+    config = _zone_config(kwargs)
+    configs = [config, *(extra_zone_config(config, z) for z in extra_zones)]
+    report = status(_open_store(ctx), configs)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), separators=(",", ":")))
+        return
+    for line in report.lines():
+        click.echo(line)
+
+
 if __name__ == "__main__":
     main()

@@ -273,8 +273,6 @@ def test_ns_with_a_dot_is_absolute_and_repeats_give_one_ns() -> None:
     assert soa[0].rname.to_text() == "admin.example.org."
 
 
-@pytest.mark.xfail(strict=True, reason="history.py (store helper) must resolve NAME with "
-                   "zonegen.names.qualify; remove this mark when it does")
 def test_history_finds_a_full_name_without_trailing_dot(consul_db: Path) -> None:
     short = run("history", "consul-server.default.svc", "--type", "SRV", db=consul_db)[1]
     full = run("history", "consul-server.default.svc.cluster.local", "--type", "SRV",
@@ -285,7 +283,7 @@ def test_history_finds_a_full_name_without_trailing_dot(consul_db: Path) -> None
 
 COMMANDS = [["db"], ["db", "upgrade"], ["db", "current"], ["ingest"], ["project"],
             ["export"], ["demo"], ["watch"], ["history"], ["diff"], ["log"], ["why"],
-            ["compact"], ["serve"]]
+            ["compact"], ["serve"], ["status"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
+from tests.test_progress import drain, terminal  # noqa: F401 - the fixture
 from zonegen.errors import UnknownSerial
-from zonegen.export import export_zone, project_pending
+from zonegen.export import export_zone, project_pending, rebuild_check
+from zonegen.history import compact
 from zonegen.ingest import ingest_files
 from zonegen.names import zone_config
+from zonegen.progress import Progress
 from zonegen.store import Store
 
 DATA = Path(__file__).parent / "data"
@@ -163,3 +168,60 @@ def test_export_dash_is_standard_output(consul_store: Store, tmp_path: Path,
     assert out.getvalue() == _zone(consul_store)
     assert result.path is None
     assert not (tmp_path / "-").exists()
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def _two_versions(tmp_path: Path) -> tuple[Store, int]:
+    """The Consul sample at T0, then a snapshot without it: two versions; returns the
+    store and the first serial."""
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    ingest_files(store, [str(DATA / "consul.json")], when=T0)
+    more = tmp_path / "more.json"
+    more.write_text(json.dumps({
+        "kind": "Service", "metadata": {"name": "web", "namespace": "shop", "uid": "u-web",
+                                        "resourceVersion": "1"},
+        "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80}]}}))
+    ingest_files(store, [str(more)], when=datetime(2026, 3, 2, tzinfo=UTC))
+    versions = store.versions()
+    assert len(versions) == 2
+    return store, versions[0].serial
+
+
+def test_long_work_draws_a_bar_on_a_terminal(
+        tmp_path: Path, terminal: tuple[TextIO, int]) -> None:  # noqa: F811 - the fixture
+    """``project --rebuild`` counts events, ``export --serial`` the rows it folds,
+    ``compact`` its steps: each a bar on a terminal (#10)."""
+    stream, master = terminal
+    store, first = _two_versions(tmp_path)
+    events = len(store.select_events())
+    report = rebuild_check(store, Progress(description="replaying events", unit="event",
+                                           stream=stream, delay=0))
+    assert report.identical
+    shown = drain(master)
+    assert "replaying events" in shown
+    assert f"{events}/{events}" in shown
+
+    rows = len(store.records_at(store.versions()[0].version_id))
+    export_zone(store, zone_config(), serial=first, stream=io.StringIO(),
+                progress=Progress(description="folding", unit="row", stream=stream, delay=0))
+    shown = drain(master)
+    assert "folding" in shown
+    assert f"{rows}row" in shown.replace(" ", "")
+
+    compact(store, keep_versions=1,
+            progress=Progress(description="compacting", unit="step", stream=stream, delay=0))
+    shown = drain(master)
+    assert "compacting" in shown
+    assert "5/5" in shown
+
+
+def test_long_work_prints_nothing_extra_without_a_terminal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store, first = _two_versions(tmp_path)
+    capsys.readouterr()
+    rebuild_check(store)
+    export_zone(store, zone_config(), serial=first, stream=io.StringIO())
+    compact(store, keep_versions=1)
+    assert capsys.readouterr() == ("", "")

@@ -642,3 +642,23 @@ def test_cli_errors_are_one_line(cli_db: tuple[str, list[int]], args: list[str],
     assert r.output.count("\n") == 1, r.output
     assert r.output.startswith("Error: "), r.output
     assert message in r.output
+
+
+def test_a_full_name_without_trailing_dot_is_absolute_in_history_and_why(
+        store: Store, tmp_path: Path) -> None:
+    """names.qualify's rule (README, "Names on the command line"): a name that ends with
+    the zone is absolute, trailing dot or not, as owner and inside rdata."""
+    c = Cluster(store, tmp_path)
+    s0 = c.snapshot(T0, service("web", "20"),
+                    endpoint_slice("web-abc", "web", "21", ["10.0.0.7"]))
+    full = history.name_history(store, "web.shop.svc.cluster.local", CFG, type="A")
+    assert [(e.serial, e.change, e.name, e.rdata) for e in full] == [
+        (s0, "added", "web.shop.svc.cluster.local.", "10.0.0.7")]
+    assert full == history.name_history(store, "web.shop.svc", CFG, type="A")
+    srv = history.why(store, "_http._tcp.web.shop.svc.cluster.local", "SRV",
+                      "0 100 80 10-0-0-7.web.shop.svc.cluster.local", CFG)
+    assert srv.record == ("_http._tcp.web.shop.svc.cluster.local. 5 IN SRV "
+                          "0 100 80 10-0-0-7.web.shop.svc.cluster.local.")
+    ptr = history.why(store, "7.0.0.10.in-addr.arpa", "PTR",
+                      "10-0-0-7.web.shop.svc.cluster.local", REV)
+    assert ptr.service == ("shop", "web")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 
 from zonegen.errors import StoreError
 from zonegen.ingest import ingest_files
-from zonegen.model import MODIFIED, SERVICE, TXT, A, Event, Record
-from zonegen.runner import ProjectionRunner
+from zonegen.logs import record_fields
+from zonegen.metrics import Metrics
+from zonegen.model import MODIFIED, PTR, SERVICE, SRV, TXT, A, Event, Record
+from zonegen.runner import ProjectionRunner, ensure_projected
 from zonegen.serial import is_after
 from zonegen.store import PROJECTION, CheckpointMoved, Store
 
@@ -280,3 +283,188 @@ def test_a_clock_before_1970_still_gives_small_increasing_serials(db: str,
     assert first is not None
     assert second is not None
     assert (first.serial, second.serial) == (1, 2)
+
+
+WEB: dict[str, Any] = {"kind": "Service",
+       "metadata": {"name": "web", "namespace": "shop", "uid": "u-web", "resourceVersion": "1"},
+       "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80}]}}
+
+
+def _stored(store: Store, tmp_path: Path, *objs: dict[str, Any]) -> None:
+    """``objs`` stored as one transaction (one ingest), not projected."""
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"kind": "List", "items": list(objs)}))
+    ingest_files(store, [str(path)], project=False)
+
+
+def test_one_transaction_larger_than_a_batch_is_one_version(db: str, tmp_path: Path) -> None:
+    """An initial sync (or relist) bigger than ``batch_size`` is published whole: one
+    version with every record, never a partial zone per chunk (#9)."""
+    store = Store.open(db)
+    _stored(store, tmp_path, headless(), slice_(addresses=("10.0.0.1", "10.0.0.2")), WEB)
+    made = ProjectionRunner(store, clock=Clock(1_700_000_000), batch_size=1).catch_up()
+    assert [(v.serial, v.last_event_seq) for v in made] == [(1_700_000_000, 3)]
+    assert store.records_at(made[0].version_id) == {
+        APEX,
+        Record("1.0.0.10.in-addr.arpa.", PTR, ("db-0.db.shop.svc",)),
+        Record("2.0.0.10.in-addr.arpa.", PTR, ("db-1.db.shop.svc",)),
+        Record("10.0.96.10.in-addr.arpa.", PTR, ("web.shop.svc",)),
+        Record("_http._tcp.web.shop.svc", SRV, (0, 100, 80, "web.shop.svc")),
+        Record("_pg._tcp.db.shop.svc", SRV, (0, 50, 5432, "db-0.db.shop.svc")),
+        Record("_pg._tcp.db.shop.svc", SRV, (0, 50, 5432, "db-1.db.shop.svc")),
+        Record("db-0.db.shop.svc", A, ("10.0.0.1",)),
+        Record("db-1.db.shop.svc", A, ("10.0.0.2",)),
+        Record("db.shop.svc", A, ("10.0.0.1",)),
+        Record("db.shop.svc", A, ("10.0.0.2",)),
+        Record("db.shop.svc", SRV, (0, 50, 5432, "db-0.db.shop.svc")),
+        Record("db.shop.svc", SRV, (0, 50, 5432, "db-1.db.shop.svc")),
+        Record("web.shop.svc", A, ("10.96.0.10",)),
+        Record("web.shop.svc", SRV, (0, 100, 80, "web.shop.svc")),
+    }
+
+
+def test_a_later_multi_event_transaction_is_one_version_with_its_net_change(
+        db: str, tmp_path: Path) -> None:
+    store = Store.open(db)
+    _stored(store, tmp_path, headless(), slice_())
+    runner = ProjectionRunner(store, clock=Clock(1_700_000_000), batch_size=1)
+    runner.catch_up()
+    web2 = copy.deepcopy(WEB)
+    web2["metadata"]["resourceVersion"] = "2"
+    _stored(store, tmp_path, headless(), slice_(rv="2", addresses=("10.0.0.9",)), WEB)
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(web2 | {"spec": {"clusterIP": "10.96.0.11",
+                                                "ports": [{"name": "http", "port": 80}]}}))
+    ingest_files(store, [str(path)], project=False)
+    made = runner.catch_up()
+    assert [(v.serial, v.last_event_seq) for v in made] == [(1_700_000_001, 5)]
+    step = store.journal(made[0].version_id - 1)[-1]
+    assert set(step.removed) == {
+        Record("1.0.0.10.in-addr.arpa.", PTR, ("db-0.db.shop.svc",)),
+        Record("db-0.db.shop.svc", A, ("10.0.0.1",)),
+        Record("db.shop.svc", A, ("10.0.0.1",)),
+    }
+    assert set(step.added) == {
+        Record("9.0.0.10.in-addr.arpa.", PTR, ("db-0.db.shop.svc",)),
+        Record("db-0.db.shop.svc", A, ("10.0.0.9",)),
+        Record("db.shop.svc", A, ("10.0.0.9",)),
+        Record("11.0.96.10.in-addr.arpa.", PTR, ("web.shop.svc",)),
+        Record("_http._tcp.web.shop.svc", SRV, (0, 100, 80, "web.shop.svc")),
+        Record("web.shop.svc", A, ("10.96.0.11",)),
+        Record("web.shop.svc", SRV, (0, 100, 80, "web.shop.svc")),
+    }
+
+
+class _BusyStore(Store):
+    """A store another writer appends to while the runner reads its first chunk."""
+
+    extra: list[Event] = []
+
+    def select_events(self, gt: int = 0, limit: int | None = None,
+                      lte: int | None = None) -> list[Event]:
+        found = super().select_events(gt, limit, lte)
+        if self.extra:
+            self.append_events([self.extra.pop()])
+        return found
+
+
+def test_catch_up_stops_at_the_newest_event_seen_at_its_start(db: str, tmp_path: Path) -> None:
+    """A writer that keeps appending cannot starve the commit: what arrives during a
+    catch_up waits for the next one."""
+    Store.open(db).close()
+    store = _BusyStore.open(db)
+    assert isinstance(store, _BusyStore)
+    _stored(store, tmp_path, headless(), slice_())
+    late = store.select_events()[0]
+    store.extra = [Event(0, late.received_at, late.source, MODIFIED, late.kind, late.namespace,
+                         late.name, late.uid, "9", late.object_json)]
+    runner = ProjectionRunner(store, clock=Clock(1_700_000_000), batch_size=1)
+    made = runner.catch_up()
+    assert [v.last_event_seq for v in made] == [2]
+    assert store.max_event_seq() == 3
+    assert store.max_tracking_seq() == 2
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_each_version_counts_in_the_metrics_latency_only_on_live_paths(
+        db: str, tmp_path: Path, live: bool) -> None:
+    store = Store.open(db)
+    _stored(store, tmp_path, headless(), slice_())
+    received = store.select_events()[-1].received_at.timestamp()
+    metrics = Metrics()
+    runner = ProjectionRunner(store, clock=Clock(received + 2.0), live=live, metrics=metrics)
+    runner.catch_up()
+    runner.catch_up()  # nothing pending: no version, nothing observed
+    sample = metrics.registry.get_sample_value
+    assert sample("zonegen_zone_versions_total") == 1.0
+    assert sample("zonegen_event_to_version_seconds_count") == (2.0 if live else 0.0)
+    assert sample("zonegen_event_to_version_seconds_bucket", {"le": "2.5"}) == (
+        2.0 if live else 0.0)
+    assert sample("zonegen_event_to_version_seconds_bucket", {"le": "1.0"}) == 0.0
+
+
+def test_each_new_serial_is_logged_with_its_counts(db: str, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    store = Store.open(db)
+    _stored(store, tmp_path, headless(), slice_())
+    runner = ProjectionRunner(store, clock=Clock(1_700_000_000), metrics=Metrics())
+    runner.catch_up()
+    _stored(store, tmp_path, slice_(rv="2", addresses=("10.0.0.9",)))
+    with caplog.at_level(logging.INFO, logger="zonegen.runner"):
+        runner.catch_up()
+    [line] = [r for r in caplog.records if r.name == "zonegen.runner"]
+    assert line.levelno == logging.INFO
+    assert line.getMessage() == "serial 1700000001: 3 records added, 3 removed"
+    assert record_fields(line) == {"serial": 1_700_000_001, "added": 3, "removed": 3,
+                                   "records": 6}
+
+
+def test_ensure_projected_keeps_the_runner_it_is_given(db: str, tmp_path: Path) -> None:
+    """The one entry for long-running processes too: their runner (and its loaded
+    projection) is reused, not rebuilt per call."""
+    store = Store.open(db)
+    runner = ProjectionRunner(store, clock=Clock(1_700_000_000), metrics=Metrics())
+    _stored(store, tmp_path, headless(), slice_())
+    first = ensure_projected(store, runner=runner)
+    loaded = runner.projection
+    _stored(store, tmp_path, slice_(rv="2", addresses=("10.0.0.9",)))
+    second = ensure_projected(store, runner=runner)
+    assert runner.projection is loaded
+    assert [v.serial for v in first.made] == [1_700_000_000]
+    assert [v.serial for v in second.made] == [1_700_000_001]
+    assert second.version == runner.version == store.latest_version()
+    quiet = ensure_projected(store, runner=runner)
+    assert (quiet.made, quiet.version) == ((), second.version)
+
+
+def test_an_initial_sync_larger_than_a_batch_is_one_version_through_the_watcher(
+        db: str, tmp_path: Path) -> None:
+    """The real watcher (``--once``) against the fake API server, its runner reading two
+    events at a time: six listed objects still make exactly one version holding every
+    Service with its endpoints (#9: no partial first zone)."""
+    from tests.kubeapi import ENDPOINTSLICES, SERVICES, FakeKubeAPI, endpoint_slice, service
+    from zonegen.watch import Watcher, WatchOptions, connect
+
+    api = FakeKubeAPI().start()
+    try:
+        for i, name in enumerate(("a", "b", "c")):
+            api.add(SERVICES, service(name, cluster_ip=None))
+            api.add(ENDPOINTSLICES, endpoint_slice(name, [f"10.1.0.{i + 1}"]))
+        store = Store.open(db)
+        cluster = connect(str(api.write_kubeconfig(tmp_path / "kubeconfig")))
+        try:
+            runner = ProjectionRunner(store, clock=Clock(1_700_000_000), batch_size=2,
+                                      metrics=Metrics())
+            Watcher(store, cluster, WatchOptions(project=True), runner=runner).sync_once()
+        finally:
+            cluster.close()
+    finally:
+        api.stop()
+    assert len(store.select_events()) == 6
+    [version] = store.versions()
+    assert (version.serial, version.last_event_seq) == (1_700_000_000, 6)
+    records = store.records_at(version.version_id)
+    assert {r for r in records if r.rtype == A} == {
+        Record(f"{owner}.default.svc", A, (f"10.1.0.{i + 1}",))
+        for i, name in enumerate(("a", "b", "c"))
+        for owner in (name, f"10-1-0-{i + 1}.{name}")}

@@ -21,6 +21,7 @@ from zonegen import zonefile
 from zonegen.clock import Clock
 from zonegen.errors import UnknownSerial
 from zonegen.model import Record, ZoneConfig
+from zonegen.progress import Progress
 from zonegen.runner import ProjectionRunner, RebuildReport, ensure_projected
 from zonegen.store import Store
 
@@ -57,14 +58,18 @@ def project_pending(store: Store, clock: Clock = time.time) -> ProjectResult:
                          done.version.serial if done.version is not None else None)
 
 
-def rebuild_check(store: Store) -> RebuildReport:
-    """``project --rebuild``: replay the whole log and compare with the current zone."""
-    return ProjectionRunner(store).rebuild()
+def rebuild_check(store: Store, progress: Progress | None = None) -> RebuildReport:
+    """``project --rebuild``: replay the whole log and compare with the current zone
+    (``progress``, default a bar on stderr when it is a terminal, counts the events)."""
+    return ProjectionRunner(store).rebuild(progress)
 
 
 def zone_content(store: Store, serial: int | None = None, at: datetime | None = None,
-                 clock: Clock = time.time) -> tuple[int, Iterable[Record]]:
-    """The serial and records of the current zone, or of a past one.
+                 clock: Clock = time.time, progress: Progress | None = None
+                 ) -> tuple[int, Iterable[Record]]:
+    """The serial and records of the current zone, or of a past one. A past one may fold
+    much history: ``progress`` (default: a bar on stderr when it is a terminal) counts
+    the stored rows folded.
 
     :raises UnknownSerial: ``serial`` was never published, or ``at`` is before the
         first version.
@@ -80,7 +85,11 @@ def zone_content(store: Store, serial: int | None = None, at: datetime | None = 
             raise UnknownSerial(f"{store.where}: no zone version exists yet")
         else:
             version = current
-    return version.serial, store.records_at(version.version_id)
+            return version.serial, store.records_at(version.version_id)
+    bar = progress if progress is not None else Progress(
+        description=f"folding history to serial {version.serial}", unit="row")
+    with bar:
+        return version.serial, store.records_at(version.version_id, bar.update)
 
 
 def export_zone(
@@ -90,6 +99,7 @@ def export_zone(
     at: datetime | None = None,
     output: str | None = None,
     stream: IO[str] | None = None,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Render a zone and write it atomically to ``output`` (``-``: standard output), or
     to ``stream``.
@@ -99,7 +109,7 @@ def export_zone(
     """
     if output == "-":  # the usual spelling of standard output
         output, stream = None, stream or sys.stdout
-    number, records = zone_content(store, serial, at)
+    number, records = zone_content(store, serial, at, progress=progress)
     warnings: list[str] = []
     lines = zonefile.render(records, config, number, warnings)
     counted = _Counted(lines)
@@ -111,8 +121,16 @@ def export_zone(
         stream.flush()
     for message in warnings:
         log.warning("%s", message)
-    # Every line is a record except the two directives ($ORIGIN, $TTL).
-    return ExportResult(config.zone, number, counted.lines - 2, output)
+    return ExportResult(config.zone, number, counted.records, output)
+
+
+def zone_size(records: Iterable[Record], config: ZoneConfig, serial: int) -> int:
+    """How many records ``config.zone`` holds as ``export`` writes it (SOA, NS and glue
+    included): the count of its summary line, for ``zonegen status``."""
+    counted = _Counted(zonefile.render(records, config, serial, []))
+    for _ in counted:
+        pass
+    return counted.records
 
 
 class _Counted:
@@ -130,3 +148,8 @@ class _Counted:
         block = next(self._iter)
         self.lines += block.count("\n")
         return block
+
+    @property
+    def records(self) -> int:
+        """Every line is a record except the two directives ($ORIGIN, $TTL)."""
+        return self.lines - 2

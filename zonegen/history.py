@@ -40,8 +40,11 @@ from zonegen.model import (
     fold,
     net_change,
 )
+from zonegen.names import qualify
+from zonegen.progress import Progress
 from zonegen.runner import ensure_projected
 from zonegen.store import EventRef, HistoryStart, NameChange, Store
+from zonegen.store.retention import COMPACT_STEPS
 from zonegen.zonefile import absolute_name, txt_text, zone_records
 
 __all__ = [
@@ -224,7 +227,8 @@ def record_type(text: str) -> int:
 def owner_names(name: str, config: ZoneConfig) -> tuple[str, list[str]]:
     """The absolute name and the owner spellings it may be stored under.
 
-    ``name`` is absolute with a trailing dot, or relative to ``config.zone`` (a PTR
+    ``name`` follows the one rule of :func:`zonegen.names.qualify`: absolute with a
+    trailing dot or when it ends with ``config.zone``, else relative to it (a PTR
     owner under a reverse zone). Stored owners are relative to the forward zone, or
     absolute (PTRs, see :class:`~zonegen.model.Record`).
 
@@ -233,7 +237,7 @@ def owner_names(name: str, config: ZoneConfig) -> tuple[str, list[str]]:
     text = name.strip()
     if not text or text.endswith(".."):
         raise InvalidQuery(f"name {name!r} is not a valid DNS name")
-    full = absolute_name(text, config.zone)
+    full = absolute_name(qualify(text, config.zone), config.zone)
     if full is None:
         raise InvalidQuery(f"name {name!r} is not a valid DNS name (labels of letters, "
                            "digits, '-' or '_', at most 63 octets each)")
@@ -480,7 +484,9 @@ def _normal_rdata(rtype: int, text: str, config: ZoneConfig) -> str:
     bad = InvalidQuery(f"rdata {text!r} is not valid {TYPE_NAMES[rtype]} rdata")
 
     def name(value: str) -> str:
-        full = absolute_name(value, config.zone)
+        # Names in rdata (SRV, CNAME and PTR targets) live in the forward zone, also
+        # when the record is a PTR of a reverse zone (as rdata_text writes them).
+        full = absolute_name(qualify(value, config.forward_zone), config.forward_zone)
         if full is None:
             raise bad
         return full
@@ -546,7 +552,7 @@ def _service_objects(store: Store, service: tuple[str, str]) -> list[ObjectState
 
 
 def compact(store: Store, keep_days: float | None = None, keep_versions: int | None = None,
-            clock: Clock = time.time) -> CompactionReport:
+            clock: Clock = time.time, progress: Progress | None = None) -> CompactionReport:
     """Delete zone versions (and the events they consumed) older than what is kept.
 
     ``keep_days`` keeps every version needed to answer ``export --at`` for any time in
@@ -554,7 +560,8 @@ def compact(store: Store, keep_days: float | None = None, keep_versions: int | N
     ``keep_versions`` keeps the newest K. The oldest kept version gets a snapshot of
     its full record set, so later exports, history, diffs and IXFR stay exact; the
     newest event of every live object is kept, so the projection still loads. Nothing
-    is ever deleted unless this is called.
+    is ever deleted unless this is called. ``progress`` (default: a bar on stderr when
+    it is a terminal) counts its steps.
 
     :raises InvalidQuery: neither or both limits given, or a limit below 1 (or negative).
     """
@@ -576,7 +583,11 @@ def compact(store: Store, keep_days: float | None = None, keep_versions: int | N
         base = store.version_at(now - timedelta(days=keep_days))
     if base is None:
         return CompactionReport(False, store.history_start(), 0, 0, 0, 0)
-    stats = store.compact(base.version_id, now)
+    bar = progress if progress is not None else Progress(description="compacting",
+                                                         unit="step")
+    with bar:
+        bar.set_total(COMPACT_STEPS)
+        stats = store.compact(base.version_id, now, bar.update)
     return CompactionReport(stats.versions_deleted > 0, store.history_start(),
                             stats.versions_deleted, stats.changes_deleted, stats.events_deleted,
                             stats.snapshot_records)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from datetime import UTC, datetime
 from zonegen import project
 from zonegen.clock import Clock
 from zonegen.errors import InvalidName, InvalidObject, StoreError
+from zonegen.logs import fields
+from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
     DELETED,
     Change,
@@ -29,6 +32,7 @@ from zonegen.model import (
     net_change,
     reduce,
 )
+from zonegen.progress import Progress
 from zonegen.serial import next_serial
 from zonegen.store import PROJECTION, CheckpointMoved, Store
 
@@ -44,13 +48,17 @@ class Projected:
     pending: bool  # events are left unprojected (a read-only database)
 
 
-def ensure_projected(store: Store, clock: Clock = time.time) -> Projected:
+def ensure_projected(store: Store, clock: Clock = time.time, *,
+                     runner: ProjectionRunner | None = None) -> Projected:
     """The single entry for "pending events? then project": the newest zone version,
     after projecting whatever events are pending (or making the first version).
 
     A quiet log costs two small queries, not a projection load. On a read-only store
     (``store.read_only``) nothing is written: the newest stored version is the answer,
-    and a warning says that events are pending.
+    and a warning says that events are pending. A long-running process (the watcher's
+    writer, ``serve``'s feed) passes the ``runner`` it keeps, so its projection stays
+    loaded between calls (and its ``live`` metrics apply); a one-shot command passes
+    none and gets a fresh one on ``store`` with ``clock``.
 
     :raises StoreError: the store cannot be read or written.
     """
@@ -65,7 +73,8 @@ def ensure_projected(store: Store, clock: Clock = time.time) -> Projected:
                         "is read-only; answering from %s", store.where, checkpoint,
                         f"serial {latest.serial}" if latest else "no zone version")
         return Projected(latest, (), newest > checkpoint)
-    runner = ProjectionRunner(store, clock=clock)
+    if runner is None:
+        runner = ProjectionRunner(store, clock=clock)
     made = runner.catch_up()
     return Projected(runner.version, tuple(made), False)
 
@@ -121,8 +130,17 @@ class ProjectionRunner:
         clock: Clock = time.time,
         batch_size: int = 20_000,
         snapshot_every: int = 200_000,
+        *,
+        live: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``live``: the events arrive now (watch, serve --watch), so each committed
+        version observes their arrival-to-version latency in ``metrics`` (default: the
+        process's); a rebuild or an ingest of old files would record their age instead,
+        so only the version count moves then."""
         self.store = store
+        self.live = live
+        self.metrics = metrics if metrics is not None else process_metrics()
         self.clock = clock
         self.batch_size = batch_size
         self._projection: project.Projection | None = None
@@ -161,8 +179,8 @@ class ProjectionRunner:
     # ----------------------------------------------------------------- folding
 
     def catch_up(self) -> list[ZoneVersion]:
-        """Project every pending event; return the zone versions made (one per batch
-        that changed records; none when nothing DNS-visible changed).
+        """Project every event pending at the start; return the zone versions made:
+        one for all of them, none when nothing DNS-visible changed.
 
         :raises StoreError: the store cannot be read or written.
         """
@@ -186,33 +204,44 @@ class ProjectionRunner:
         raise AssertionError("unreachable")
 
     def _catch_up(self) -> list[ZoneVersion]:
-        made: list[ZoneVersion] = []
+        """Fold everything pending now into ONE version (or none when nothing DNS-visible
+        changed). The events are read in chunks of ``batch_size`` and folded into one
+        running net change, so memory follows the record diff, not the event count; the
+        end is the newest event seq seen at the start, so a busy writer cannot starve
+        the commit. One stored transaction (an initial sync, a relist) is therefore
+        never published as partial zones, however large it is."""
         projection = self.projection
-        first = self._version is None
-        while True:
-            pending = self.store.select_events(gt=self._checkpoint, limit=self.batch_size)
-            if not pending and not first:
-                return made
-            first = False
-            version = self._fold(projection, pending)
-            if version is not None:
-                made.append(version)
-            if not pending:
-                return made
-
-    def _fold(self, projection: project.Projection, pending: list[Event]) -> ZoneVersion | None:
+        upto = self.store.max_event_seq()
+        if upto <= self._checkpoint and self._version is not None:
+            return []
         name_warnings: list[InvalidName] = []
+        arrivals: Counter[float] = Counter()
+        last_seq = self._checkpoint
 
         def changes() -> Iterator[tuple[bool, Record, int]]:
-            for event in pending:
-                diff = projection.apply(to_change(event, report=True), name_warnings)
-                yield from ((False, r, event.seq) for r in diff.removed)
-                yield from ((True, r, event.seq) for r in diff.added)
+            nonlocal last_seq
+            while last_seq < upto:
+                chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size)
+                if not chunk:
+                    return
+                for event in chunk:
+                    diff = projection.apply(to_change(event, report=True), name_warnings)
+                    yield from ((False, r, event.seq) for r in diff.removed)
+                    yield from ((True, r, event.seq) for r in diff.added)
+                    if self.live:
+                        arrivals[round(event.received_at.timestamp(), 3)] += 1
+                last_seq = chunk[-1].seq
 
         added, removed = net_change(changes())
         for warning in name_warnings:
             log.warning("%s", warning)
-        to_seq = pending[-1].seq if pending else self._checkpoint
+        version = self._commit(projection, last_seq, added, removed, arrivals)
+        return [version] if version is not None else []
+
+    def _commit(self, projection: project.Projection, to_seq: int, added: dict[Record, int],
+                removed: dict[Record, int], arrivals: Counter[float]) -> ZoneVersion | None:
+        """Commit the net change up to ``to_seq`` with the checkpoint move; record the
+        new serial in the metrics and the log."""
         now = self.clock()
         serial: int | None = None
         if added or removed or self._version is None:
@@ -221,10 +250,13 @@ class ProjectionRunner:
             serial = next_serial(previous, max(int(now), 0))
         if self._version is None:
             # The first version publishes everything, the apex records included.
-            rows = [RecordChange(True, r, added.get(r, 0)) for r in _sorted(projection.records())]
+            records = _sorted(projection.records())
+            rows = [RecordChange(True, r, added.get(r, 0)) for r in records]
+            n_added, n_removed = len(records), 0
         else:
             rows = [RecordChange(False, r, seq) for r, seq in _ordered(removed)] + \
                 [RecordChange(True, r, seq) for r, seq in _ordered(added)]
+            n_added, n_removed = len(added), len(removed)
         version = self.store.commit_version(
             (PROJECTION, self._checkpoint, to_seq),
             serial=serial,
@@ -234,6 +266,11 @@ class ProjectionRunner:
         self._checkpoint = to_seq
         if version is not None:
             self._version = version
+            self.metrics.version_committed(
+                (t for t, n in arrivals.items() for _ in range(n)), now=max(now, 0.0))
+            log.info("serial %d: %d records added, %d removed", version.serial, n_added,
+                     n_removed, extra=fields(serial=version.serial, added=n_added,
+                                             removed=n_removed, records=len(projection)))
             self._maybe_snapshot(version, len(rows), len(projection))
         return version
 
@@ -256,12 +293,16 @@ class ProjectionRunner:
 
     # ----------------------------------------------------------------- checking
 
-    def rebuild(self) -> RebuildReport:
+    def rebuild(self, progress: Progress | None = None) -> RebuildReport:
         """Replay the whole log from nothing and compare with the current projection:
-        DESIGN.md requires the two to be identical. Stores nothing."""
+        DESIGN.md requires the two to be identical. Stores nothing. ``progress`` (default:
+        a bar on stderr when it is a terminal) counts the events replayed."""
         self.catch_up()
         started = time.perf_counter()
         count = 0
+        summary = self.store.log_summary()
+        bar = progress if progress is not None else Progress(
+            description="replaying events", unit="event")
 
         def changes() -> Iterator[Change]:
             nonlocal count
@@ -273,9 +314,12 @@ class ProjectionRunner:
                 for event in batch:
                     count += 1
                     yield to_change(event)
+                bar.update(len(batch))
                 last = batch[-1].seq
 
-        replayed = project.rebuild(changes()).records()
+        with bar:
+            bar.set_total(summary.events - summary.pending)
+            replayed = project.rebuild(changes()).records()
         seconds = time.perf_counter() - started
         current = self.projection.records()
         return RebuildReport(

@@ -22,7 +22,9 @@ from zonegen.store.schema import (
     object_heads,
     record_changes,
     record_snapshots,
+    resume_points,
     to_us,
+    trackings,
     zone_versions,
 )
 
@@ -59,8 +61,37 @@ class NameChange:
 
 
 
+@dataclass(frozen=True, slots=True)
+class LogSummary:
+    """The event log at a glance (``zonegen status``)."""
+
+    events: int  # stored (compaction removes consumed ones)
+    pending: int  # after the projection checkpoint: not in any zone version yet
+    last_event_at: tuple[tuple[str, datetime], ...]  # (kind, newest arrival), by kind
+    resume_points: tuple[tuple[str, str, str], ...]  # (source, kind, resourceVersion)
+
+
 class AuditLog(Database):
     """Reads the journal by name and the log by filter, for the audit commands."""
+
+    def log_summary(self, tracking: str = "projection") -> LogSummary:
+        """Counts, newest arrival per kind and resume points, in one read transaction
+        (so the numbers agree with each other)."""
+        with self._wrap("reading the event log"), self._read() as conn:
+            checkpoint = int(conn.execute(
+                sa.select(trackings.c.last_seq).where(trackings.c.name == tracking)
+            ).scalar() or 0)
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(events)
+                                     ).scalar() or 0)
+            pending = int(conn.execute(sa.select(sa.func.count()).select_from(events)
+                                       .where(events.c.seq > checkpoint)).scalar() or 0)
+            last = conn.execute(sa.select(events.c.kind, sa.func.max(events.c.received_us))
+                                .group_by(events.c.kind).order_by(events.c.kind)).all()
+            points = conn.execute(sa.select(resume_points).order_by(
+                resume_points.c.source, resume_points.c.kind)).all()
+        return LogSummary(
+            total, pending, tuple((str(k), from_us(us)) for k, us in last),
+            tuple((str(r.source), str(r.kind), str(r.resource_version)) for r in points))
 
     def name_changes(self, owners: Sequence[str], rtype: int | None = None,
                      since: datetime | None = None, until: datetime | None = None,

@@ -11,7 +11,7 @@ cannot both publish the same events. Past record sets are folded from what was s
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -204,12 +204,14 @@ class ZoneJournal(Database):
             prev = v.serial
         return out
 
-    def records_at(self, version_id: int) -> set[Record]:
+    def records_at(self, version_id: int, progress: Callable[[int], None] | None = None
+                   ) -> set[Record]:
         """The record set as published by version ``version_id``: the nearest snapshot at
         or before it (see ``record_snapshots``) plus every later change up to it, folded.
-        Independent of the projector's code, so past zones stay as published."""
+        Independent of the projector's code, so past zones stay as published.
+        ``progress(n)`` is told of every ``n`` stored rows folded (a bar for long folds)."""
         with self._wrap("reading the journal"), self._read() as conn:
-            return set(self._fold_records(conn, version_id))
+            return set(self._fold_records(conn, version_id, progress))
 
 
     def save_snapshot(self, version_id: int) -> int:
@@ -237,7 +239,8 @@ class ZoneJournal(Database):
                 .where(record_changes.c.version_id > base)).scalar() or 0)
 
 
-    def _fold_records(self, conn: Connection, version_id: int) -> dict[Record, int]:
+    def _fold_records(self, conn: Connection, version_id: int,
+                      progress: Callable[[int], None] | None = None) -> dict[Record, int]:
         """Record -> cause_seq as published by ``version_id``: the nearest snapshot at or
         before it, then every later change up to it, in commit order.
 
@@ -260,7 +263,10 @@ class ZoneJournal(Database):
              .order_by(record_changes.c.version_id, record_changes.c.id))
         stream = conn.execution_options(yield_per=20000)
         # The snapshot (when there is one) as additions, then the changes after it.
-        rows = itertools.chain(stream.execute(sq) if base else (), stream.execute(q))
+        rows: Iterator[Any] = itertools.chain(stream.execute(sq) if base else (),
+                                              stream.execute(q))
+        if progress is not None:
+            rows = _told(rows, progress)
         current = fold((added, (owner, rtype, rdata, ttl), cause)
                        for added, owner, rtype, rdata, ttl, cause in rows)
         return {Record.from_row(o, t, r, ttl): int(c) for (o, t, r, ttl), c in current.items()}
@@ -292,6 +298,17 @@ class ZoneJournal(Database):
             return ""
         return prefix + start.note()
 
+
+
+def _told(rows: Iterable[Any], progress: Callable[[int], None], every: int = 10_000
+          ) -> Iterator[Any]:
+    """``rows``, telling ``progress`` of each ``every`` rows passed (and of the rest)."""
+    n = 0
+    for n, row in enumerate(rows, 1):
+        if n % every == 0:
+            progress(every)
+        yield row
+    progress(n % every)
 
 
 def _version_from_row(r: Any) -> ZoneVersion:

@@ -7,6 +7,7 @@ where history now begins.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,9 @@ from zonegen.store.schema import (
     zone_versions,
 )
 
+COMPACT_STEPS = 5
+"""Snapshot the base; delete older changes, snapshots, versions, consumed events."""
+
 
 @dataclass(frozen=True, slots=True)
 class CompactionStats:
@@ -40,12 +44,14 @@ class CompactionStats:
 class Retention(ZoneJournal):
     """Deletes what ``compact`` was told it may delete, in one transaction."""
 
-    def compact(self, base_version_id: int, now: datetime) -> CompactionStats:
+    def compact(self, base_version_id: int, now: datetime,
+                progress: Callable[[int], None] | None = None) -> CompactionStats:
         """Make ``base_version_id`` the oldest kept version, in one transaction: snapshot
         its record set, delete older versions with their changes and snapshots, and
         delete the events they consumed, except any that is still the newest event of a
         live object up to the projection checkpoint (the projection loads those:
-        ``iter_latest_events``). Logs the compaction.
+        ``iter_latest_events``). Logs the compaction. ``progress(1)`` is told as each
+        of its :data:`COMPACT_STEPS` steps is done.
 
         :raises UnknownSerial: the version does not exist.
         """
@@ -60,13 +66,18 @@ class Retention(ZoneJournal):
                 .where(zone_versions.c.id < base_version_id)).scalar()
             if upto is None:
                 return CompactionStats(base, 0, 0, 0, 0)
+            step = progress or (lambda _n: None)
             snapshot = self._save_snapshot(conn, base_version_id)
+            step(1)
             changes = conn.execute(record_changes.delete().where(
                 record_changes.c.version_id < base_version_id)).rowcount
+            step(1)
             conn.execute(record_snapshots.delete().where(
                 record_snapshots.c.version_id < base_version_id))
+            step(1)
             versions = conn.execute(zone_versions.delete().where(
                 zone_versions.c.id < base_version_id)).rowcount
+            step(1)
             # The projection loads the newest event <= its checkpoint of each live
             # object; an older event is only needed when it is that one.
             checkpoint = conn.execute(sa.select(trackings.c.last_seq).where(
@@ -80,6 +91,7 @@ class Retention(ZoneJournal):
                     .where(events.c.type != DELETED))
             removed = conn.execute(events.delete().where(
                 events.c.seq <= upto, events.c.seq.not_in(keep))).rowcount
+            step(1)
             conn.execute(compactions.insert().values(
                 compacted_us=to_us(now), base_serial=base.serial,
                 base_created_us=to_us(base.created_at), events_upto_seq=int(upto),

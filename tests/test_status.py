@@ -1,0 +1,141 @@
+"""``zonegen status``: exact values from a store built by hand, as text and JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import cli
+from zonegen.history import compact
+from zonegen.ingest import ingest_files
+from zonegen.names import zone_config
+from zonegen.status import ResumePoint, ZoneCount, status
+from zonegen.store import Store
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+T2 = datetime(2026, 1, 1, 0, 9, 30, tzinfo=UTC)
+S0 = int(T0.timestamp())
+CONFIGS = [zone_config(), zone_config(zone="10.in-addr.arpa")]
+
+
+def headless(rv: str = "1") -> dict[str, Any]:
+    return {"kind": "Service",
+            "metadata": {"name": "db", "namespace": "shop", "uid": "u-db",
+                         "resourceVersion": rv},
+            "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}}
+
+
+def slice_(rv: str, *addresses: str) -> dict[str, Any]:
+    return {"kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": "db-1", "namespace": "shop", "uid": "u-db-1",
+                         "resourceVersion": rv,
+                         "labels": {"kubernetes.io/service-name": "db"}},
+            "endpoints": [{"addresses": [a], "conditions": {"ready": True}}
+                          for a in addresses],
+            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]}
+
+
+def stored(store: Store, tmp_path: Path, when: datetime, project: bool,
+           *objs: dict[str, Any]) -> None:
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps({"kind": "List", "items": list(objs)}))
+    ingest_files(store, [str(path)], when=when, project=project)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """One version at T0 (a headless Service with two endpoints), then one EndpointSlice
+    change stored at T1 and not projected, and two watch resume points."""
+    path = tmp_path / "z.db"
+    store = Store.open(f"sqlite:///{path}")
+    stored(store, tmp_path, T0, True, headless(), slice_("1", "10.0.0.1", "10.0.0.2"))
+    stored(store, tmp_path, T1, False, slice_("2", "10.0.0.1", "10.0.0.2", "10.0.0.3"))
+    store.append_events([], resume=[("watch:fake", "Service", "120"),
+                                    ("watch:fake", "EndpointSlice", "456")])
+    store.close()
+    return path
+
+
+def test_status_reports_exact_values_and_never_projects(db: Path) -> None:
+    store = Store.open(f"sqlite:///{db}")
+    report = status(store, CONFIGS)
+    assert report.database == str(db)
+    assert (report.serial, report.serial_time) == (S0, T0)
+    # SOA, NS, glue A, TXT, db A x2, db-N A x2, db SRV x2, _pg._tcp SRV x2 /
+    # SOA, NS, PTR x2 (the pending third endpoint is not in them)
+    assert report.zones == (ZoneCount("cluster.local.", 12), ZoneCount("10.in-addr.arpa.", 4))
+    assert (report.events, report.pending) == (3, 1)
+    assert report.last_events == (("EndpointSlice", T1), ("Service", T0))
+    assert report.resume_points == (ResumePoint("watch:fake", "EndpointSlice", "456"),
+                                    ResumePoint("watch:fake", "Service", "120"))
+    assert (report.oldest_serial, report.compacted_at) == (S0, None)
+    # status counts pending events; it does not project them
+    assert [v.serial for v in store.versions()] == [S0]
+
+
+def test_status_text_is_aligned_and_json_is_one_object(db: Path) -> None:
+    text = cli("status", "--extra-zone", "10.in-addr.arpa", db=db)
+    assert text.exit_code == 0, text.output
+    assert text.stdout.splitlines() == [
+        f"database        {db}",
+        f"serial          {S0} (2026-01-01T00:00:00Z)",
+        "records         cluster.local. 12",
+        "                10.in-addr.arpa. 4",
+        "events stored   3",
+        "events pending  1",
+        "last event      EndpointSlice 2026-01-01T00:05:00Z",
+        "                Service 2026-01-01T00:00:00Z",
+        "resume points   watch:fake EndpointSlice 456",
+        "                watch:fake Service 120",
+        f"oldest serial   {S0}",
+    ]
+    out = cli("status", "--json", db=db)
+    assert out.exit_code == 0, out.output
+    assert out.stdout.count("\n") == 1
+    assert json.loads(out.stdout) == {
+        "database": str(db), "serial": S0, "serial_time": "2026-01-01T00:00:00Z",
+        "zones": {"cluster.local.": 12}, "events": 3, "events_pending": 1,
+        "last_event": {"EndpointSlice": "2026-01-01T00:05:00Z",
+                       "Service": "2026-01-01T00:00:00Z"},
+        "resume_points": [
+            {"source": "watch:fake", "kind": "EndpointSlice", "resource_version": "456"},
+            {"source": "watch:fake", "kind": "Service", "resource_version": "120"}],
+        "oldest_serial": S0, "compacted_at": None,
+    }
+
+
+def test_status_after_compaction_names_the_oldest_serial_left(db: Path, tmp_path: Path
+                                                               ) -> None:
+    store = Store.open(f"sqlite:///{db}")
+    stored(store, tmp_path, T2, True, slice_("3", "10.0.0.9"))
+    compact(store, keep_versions=1, clock=lambda: T2.timestamp() + 60)
+    report = status(store, CONFIGS[:1])
+    s1 = int(T2.timestamp())
+    assert (report.serial, report.oldest_serial) == (s1, s1)
+    assert report.compacted_at == datetime(2026, 1, 1, 0, 10, 30, tzinfo=UTC)
+    assert report.pending == 0
+    assert report.to_json()["compacted_at"] == "2026-01-01T00:10:30Z"
+    assert report.lines()[-1] == f"oldest serial   {s1} (compacted on 2026-01-01T00:10:30Z)"
+
+
+def test_status_of_an_empty_database_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    Store.open(f"sqlite:///{path}").close()
+    out = cli("status", db=path)
+    assert out.exit_code == 0, out.output
+    assert out.stdout.splitlines() == [
+        f"database        {path}",
+        "serial          none yet (no zone version stored)",
+        "records         none",
+        "events stored   0",
+        "events pending  0",
+        "last event      none",
+        "resume points   none",
+        "oldest serial   none",
+    ]
+

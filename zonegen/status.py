@@ -1,0 +1,127 @@
+"""``zonegen status``: where the zone is now, from the database alone.
+
+One read of the store answers "where is the zone now?" as an operator asks it: the
+current serial and when it was made, records per zone (each zone selected as ``export``
+and ``serve`` select it), the event log's size and what is not projected yet, the newest
+event per kind, the watch resume points, and the oldest serial an IXFR or ``export
+--serial`` can still start from. Never writes: pending events are counted, not projected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from zonegen.export import zone_size
+from zonegen.model import ZoneConfig
+from zonegen.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneCount:
+    zone: str
+    records: int  # as ``export`` writes them: SOA, NS and glue included
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    source: str
+    kind: str
+    resource_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """What ``zonegen status`` shows; ``serial`` is None before the first version."""
+
+    database: str  # where, without a password
+    serial: int | None
+    serial_time: datetime | None
+    zones: tuple[ZoneCount, ...]
+    events: int
+    pending: int
+    last_events: tuple[tuple[str, datetime], ...]  # (kind, newest arrival)
+    resume_points: tuple[ResumePoint, ...]
+    oldest_serial: int | None  # oldest an IXFR or ``export --serial`` can start from
+    compacted_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "serial": self.serial,
+            "serial_time": _iso(self.serial_time),
+            "zones": {z.zone: z.records for z in self.zones},
+            "events": self.events,
+            "events_pending": self.pending,
+            "last_event": {kind: _iso(when) for kind, when in self.last_events},
+            "resume_points": [{"source": p.source, "kind": p.kind,
+                               "resource_version": p.resource_version}
+                              for p in self.resume_points],
+            "oldest_serial": self.oldest_serial,
+            "compacted_at": _iso(self.compacted_at),
+        }
+
+    def lines(self) -> list[str]:
+        """The report as aligned ``label  value`` lines (a label once per group)."""
+        rows: list[tuple[str, str]] = [("database", self.database)]
+        if self.serial is None:
+            rows.append(("serial", "none yet (no zone version stored)"))
+        else:
+            rows.append(("serial", f"{self.serial} ({_iso(self.serial_time)})"))
+        rows += _group("records", [f"{z.zone} {z.records}" for z in self.zones])
+        rows.append(("events stored", str(self.events)))
+        rows.append(("events pending", str(self.pending)))
+        rows += _group("last event", [f"{kind} {_iso(when)}"
+                                      for kind, when in self.last_events])
+        rows += _group("resume points", [f"{p.source} {p.kind} {p.resource_version}"
+                                         for p in self.resume_points])
+        if self.oldest_serial is None:
+            rows.append(("oldest serial", "none"))
+        else:
+            compacted = (f" (compacted on {_iso(self.compacted_at)})"
+                         if self.compacted_at is not None else "")
+            rows.append(("oldest serial", f"{self.oldest_serial}{compacted}"))
+        width = max(len(label) for label, _ in rows)
+        return [f"{label.ljust(width)}  {value}".rstrip() for label, value in rows]
+
+
+def status(store: Store, configs: Sequence[ZoneConfig]) -> StatusReport:
+    """The state of ``store`` for the zones ``configs`` (the forward zone and any
+    reverse zones, as given by the zone options).
+
+    :raises StoreError: the store cannot be read.
+    """
+    latest = store.latest_version()
+    zones: tuple[ZoneCount, ...] = ()
+    if latest is not None:
+        records = store.records_at(latest.version_id)
+        zones = tuple(ZoneCount(c.zone, zone_size(records, c, latest.serial))
+                      for c in configs)
+    summary = store.log_summary()
+    start = store.history_start()
+    return StatusReport(
+        database=store.where,
+        serial=latest.serial if latest is not None else None,
+        serial_time=latest.created_at if latest is not None else None,
+        zones=zones,
+        events=summary.events,
+        pending=summary.pending,
+        last_events=summary.last_event_at,
+        resume_points=tuple(ResumePoint(*p) for p in summary.resume_points),
+        oldest_serial=start.version.serial if start is not None else None,
+        compacted_at=start.compacted_at if start is not None else None,
+    )
+
+
+def _group(label: str, values: list[str]) -> list[tuple[str, str]]:
+    if not values:
+        return [(label, "none")]
+    return [(label if i == 0 else "", value) for i, value in enumerate(values)]
+
+
+def _iso(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
