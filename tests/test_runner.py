@@ -414,9 +414,9 @@ def test_each_new_serial_is_logged_with_its_counts(db: str, tmp_path: Path,
         runner.catch_up()
     [line] = [r for r in caplog.records if r.name == "zonegen.runner"]
     assert line.levelno == logging.INFO
-    assert line.getMessage() == "serial 1700000001: 3 records added, 3 removed"
+    assert line.getMessage() == "new serial 1700000001: 3 records added, 3 removed"
     assert record_fields(line) == {"serial": 1_700_000_001, "added": 3, "removed": 3,
-                                   "records": 6}
+                                   "records": 6, "version": 2, "last_event_seq": 3}
 
 
 def test_ensure_projected_keeps_the_runner_it_is_given(db: str, tmp_path: Path) -> None:

@@ -457,13 +457,12 @@ def ingest_files(
         ingester.finish()
         report = ingester.report
     if project:
-        from zonegen.clock import fixed_clock
-        from zonegen.runner import ProjectionRunner
+        import time
 
-        runner = ProjectionRunner(store, clock=fixed_clock(when)) if when else \
-            ProjectionRunner(store)
-        runner.catch_up()
-        version = runner.version
+        from zonegen.clock import fixed_clock
+        from zonegen.runner import ensure_projected
+
+        version = ensure_projected(store, fixed_clock(when) if when else time.time).version
         report.serial = version.serial if version is not None else None
     return report
 

@@ -268,8 +268,10 @@ class ProjectionRunner:
             self._version = version
             self.metrics.version_committed(
                 (t for t, n in arrivals.items() for _ in range(n)), now=max(now, 0.0))
-            log.info("serial %d: %d records added, %d removed", version.serial, n_added,
-                     n_removed, extra=fields(serial=version.serial, added=n_added,
+            log.info("new serial %d: %d records added, %d removed", version.serial, n_added,
+                     n_removed, extra=fields(serial=version.serial, version=version.version_id,
+                                             last_event_seq=version.last_event_seq,
+                                             added=n_added,
                                              removed=n_removed, records=len(projection)))
             self._maybe_snapshot(version, len(rows), len(projection))
         return version

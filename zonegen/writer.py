@@ -288,15 +288,14 @@ class EventWriter:
 
     def _project(self, stored: int) -> None:
         """Fold pending events into zone versions and tell ``on_commit`` about them."""
-        versions = tuple(self._projection_runner().catch_up())
+        from zonegen.runner import ensure_projected
+
+        # The runner logs each new serial (it holds the diff) and observes the
+        # event-to-version latency: these events arrive live.
+        versions = ensure_projected(self.store, self.clock,
+                                    runner=self._projection_runner()).made
         with self._lock:
             self.totals.versions.extend(versions)
-        for version in versions:
-            # Records added/removed per serial are the runner's to report (it holds the
-            # diff); here: the serial and the events it publishes up to.
-            log.info("new serial %d", version.serial, extra=fields(
-                serial=version.serial, version=version.version_id,
-                last_event_seq=version.last_event_seq))
         if self.on_commit is not None:
             last = self._last_commit if stored else Commit(0, 0, 0, (), ())
             self.on_commit(Commit(last.stored, last.duplicates, last.last_seq, last.resume,
@@ -306,5 +305,6 @@ class EventWriter:
         if self._runner is None:
             from zonegen.runner import ProjectionRunner
 
-            self._runner = ProjectionRunner(self.store, self.clock)
+            self._runner = ProjectionRunner(self.store, self.clock, live=True,
+                                            metrics=self.metrics)
         return self._runner

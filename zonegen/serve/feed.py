@@ -56,18 +56,16 @@ class StoreFeed:
         self._stalled_at: int | None = None  # checkpoint seen with events pending
 
     def _catch_up(self) -> None:
-        from zonegen.runner import ProjectionRunner
+        from zonegen.runner import ProjectionRunner, ensure_projected
 
         if self._runner is None:
-            self._runner = ProjectionRunner(self.store, clock=self.clock)
-        # The runner reloads itself when another projector moved ahead, and starts from
-        # the store again after any failed commit.
-        made = self._runner.catch_up()
-        for version in made:
-            if self.metrics is not None:
-                self.metrics.version_committed(())
-            log.info("projected pending events: serial %d", version.serial,
-                     extra=fields(serial=version.serial, version=version.version_id))
+            # Events nobody projected (ingest --no-project): not live, so the runner
+            # counts the version but records no event-to-version latency; it logs the
+            # serial. It reloads itself when another projector moved ahead, and starts
+            # from the store again after any failed commit.
+            self._runner = ProjectionRunner(self.store, clock=self.clock,
+                                            metrics=self.metrics)
+        ensure_projected(self.store, self.clock, runner=self._runner)
 
     def project_pending(self, force: bool = False) -> None:
         """Project events nobody else projected for one poll interval (or now, with
