@@ -176,7 +176,8 @@ def test_watch_readiness_and_metrics_follow_the_cluster(
             assert value(port, "zonegen_watch_last_event_timestamp_seconds",
                          kind="Service") is None
             kube.modify(SERVICES, "default", "db",
-                        lambda o: o["spec"].update(clusterIP="10.96.0.99"))
+                        lambda o: o["spec"].update(clusterIP="10.96.0.99",
+                                                   clusterIPs=["10.96.0.99"]))
             wait_for(lambda: value(port, "zonegen_events_stored_total", kind="Service",
                                    type="MODIFIED") == 1, "the MODIFIED event counted")
             seen = value(port, "zonegen_watch_last_event_timestamp_seconds", kind="Service")
@@ -191,6 +192,11 @@ def test_watch_readiness_and_metrics_follow_the_cluster(
             assert abs(seen - modified[0].received_at.timestamp()) < 1.0
             assert value(port, "zonegen_events_stored_total", kind="Service",
                          type="ADDED") == 1
+            # Two versions (the initial sync, the change), each event observed once from
+            # its arrival to the version that published it.
+            wait_for(lambda: value(port, "zonegen_zone_versions_total") == 2,
+                     "the second version counted")
+            assert value(port, "zonegen_event_to_version_seconds_count") == 3
 
             # The fake server drops every watch: each kind reconnects exactly once.
             kube.drop_watches()
