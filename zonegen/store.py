@@ -527,7 +527,7 @@ class Store:
             .where(events.c.type != DELETED).order_by(events.c.seq)
         )
         with self._wrap("reading events"), self._read() as conn:
-            result = conn.execution_options(yield_per=batch).execute(q)
+            result = conn.execute(q, execution_options={"yield_per": batch})
             for row in result:
                 yield _event_from_row(row)
 
@@ -710,7 +710,7 @@ class Store:
                             record_snapshots.c.cause_seq)
                   .where(record_snapshots.c.version_id == base))
             for owner, rtype, rdata, ttl, cause in \
-                    conn.execution_options(yield_per=20000).execute(sq):
+                    conn.execute(sq, execution_options={"yield_per": 20000}):
                 current[(owner, rtype, rdata, ttl)] = cause
         q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
                        record_changes.c.rdata, record_changes.c.ttl, record_changes.c.cause_seq)
@@ -719,7 +719,7 @@ class Store:
              .order_by(record_changes.c.version_id, record_changes.c.id))
         pop = current.pop
         for added, owner, rtype, rdata, ttl, cause in \
-                conn.execution_options(yield_per=20000).execute(q):
+                conn.execute(q, execution_options={"yield_per": 20000}):
             if added:
                 current[(owner, rtype, rdata, ttl)] = cause
             else:
@@ -816,7 +816,7 @@ class Store:
              .order_by(record_changes.c.version_id, record_changes.c.id))
         with self._wrap("reading the journal"), self._read() as conn:
             return [(bool(r.added), Record.from_row(r.owner, r.rtype, r.rdata, r.ttl))
-                    for r in conn.execution_options(yield_per=5000).execute(q)]
+                    for r in conn.execute(q, execution_options={"yield_per": 5000})]
 
     def iter_events(self, since: datetime | None = None, until: datetime | None = None,
                     kinds: Sequence[str] | None = None, namespace: str | None = None,
