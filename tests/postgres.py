@@ -122,11 +122,22 @@ class PostgresServer:
         return psycopg.connect(host=self.host, port=self.port, user=self.user,
                                dbname=database, autocommit=True)
 
-    def create_database(self, template: str | None = TEMPLATE, prefix: str = "t") -> str:
-        """A new database (a copy of ``template``, or empty); returns its name."""
+    def create_database(self, template: str | None = TEMPLATE, prefix: str = "t",
+                        collation: str | None = None) -> str:
+        """A new database (a copy of ``template``, or empty); returns its name.
+
+        ``collation`` (an ICU locale such as ``en-US``) makes text sort as on a typical
+        production server rather than by code point as in the server's C locale; it
+        is ignored where the server has no ICU."""
         name = f"{prefix}_{next(self._names)}"
+        source = f" TEMPLATE {template}" if template else " TEMPLATE template0"
         with self.admin() as conn:
-            source = f" TEMPLATE {template}" if template else " TEMPLATE template0"
+            if collation and conn.execute(
+                    "SELECT 1 FROM pg_collation WHERE collprovider = 'i' LIMIT 1").fetchone():
+                source = (f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{collation}'"
+                          " LOCALE 'C'")
+                conn.execute(f'CREATE DATABASE "{name}"{source}')
+                return name
             conn.execute(f'CREATE DATABASE "{name}"{source}')
         return name
 

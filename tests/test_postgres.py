@@ -7,8 +7,14 @@ The server is started by ``tests/postgres.py`` (skipped without PostgreSQL unles
 
 from __future__ import annotations
 
+import copy
 import inspect
+import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,3 +135,129 @@ def test_migrations_from_each_previous_revision(postgres_empty_url: str) -> None
         assert _diff(store.engine) == []
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- commands
+
+T1, T2, T3 = "2026-03-01T03:00:00Z", "2026-03-01T03:10:00Z", "2026-03-01T03:20:00Z"
+
+
+def _scenario_inputs(tmp: Path) -> dict[str, Path]:
+    """demo.json, then a rollout (a watch-event stream), then a snapshot without
+    old/legacy: modifications, an addition, deletions of both kinds."""
+    demo = json.loads(DEMO.read_text())
+    items = {(i["kind"], i["metadata"]["namespace"], i["metadata"]["name"]): i
+             for i in demo["items"]}
+    web = copy.deepcopy(items[("EndpointSlice", "shop", "web-abc12")])
+    web["metadata"]["resourceVersion"] = "3002"
+    web["endpoints"] = [
+        {"addresses": ["10.244.1.5"], "conditions": {"ready": True},
+         "targetRef": {"kind": "Pod", "name": "web-5d9c-x1"}},
+        {"addresses": ["10.244.1.9"], "conditions": {"ready": True},
+         "targetRef": {"kind": "Pod", "name": "web-5d9c-x3"}},
+        {"addresses": ["10.244.4.2"], "conditions": {"ready": True},
+         "targetRef": {"kind": "Pod", "name": "web-5d9c-x4"}},
+    ]
+    db4 = copy.deepcopy(items[("EndpointSlice", "shop", "db-v4")])
+    db4["metadata"]["resourceVersion"] = "3003"
+    db4["endpoints"][0]["addresses"] = ["10.244.2.12"]
+    search = items[("Service", "shop", "search")]
+    stream = "".join(json.dumps({"type": t, "object": o}) + "\n" for t, o in
+                     [("MODIFIED", web), ("MODIFIED", db4), ("DELETED", search)])
+    snapshot = {"kind": "List", "items": [
+        i for k, i in items.items()
+        if k[0] == "Service" and k[1:] not in {("shop", "search"), ("old", "legacy")}]}
+    paths = {"demo": DEMO, "rollout": tmp / "rollout.json",
+             "services": tmp / "services.json"}
+    paths["rollout"].write_text(stream)
+    paths["services"].write_text(json.dumps(snapshot))
+    return paths
+
+
+def _commands(inputs: dict[str, Path]) -> list[list[str]]:
+    d, r, s = (str(inputs[k]) for k in ("demo", "rollout", "services"))
+    return [
+        ["ingest", d, "--time", T1],
+        ["ingest", d, "--time", T1],  # nothing new
+        ["ingest", r, "--time", T2],
+        ["ingest", "--snapshot", s, "--time", T3],
+        ["export"],
+        ["export", "--zone", "10.in-addr.arpa"],
+        ["history", "web.shop.svc"],
+        ["history", "db.shop.svc", "--json"],
+        ["log"],
+        ["log", "--json", "--kind", "EndpointSlice"],
+        ["why", "web.shop.svc", "A", "10.96.0.10"],
+        ["why", "db-0.db.shop.svc", "A", "10.244.2.12", "--json"],
+        ["why", "web.shop.svc", "A", "10.9.9.9"],  # not in the zone: an error line
+        ["project", "--rebuild"],
+        ["compact", "--keep-versions", "2"],
+        ["history", "web.shop.svc"],
+        ["log", "--last", "4"],
+        ["export"],
+    ]
+
+
+def _serial_commands(serials: list[int]) -> list[list[str]]:
+    first, last = serials[0], serials[-1]
+    return [["export", "--serial", str(first)], ["diff", str(first), str(last)],
+            ["diff", T1, T3, "--json"]]
+
+
+def _run_cli(url: str, args: list[str]) -> tuple[int, str, str]:
+    proc = subprocess.run([sys.executable, "cli.py", "--db", url, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _transcript(url: str, where: str, inputs: dict[str, Path]) -> list[tuple[Any, ...]]:
+    """Every command's exit code, stdout and stderr, with the database location and
+    the compaction's wall-clock time made neutral."""
+    out: list[tuple[Any, ...]] = []
+    commands = _commands(inputs)
+    compact_at = commands.index(["compact", "--keep-versions", "2"])
+    serials: list[int] = []
+    for i, args in enumerate(commands):
+        if i == compact_at:  # before compaction, the past serials are all kept
+            for extra in _serial_commands(serials):
+                out.append((extra, *_run_cli(url, extra)))
+        code, stdout, stderr = _run_cli(url, args)
+        if args[0] == "ingest":
+            serials += [int(m) for m in re.findall(r"serial (\d+)", stdout)]
+        out.append((args, code, stdout, stderr))
+    gone = ["export", "--serial", str(serials[0])]  # compacted away: an error line
+    out.append((gone, *_run_cli(url, gone)))
+
+    def neutral(text: str) -> str:
+        text = text.replace(where, "<db>")
+        text = re.sub(r"compacted on \S+", "compacted on <now>", text)
+        return re.sub(r" in [0-9.]+s \([0-9,]+ records/s\)", " in <t>", text)
+
+    return [(args, code, neutral(so), neutral(se)) for args, code, so, se in out]
+
+
+def test_every_command_prints_the_same_on_sqlite_and_postgresql(
+        tmp_path: Path, postgres_server: Any) -> None:
+    inputs = _scenario_inputs(tmp_path)
+    sqlite_path = tmp_path / "z.db"
+    name = postgres_server.create_database(collation="en-US")
+    pg_url = postgres_server.url(name)
+    try:  # the two transcripts side by side: each is a few dozen CLI start-ups
+        with ThreadPoolExecutor(2) as pool:
+            sqlite_run = pool.submit(_transcript, f"sqlite:///{sqlite_path}",
+                                     str(sqlite_path), inputs)
+            pg_run = pool.submit(_transcript, pg_url,
+                                 pg_url.replace("postgresql+psycopg://", ""), inputs)
+            on_sqlite, on_pg = sqlite_run.result(), pg_run.result()
+    finally:
+        postgres_server.drop_database(name)
+    assert [t[0] for t in on_sqlite] == [t[0] for t in on_pg]
+    for a, b in zip(on_sqlite, on_pg, strict=True):
+        assert a == b, f"zonegen {' '.join(a[0])} differs on PostgreSQL"
+    # The scenario exercises what it claims: versions, a compaction, a refused why.
+    failed = [(args, err) for args, code, _, err in on_sqlite if code != 0]
+    assert [args for args, _ in failed] == [["why", "web.shop.svc", "A", "10.9.9.9"],
+                                            on_sqlite[-1][0]], failed
+    assert "history begins at serial" in failed[-1][1]
+    # compaction changed no answer about the present
+    assert len({t[2] for t in on_sqlite if t[0] == ["export"]}) == 1
