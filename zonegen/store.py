@@ -274,6 +274,21 @@ def _tune_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
 
+def _lock_event_log(conn: Connection) -> None:
+    """Make event sequence order equal commit order: call first in every transaction
+    that appends events.
+
+    A PostgreSQL sequence hands out numbers at INSERT, not at COMMIT, so a slow
+    transaction can commit seq n after a fast one committed n+1, and a reader tailing
+    ``seq > mark`` (the projector, serve) skips n for good. Holding ``EXCLUSIVE`` on
+    ``events`` for the append transaction queues writers (readers are not blocked), as
+    event stores on PostgreSQL do; it also makes the heads an appender reads current
+    for its whole transaction. SQLite needs nothing: ``BEGIN IMMEDIATE`` (see
+    :func:`_tune_sqlite`) already serialises writers."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"LOCK TABLE {events.name} IN EXCLUSIVE MODE")
+
+
 def _describe(url: sa.URL) -> str:
     if url.get_backend_name() == "sqlite":
         return url.database or ":memory:"
@@ -414,6 +429,7 @@ class Store:
             for attempt in (1, 2):
                 try:
                     with self._write() as conn:
+                        _lock_event_log(conn)
                         result = self._append(conn, new_events)
                         for source, kind, rv in resume:
                             self._set_resume(conn, source, kind, rv)
@@ -431,6 +447,7 @@ class Store:
         ``append`` inside it lands together or, on any error, not at all, while the
         input is still read and stored in bounded batches."""
         with self._wrap("appending events"), self._write() as conn:
+            _lock_event_log(conn)
             yield EventAppender(self, conn)
 
     def _append(self, conn: Connection, new_events: Sequence[Event]) -> AppendResult:
