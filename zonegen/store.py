@@ -587,15 +587,23 @@ class Store:
             current = conn.execute(
                 sa.select(trackings.c.last_seq).where(trackings.c.name == name)
             ).scalar()
+            moved = CheckpointMoved(
+                f"{self.where}: projection checkpoint moved from {from_seq} "
+                f"{'' if (current or 0) == from_seq else f'to {current} '}"
+                "under us (another zonegen projected these events)")
             if (current or 0) != from_seq:
-                raise CheckpointMoved(
-                    f"{self.where}: projection checkpoint moved from {from_seq} to {current} "
-                    "under us (another zonegen projected these events)")
+                raise moved
+            # The read above takes no lock (PostgreSQL's READ COMMITTED): the write
+            # itself must be the compare-and-set, or two projectors both pass the check.
             if current is None:
-                conn.execute(trackings.insert().values(name=name, last_seq=to_seq))
-            else:
-                conn.execute(trackings.update().where(trackings.c.name == name)
-                             .values(last_seq=to_seq))
+                try:  # the whole transaction rolls back on the raise
+                    conn.execute(trackings.insert().values(name=name, last_seq=to_seq))
+                except IntegrityError:
+                    raise moved from None
+            elif not conn.execute(trackings.update().where(
+                    trackings.c.name == name, trackings.c.last_seq == from_seq)
+                    .values(last_seq=to_seq)).rowcount:
+                raise moved
             if serial is None:
                 return None
             created = created_at or datetime.now(UTC)
