@@ -13,6 +13,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,12 +23,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 
 from tests import test_history, test_runner, test_store
 from tests.test_history import rollout  # noqa: F401 - fixture of the re-run audit tests
 from tests.test_migrations import _diff
 from zonegen import migrate
-from zonegen.store import Store
+from zonegen.store import PROJECTION, CheckpointMoved, Store
 
 pytest_plugins = ["tests.postgres"]  # postgres_server, postgres_url, backend_url
 
@@ -261,3 +264,150 @@ def test_every_command_prints_the_same_on_sqlite_and_postgresql(
     assert "history begins at serial" in failed[-1][1]
     # compaction changed no answer about the present
     assert len({t[2] for t in on_sqlite if t[0] == ["export"]}) == 1
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+class Pause:
+    """Holds one thread inside its transaction right after a statement starting with
+    ``prefix`` ran on ``store``'s engine, until the test releases it: a slow writer,
+    made deterministic."""
+
+    def __init__(self, store: Store, prefix: str) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        self._armed = True
+
+        @sa_event.listens_for(store.engine, "after_cursor_execute")
+        def _pause(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if self._armed and statement.lstrip().startswith(prefix):
+                self._armed = False
+                self.reached.set()
+                assert self.release.wait(60), "the test never released the paused writer"
+
+
+def _waiting_on_a_lock(server: Any, url: str) -> bool:
+    with server.admin() as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                           "AND wait_event_type = 'Lock'", (url.rsplit("/", 1)[1],)).fetchone()
+        return bool(row and row[0])
+
+
+def _in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as e:  # noqa: BLE001 - surfaced by the test
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+@pytest.mark.parametrize("path", ["append_events", "appending"])
+def test_a_reader_tailing_by_seq_never_skips_a_slow_writers_event(
+        postgres_server: Any, postgres_url: str, path: str) -> None:
+    """Writer A gets its sequence number, then stalls before committing; writer B
+    appends after it. Without ordering, B commits seq n+1 first, a reader tailing by
+    ``seq >`` moves its mark past n, and A's event n, committed later, is never read.
+    With the event log locked for the append transaction, B waits for A."""
+    slow, fast, reader = (Store.open(postgres_url) for _ in range(3))
+    try:
+        pause = Pause(slow, "INSERT INTO events")
+
+        def append(store: Store, name: str) -> None:
+            if path == "append_events":
+                store.append_events([test_store.ev(name, "1")])
+            else:
+                with store.appending() as appender:
+                    appender.heads()
+                    appender.append([test_store.ev(name, "1")])
+
+        a, a_errors = _in_thread(lambda: append(slow, "a"))
+        assert pause.reached.wait(60)
+        b, b_errors = _in_thread(lambda: append(fast, "b"))
+        deadline = time.monotonic() + 60
+        while b.is_alive() and not _waiting_on_a_lock(postgres_server, postgres_url):
+            assert time.monotonic() < deadline, "writer B neither finished nor waited"
+            b.join(0.01)
+        seen = {e.seq for e in reader.select_events()}
+        mark = max(seen, default=0)
+        pause.release.set()
+        a.join(60)
+        b.join(60)
+        assert not a.is_alive()
+        assert not b.is_alive()
+        assert a_errors == []
+        assert b_errors == []
+        everything = reader.select_events()
+        assert sorted(e.name for e in everything) == ["a", "b"]
+        skipped = [(e.seq, e.name) for e in everything if e.seq <= mark and e.seq not in seen]
+        assert skipped == [], f"the reader's mark {mark} passed events it never saw"
+        by_name = {e.name: e.seq for e in everything}
+        assert by_name["a"] < by_name["b"]  # sequence order is commit order
+    finally:
+        for s in (slow, fast, reader):
+            s.close()
+
+
+def test_two_projectors_cannot_both_move_the_checkpoint(postgres_url: str) -> None:
+    """Projector A reads the checkpoint (5), stalls; projector B moves it 5 -> 8 and
+    commits; A's move 5 -> 7 must fail (compare-and-set), not publish the same events
+    a second time."""
+    first, slow, fast = (Store.open(postgres_url) for _ in range(3))
+    try:
+        first.commit_version((PROJECTION, 0, 5), serial=1)
+        pause = Pause(slow, "SELECT trackings.last_seq")
+        outcome: list[object] = []
+
+        def slow_commit() -> None:
+            try:
+                outcome.append(slow.commit_version((PROJECTION, 5, 7), serial=2))
+            except CheckpointMoved as e:
+                outcome.append(e)
+
+        a, a_errors = _in_thread(slow_commit)
+        assert pause.reached.wait(60)
+        assert fast.commit_version((PROJECTION, 5, 8), serial=3) is not None
+        pause.release.set()
+        a.join(60)
+        assert a_errors == []
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], CheckpointMoved)
+        assert fast.max_tracking_seq() == 8
+        assert [v.serial for v in fast.versions()] == [1, 3]
+    finally:
+        for s in (first, slow, fast):
+            s.close()
+
+
+def test_two_first_projectors_cannot_both_create_the_checkpoint(postgres_url: str) -> None:
+    """As above on an empty log: both see no checkpoint; the second insert must be a
+    CheckpointMoved, not a raw integrity error."""
+    slow, fast = (Store.open(postgres_url) for _ in range(2))
+    try:
+        pause = Pause(slow, "SELECT trackings.last_seq")
+        outcome: list[object] = []
+
+        def slow_commit() -> None:
+            try:
+                outcome.append(slow.commit_version((PROJECTION, 0, 7), serial=2))
+            except CheckpointMoved as e:
+                outcome.append(e)
+
+        a, a_errors = _in_thread(slow_commit)
+        assert pause.reached.wait(60)
+        assert fast.commit_version((PROJECTION, 0, 8), serial=3) is not None
+        pause.release.set()
+        a.join(60)
+        assert a_errors == []
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], CheckpointMoved)
+        assert [v.serial for v in fast.versions()] == [3]
+    finally:
+        for s in (slow, fast):
+            s.close()
