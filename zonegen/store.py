@@ -289,6 +289,21 @@ def _lock_event_log(conn: Connection) -> None:
         conn.exec_driver_sql(f"LOCK TABLE {events.name} IN EXCLUSIVE MODE")
 
 
+def _number_like_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: give new events ``max(seq) + 1, + 2, …`` explicitly, as SQLite's
+    INTEGER PRIMARY KEY does, instead of taking numbers from the column's sequence.
+
+    A sequence is not transactional: a rolled-back ingest would use numbers up, and
+    every later ``log``/``history``/``why`` would print other seq= values than SQLite
+    for the same input. Safe only under :func:`_lock_event_log` (no other appender can
+    read the same maximum), which every append transaction takes first."""
+    if conn.dialect.name != "postgresql" or not rows:
+        return
+    top = int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
+    for offset, row in enumerate(rows, 1):
+        row["seq"] = top + offset
+
+
 def _describe(url: sa.URL) -> str:
     if url.get_backend_name() == "sqlite":
         return url.database or ":memory:"
@@ -474,9 +489,10 @@ class Store:
             return AppendResult((), len(new_events))
         # RETURNING with executemany (SQLAlchemy 2 "insertmanyvalues"): our own rows'
         # sequence numbers, in input order, on SQLite and PostgreSQL alike.
+        new_rows = [_event_row(e) for e in fresh]
+        _number_like_sqlite(conn, new_rows)
         inserted = conn.execute(
-            events.insert().returning(events.c.seq, sort_by_parameter_order=True),
-            [_event_row(e) for e in fresh],
+            events.insert().returning(events.c.seq, sort_by_parameter_order=True), new_rows,
         ).all()
         seqs = [int(r.seq) for r in inserted]
         heads: dict[tuple[str, str, str], dict[str, Any]] = {}
