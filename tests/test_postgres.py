@@ -40,13 +40,11 @@ DEMO = ROOT / "zonegen" / "data" / "demo.json"
 
 # The store contract (STYLE.md #12), as written for SQLite, on PostgreSQL: the classes
 # are collected here again, with this module's ``store`` fixture.
-
-
 TestEventLogOnPostgres = test_store.TestEventLog
 TestVersionsOnPostgres = test_store.TestVersions
 
 
-def _rerun(module: ModuleType, fixtures: set[str], skip: set[str] = frozenset()  # type: ignore[assignment]
+def _rerun(module: ModuleType, fixtures: set[str], skip: frozenset[str] = frozenset()
            ) -> dict[str, Callable[..., Any]]:
     """The module's test functions that take one of ``fixtures`` (the ones this module
     overrides with PostgreSQL), to be collected here under ``pg_`` names."""
@@ -62,7 +60,7 @@ def _rerun(module: ModuleType, fixtures: set[str], skip: set[str] = frozenset() 
 globals().update(_rerun(test_runner, {"db"}))
 globals().update(_rerun(test_history, {"store", "rollout"},
                        # reads SQLite's EXPLAIN QUERY PLAN
-                       skip={"test_history_query_uses_the_owner_index"}))
+                       skip=frozenset({"test_history_query_uses_the_owner_index"})))
 
 
 @pytest.fixture
