@@ -412,3 +412,17 @@ def test_a_failed_ingest_leaves_the_same_sequence_numbers(tmp_path: Path,
         assert _run_cli(url, ["ingest", str(DEMO), "--time", T2])[0] == 0
         outputs.append(_run_cli(url, ["log", "--last", "2"])[1])
     assert outputs[0] == outputs[1]
+
+
+def test_unreachable_or_missing_database_is_one_line_without_the_password(
+        postgres_server: Any) -> None:
+    missing = postgres_server.url("no_such_db").replace("postgres@", "postgres:s3cret@")
+    for url, why in [("postgresql+psycopg://postgres:s3cret@127.0.0.1:1/x", "refused"),
+                     (missing, "does not exist")]:
+        code, out, err = _run_cli(url, ["export"])
+        assert code == 1
+        assert out == ""
+        assert len(err.splitlines()) == 1, err
+        assert err.startswith("Error: postgresql+psycopg://postgres:***@")
+        assert why in err
+        assert "s3cret" not in err
