@@ -1,0 +1,121 @@
+"""New zone versions announced by PostgreSQL LISTEN/NOTIFY: a wake-up, not a message.
+
+The writer calls :func:`notify_new_version` inside the transaction that commits the
+version; PostgreSQL delivers the notification at commit and drops it on rollback, so a
+wake-up never announces a version a reader cannot see yet. A reader holds one
+:class:`VersionListener` (a dedicated connection: LISTEN belongs to a session, and a
+pooled connection would lose it), and after each wake-up reads the store from its last
+position, exactly as a poll would: notifications may be coalesced or, across a
+reconnect, lost, so the payload is a hint, the store is the truth. Listen first, then
+read the current position, so no version falls between the two.
+
+SQLite has no such channel; there the reader keeps polling (``serve --poll``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from zonegen.errors import StoreError
+
+if TYPE_CHECKING:
+    import psycopg
+
+CHANNEL = "zonegen_versions"
+"""The one channel zonegen announces versions on (payload ``"<version_id> <serial>"``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wakeup:
+    """One announced version (a hint: read the store from your last position)."""
+
+    version_id: int
+    serial: int
+
+
+def supported(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def notify_new_version(conn: Connection, version_id: int, serial: int) -> None:
+    """Announce a version from inside the transaction that commits it (delivered at
+    commit, never for a rolled-back version). A no-op on databases without NOTIFY."""
+    if not supported(conn):
+        return
+    conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
+                 {"channel": CHANNEL, "payload": f"{version_id} {serial}"})
+
+
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL (``postgresql+psycopg://…``) as libpq takes it, password kept."""
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class VersionListener:
+    """LISTEN on a dedicated autocommit psycopg connection; :meth:`wait` blocks until
+    versions are announced or the timeout passes.
+
+    :raises StoreError: the server cannot be reached (one line naming it); the caller
+        falls back to polling or opens a new listener.
+    """
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.where = sa.make_url(url).render_as_string(hide_password=True)
+        try:
+            self._conn: psycopg.Connection[tuple[object, ...]] = psycopg.connect(
+                libpq_url(url), autocommit=True)
+            self._conn.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as e:
+            raise StoreError(f"{self.where}: cannot listen for new versions: "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else e}"
+                             ) from None
+
+    def wait(self, timeout: float) -> list[Wakeup]:
+        """Every version announced until ``timeout`` seconds pass without one more
+        (at least one wake-up ends the wait early); ``[]`` on timeout."""
+        return list(self._wakeups(timeout))
+
+    def _wakeups(self, timeout: float) -> Iterator[Wakeup]:
+        import psycopg
+
+        first = True
+        try:
+            while True:
+                got = False
+                # After the first wake-up, only drain what is already queued.
+                for note in self._conn.notifies(timeout=timeout if first else 0,
+                                                stop_after=1):
+                    got = True
+                    wake = _parse(note.payload)
+                    if wake is not None:
+                        yield wake
+                if not got:
+                    return
+                first = False
+        except psycopg.Error as e:
+            raise StoreError(f"{self.where}: listening for new versions failed: "
+                             f"{str(e).strip().splitlines()[0] if str(e).strip() else e}"
+                             ) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> VersionListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse(payload: str) -> Wakeup | None:
+    parts = payload.split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None  # not ours: another client on the channel; ignored
+    return Wakeup(int(parts[0]), int(parts[1]))
