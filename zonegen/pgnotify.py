@@ -14,7 +14,9 @@ SQLite has no such channel; there the reader keeps polling (``serve --poll``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,8 @@ from zonegen.errors import StoreError
 
 if TYPE_CHECKING:
     import psycopg
+
+log = logging.getLogger("zonegen")
 
 CHANNEL = "zonegen_versions"
 """The one channel zonegen announces versions on (payload ``"<version_id> <serial>"``)."""
@@ -119,3 +123,55 @@ def _parse(payload: str) -> Wakeup | None:
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
         return None  # not ours: another client on the channel; ignored
     return Wakeup(int(parts[0]), int(parts[1]))
+
+
+class VersionWaker:
+    """Calls ``wake`` whenever a version is announced, from a daemon thread holding one
+    :class:`VersionListener` (``serve`` on PostgreSQL: its poll then reads the store at
+    once instead of at the next ``--poll``). A lost connection is logged and reopened
+    after ``retry`` seconds, with one ``wake`` after each reconnect, since announcements
+    made meanwhile are lost; the poll stays as the backstop. Start it before reading the
+    current position, so no version falls between the two."""
+
+    def __init__(self, url: str, wake: Callable[[], None], retry: float = 1.0) -> None:
+        self.url = url
+        self.wake = wake
+        self.retry = retry
+        self._stop = threading.Event()
+        self._listener: VersionListener | None = VersionListener(url)  # fails loudly once
+        self._thread = threading.Thread(target=self._run, name="zonegen-listen", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._listener is None:
+                    self._listener = VersionListener(self.url)
+                    self.wake()  # announcements while disconnected are lost: re-read
+                if self._listener.wait(0.5):
+                    self.wake()
+            except StoreError as e:
+                log.warning("%s; polling until it is back", e)
+                self._drop()
+                self._stop.wait(self.retry)
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except Exception:  # noqa: BLE001 - a broken connection may fail to close
+                log.debug("closing the listener failed", exc_info=True)
+            self._listener = None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def waker_for(engine_url: sa.URL, wake: Callable[[], None]) -> VersionWaker | None:
+    """A :class:`VersionWaker` when the database announces versions (PostgreSQL), else
+    None (SQLite: the reader polls)."""
+    if engine_url.get_backend_name() != "postgresql":
+        return None
+    return VersionWaker(engine_url.render_as_string(hide_password=False), wake)

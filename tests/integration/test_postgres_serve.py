@@ -5,8 +5,13 @@ real PostgreSQL server (tests/postgres.py) instead of a SQLite file."""
 from __future__ import annotations
 
 import inspect
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,3 +53,51 @@ def store(postgres_url: str) -> Iterator[Store]:
     while pool.checkedout() and time.monotonic() < deadline:
         time.sleep(0.01)
     st.close()
+
+
+def _serve_process(url: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """``zonegen serve`` in its own process; returns it and its DNS port once ready."""
+    proc = subprocess.Popen([sys.executable, str(test_serve.ROOT / "cli.py"), "--db", url,
+                             "serve", "--listen", f"{test_serve.HOST}:0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    ready = proc.stderr.readline()  # "serving ... on 127.0.0.1#PORT (udp, tcp)"
+    bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
+    if bound is None:
+        proc.kill()
+        raise AssertionError(ready + proc.communicate()[1])
+    return proc, int(bound.group(1))
+
+
+def _soa_serial(port: int) -> int:
+    answer = test_serve.udp(port, test_serve.q("cluster.local.", "SOA")).answer
+    return int(answer[0][0].serial)
+
+
+def test_a_version_committed_elsewhere_wakes_serve_by_listen_notify(
+        tmp_path: Path, postgres_url: str) -> None:
+    """On PostgreSQL a version another process commits is announced (NOTIFY at commit)
+    and read at once: with ``--poll 3600`` the poll cannot have fired, so the new
+    record and serial being served at all shows the wake-up works."""
+    cli = [sys.executable, str(test_serve.ROOT / "cli.py"), "--db", postgres_url]
+    subprocess.run([*cli, "ingest", str(test_serve.DEMO)], check=True, capture_output=True)
+    proc, port = _serve_process(postgres_url, "--poll", "3600")
+    try:
+        first = _soa_serial(port)
+        moved = test_serve.moved_pod(tmp_path, "10.9.9.9", "990001")
+        subprocess.run([*cli, "ingest", str(moved)], check=True, capture_output=True)
+
+        def moved_served() -> bool:
+            r = test_serve.udp(port, test_serve.q(test_serve.POD2, "A"))
+            return any(rd.address == "10.9.9.9" for rr in r.answer for rd in rr)
+
+        assert test_serve.wait_for(moved_served, 60)
+        assert _soa_serial(port) > first
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

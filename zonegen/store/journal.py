@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from zonegen.errors import StoreError, UnknownSerial
 from zonegen.model import Record, RecordChange, ZoneVersion, encode_rdata, fold
+from zonegen.pgnotify import notify_new_version
 from zonegen.store.database import Database, _insert_many
 from zonegen.store.schema import (
     compactions,
@@ -134,6 +135,7 @@ class ZoneJournal(Database):
                 (version_id, ch.added, ch.record.owner, ch.record.rtype, ch.record.ttl,
                  encode_rdata(ch.record.rdata), ch.cause_seq)
                 for ch in changes))
+            notify_new_version(conn, int(version_id), serial)  # delivered at commit
             return ZoneVersion(int(version_id), serial, created, to_seq)
 
     def latest_version(self) -> ZoneVersion | None:
