@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -60,6 +60,9 @@ class Database:
         self.created = created
         """This open created the database file."""
         self._memory_lock = threading.Lock() if isinstance(engine.pool, StaticPool) else None
+        self.fence: Callable[[Connection], None] | None = None
+        """Checked first in every write transaction (a replica's writer lease, see
+        :mod:`zonegen.store.lease`); raising there writes nothing."""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -119,11 +122,13 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, fenced: bool = True) -> Iterator[Connection]:
         with self._locked(), self.engine.connect() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():
+                    if fenced and self.fence is not None:
+                        self.fence(conn)
                     yield conn
             finally:
                 conn.info.pop("write", None)
