@@ -68,9 +68,8 @@ def test_a_deposed_writer_cannot_append_commit_or_move_resume_points(
     assert "\n" not in message
     assert "write refused: this replica (replica-a) lost the writer lease at epoch 1; " \
         "it is now held by replica-b (epoch 2)" in message
-    with pytest.raises(LeaseLost):
-        with a.appending() as appender:
-            appender.append([ev("api", "2")])
+    with pytest.raises(LeaseLost), a.appending() as appender:
+        appender.append([ev("api", "2")])
     record = Record("web.default.svc.cluster.local.", A, ("10.0.0.1",), 30)
     with pytest.raises(LeaseLost):
         a.commit_version((PROJECTION, 0, 1), serial=7, changes=[RecordChange(True, record, 1)])
