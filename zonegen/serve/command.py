@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from zonegen import election as replicas
 from zonegen.errors import InvalidInput
 from zonegen.model import ZoneConfig
 from zonegen.serve.feed import StoreFeed
@@ -73,11 +74,16 @@ async def _serve_main(feed: StoreFeed, options: ServeOptions, watch: WatchConfig
 
             # the watcher projects its own commits (the feed does not, in this mode)
             watch_options = dataclasses.replace(watch.options or WatchOptions(), project=True)
-            watcher = Watcher(feed.store, cluster, watch_options, on_commit=on_commit)
+            connected = cluster
+
+            def lead(stop_watching: threading.Event) -> None:
+                Watcher(feed.store, connected, watch_options,
+                        on_commit=on_commit).run(stop_watching)
 
             def run_watcher() -> None:
                 try:
-                    watcher.run(watcher_stop)
+                    replicas.watch_as_elected(feed.store, lead, watch.lease_seconds,
+                                              watcher_stop)
                 except BaseException as e:  # noqa: BLE001 - reported by serve()
                     watcher_error.append(e)
                     loop.call_soon_threadsafe(stop.set)
