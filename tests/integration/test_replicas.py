@@ -184,3 +184,36 @@ def test_one_writer_takes_over_after_kill_9_and_every_replica_serves_the_same(
     finally:
         for r in replicas:
             stop_replica(r)
+
+
+def test_a_paused_writer_steps_down_when_it_wakes_and_keeps_serving(
+        postgres_url: str, cluster: tuple[FakeKubeAPI, Path]) -> None:
+    """SIGSTOP the writer past its lease (a GC pause, a frozen VM): a follower takes
+    over; on SIGCONT the old writer finds the lease taken over (or its write fenced),
+    stops watching and serves on, and only the new writer writes."""
+    api, kubeconfig = cluster
+    add_ready(api, "web", ["10.1.0.1"])
+    replicas = [start_replica(postgres_url, kubeconfig) for _ in range(2)]
+    try:
+        assert wait_for(lambda: len(_writers(replicas)) == 1, 60)
+        old = _writers(replicas)[0]
+        other = next(r for r in replicas if r is not old)
+        os.kill(old.proc.pid, signal.SIGSTOP)
+        try:
+            assert wait_for(lambda: other.writes(), 60), other.log()
+            add_ready(api, "during", ["10.4.0.1"])  # the old writer's watch sees it too
+            assert wait_for(lambda: other.addresses("during.default.svc.cluster.local.")
+                            == {"10.4.0.1"}, 60)
+        finally:
+            os.kill(old.proc.pid, signal.SIGCONT)
+        assert wait_for(old.stepped_down, 60), old.log()
+        add_ready(api, "after", ["10.4.0.2"])
+        assert all(wait_for(lambda r=r: r.addresses("after.default.svc.cluster.local.")
+                            == {"10.4.0.2"}, 60) for r in replicas)
+        assert wait_for(lambda: old.serial() == other.serial(), 60)
+        assert old.proc.poll() is None  # still serving
+        assert _writers(replicas) == [other]
+        assert _duplicates(postgres_url) == []
+    finally:
+        for r in replicas:
+            stop_replica(r)
