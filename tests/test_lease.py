@@ -78,3 +78,24 @@ def test_a_deposed_writer_cannot_append_commit_or_move_resume_points(
     assert b.latest_version() is None
     b.fence_writes(taken)  # the new holder writes
     assert b.append_events([ev("api", "2")]).stored == (2,)
+
+
+def test_migration_0003_from_the_previous_revision_keeps_the_log(backend_url: str) -> None:
+    """0002 -> 0003 adds the lease table to a database holding events; 0003 -> 0002
+    removes it again and keeps them."""
+    from zonegen import migrate
+
+    s = Store.open(backend_url)
+    try:
+        migrate.downgrade(s.engine, "0002")
+        s.append_events([ev("web", "1")])
+        migrate.upgrade(s.engine, "0003")
+        assert s.current_revision() == "0003"
+        assert s.take_lease("a", 15) is not None
+        migrate.downgrade(s.engine, "0002")
+        assert s.current_revision() == "0002"
+        assert [e.name for e in s.select_events()] == ["web"]
+        s.upgrade()
+        assert s.current_lease() is None
+    finally:
+        s.close()
