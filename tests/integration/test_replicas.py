@@ -15,10 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dns.query
 import dns.rcode
+import dns.zone
 import pytest
 import sqlalchemy as sa
 
+from tests.integration.conftest import Secondary, free_port, soa_serial, start_named
 from tests.kubeapi import FakeKubeAPI
 from tests.test_serve import HOST, ROOT, q, udp, wait_for
 from tests.test_watch import add_ready
@@ -66,11 +69,11 @@ class Replica:
         return {rd.address for rr in r.answer for rd in rr}
 
 
-def start_replica(url: str, kubeconfig: Path) -> Replica:
+def start_replica(url: str, kubeconfig: Path, *extra: str) -> Replica:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "cli.py"), "--db", url, "-v", "serve", "--watch",
          "--kubeconfig", str(kubeconfig), "--listen", f"{HOST}:0", "--poll", "3600",
-         "--lease-seconds", LEASE],
+         "--lease-seconds", LEASE, *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     replica = Replica(proc)
     bound = threading.Event()
@@ -217,3 +220,64 @@ def test_a_paused_writer_steps_down_when_it_wakes_and_keeps_serving(
     finally:
         for r in replicas:
             stop_replica(r)
+
+
+def test_a_bind_secondary_of_every_replica_stays_monotonic_and_ends_as_exported(
+        tmp_path: Path, postgres_url: str, cluster: tuple[FakeKubeAPI, Path],
+        secondaries: list[Secondary]) -> None:
+    """BIND ``named`` lists all three replicas as primaries (each NOTIFYs it) and keeps
+    transferring through a writer's kill -9: the serial it serves never goes back, and
+    at the end its zone is exactly ``zonegen export``'s."""
+    api, kubeconfig = cluster
+    add_ready(api, "web", ["10.1.0.1"])
+    named_port = free_port()
+    replicas = [start_replica(postgres_url, kubeconfig, "--notify", f"{HOST}:{named_port}")
+                for _ in range(3)]
+    seen: list[int] = []
+    sampling = threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            serial = soa_serial(named_port, "cluster.local")
+            if serial is not None and (not seen or seen[-1] != serial):
+                seen.append(serial)
+            sampling.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        assert wait_for(lambda: len(_writers(replicas)) == 1, 60)
+        named = start_named(tmp_path / "named", "cluster.local",
+                            [r.port for r in replicas], port=named_port)
+        secondaries.append(named)
+        sampler.start()
+        for i in range(6):
+            add_ready(api, f"before{i}", [f"10.6.0.{i + 1}"])
+        leader = _writers(replicas)[0]
+        assert wait_for(lambda: leader.addresses("before5.default.svc.cluster.local.")
+                        == {"10.6.0.6"}, 60)
+        os.kill(leader.proc.pid, signal.SIGKILL)
+        leader.proc.wait()
+        for i in range(6):
+            add_ready(api, f"after{i}", [f"10.7.0.{i + 1}"])
+        followers = [r for r in replicas if r is not leader]
+        assert wait_for(lambda: len(_writers(followers)) == 1, 60)
+        assert wait_for(lambda: all(r.addresses("after5.default.svc.cluster.local.")
+                                    == {"10.7.0.6"} for r in followers), 60)
+        final = followers[0].serial()
+        assert final is not None
+        named.wait_serial(final, 60)
+    finally:
+        sampling.set()
+        if sampler.is_alive():
+            sampler.join(5)
+        for r in replicas:
+            stop_replica(r)
+    assert len(seen) >= 2, seen  # it followed the zone through the takeover
+    assert seen == sorted(seen), seen  # never went back (no serial wrap here)
+    exported = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--db", postgres_url,
+                               "export"], cwd=ROOT, capture_output=True, text=True,
+                              check=True, timeout=60).stdout
+    want = dns.zone.from_text(exported, "cluster.local.", relativize=False)
+    got = dns.zone.Zone("cluster.local.", relativize=False)
+    dns.query.inbound_xfr("127.0.0.1", got, port=named_port, timeout=10, lifetime=30)
+    assert sorted(got.to_text().splitlines()) == sorted(want.to_text().splitlines())
