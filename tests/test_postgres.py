@@ -470,3 +470,30 @@ def test_a_select_only_role_reads_without_projecting(tmp_path: Path, postgres_ur
             conn.execute("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM auditor")
             conn.execute("DROP OWNED BY auditor")
             conn.execute("DROP ROLE auditor")
+
+
+RACE = """
+import sys, time
+from zonegen.store import Store
+store = Store.open(sys.argv[1], upgrade=False)
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all start migrating together
+store.upgrade()
+store.close()
+"""
+
+
+def test_replicas_starting_together_on_an_empty_database_migrate_once(
+        postgres_empty_url: str) -> None:
+    """Several writers (``serve --watch`` replicas) migrating one empty database at
+    the same moment: one migrates, the others wait and find it at head; none fails."""
+    at = str(time.time() + 4)
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, postgres_empty_url, at],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    results = [(p.wait(120), p.communicate()[1]) for p in procs]
+    assert [code for code, _ in results] == [0] * 4, results
+    store = Store.open(postgres_empty_url, upgrade=False)
+    try:
+        assert store.current_revision() == migrate.head()
+    finally:
+        store.close()
