@@ -706,6 +706,10 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
 @click.option("--watch", "watch_cluster", is_flag=True,
               help="Also watch Kubernetes in this process (see `zonegen watch`), with "
                    "the watch options below.")
+@click.option("--lease-seconds", type=click.FloatRange(min=1, max=3600), default=15.0,
+              show_default=True,
+              help="With --watch on PostgreSQL: the writer lease. Replicas on one database "
+                   "elect one writer; if it dies another takes over after this long.")
 @watch_options
 @click.pass_context
 def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str, ...],
@@ -735,7 +739,7 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
                             metrics_listen=metrics_listen)
     watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
-        request_timeout=request_timeout))
+        request_timeout=request_timeout), lease_seconds=kwargs.pop("lease_seconds"))
     report = serve_command(_open_store(ctx, "write" if watch_cluster else "read"),
                            _zone_config(kwargs), extra_zones=extra_zones,
                            options=options, watch=watching,

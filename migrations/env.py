@@ -22,6 +22,10 @@ def run_migrations_online() -> None:
             render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together on one empty database: one migrates, the
+                # others wait here, then find it at head (DDL is transactional there).
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7012345)"))
             context.run_migrations()
         connection.commit()
 

@@ -95,7 +95,7 @@ def test_installed_wheel_runs_demo_and_migrates(wheel: Path, tmp_path: Path) -> 
     out = run(zonegen, "--db", db, "db", "upgrade", cwd=tmp_path)
     head = run(zonegen, "--db", db, "db", "current", cwd=tmp_path).strip()
     assert out == f"{tmp_path / 'z.db'}: schema at revision {head}\n"
-    assert head.startswith("0002")
+    assert head.startswith("0003")
 
 
 def test_editable_install_gives_a_working_command(tmp_path: Path) -> None:

@@ -151,13 +151,17 @@ def _daemon(kind: str, argv: list[str], secondary: Secondary) -> Secondary:
     return secondary
 
 
-def start_named(directory: Path, zone: str, primary_port: int, *, key: bool = False,
-                port: int | None = None) -> Secondary:
+def start_named(directory: Path, zone: str, primary_port: int | list[int], *,
+                key: bool = False, port: int | None = None) -> Secondary:
+    """``named`` as a secondary of ``zone`` from the primary (or every primary, in
+    order) on loopback at ``primary_port``."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     key_clause = (f'key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{SECRET}"; }};'
                   if key else "")
     key_ref = f' key "{KEY_NAME}"' if key else ""
+    ports = primary_port if isinstance(primary_port, list) else [primary_port]
+    primaries = " ".join(f"127.0.0.1 port {p}{key_ref};" for p in ports)
     conf = directory / "named.conf"
     conf.write_text(f"""
 options {{
@@ -178,7 +182,7 @@ logging {{
 }};
 zone "{zone}" {{
     type secondary;
-    primaries {{ 127.0.0.1 port {primary_port}{key_ref}; }};
+    primaries {{ {primaries} }};
     file "{zone}.db";
     allow-notify {{ 127.0.0.1; }};
     request-ixfr yes;

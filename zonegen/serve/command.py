@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from zonegen import election as replicas
 from zonegen.errors import InvalidInput
 from zonegen.health import MetricsServer, Readiness, process_readiness
 from zonegen.metrics import Metrics, process_metrics
@@ -95,16 +96,20 @@ async def _serve_main(server: Server, feed: StoreFeed, watch: WatchConfig | None
                 if commit.versions:
                     server.wake()
 
-            # the watcher projects its own commits (the feed does not, in this mode)
-            # TODO(#10 merge): pass metrics=server.metrics, readiness=server.readiness
-            # once Watcher takes them (wt-obs); it defaults to the process-wide ones,
-            # which are what the command line serves.
+            # the watcher projects its own commits (the feed does not, in this mode) and
+            # reports into the same metrics and readiness as the server
             watch_options = dataclasses.replace(watch.options or WatchOptions(), project=True)
-            watcher = Watcher(feed.store, cluster, watch_options, on_commit=on_commit)
+            connected = cluster
+
+            def lead(stop_watching: threading.Event) -> None:
+                Watcher(feed.store, connected, watch_options, on_commit=on_commit,
+                        metrics=server.metrics,
+                        readiness=server.readiness).run(stop_watching)
 
             def run_watcher() -> None:
                 try:
-                    watcher.run(watcher_stop)
+                    replicas.watch_as_elected(feed.store, lead, watch.lease_seconds,
+                                              watcher_stop)
                 except BaseException as e:  # noqa: BLE001 - reported by serve()
                     watcher_error.append(e)
                     loop.call_soon_threadsafe(stop.set)

@@ -111,17 +111,19 @@ class WatchConfig:
     kubeconfig: str | None = None
     context: str | None = None
     options: WatchOptions | None = None
+    lease_seconds: float | None = 15.0  # replicas on PostgreSQL: the writer lease
 
 
 def watch_config(watch: bool, kubeconfig: str | None = None, context: str | None = None,
-                 options: WatchOptions | None = None) -> WatchConfig | None:
+                 options: WatchOptions | None = None, lease_seconds: float | None = 15.0
+                 ) -> WatchConfig | None:
     """``serve --watch``'s configuration, or None without ``--watch``.
 
     :raises InvalidOption: a watch option given without ``--watch`` (it would be ignored
         silently, and the operator believes the cluster is watched).
     """
     if watch:
-        return WatchConfig(kubeconfig, context, options)
+        return WatchConfig(kubeconfig, context, options, lease_seconds)
     from zonegen.watch import WatchOptions
 
     given = [name for name, value in (("--kubeconfig", kubeconfig), ("--context", context))

@@ -25,7 +25,7 @@ from typing import Any
 import dns.rcode
 import dns.rdatatype
 
-from zonegen import wire, xfr
+from zonegen import pgnotify, wire, xfr
 from zonegen.clock import Clock
 from zonegen.errors import StoreError, ZonegenError
 from zonegen.health import Readiness
@@ -179,6 +179,7 @@ class Server:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._waker: pgnotify.VersionWaker | None = None  # PostgreSQL: LISTEN wakes the poll
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -191,6 +192,9 @@ class Server:
         """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        if self.source is not None:  # listen first, then read: no version falls between
+            self._waker = await self._loop.run_in_executor(
+                self._pool, pgnotify.waker_for, self.source.store.engine.url, self.wake)
         if self.zones is None and self.source is not None:
             self.zones = await self._loop.run_in_executor(self._pool, self.source.load)
         zones = self.zones
@@ -255,6 +259,8 @@ class Server:
 
     async def aclose(self) -> None:
         """Stop listening, cancel polls, NOTIFYs and transfers, release the pool."""
+        if self._waker is not None:
+            self._waker.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -12,6 +12,8 @@ Map (one noun a module):
   the IXFR journal, past record sets, snapshots, where history begins.
 - :mod:`.audit`: :class:`AuditLog`, what history/diff/log/why read.
 - :mod:`.retention`: :class:`Retention`, ``compact``.
+- :mod:`.lease`: :class:`WriterLeases`, the ``serve --watch`` replicas' writer lease
+  and the fence every write transaction of a leader checks.
 
 :class:`Store` is all roles on one connection: what :func:`open` returns. Code that
 needs one role may type its parameter as that role.
@@ -33,6 +35,7 @@ from zonegen.store.journal import (
     JournalVersion,
     ZoneJournal,
 )
+from zonegen.store.lease import WATCH_LEASE, Fence, Lease, LeaseLost, WriterLeases
 from zonegen.store.retention import CompactionStats, Retention
 from zonegen.store.schema import (
     compactions,
@@ -45,20 +48,22 @@ from zonegen.store.schema import (
     resume_points,
     to_us,
     trackings,
+    writer_leases,
     zone_versions,
 )
 
 __all__ = [
-    "DEFAULT_URL", "HOW_TO_CREATE", "PROJECTION", "AppendResult", "AuditLog",
+    "DEFAULT_URL", "HOW_TO_CREATE", "PROJECTION", "WATCH_LEASE", "AppendResult", "AuditLog",
     "CheckpointMoved", "CompactionStats", "Database", "EventAppender", "EventLog",
-    "EventRef", "HistoryStart", "JournalVersion", "Mode", "NameChange", "ObjectHead",
-    "Retention", "Store", "ZoneJournal", "compactions", "events", "from_us", "metadata",
-    "object_heads", "open", "opened", "record_changes", "record_snapshots",
-    "resume_points", "to_us", "trackings", "zone_versions",
+    "EventRef", "Fence", "HistoryStart", "JournalVersion", "Lease", "LeaseLost", "Mode",
+    "NameChange", "ObjectHead", "Retention", "Store", "WriterLeases", "ZoneJournal",
+    "compactions", "events", "from_us", "metadata", "object_heads", "open", "opened",
+    "record_changes", "record_snapshots", "resume_points", "to_us", "trackings",
+    "writer_leases", "zone_versions",
 ]
 
 
-class Store(EventLog, AuditLog, Retention):
+class Store(EventLog, AuditLog, Retention, WriterLeases):
     """Every role on one database: what commands open."""
 
     @classmethod

@@ -150,7 +150,7 @@ class AuditLog(Database):
              .order_by(record_changes.c.version_id, record_changes.c.id))
         with self._wrap("reading the journal"), self._read() as conn:
             return [(bool(r.added), Record.from_row(r.owner, r.rtype, r.rdata, r.ttl))
-                    for r in conn.execution_options(yield_per=5000).execute(q)]
+                    for r in conn.execute(q, execution_options={"yield_per": 5000})]
 
     def iter_events(self, since: datetime | None = None, until: datetime | None = None,
                     kinds: Sequence[str] | None = None, namespace: str | None = None,

@@ -8,7 +8,9 @@ Open modes, decided here only:
 - ``read`` (export, history, diff, log, why, serve): the database must exist and hold
   the zonegen schema at this code's head; nothing is ever created or migrated. A file
   or directory zonegen may not write (an auditor's read-only backup) is opened
-  read-only, and :attr:`Database.read_only` tells callers not to project.
+  read-only, and :attr:`Database.read_only` tells callers not to project. On
+  PostgreSQL the same holds for a read-only session or a role without the privileges
+  projecting needs (:func:`_server_read_only`).
 - ``inspect`` (db current): like ``read``, but any known schema revision is fine.
 
 In every mode a database holding another application's tables and no zonegen schema
@@ -24,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -58,6 +60,9 @@ class Database:
         self.created = created
         """This open created the database file."""
         self._memory_lock = threading.Lock() if isinstance(engine.pool, StaticPool) else None
+        self.fence: Callable[[Connection], None] | None = None
+        """Checked first in every write transaction (a replica's writer lease, see
+        :mod:`zonegen.store.lease`); raising there writes nothing."""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -117,11 +122,13 @@ class Database:
             yield conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, fenced: bool = True) -> Iterator[Connection]:
         with self._locked(), self.engine.connect() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():
+                    if fenced and self.fence is not None:
+                        self.fence(conn)
                     yield conn
             finally:
                 conn.info.pop("write", None)
@@ -193,6 +200,8 @@ def connect(url: str, mode: Mode, memory: bool = False, migrate: bool = True) ->
     db = Database(engine, where, read_only, created)
     try:
         _check_schema(db, mode, migrate)
+        if mode != "write" and not is_sqlite:
+            read_only = _server_read_only(db)
     except BaseException:
         engine.dispose()
         if created:
@@ -227,6 +236,29 @@ def _check_schema(db: Database, mode: Mode, migrate: bool) -> None:
             raise StoreError(f"{db.where}: schema revision {revision} is older than this "
                              f"zonegen's {head}; run `zonegen db upgrade` first (reading "
                              "never migrates)")
+
+
+PROJECTION_WRITES = (("trackings", "INSERT"), ("trackings", "UPDATE"),
+                     ("zone_versions", "INSERT"), ("record_changes", "INSERT"),
+                     ("record_snapshots", "INSERT"), ("record_snapshots", "DELETE"))
+"""What projecting pending events writes: a reading command projects only when the
+server role may do all of it."""
+
+
+def _server_read_only(db: Database) -> bool:
+    """A server database (PostgreSQL) a reading command must not write: a read-only
+    session (a hot standby, ``default_transaction_read_only``) or a role without the
+    privileges projecting needs (an auditor's SELECT-only role). The same answer SQLite
+    gets from file permissions; then reading commands answer from the newest stored
+    version and never fail on a permission they were not meant to use."""
+    if db.engine.dialect.name != "postgresql":
+        return False
+    checks = " AND ".join(f"has_table_privilege('{table}', '{privilege}')"
+                          for table, privilege in PROJECTION_WRITES)
+    with db._wrap("opening"), db._read() as conn:
+        row = conn.exec_driver_sql(
+            f"SELECT current_setting('transaction_read_only') = 'on', {checks}").one()
+    return bool(row[0]) or not bool(row[1])
 
 
 def remove_created(db: Database) -> bool:

@@ -65,6 +65,7 @@ class EventLog(Database):
             for attempt in (1, 2):
                 try:
                     with self._write() as conn:
+                        _lock_event_log(conn)
                         result = self._append(conn, new_events)
                         for source, kind, rv in resume:
                             self._set_resume(conn, source, kind, rv)
@@ -82,6 +83,7 @@ class EventLog(Database):
         ``append`` inside it lands together or, on any error, not at all, while the
         input is still read and stored in bounded batches."""
         with self._wrap("appending events"), self._write() as conn:
+            _lock_event_log(conn)
             yield EventAppender(self, conn)
 
     def _append(self, conn: Connection, new_events: Sequence[Event]) -> AppendResult:
@@ -108,9 +110,10 @@ class EventLog(Database):
             return AppendResult((), len(new_events))
         # RETURNING with executemany (SQLAlchemy 2 "insertmanyvalues"): our own rows'
         # sequence numbers, in input order, on SQLite and PostgreSQL alike.
+        new_rows = [_event_row(e) for e in fresh]
+        _number_like_sqlite(conn, new_rows)
         inserted = conn.execute(
-            events.insert().returning(events.c.seq, sort_by_parameter_order=True),
-            [_event_row(e) for e in fresh],
+            events.insert().returning(events.c.seq, sort_by_parameter_order=True), new_rows,
         ).all()
         seqs = [int(r.seq) for r in inserted]
         heads: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -173,7 +176,7 @@ class EventLog(Database):
             .where(events.c.type != DELETED).order_by(events.c.seq)
         )
         with self._wrap("reading events"), self._read() as conn:
-            result = conn.execution_options(yield_per=batch).execute(q)
+            result = conn.execute(q, execution_options={"yield_per": batch})
             for row in result:
                 yield _event_from_row(row)
 
@@ -250,6 +253,36 @@ def _select_heads(conn: Connection, kinds: Iterable[str] | None = None,
         q = q.where(object_heads.c.namespace.in_(list(namespaces)))
     return {(r.kind, r.namespace, r.name): _head_from_row(r) for r in conn.execute(q)}
 
+
+
+def _lock_event_log(conn: Connection) -> None:
+    """Make event sequence order equal commit order: call first in every transaction
+    that appends events.
+
+    A PostgreSQL sequence hands out numbers at INSERT, not at COMMIT, so a slow
+    transaction can commit seq n after a fast one committed n+1, and a reader tailing
+    ``seq > mark`` (the projector, serve) skips n for good. Holding ``EXCLUSIVE`` on
+    ``events`` for the append transaction queues writers (readers are not blocked), as
+    event stores on PostgreSQL do; it also makes the heads an appender reads current
+    for its whole transaction. SQLite needs nothing: ``BEGIN IMMEDIATE`` (see
+    :func:`zonegen.store.database._tune_sqlite`) already serialises writers."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"LOCK TABLE {events.name} IN EXCLUSIVE MODE")
+
+
+def _number_like_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: give new events ``max(seq) + 1, + 2, …`` explicitly, as SQLite's
+    INTEGER PRIMARY KEY does, instead of taking numbers from the column's sequence.
+
+    A sequence is not transactional: a rolled-back ingest would use numbers up, and
+    every later ``log``/``history``/``why`` would print other seq= values than SQLite
+    for the same input. Safe only under :func:`_lock_event_log` (no other appender can
+    read the same maximum), which every append transaction takes first."""
+    if conn.dialect.name != "postgresql" or not rows:
+        return
+    top = int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
+    for offset, row in enumerate(rows, 1):
+        row["seq"] = top + offset
 
 
 def _event_row(e: Event) -> dict[str, Any]:

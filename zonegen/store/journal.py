@@ -18,9 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from zonegen.errors import StoreError, UnknownSerial
 from zonegen.model import Record, RecordChange, ZoneVersion, encode_rdata, fold
+from zonegen.pgnotify import notify_new_version
 from zonegen.store.database import Database, _insert_many
 from zonegen.store.schema import (
     compactions,
@@ -104,15 +106,23 @@ class ZoneJournal(Database):
             current = conn.execute(
                 sa.select(trackings.c.last_seq).where(trackings.c.name == name)
             ).scalar()
+            moved = CheckpointMoved(
+                f"{self.where}: projection checkpoint moved from {from_seq} "
+                f"{'' if (current or 0) == from_seq else f'to {current} '}"
+                "under us (another zonegen projected these events)")
             if (current or 0) != from_seq:
-                raise CheckpointMoved(
-                    f"{self.where}: projection checkpoint moved from {from_seq} to {current} "
-                    "under us (another zonegen projected these events)")
+                raise moved
+            # The read above takes no lock (PostgreSQL's READ COMMITTED): the write
+            # itself must be the compare-and-set, or two projectors both pass the check.
             if current is None:
-                conn.execute(trackings.insert().values(name=name, last_seq=to_seq))
-            else:
-                conn.execute(trackings.update().where(trackings.c.name == name)
-                             .values(last_seq=to_seq))
+                try:  # the whole transaction rolls back on the raise
+                    conn.execute(trackings.insert().values(name=name, last_seq=to_seq))
+                except IntegrityError:
+                    raise moved from None
+            elif not conn.execute(trackings.update().where(
+                    trackings.c.name == name, trackings.c.last_seq == from_seq)
+                    .values(last_seq=to_seq)).rowcount:
+                raise moved
             if serial is None:
                 return None
             created = created_at or datetime.now(UTC)
@@ -125,6 +135,7 @@ class ZoneJournal(Database):
                 (version_id, ch.added, ch.record.owner, ch.record.rtype, ch.record.ttl,
                  encode_rdata(ch.record.rdata), ch.cause_seq)
                 for ch in changes))
+            notify_new_version(conn, int(version_id), serial)  # delivered at commit
             return ZoneVersion(int(version_id), serial, created, to_seq)
 
     def latest_version(self) -> ZoneVersion | None:
@@ -261,10 +272,11 @@ class ZoneJournal(Database):
              .where(record_changes.c.version_id > base,
                     record_changes.c.version_id <= version_id)
              .order_by(record_changes.c.version_id, record_changes.c.id))
-        stream = conn.execution_options(yield_per=20000)
+        stream = {"yield_per": 20000}  # per statement: PostgreSQL's server-side cursors
         # The snapshot (when there is one) as additions, then the changes after it.
-        rows: Iterator[Any] = itertools.chain(stream.execute(sq) if base else (),
-                                              stream.execute(q))
+        rows: Iterator[Any] = itertools.chain(
+            conn.execute(sq, execution_options=stream) if base else (),
+            conn.execute(q, execution_options=stream))
         if progress is not None:
             rows = _told(rows, progress)
         current = fold((added, (owner, rtype, rdata, ttl), cause)

@@ -128,6 +128,15 @@ compactions = sa.Table(
 )
 """One row per ``zonegen compact`` that removed something: where history now begins."""
 
+writer_leases = sa.Table(
+    "writer_leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(500), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),  # +1 on every takeover: the fence
+    sa.Column("expires_us", sa.BigInteger, nullable=False),
+)
+
 
 def to_us(when: datetime) -> int:
     if when.tzinfo is None:
