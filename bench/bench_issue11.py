@@ -134,8 +134,8 @@ def main() -> None:
     print(f"burst: {burst} slice updates ({eps} endpoint updates) over {services} Services, "
           f"{rows} net record changes, median of {runs}")
     print(f"  floor (json.loads + SQLite rows)   {f:7.3f} s  {eps / f:9.0f} endpoint updates/s")
-    print(f"  projected, per-event apply         {o:7.3f} s  {eps / o:9.0f} /s  {o / f:5.1f}x floor")
-    print(f"  projected, apply_many              {m:7.3f} s  {eps / m:9.0f} /s  {m / f:5.1f}x floor")
+    print(f"  per-event apply  {o:7.3f} s  {eps / o:9.0f} /s  {o / f:5.1f}x floor")
+    print(f"  apply_many       {m:7.3f} s  {eps / m:9.0f} /s  {m / f:5.1f}x floor")
     print(f"  journal rows executemany (SQLite)  {journal:7.3f} s  for {rows} rows")
 
 
