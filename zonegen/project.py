@@ -11,6 +11,7 @@ Spec: https://github.com/kubernetes/dns/blob/master/docs/specification.md (cited
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from itertools import chain
 
 from zonegen.errors import InvalidName
@@ -48,6 +49,20 @@ from zonegen.names import (
 
 ServiceKey = tuple[str, str]
 _EMPTY: RecordSet = frozenset()
+_ABSENT: object = object()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDiff:
+    """What a batch of events did to the zone, net: each added (removed) record with its
+    cause, the seq of the last event whose own change added (removed) it. The same
+    mapping ``net_change`` makes from per-event diffs, which ``history``/``why`` read."""
+
+    added: dict[Record, int] = field(default_factory=dict)
+    removed: dict[Record, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
 
 SCHEMA_VERSION = "1.1.0"
 DNS_VERSION = Record("dns-version", TXT, (SCHEMA_VERSION,), 28800)
@@ -394,6 +409,72 @@ class Projection:
             # then(), not a union: with PTR shadowing one key can undo the other's record.
             total = total.then(diff) if total else diff
         return total
+
+    def apply_many(self, changes: Iterable[tuple[int, Change]],
+                   warnings: list[InvalidName] | None = None) -> BatchDiff:
+        """Fold a batch of ``(seq, change)`` and return its net effect with each record's
+        cause: the seq of the last event whose own diff added (or removed) it, exactly
+        what folding :meth:`apply` one change at a time and ``net_change`` give.
+
+        Recomputes are deferred: a Service is recomputed only when the batch ends or
+        when a later change touches it again (its records depend on its own objects
+        only, so a deferred recompute sees the same inputs). Pending recomputes are
+        flushed oldest first, up to the retouched one, so Services are recomputed in
+        the same order as one by one and cross-Service PTR shadowing (which reads other
+        Services' records) sees the same states. Exact causes need the intermediate
+        records of a Service touched twice, so such a Service is still recomputed once
+        per touch; a burst over distinct Services recomputes each once.
+        """
+        added: dict[Record, int] = {}
+        removed: dict[Record, int] = {}
+        pending: list[tuple[int, tuple[ServiceKey, ...]]] = []  # oldest first
+        waiting: dict[ServiceKey, int] = {}  # key -> index in pending of its touch
+        done = 0  # pending[:done] are flushed
+
+        def flush(upto: int) -> None:
+            nonlocal done
+            for seq, keys in pending[done:upto]:
+                total = Diff()
+                for key in keys:
+                    del waiting[key]
+                    diff = self._recompute(key, warnings)
+                    total = total.then(diff) if total else diff
+                for r in total.removed:
+                    if added.pop(r, _ABSENT) is _ABSENT:
+                        removed[r] = seq
+                for r in total.added:
+                    if removed.pop(r, _ABSENT) is _ABSENT:
+                        added[r] = seq
+            done = max(done, upto)
+
+        for seq, change in changes:
+            hit = [waiting[k] for k in self._keys_before(change) if k in waiting]
+            if hit:
+                flush(max(hit) + 1)
+            keys = self._fold(change)
+            if keys:
+                # One key twice in one change (never today) would still recompute once.
+                keys = tuple(dict.fromkeys(keys))
+                for key in keys:
+                    waiting[key] = len(pending)
+                pending.append((seq, keys))
+        flush(len(pending))
+        return BatchDiff(added, removed)
+
+    def _keys_before(self, change: Change) -> tuple[ServiceKey, ...]:
+        """The Service keys :meth:`_fold` may touch for ``change``, read before it runs
+        (a superset: a no-op delete touches nothing)."""
+        ns, name = change.namespace, change.name
+        obj = change.obj
+        if isinstance(obj, EndpointSlice) or (obj is None and change.kind == ENDPOINT_SLICE):
+            keys: list[ServiceKey] = []
+            old = self._slice_service.get((ns, name))
+            if old is not None:
+                keys.append(old)
+            if obj is not None and obj.service_name:
+                keys.append((ns, obj.service_name))
+            return tuple(keys)
+        return ((ns, name),)
 
     @classmethod
     def rebuild(cls, changes: Iterable[Change],

@@ -29,7 +29,6 @@ from zonegen.model import (
     Record,
     RecordChange,
     ZoneVersion,
-    net_change,
     reduce,
 )
 from zonegen.progress import Progress
@@ -218,21 +217,22 @@ class ProjectionRunner:
         arrivals: Counter[float] = Counter()
         last_seq = self._checkpoint
 
-        def changes() -> Iterator[tuple[bool, Record, int]]:
+        def changes() -> Iterator[tuple[int, Change]]:
             nonlocal last_seq
             while last_seq < upto:
                 chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size)
                 if not chunk:
                     return
                 for event in chunk:
-                    diff = projection.apply(to_change(event, report=True), name_warnings)
-                    yield from ((False, r, event.seq) for r in diff.removed)
-                    yield from ((True, r, event.seq) for r in diff.added)
+                    yield event.seq, to_change(event, report=True)
                     if self.live:
                         arrivals[round(event.received_at.timestamp(), 3)] += 1
                 last_seq = chunk[-1].seq
 
-        added, removed = net_change(changes())
+        # Burst folding (#11): each Service is recomputed once unless touched again, and
+        # the causes are exactly what apply() per event followed by net_change gives.
+        batch = projection.apply_many(changes(), name_warnings)
+        added, removed = batch.added, batch.removed
         for warning in name_warnings:
             log.warning("%s", warning)
         version = self._commit(projection, last_seq, added, removed, arrivals)
