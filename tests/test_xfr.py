@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import same
 from zonegen import answer, tsig, wire, xfr, zonefile
 from zonegen.model import AAAA, CNAME, SRV, TXT, A, Diff, NameServer, Record, ZoneConfig
 
@@ -70,13 +71,6 @@ def receive(messages: list[bytes], zone: dns.versioned.Zone, rdtype: int,
             assert message.flags & dns.flags.QR
             done = inbound.process_message(message)
             assert done == (i == len(messages) - 1)
-
-
-def same(a: dns.zone.Zone, b: dns.zone.Zone) -> None:
-    assert a == b
-    # TTLs too (Zone equality ignores them); rdataset order within a node is not content
-    assert sorted(a.to_text(relativize=True).splitlines()) == \
-        sorted(b.to_text(relativize=True).splitlines())
 
 
 def test_axfr_into_inbound_equals_expected() -> None:

@@ -55,15 +55,7 @@ from zonegen.errors import InvalidObject, WatchError
 from zonegen.health import MetricsServer, Readiness, process_readiness
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
-from zonegen.model import (
-    ADDED,
-    DELETED,
-    ENDPOINT_SLICE,
-    ENDPOINTS,
-    MODIFIED,
-    SERVICE,
-    Event,
-)
+from zonegen.model import ADDED, DELETED, ENDPOINT_SLICE, ENDPOINTS, MODIFIED, SERVICE, Event
 from zonegen.reconcile import Reconciler, Vanished, decode
 from zonegen.store import Store
 from zonegen.writer import Commit, EventWriter, Resume, WriterOptions, WriteTotals
