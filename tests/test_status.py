@@ -13,7 +13,7 @@ from tests.helpers import cli
 from zonegen.history import compact
 from zonegen.ingest import ingest_files
 from zonegen.names import zone_config
-from zonegen.status import ResumePoint, ZoneCount, status
+from zonegen.status import ResumePoint, Writer, ZoneCount, status
 from zonegen.store import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -105,7 +105,7 @@ def test_status_text_is_aligned_and_json_is_one_object(db: Path) -> None:
         "resume_points": [
             {"source": "watch:fake", "kind": "EndpointSlice", "resource_version": "456"},
             {"source": "watch:fake", "kind": "Service", "resource_version": "120"}],
-        "oldest_serial": S0, "compacted_at": None,
+        "oldest_serial": S0, "compacted_at": None, "writer": None,
     }
 
 
@@ -139,3 +139,20 @@ def test_status_of_an_empty_database_says_so(tmp_path: Path) -> None:
         "oldest serial   none",
     ]
 
+
+
+def test_status_names_the_replica_that_writes(db: Path) -> None:
+    """With ``serve --watch`` replicas the writer lease says who writes (issue #12)."""
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        lease = store.take_lease("node-a/4242", 3600)
+        assert lease is not None
+        until = datetime.fromtimestamp(lease.expires_us / 1e6, UTC)
+        report = status(store, CONFIGS[:1])
+    finally:
+        store.close()
+    assert report.writer == Writer("node-a/4242", 1, until)
+    iso = until.isoformat(timespec="seconds").replace("+00:00", "Z")
+    assert report.lines()[-1] == f"writer          node-a/4242 (epoch 1, lease until {iso})"
+    assert report.to_json()["writer"] == {"holder": "node-a/4242", "epoch": 1,
+                                         "lease_expires": iso}

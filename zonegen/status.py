@@ -3,8 +3,9 @@
 One read of the store answers "where is the zone now?" as an operator asks it: the
 current serial and when it was made, records per zone (each zone selected as ``export``
 and ``serve`` select it), the event log's size and what is not projected yet, the newest
-event per kind, the watch resume points, and the oldest serial an IXFR or ``export
---serial`` can still start from. Never writes: pending events are counted, not projected.
+event per kind, the watch resume points, the oldest serial an IXFR or ``export
+--serial`` can still start from, and, where ``serve --watch`` replicas share the database,
+which replica writes. Never writes: pending events are counted, not projected.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ class ResumePoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Writer:
+    """The replica holding the writer lease (docs/DESIGN.md "Replicas")."""
+
+    holder: str  # host/pid of the replica
+    epoch: int  # grows by one at every takeover
+    expires: datetime  # after this another replica may take over
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     """What ``zonegen status`` shows; ``serial`` is None before the first version."""
 
@@ -46,6 +56,7 @@ class StatusReport:
     resume_points: tuple[ResumePoint, ...]
     oldest_serial: int | None  # oldest an IXFR or ``export --serial`` can start from
     compacted_at: datetime | None
+    writer: Writer | None = None  # None: no replica ever held the writer lease
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +72,9 @@ class StatusReport:
                               for p in self.resume_points],
             "oldest_serial": self.oldest_serial,
             "compacted_at": _iso(self.compacted_at),
+            "writer": None if self.writer is None else {
+                "holder": self.writer.holder, "epoch": self.writer.epoch,
+                "lease_expires": _iso(self.writer.expires)},
         }
 
     def lines(self) -> list[str]:
@@ -83,6 +97,9 @@ class StatusReport:
             compacted = (f" (compacted on {_iso(self.compacted_at)})"
                          if self.compacted_at is not None else "")
             rows.append(("oldest serial", f"{self.oldest_serial}{compacted}"))
+        if self.writer is not None:
+            rows.append(("writer", f"{self.writer.holder} (epoch {self.writer.epoch}, "
+                                   f"lease until {_iso(self.writer.expires)})"))
         width = max(len(label) for label, _ in rows)
         return [f"{label.ljust(width)}  {value}".rstrip() for label, value in rows]
 
@@ -101,6 +118,7 @@ def status(store: Store, configs: Sequence[ZoneConfig]) -> StatusReport:
                       for c in configs)
     summary = store.log_summary()
     start = store.history_start()
+    lease = store.current_lease()
     return StatusReport(
         database=store.where,
         serial=latest.serial if latest is not None else None,
@@ -112,6 +130,8 @@ def status(store: Store, configs: Sequence[ZoneConfig]) -> StatusReport:
         resume_points=tuple(ResumePoint(*p) for p in summary.resume_points),
         oldest_serial=start.version.serial if start is not None else None,
         compacted_at=start.compacted_at if start is not None else None,
+        writer=None if lease is None else Writer(
+            lease.holder, lease.epoch, datetime.fromtimestamp(lease.expires_us / 1e6, UTC)),
     )
 
 
