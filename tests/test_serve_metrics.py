@@ -251,6 +251,10 @@ def test_requests_transfers_serials_and_versions_move_exactly(
     axfr, axfr_bytes = raw_tcp(server.port, q("cluster.local.", "AXFR"))
     assert axfr.answer[0].rdtype == axfr.answer[-1].rdtype == dns.rdatatype.SOA
     records = len(axfr.answer) - 1  # the SOA is sent twice
+    # a TCP transfer is counted once its last octet is written: the client may read it
+    # a moment before that
+    assert wait_for(lambda: value(server.scrape(), "zonegen_transfers_total", type="AXFR",
+                                  result="ok") == 1)
     samples = server.scrape()
     assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == first.serial
     assert value(samples, "zonegen_zone_records", zone="cluster.local.") == records
@@ -279,6 +283,8 @@ def test_requests_transfers_serials_and_versions_move_exactly(
     assert len(soas) == 4  # one step: SOA new, SOA old, removed, SOA new, added, SOA new
     assert soas[0] == 0
     assert soas[-1] == len(diff.answer) - 1
+    assert wait_for(lambda: value(server.scrape(), "zonegen_transfers_total", type="IXFR",
+                                  result="ok") == 1)
     samples = server.scrape()
     assert value(samples, "zonegen_zone_versions_total") == 1
     assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == second.serial
