@@ -7,7 +7,7 @@ hook), a pre-bound prometheus_client child ``.inc()`` (the obvious design, rejec
 pre-bound form, and, for scale, the dnspython parse + answer + render of one small query
 that every UDP request already pays. Median of RUNS.
 
-    python bench/bench_metrics.py [CALLS] [RUNS]
+    python -m bench.bench_metrics [CALLS] [RUNS]
 """
 
 from __future__ import annotations
@@ -16,16 +16,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import dns.message
+import dns.rdatatype
+from prometheus_client import CollectorRegistry, Counter
 
-import dns.message  # noqa: E402
-import dns.rdatatype  # noqa: E402
-from prometheus_client import CollectorRegistry, Counter  # noqa: E402
-
-from zonegen.metrics import Metrics  # noqa: E402
+from zonegen.metrics import Metrics
 
 
 class _Nothing:

@@ -14,13 +14,12 @@ user) and a SQLite file (WAL, ``synchronous=NORMAL``: the shipped settings). Per
 
 Figures only: nothing asserts a time.
 
-    python bench/bench_postgres.py [SERVICES] [BATCHES]     # default: 2000 200
+    python -m bench.bench_postgres [SERVICES] [BATCHES]     # default: 2000 200
 """
 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,15 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tests.postgres import TEMPLATE, find_bindir, start_server, stop_server  # noqa: E402
-from zonegen.history import name_history  # noqa: E402
-from zonegen.ingest import ingest_files  # noqa: E402
-from zonegen.model import ENDPOINT_SLICE, MODIFIED, Event  # noqa: E402
-from zonegen.names import zone_config  # noqa: E402
-from zonegen.runner import ProjectionRunner  # noqa: E402
-from zonegen.store import Store  # noqa: E402
+from tests.postgres import TEMPLATE, find_bindir, start_server, stop_server
+from zonegen.history import name_history
+from zonegen.ingest import ingest_files
+from zonegen.model import ENDPOINT_SLICE, MODIFIED, Event
+from zonegen.names import zone_config
+from zonegen.runner import ProjectionRunner
+from zonegen.store import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CFG = zone_config("cluster.local")

@@ -15,7 +15,7 @@ dnsperf loops over the file. zonegen keeps rendered answers per zone version (20
 most, ``zonegen.quickanswer``): a file with more distinct lines than that measures the
 path that renders every answer (``--cold`` uses 400,000 lines).
 
-    python bench/bench_query.py [SERVICES] [PODS] [SECONDS] [RUNS] [QUERIES] [--cold]
+    python -m bench.bench_query [SERVICES] [PODS] [SECONDS] [RUNS] [QUERIES] [--cold]
 """
 
 from __future__ import annotations
@@ -33,13 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_serve import start_named, stop_pid, wait_file  # noqa: E402
-
-from tests.integration.conftest import free_port, soa_serial  # noqa: E402
+from bench.bench_serve import start_named, stop_pid, wait_file
+from tests.integration.conftest import free_port, soa_serial
 
 ZONE = "cluster.local"
 
@@ -47,8 +42,7 @@ ZONE = "cluster.local"
 def serve_child(port: int, services: int, pods: int, ready: str) -> None:
     """Child process: the zone in memory, zonegen's asyncio Server on the main thread
     (as ``zonegen serve`` runs it) until SIGTERM."""
-    from _zone import k8s_records
-
+    from bench._zone import k8s_records
     from zonegen.model import ZoneConfig
     from zonegen.serve import ServeOptions, Server, ZoneSet
 
@@ -119,8 +113,7 @@ def main() -> None:
     seconds = int(args[2]) if len(args) > 2 else 10
     runs = int(args[3]) if len(args) > 3 else 3
     lines = int(args[4]) if len(args) > 4 else (400_000 if cold else 20_000)
-    from _zone import k8s_records
-
+    from bench._zone import k8s_records
     from zonegen import zonefile
     from zonegen.model import ZoneConfig
 
@@ -138,7 +131,7 @@ def main() -> None:
               f"{runs} runs each, alternating")
         zport, nport = free_port(), free_port()
         ready = tmp / "zonegen.ready"
-        child = subprocess.Popen([sys.executable, __file__, "--serve", str(zport),
+        child = subprocess.Popen([sys.executable, "-m", "bench.bench_query", "--serve", str(zport),
                                   str(services), str(pods), str(ready)])
         named_dir = tmp / "named"
         named_dir.mkdir()

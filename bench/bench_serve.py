@@ -9,7 +9,7 @@
 4. Latency from ``zonegen ingest`` of a change to a BIND secondary of ``zonegen serve``
    answering it (NOTIFY, SOA query, IXFR), median of LATENCY_RUNS, on the demo zone.
 
-    python bench/bench_serve.py [SERVICES] [PODS] [RUNS] [LATENCY_RUNS]
+    python -m bench.bench_serve [SERVICES] [PODS] [RUNS] [LATENCY_RUNS]
 """
 
 from __future__ import annotations
@@ -28,16 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import dns.message  # noqa: E402
-import dns.query  # noqa: E402
-import dns.rdatatype  # noqa: E402
+import dns.message
+import dns.query
+import dns.rdatatype
 
 # The same free-port and SOA probes the integration tests use.
-from tests.integration.conftest import free_port, soa_serial  # noqa: E402
+from tests.integration.conftest import free_port, soa_serial
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ZONE = "cluster.local"
 
@@ -97,12 +95,11 @@ def raw_xfr(port: int, rdtype: int, expected: int | None = None,
 def serve_static(port: int, services: int, pods: int, ready: str) -> None:
     """Child process: serve the synthetic zone from memory; SIGUSR1 applies a one-pod
     change (pod 0 of service 0 moves to a new address)."""
-    from _zone import k8s_records
-
+    from bench._zone import k8s_records
+    from zonegen.journal_step import JournalStep
     from zonegen.model import A, Record, ZoneConfig
     from zonegen.serve import ServeOptions, ZoneSet
     from zonegen.testing import ServerThread
-    from zonegen.xfr import JournalStep
 
     config = ZoneConfig()
     zones = ZoneSet.build([config], k8s_records(services, pods), 1)
@@ -175,8 +172,7 @@ def stop_pid(pid: int) -> None:
 
 
 def bench_axfr(tmp: Path, services: int, pods: int, runs: int) -> None:
-    from _zone import k8s_records
-
+    from bench._zone import k8s_records
     from zonegen import zonefile
     from zonegen.model import ZoneConfig
 
@@ -188,8 +184,8 @@ def bench_axfr(tmp: Path, services: int, pods: int, runs: int) -> None:
 
     zport, nport = free_port(), free_port()
     ready = tmp / "zonegen.ready"
-    child = subprocess.Popen([sys.executable, __file__, "--serve-static", str(zport),
-                              str(services), str(pods), str(ready)])
+    child = subprocess.Popen([sys.executable, "-m", "bench.bench_serve", "--serve-static",
+                              str(zport), str(services), str(pods), str(ready)])
     named_dir = tmp / "named-primary"
     named_dir.mkdir()
     t = time.perf_counter()

@@ -12,7 +12,7 @@ interleaved so that machine noise hits both alike:
    stored A query, and the accounting part of it alone (``Server._account``: the
    request counter lookup and its C ``next``), in this process; minimum of RUNS.
 
-    python bench/bench_serve_metrics.py [SERVICES] [PODS] [RUNS] [SECONDS]
+    python -m bench.bench_serve_metrics [SERVICES] [PODS] [RUNS] [SECONDS]
 """
 
 from __future__ import annotations
@@ -28,14 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import dns.message
 
-import dns.message  # noqa: E402
-
-from bench.bench_serve import raw_xfr, wait_file  # noqa: E402
-from tests.integration.conftest import free_port  # noqa: E402
+from bench.bench_serve import raw_xfr, wait_file
+from tests.integration.conftest import free_port
 
 DNSPERF = shutil.which("dnsperf") or "/usr/bin/dnsperf"
 
@@ -43,8 +39,7 @@ DNSPERF = shutil.which("dnsperf") or "/usr/bin/dnsperf"
 def serve_child(port: int, services: int, pods: int, metrics_port: int, ready: str) -> None:
     """Child process: serve the synthetic zone from memory, with metrics when
     ``metrics_port`` is not 0, until SIGTERM."""
-    from _zone import k8s_records
-
+    from bench._zone import k8s_records
     from zonegen.health import MetricsServer, Readiness
     from zonegen.metrics import Metrics
     from zonegen.model import ZoneConfig
@@ -83,8 +78,7 @@ def cpu_per_query(runs: int, calls: int = 100_000) -> dict[str, tuple[float, flo
     """Per stored A query, metrics off and on, in this process: (µs of the whole
     ``handle_datagram``, ns of ``_account``, the part that counts). Minimum of ``runs``
     (the least disturbed run, on a shared machine)."""
-    from _zone import k8s_records
-
+    from bench._zone import k8s_records
     from zonegen.metrics import Metrics
     from zonegen.model import ZoneConfig
     from zonegen.serve import ServeOptions, Server, ZoneSet
@@ -130,8 +124,8 @@ def main() -> None:
         for name, port in ports.items():
             mport = free_port() if name == "on" else 0
             children[name] = subprocess.Popen([
-                sys.executable, __file__, "--child", str(port), str(services), str(pods),
-                str(mport), str(tmp / f"{name}.ready")])
+                sys.executable, "-m", "bench.bench_serve_metrics", "--child", str(port),
+                str(services), str(pods), str(mport), str(tmp / f"{name}.ready")])
         try:
             for name in ports:
                 wait_file(tmp / f"{name}.ready", 900)

@@ -6,7 +6,7 @@ Service at once, and time (a) until the other replica holds the lease (the epoch
 ``writer_leases`` moved) and (b) until it serves the new Service's record; then start a
 fresh replica so two run again. Median of ROUNDS. Figures only.
 
-    python bench/bench_takeover.py [ROUNDS] [LEASE_SECONDS]     # default: 5 15
+    python -m bench.bench_takeover [ROUNDS] [LEASE_SECONDS]     # default: 5 15
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tests.integration.test_replicas as replicas  # noqa: E402
-from tests.kubeapi import FakeKubeAPI  # noqa: E402
-from tests.postgres import TEMPLATE, find_bindir, start_server, stop_server  # noqa: E402
-from tests.test_watch import add_ready  # noqa: E402
-from zonegen.store import Store  # noqa: E402
+import tests.integration.test_replicas as replicas
+from tests.kubeapi import FakeKubeAPI
+from tests.postgres import TEMPLATE, find_bindir, start_server, stop_server
+from tests.test_watch import add_ready
+from zonegen.store import Store
 
 
 def _epoch(store: Store) -> int:

@@ -10,7 +10,7 @@
    server's own memory is not counted) listing 10,000 Services and 10,000 EndpointSlices
    of 10 endpoints (100,000 endpoints), against the same interpreter doing nothing.
 
-    python bench/bench_watch.py [BURST] [SERVICES]
+    python -m bench.bench_watch [BURST] [SERVICES]
 """
 
 from __future__ import annotations
@@ -25,18 +25,17 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.kubeapi import (  # noqa: E402
+from tests.kubeapi import (
     ENDPOINTSLICES,
     SERVICES,
     FakeKubeAPI,
     endpoint_slice,
     service,
 )
-from zonegen.store import Store  # noqa: E402
-from zonegen.watch import Commit, Watcher, WatchOptions, connect  # noqa: E402
+from zonegen.store import Store
+from zonegen.watch import Commit, Watcher, WatchOptions, connect
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def addresses(i: int, n: int = 10) -> list[str]:

@@ -83,7 +83,8 @@ def test_one_version_per_batch_with_causes(db: str, tmp_path: Path) -> None:
     assert version is not None
     journal = store.journal(0)
     assert len(journal) == 1
-    assert Record("db.shop.svc", A, ("10.0.0.1",)) in journal[0].added
+    assert journal[0].step.from_serial is None  # the first version: no IXFR starts before it
+    assert Record("db.shop.svc", A, ("10.0.0.1",)) in journal[0].step.added
     history = store.name_changes(["db-0.db.shop.svc"])
     # The pod's A record was caused by the EndpointSlice event (seq 2), not the Service.
     assert [(ch.added, ch.record.rdata, ch.cause_seq) for ch in history] == [
@@ -138,8 +139,8 @@ def test_readiness_change_makes_a_new_serial(db: str, tmp_path: Path) -> None:
     assert after is not None
     assert is_after(after.serial, before.serial)
     journal = store.journal(before.version_id)
-    assert Record("db-0.db.shop.svc", A, ("10.0.0.1",)) in journal[0].added
-    assert journal[0].removed == ()
+    assert Record("db-0.db.shop.svc", A, ("10.0.0.1",)) in journal[0].step.added
+    assert journal[0].step.removed == ()
 
 
 def test_serials_stay_monotonic_across_restarts_even_when_the_clock_goes_back(
@@ -241,7 +242,7 @@ def test_runner_snapshots_once_changes_outgrow_the_zone(db: str, tmp_path: Path)
     # Changes since the newest snapshot never outgrow twice the zone (plus one batch).
     assert store.changes_since_snapshot() <= 2 * len(runner.projection) + 12
     assert store.changes_since_snapshot() < sum(
-        len(j.added) + len(j.removed) for j in store.journal(0))
+        len(j.step.added) + len(j.step.removed) for j in store.journal(0))
     latest = store.latest_version()
     assert latest is not None
     assert store.records_at(latest.version_id) == set(runner.projection.records())
@@ -268,7 +269,7 @@ def test_a_failed_commit_does_not_lose_changes_from_the_journal(
     monkeypatch.setattr(store, "commit_version", real)
     made = runner.catch_up()
     assert len(made) == 1
-    step = store.journal(made[0].version_id - 1)[-1]
+    step = store.journal(made[0].version_id - 1)[-1].step
     assert Record("db-0.db.shop.svc", A, ("10.0.0.7",)) in step.added
     assert Record("db-0.db.shop.svc", A, ("10.0.0.1",)) in step.removed
 
@@ -338,7 +339,7 @@ def test_a_later_multi_event_transaction_is_one_version_with_its_net_change(
     ingest_files(store, [str(path)], project=False)
     made = runner.catch_up()
     assert [(v.serial, v.last_event_seq) for v in made] == [(1_700_000_001, 5)]
-    step = store.journal(made[0].version_id - 1)[-1]
+    step = store.journal(made[0].version_id - 1)[-1].step
     assert set(step.removed) == {
         Record("1.0.0.10.in-addr.arpa.", PTR, ("db-0.db.shop.svc",)),
         Record("db-0.db.shop.svc", A, ("10.0.0.1",)),

@@ -111,7 +111,8 @@ class TestVersions:
         assert store.records_at(v1.version_id) == {r1, r2}
         assert store.records_at(v2.version_id) == {r2}
         journal = store.journal(v1.version_id)
-        assert [(j.previous_serial, j.version.serial, j.added, j.removed) for j in journal] == [
+        assert [(j.step.from_serial, j.step.to_serial, j.step.added, j.step.removed)
+                for j in journal] == [
             (100, 101, (), (r1,))]
 
     def test_tracking_without_version(self, store: Store) -> None:

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 import dns.message
 import dns.name
@@ -15,7 +14,8 @@ import dns.rdatatype
 import dns.serial
 import dns.xfr
 
-from zonegen.model import Diff, Record
+from zonegen.journal_step import JournalStep as JournalStep  # re-exported: IXFR's input
+from zonegen.model import Diff
 from zonegen.serial import MODULUS
 from zonegen.wire import HEADER, WireZone, chunk_fragments, soa_fragment
 
@@ -109,29 +109,12 @@ def axfr_response(query: dns.message.Message | bytes, wirezone: WireZone, *,
                      wirezone.axfr_body(max_size - HEADER.size - len(question)))
 
 
-@dataclass(frozen=True, slots=True)
-class JournalStep:
-    """One zone version's change: ``from_serial`` became ``to_serial`` by removing and
-    adding records (plain :class:`Record` values, relative names allowed): the raw
-    change of the log. What IXFR sends of it is what :func:`zonegen.selection.select`
-    publishes (:meth:`WireZone.published_changes`), so records of other zones, invalid
-    names and a CNAME beside other data are left out exactly as in the zone file."""
-
-    from_serial: int
-    to_serial: int
-    removed: Collection[Record]
-    added: Collection[Record]
-
-    @classmethod
-    def from_diff(cls, from_serial: int, to_serial: int, diff: Diff) -> JournalStep:
-        return cls(from_serial, to_serial, diff.removed, diff.added)
-
-
 def _journal_chain(journal: Iterable[JournalStep], start: int,
                    end: int) -> list[JournalStep] | None:
     """The steps leading from serial ``start`` to ``end``, or None when the journal does
     not reach back that far or has a gap."""
-    by_from = {step.from_serial % MODULUS: step for step in journal}
+    by_from = {step.from_serial % MODULUS: step for step in journal
+               if step.from_serial is not None}
     steps: list[JournalStep] = []
     serial = start % MODULUS
     while serial != end:
@@ -207,8 +190,10 @@ def ixfr_response(query: dns.message.Message | bytes, wirezone: WireZone,
     changes = wirezone.published_changes(
         [Diff(frozenset(step.added), frozenset(step.removed)) for step in steps])
     frags = [wirezone.soa]
+    previous = client  # each step of the chain leads on from the one before
     for step, (removed, added) in zip(steps, changes, strict=True):
-        frags.append(soa_fragment(config, step.from_serial))
+        frags.append(soa_fragment(config, previous))
+        previous = step.to_serial
         frags.extend(removed)
         frags.append(soa_fragment(config, step.to_serial))
         frags.extend(added)

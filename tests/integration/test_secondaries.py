@@ -133,7 +133,7 @@ def test_axfr_then_notify_and_ixfr(store: Store, tmp_path: Path,
         assert after.serial != first
         change = store.journal(before.version_id)
         # records of this zone (relative owners); the PTRs belong to the reverse zone
-        size = sum(1 for v in change for r in (*v.added, *v.removed)
+        size = sum(1 for v in change for r in (*v.step.added, *v.step.removed)
                    if not r.owner.endswith("."))
         assert size == 4
         named.wait_serial(after.serial)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from zonegen.clock import Clock
 from zonegen.errors import InvalidInput
+from zonegen.journal_step import JournalStep
 from zonegen.logs import fields
 from zonegen.metrics import Metrics
 from zonegen.model import ZoneConfig
-from zonegen.serve.zoneset import ZoneSet, steps_from
-from zonegen.xfr import JournalStep
+from zonegen.serve.zoneset import ZoneSet
 
 if TYPE_CHECKING:
     from zonegen.runner import ProjectionRunner
@@ -120,10 +120,10 @@ class StoreFeed:
             return self.load()
         if latest.version_id > current.version_id:
             versions = self.store.journal(current.version_id, latest.version_id)
-            if versions and versions[0].previous_serial == current.serial and all(
-                    jv.previous_serial is not None for jv in versions):
-                return current.advance(steps_from(versions), self.max_versions,
-                                       self.max_records)
+            if versions and versions[0].step.from_serial == current.serial and all(
+                    jv.step.from_serial is not None for jv in versions):
+                return current.advance([(jv.version.version_id, jv.step) for jv in versions],
+                                       self.max_versions, self.max_records)
         log.warning("zone history does not continue from serial %d (reset or compacted); "
                     "reloading", current.serial, extra=fields(serial=current.serial))
         return self.load()
@@ -136,9 +136,9 @@ class StoreFeed:
         if version is None or version.version_id >= current.version_id:
             return None
         versions = self.store.journal(version.version_id, current.version_id)
-        if sum(len(v.added) + len(v.removed) for v in versions) > self.max_records:
+        steps = [jv.step for jv in versions]
+        if sum(len(s.added) + len(s.removed) for s in steps) > self.max_records:
             return None
-        steps = [step for _, step in steps_from(versions)]
         if not steps or steps[0].from_serial != serial or steps[-1].to_serial != current.serial:
             return None
         return steps

@@ -20,11 +20,11 @@ import dns.xfr
 
 from zonegen import answer, tsig, wire, xfr
 from zonegen.clock import Clock
+from zonegen.journal_step import JournalStep
 from zonegen.quickanswer import quick_answer
 from zonegen.serve.options import ServeOptions
 from zonegen.serve.zoneset import ZoneSet
 from zonegen.wire import WireZone
-from zonegen.xfr import JournalStep
 
 _QR = 0x8000
 _TSIG_ROOM = 512  # octets kept free in a UDP answer for a TSIG record

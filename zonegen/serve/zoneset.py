@@ -5,17 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import dns.name
 
+from zonegen.journal_step import JournalStep
 from zonegen.model import Diff, Record, ZoneConfig
 from zonegen.serial import MODULUS
 from zonegen.wire import WireZone
-from zonegen.xfr import JournalStep
-
-if TYPE_CHECKING:
-    from zonegen.store import JournalVersion
 
 log = logging.getLogger("zonegen")
 
@@ -92,13 +88,13 @@ class ZoneSet:
         """The journal's steps from ``serial`` to this version, or None when the journal
         does not reach back to it."""
         for i in range(len(self.journal) - 1, -1, -1):
-            if self.journal[i].from_serial % MODULUS == serial:
+            if self.journal[i].starts_at(serial):
                 return list(self.journal[i:])
         return None
 
     def covers(self, serial: int) -> bool:
         """Whether the in-memory journal starts at or before ``serial``."""
-        return any(s.from_serial % MODULUS == serial for s in self.journal)
+        return any(s.starts_at(serial) for s in self.journal)
 
 
 def zone_changes(configs: Sequence[ZoneConfig], steps: Sequence[JournalStep]
@@ -110,12 +106,3 @@ def zone_changes(configs: Sequence[ZoneConfig], steps: Sequence[JournalStep]
     return {c.zone: (sum(len(select(s.added, c, None, alone=False).records) for s in steps),
                      sum(len(select(s.removed, c, None, alone=False).records) for s in steps))
             for c in configs}
-
-
-def steps_from(versions: Sequence[JournalVersion]) -> list[tuple[int, JournalStep]]:
-    """``(version_id, JournalStep)`` for stored versions that have a predecessor."""
-    return [(jv.version.version_id,
-             JournalStep(jv.previous_serial, jv.version.serial, jv.removed, jv.added))
-            for jv in versions if jv.previous_serial is not None]
-
-

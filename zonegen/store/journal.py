@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from zonegen.errors import StoreError, UnknownSerial
+from zonegen.journal_step import JournalStep
 from zonegen.model import Record, RecordChange, ZoneVersion, encode_rdata, fold
 from zonegen.pgnotify import notify_new_version
 from zonegen.store.database import Database, _insert_many
@@ -47,12 +48,11 @@ class CheckpointMoved(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class JournalVersion:
-    """One zone version with its changes, for IXFR and history."""
+    """One stored zone version with its change (``step``, as IXFR sends it; its
+    ``from_serial`` is None when the version before is not stored)."""
 
     version: ZoneVersion
-    previous_serial: int | None
-    added: tuple[Record, ...]
-    removed: tuple[Record, ...]
+    step: JournalStep
 
 
 
@@ -210,8 +210,8 @@ class ZoneJournal(Database):
                 (added if r.added else removed)[r.version_id].append(rec)
         out: list[JournalVersion] = []
         for v in versions:
-            out.append(JournalVersion(v, prev, tuple(added[v.version_id]),
-                                      tuple(removed[v.version_id])))
+            out.append(JournalVersion(v, JournalStep(prev, v.serial, tuple(removed[v.version_id]),
+                                                     tuple(added[v.version_id]))))
             prev = v.serial
         return out
 
