@@ -1,7 +1,7 @@
 """Queries/s of ``zonegen serve`` against BIND ``named`` on the same zone, measured by
 ``dnsperf`` (issue 11: >= 0.25x named's queries/s). Prints figures only.
 
-The zone is Kubernetes-like (bench/_zone.py, shaped like /work/shared/tools/gen_zone.py:
+The zone is Kubernetes-like (bench/_zone.py:
 per pod the Service A, the per-pod A, the ``_http._tcp`` SRV and the bare SRV). zonegen
 serves it from memory with its real asyncio server (``Server``, as ``zonegen serve``
 runs it, in a child process's main thread); named loads the same zone written by

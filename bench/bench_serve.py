@@ -1,9 +1,10 @@
 """zonegen serve against BIND, side by side on loopback. Prints figures only.
 
-1. AXFR of a 1,000,000-record Kubernetes-like zone (bench/_zone.py, shaped like
-   /work/shared/tools/gen_zone.py) from ``zonegen serve`` and from BIND ``named`` as
-   primary of the same zone written by zonegen.zonefile; timed by a raw client that only
-   counts messages (like /work/shared/tools/raw_axfr.py); median of RUNS, interleaved.
+1. AXFR of a 1,000,000-record Kubernetes-like zone (bench/_zone.py: per pod the
+   Service A, the per-pod A, the ``_http._tcp`` SRV and the bare SRV) from
+   ``zonegen serve`` and from BIND ``named`` as primary of the same zone written by
+   zonegen.zonefile; timed by a raw client that only counts messages (a parsing client
+   is the bottleneck, docs/PERFORMANCE.md); median of RUNS, interleaved.
 2. IXFR bytes for a one-pod change in that zone (zonegen applies it with WireZone.apply).
 3. RSS of both servers holding the zone.
 4. Latency from ``zonegen ingest`` of a change to a BIND secondary of ``zonegen serve``

@@ -720,7 +720,7 @@ def test_stalled_clients_do_not_block_others(tmp_path: Path) -> None:
 
 def _raw_axfr_count(port: int, expected: int) -> int:
     """Records of an AXFR, counted from message headers as fast as the socket allows
-    (like /work/shared/tools/raw_axfr.py); the first and last message are parsed."""
+    (a parsing client would be the bottleneck); the first and last message are parsed."""
     wire = q("cluster.local.", "AXFR").to_wire()
     count = 0
     with socket.create_connection((HOST, port), timeout=30) as s:
