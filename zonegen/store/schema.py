@@ -23,6 +23,18 @@ def _id() -> sa.Column[int]:
     return sa.Column("id", _SeqType, primary_key=True, autoincrement=True)
 
 
+def _object_columns(key: bool) -> list[sa.Column[Any]]:
+    """Which Kubernetes object version a row is about: ``kind``, ``namespace``, ``name``
+    (the primary key when ``key``), ``uid`` and ``resource_version``."""
+    return [
+        sa.Column("kind", sa.String(32), primary_key=key, nullable=False),
+        sa.Column("namespace", sa.String(253), primary_key=key, nullable=False),
+        sa.Column("name", sa.String(253), primary_key=key, nullable=False),
+        sa.Column("uid", sa.String(128), nullable=False),
+        sa.Column("resource_version", sa.String(128), nullable=False),
+    ]
+
+
 def _counts(*names: str) -> list[sa.Column[int]]:
     """Required BIGINT columns (sequence numbers, serials, microsecond times, counts)."""
     return [sa.Column(name, sa.BigInteger, nullable=False) for name in names]
@@ -51,11 +63,7 @@ events = sa.Table(
     sa.Column("received_us", sa.BigInteger, nullable=False),
     sa.Column("source", sa.String(255), nullable=False),
     sa.Column("type", sa.String(16), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("namespace", sa.String(253), nullable=False),
-    sa.Column("name", sa.String(253), nullable=False),
-    sa.Column("uid", sa.String(128), nullable=False),
-    sa.Column("resource_version", sa.String(128), nullable=False),
+    *_object_columns(key=False),
     sa.Column("object", sa.Text, nullable=False),
     sa.UniqueConstraint("uid", "resource_version", "type", name="uq_events_idempotency"),
     sa.Index("ix_events_object", "kind", "namespace", "name", "seq"),
@@ -65,11 +73,7 @@ events = sa.Table(
 object_heads = sa.Table(
     "object_heads",
     metadata,
-    sa.Column("kind", sa.String(32), primary_key=True),
-    sa.Column("namespace", sa.String(253), primary_key=True),
-    sa.Column("name", sa.String(253), primary_key=True),
-    sa.Column("uid", sa.String(128), nullable=False),
-    sa.Column("resource_version", sa.String(128), nullable=False),
+    *_object_columns(key=True),
     sa.Column("last_seq", sa.BigInteger, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
 )
