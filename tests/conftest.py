@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.kubeapi import FakeKubeAPI
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -47,3 +49,18 @@ def read_only_directory(path: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(undo, check=True)
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubeAPI]:
+    """A real list/watch HTTP server (tests/kubeapi.py) the kubernetes client talks to."""
+    api = FakeKubeAPI().start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def kubeconfig(kube: FakeKubeAPI, tmp_path: Path) -> Path:
+    return kube.write_kubeconfig(tmp_path / "kubeconfig")

@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli import main
+from tests.helpers import cli
 from zonegen import history, migrate
 from zonegen.errors import UnknownSerial
 from zonegen.export import export_zone
@@ -567,13 +566,9 @@ def cli_db(tmp_path: Path) -> tuple[str, list[int]]:
     return url, serials
 
 
-def run(url: str, *args: str) -> Any:
-    return CliRunner().invoke(main, ["--db", url, *args])
-
-
 def test_cli_history_table_and_json(cli_db: tuple[str, list[int]]) -> None:
     url, (s0, s1) = cli_db
-    r = run(url, "history", "web.shop.svc", "--type", "A")
+    r = cli("history", "web.shop.svc", "--type", "A", db=url)
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert lines[0].split() == ["TIME", "SERIAL", "CHANGE", "TYPE", "TTL", "RDATA", "CAUSE"]
@@ -582,8 +577,8 @@ def test_cli_history_table_and_json(cli_db: tuple[str, list[int]]) -> None:
     assert "EndpointSlice shop/web-abc rv=22 MODIFIED" in lines[3]
     assert len({line.index("SERIAL") if i == 0 else line.index(str(s0 if i < 3 else s1))
                 for i, line in enumerate(lines)}) == 1  # aligned
-    r = run(url, "history", "web.shop.svc.cluster.local.", "--json", "--since",
-            "2026-03-01T03:05")
+    r = cli("history", "web.shop.svc.cluster.local.", "--json", "--since",
+            "2026-03-01T03:05", db=url)
     docs = [json.loads(line) for line in r.output.splitlines()]
     assert {d["serial"] for d in docs} == {s1}
     assert docs[0]["cause"]["resourceVersion"] == "22"
@@ -591,29 +586,29 @@ def test_cli_history_table_and_json(cli_db: tuple[str, list[int]]) -> None:
 
 def test_cli_export_diff_log_why_compact(cli_db: tuple[str, list[int]]) -> None:
     url, (s0, s1) = cli_db
-    assert run(url, "export", "--serial", str(s0)).output.count("IN A 10.0.0.1") == 2
-    assert run(url, "export", "--at", "2026-03-01T03:05:00").output == \
-        run(url, "export", "--serial", str(s0)).output
-    r = run(url, "diff", str(s0), str(s1))
+    assert cli("export", "--serial", str(s0), db=url).output.count("IN A 10.0.0.1") == 2
+    assert cli("export", "--at", "2026-03-01T03:05:00", db=url).output == \
+        cli("export", "--serial", str(s0), db=url).output
+    r = cli("diff", str(s0), str(s1), db=url)
     assert r.exit_code == 0
     assert r.output.startswith(f"; cluster.local. serial {s0}")
     assert "+web.shop.svc.cluster.local. 5 IN A 10.0.0.3" in r.output.splitlines()
-    r = run(url, "diff", "--json", str(s0), str(s1))
+    r = cli("diff", "--json", str(s0), str(s1), db=url)
     assert {"change": "added", "name": "web.shop.svc.cluster.local.", "ttl": 5, "type": "A",
             "rdata": "10.0.0.3"} in [json.loads(x) for x in r.output.splitlines()]
-    r = run(url, "log", "--kind", "EndpointSlice")
+    r = cli("log", "--kind", "EndpointSlice", db=url)
     assert r.exit_code == 0
     assert len(r.output.splitlines()) == 3
-    r = run(url, "log", "--json", "--last", "1")
+    r = cli("log", "--json", "--last", "1", db=url)
     assert json.loads(r.output)["object"]["metadata"]["resourceVersion"] == "22"
-    r = run(url, "why", "_http._tcp.web.shop.svc", "SRV", "0", "50", "80",
-            "10-0-0-3.web.shop.svc")
+    r = cli("why", "_http._tcp.web.shop.svc", "SRV", "0", "50", "80",
+            "10-0-0-3.web.shop.svc", db=url)
     assert r.exit_code == 0, r.output
     assert "EndpointSlice shop/web-abc rv=22 MODIFIED" in r.output
-    r = run(url, "compact", "--keep-versions", "1")
+    r = cli("compact", "--keep-versions", "1", db=url)
     assert r.exit_code == 0
     assert f"history begins at serial {s1}" in r.output
-    r = run(url, "history", "web.shop.svc", "--type", "A")
+    r = cli("history", "web.shop.svc", "--type", "A", db=url)
     assert r.output.startswith(f"; history begins at serial {s1} (compacted on ")
     assert "present" in r.output
 
@@ -637,7 +632,7 @@ def test_cli_export_diff_log_why_compact(cli_db: tuple[str, list[int]]) -> None:
 def test_cli_errors_are_one_line(cli_db: tuple[str, list[int]], args: list[str],
                                  message: str) -> None:
     url, _ = cli_db
-    r = run(url, *args)
+    r = cli(*args, db=url)
     assert r.exit_code == 1, r.output
     assert r.output.count("\n") == 1, r.output
     assert r.output.startswith("Error: "), r.output

@@ -75,9 +75,9 @@ def records(store: Store) -> frozenset[Record]:
 # ----------------------------------------------------------------- shapes
 
 
-def items_of(text: str) -> list[tuple[str | None, str]]:
+def items_of(text: str, chunk_size: int = ingest.CHUNK) -> list[tuple[str | None, str]]:
     return [(i.type, i.obj.get("metadata", {}).get("name", i.obj.get("kind")))
-            for i in read_items(io.StringIO(text), "input")]
+            for i in read_items(io.StringIO(text), "input", chunk_size)]
 
 
 def test_single_object() -> None:
@@ -129,15 +129,14 @@ def test_json_array() -> None:
     assert items_of(json.dumps([service("a"), service("b")])) == [(None, "a"), (None, "b")]
 
 
-def test_reader_is_incremental_across_tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reader_is_incremental_across_tiny_chunks() -> None:
     """Every chunk boundary (inside strings, numbers, keys) must be survived."""
-    monkeypatch.setattr(ingest, "CHUNK", 7)
     items = [service(f"svc-{i}", rv=str(1000 + i)) for i in range(30)]
     text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}})
-    got = list(read_items(io.StringIO(text), "input"))
+    got = list(read_items(io.StringIO(text), "input", 7))
     assert [i.obj for i in got] == items
     events = "\n".join(json.dumps({"type": "ADDED", "object": o}) for o in items)
-    assert [i.obj for i in read_items(io.StringIO(events), "input")] == items
+    assert [i.obj for i in read_items(io.StringIO(events), "input", 7)] == items
 
 
 _json_values = st.recursive(
@@ -158,9 +157,7 @@ def test_reader_equals_json_loads_at_any_chunk_size(
     """Top-level values (numbers too) cut anywhere by a chunk boundary; leading blank
     lines longer than a chunk."""
     text = "\n" * lead + json.dumps(doc, indent=indent)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ingest, "CHUNK", chunk)
-        got = list(read_items(io.StringIO(text), "input"))
+    got = list(read_items(io.StringIO(text), "input", chunk))
     assert [i.obj for i in got] == [json.loads(text)]
 
 
@@ -183,11 +180,9 @@ def test_top_level_number_cut_inside_fraction_or_exponent(number: str) -> None:
         assert [i.obj for i in got] == [json.loads(text)], cut
 
 
-def test_input_starting_with_more_whitespace_than_a_chunk(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "CHUNK", 4)
-    assert items_of("\n" * 10 + json.dumps(service("a"))) == [(None, "a")]
-    assert items_of("   \n" * 3 + yaml.safe_dump(service("b"))) == [(None, "b")]
+def test_input_starting_with_more_whitespace_than_a_chunk() -> None:
+    assert items_of("\n" * 10 + json.dumps(service("a")), 4) == [(None, "a")]
+    assert items_of("   \n" * 3 + yaml.safe_dump(service("b")), 4) == [(None, "b")]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -40,20 +40,6 @@ Sample = tuple[str, tuple[tuple[str, str], ...]]
 # --------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-def kube() -> Iterator[FakeKubeAPI]:
-    api = FakeKubeAPI().start()
-    try:
-        yield api
-    finally:
-        api.stop()
-
-
-@pytest.fixture
-def kubeconfig(kube: FakeKubeAPI, tmp_path: Path) -> Path:
-    return kube.write_kubeconfig(tmp_path / "kubeconfig")
-
-
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("KUBECONFIG", None)

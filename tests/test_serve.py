@@ -37,9 +37,9 @@ import dns.xfr
 import dns.zone
 import pytest
 
+from tests.helpers import cli, exported, same, wait_until
 from zonegen import tsig
 from zonegen.errors import InvalidInput
-from zonegen.export import export_zone
 from zonegen.ingest import ingest_files
 from zonegen.model import ZoneConfig
 from zonegen.names import zone_config
@@ -69,15 +69,6 @@ HOST = "127.0.0.1"
 POD2 = "consul-server-2.consul-server.default.svc.cluster.local."
 
 
-def wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def moved_pod(tmp_path: Path, address: str, rv: str) -> Path:
     """The demo's consul EndpointSlice with pod consul-server-2 at ``address``."""
     doc = json.loads(DEMO.read_text())
@@ -90,15 +81,6 @@ def moved_pod(tmp_path: Path, address: str, rv: str) -> Path:
     path = tmp_path / f"moved-{rv}.json"
     path.write_text(json.dumps(slice_))
     return path
-
-
-def exported(store: Store, config: ZoneConfig = CONFIG, relativize: bool = True
-             ) -> dns.zone.Zone:
-    import io
-
-    out = io.StringIO()
-    export_zone(store, config, stream=out)
-    return dns.zone.from_text(out.getvalue(), config.zone, relativize=relativize)
 
 
 def udp(port: int, message: dns.message.Message, **kw: object) -> dns.message.Message:
@@ -119,11 +101,6 @@ def transfer_zone(port: int, zone: dns.versioned.Zone | None = None, serial: int
         query, _ = dns.xfr.make_query(zone, serial=None, keyring=keyring)  # type: ignore[arg-type]
     dns.query.inbound_xfr(HOST, zone, query, port=port, timeout=10, lifetime=30)
     return zone
-
-
-def same(a: dns.zone.Zone, b: dns.zone.Zone) -> None:
-    assert sorted(a.to_text(relativize=True).splitlines()) == \
-        sorted(b.to_text(relativize=True).splitlines())
 
 
 @pytest.fixture
@@ -167,7 +144,7 @@ def q(name: str, rtype: str, **kw: object) -> dns.message.Message:
 
 
 def test_authoritative_answers_over_udp_and_tcp(server: ServerThread, store: Store) -> None:
-    zone = exported(store, relativize=False)
+    zone = exported(store, CONFIG, relativize=False)
     for name, rtype in [("cluster.local.", "SOA"), ("cluster.local.", "NS"),
                         ("consul-server.default.svc.cluster.local.", "A"),
                         ("consul-server.default.svc.cluster.local.", "SRV"),
@@ -278,7 +255,7 @@ def test_other_opcodes_and_udp_axfr(server: ServerThread) -> None:
 
 def test_axfr_is_the_exported_zone(server: ServerThread, store: Store) -> None:
     zone = transfer_zone(server.port)
-    same(zone, exported(store))
+    same(zone, exported(store, CONFIG))
     reverse = dns.versioned.Zone("10.in-addr.arpa.")
     query, _ = dns.xfr.make_query(reverse)
     dns.query.inbound_xfr(HOST, reverse, query, port=server.port, timeout=10)
@@ -292,9 +269,9 @@ def test_new_versions_are_picked_up_and_sent_by_ixfr(server: ServerThread, store
     ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.50", "5001"))])
     second = store.latest_version()
     assert second is not None
-    assert wait_for(lambda: server.zones.serial == second.serial)  # by polling alone
+    assert wait_until(lambda: server.zones.serial == second.serial)  # by polling alone
     transfer_zone(server.port, zone, serial=first)
-    same(zone, exported(store))
+    same(zone, exported(store, CONFIG))
     assert udp(server.port, q(POD2, "A")).answer[0][0].address == "10.244.2.50"
     # exactly the difference: SOA(new) SOA(old) -A SOA(new) +A SOA(new), per message
     query = q("cluster.local.", "IXFR")
@@ -312,7 +289,7 @@ def test_new_versions_are_picked_up_and_sent_by_ixfr(server: ServerThread, store
     # unknown serial: the whole zone (RFC 1995 §4)
     fresh = dns.versioned.Zone("cluster.local.")
     transfer_zone(server.port, fresh, serial=(first - 1000) % 2**32)
-    same(fresh, exported(store))
+    same(fresh, exported(store, CONFIG))
 
 
 def test_ixfr_over_udp_fits_the_clients_payload(server: ServerThread, store: Store,
@@ -324,7 +301,7 @@ def test_ixfr_over_udp_fits_the_clients_payload(server: ServerThread, store: Sto
     ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.50", "5001"))])
     second = store.latest_version()
     assert second is not None
-    assert wait_for(lambda: server.zones.serial == second.serial)
+    assert wait_until(lambda: server.zones.serial == second.serial)
     plain = q("cluster.local.", "IXFR", use_edns=False)
     plain.authority.append(_soa(first))
     wire = _raw_udp_wire(server.port, plain.to_wire())
@@ -354,7 +331,7 @@ def test_old_serials_come_from_the_store_journal(start: Callable[..., ServerThre
         latest = store.latest_version()
         assert latest is not None
         server.wake()
-        assert wait_for(lambda: server.zones.serial == latest.serial)  # noqa: B023
+        assert wait_until(lambda: server.zones.serial == latest.serial)  # noqa: B023
     assert len(server.zones.journal) == 1
     assert not server.zones.covers(first)
     messages = list(dns.query.xfr(HOST, "cluster.local.", port=server.port,
@@ -362,7 +339,7 @@ def test_old_serials_come_from_the_store_journal(start: Callable[..., ServerThre
     count = sum(len(rr) for m in messages for rr in m.answer)
     assert count == 2 + 3 * 6  # incremental: 3 versions of 2 SOAs + 4 records, + 2 SOAs
     transfer_zone(server.port, zone, serial=first)
-    same(zone, exported(store))
+    same(zone, exported(store, CONFIG))
 
 
 def test_no_stored_version_is_servfail_and_no_notify_until_the_first(tmp_path: Path) -> None:
@@ -408,7 +385,7 @@ def test_no_stored_version_is_servfail_and_no_notify_until_the_first(tmp_path: P
             reply = udp(st.port, q("cluster.local.", "SOA"))
             assert reply.rcode() == dns.rcode.NOERROR
             assert reply.answer[0][0].serial == latest.serial
-            same(transfer_zone(st.port), exported(empty))
+            same(transfer_zone(st.port), exported(empty, CONFIG))
     empty.close()
 
 
@@ -417,7 +394,7 @@ def test_pending_events_are_projected_by_serve(server: ServerThread, store: Stor
     """``ingest --no-project`` + serve: nobody else projects, so serve does."""
     first = server.zones.serial
     ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.60", "7001"))], project=False)
-    assert wait_for(lambda: server.zones.serial != first)
+    assert wait_until(lambda: server.zones.serial != first)
     assert udp(server.port, q(POD2, "A")).answer[0][0].address == "10.244.2.60"
 
 
@@ -431,7 +408,7 @@ def test_a_transfer_sends_the_version_it_started_with(server: ServerThread,
     assert isinstance(pending, Transfer)
     ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.70", "8001"))])
     server.wake()
-    assert wait_for(lambda: server.zones.serial != old.serial)
+    assert wait_until(lambda: server.zones.serial != old.serial)
     _, messages = responder.prepare(pending)
     zone = dns.versioned.Zone("cluster.local.")
     with dns.xfr.Inbound(zone, dns.rdatatype.AXFR) as inbound:
@@ -451,7 +428,7 @@ def test_tsig_signed_transfers_and_refusals(start: Callable[..., ServerThread],
     keyring = {KEY.name: KEY}
     # signed with the key: transferred, every message signed (validated by dnspython)
     zone = transfer_zone(port, keyring=keyring)
-    same(zone, exported(store))
+    same(zone, exported(store, CONFIG))
     # a signed ordinary query gets a signed answer
     m = q("cluster.local.", "SOA")
     m.use_tsig(keyring, KEY.name)
@@ -583,7 +560,7 @@ def test_notify_is_retried_until_answered_and_signed(start: Callable[..., Server
         m = dns.message.from_wire(again, keyring=keyring)
         response = dns.message.make_response(m)  # signed over the request MAC
         sec.sendto(response.to_wire(), peer)
-        assert wait_for(lambda: server.server.notifier.acknowledged == 1)
+        assert wait_until(lambda: server.server.notifier.acknowledged == 1)
         # a new serial: a new NOTIFY
         ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.80", "9001"))])
         server.wake()
@@ -614,7 +591,7 @@ def test_notify_rejected_key_is_named_when_giving_up(start: Callable[..., Server
                 wire, peer = sec.recvfrom(65535)
                 request = dns.message.from_wire(wire, keyring=False)
                 sec.sendto(tsig_error_response(request, error, int(time.time())), peer)
-            assert wait_for(lambda: "NOTIFY" in caplog.text)
+            assert wait_until(lambda: "NOTIFY" in caplog.text)
     assert server.server.notifier.acknowledged == 0
     (line,) = [r.getMessage() for r in caplog.records if "NOTIFY" in r.getMessage()]
     assert "BADSIG" in line  # the last error seen (16 is BADVERS outside TSIG)
@@ -705,12 +682,12 @@ def test_stalled_clients_do_not_block_others(tmp_path: Path) -> None:
         half = socket.create_connection((HOST, st.port))  # stalls inside a length prefix
         half.sendall(b"\x00")
         try:
-            assert wait_for(lambda: st.server._transfers == 1)
+            assert wait_until(lambda: st.server._transfers == 1)
             assert udp(st.port, q("cluster.local.", "SOA")).rcode() == dns.rcode.NOERROR
             assert tcp(st.port, q("cluster.local.", "SOA")).rcode() == dns.rcode.NOERROR
             assert tcp(st.port, q("cluster.local.", "AXFR")).rcode() == dns.rcode.SERVFAIL
             # the idle timeout frees both
-            assert wait_for(lambda: st.server._transfers == 0 and
+            assert wait_until(lambda: st.server._transfers == 0 and
                             not st.server._connections)
         finally:
             stalled.close()
@@ -771,7 +748,7 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                 return udp(port, q("cluster.local.", "SOA")).rcode() == dns.rcode.NOERROR
             except Exception:  # noqa: BLE001
                 return proc.poll() is not None
-        assert wait_for(answers, 60)
+        assert wait_until(answers, 60)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -784,16 +761,12 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from cli import main
-
     db = f"sqlite:///{tmp_path / 'e.db'}"
     for args, text in [(["--listen", "nowhere"], "expected HOST:PORT"),
                        (["--tsig-key", "k:hmac-nope:c2VjcmV0"], "unknown TSIG algorithm"),
                        (["--allow-transfer", "10.0.0.300/8"], "not an IP network"),
                        (["--notify", "[::1]:99999"], "out of range")]:
-        result = CliRunner().invoke(main, ["--db", db, "serve", *args])
+        result = cli("serve", *args, db=db)
         assert result.exit_code == 1, result.output
         assert text in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
@@ -810,12 +783,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 def test_meaningless_options_are_usage_errors(tmp_path: Path, args: list[str],
                                               text: str) -> None:
     """Issue #9: exit 2 (click's usage error) with one line, before anything is served."""
-    from click.testing import CliRunner
-
-    from cli import main
-
     db = f"sqlite:///{tmp_path / 'u.db'}"
-    result = CliRunner().invoke(main, ["--db", db, "serve", "--listen", f"{HOST}:0", *args])
+    result = cli("serve", "--listen", f"{HOST}:0", *args, db=db)
     assert result.exit_code == 2, result.output
     assert text in result.stderr
     assert "Traceback" not in result.stderr
@@ -928,9 +897,9 @@ def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
         return any(rd.address == address for rr in r.answer for rd in rr)
 
     try:
-        assert wait_for(lambda: has("web.default.svc.cluster.local.", "10.1.0.1"), 60), result
+        assert wait_until(lambda: has("web.default.svc.cluster.local.", "10.1.0.1"), 60), result
         add_ready(api, "api", ["10.1.0.2"])
-        assert wait_for(lambda: has("api.default.svc.cluster.local.", "10.1.0.2"), 60)
+        assert wait_until(lambda: has("api.default.svc.cluster.local.", "10.1.0.2"), 60)
     finally:
         stop.set()
         thread.join(60)

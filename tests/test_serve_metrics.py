@@ -30,6 +30,7 @@ import dns.rrset
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import wait_until
 from tests.test_serve import (
     CONFIG,
     DEMO,
@@ -40,7 +41,6 @@ from tests.test_serve import (
     q,
     tcp,
     udp,
-    wait_for,
 )
 from zonegen.health import MetricsServer, Readiness
 from zonegen.ingest import ingest_files
@@ -199,7 +199,7 @@ def test_readyz_is_503_with_the_reason_until_the_first_version_is_served(
 
     ingest_files(store, [str(DEMO)])
     server.thread.wake()
-    assert wait_for(lambda: get(port, "/readyz")[0] == 200), get(port, "/readyz")
+    assert wait_until(lambda: get(port, "/readyz")[0] == 200), get(port, "/readyz")
     assert get(port, "/readyz") == (200, "ok\n")
     assert get(port, "/healthz") == (200, "ok\n")
     latest = store.latest_version()
@@ -273,7 +273,7 @@ def test_requests_transfers_serials_and_versions_move_exactly(
     # a new version stored without projection: serve projects it (a version counted),
     # serves it (serial and records move) and sends it by IXFR
     ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.60", "7001"))], project=False)
-    assert wait_for(lambda: server.thread.zones.serial != first.serial)
+    assert wait_until(lambda: server.thread.zones.serial != first.serial)
     second = store.latest_version()
     assert second is not None
     ixfr = q("cluster.local.", "IXFR")
@@ -378,7 +378,7 @@ def test_notify_outcomes_are_counted_and_logged(run: Callable[..., Running], sto
             return value(samples, "zonegen_notify_total", result="timeout") == 2 and \
                 value(samples, "zonegen_notify_total", result="acknowledged") == 2
         # two zones (cluster.local. and 10.in-addr.arpa.) to each secondary
-        assert wait_for(counted), server.scrape()
+        assert wait_until(counted), server.scrape()
     finally:
         close_answering()
         close_silent()
@@ -411,11 +411,11 @@ def test_transfer_and_new_serial_log_lines_carry_fields(run: Callable[..., Runni
     assert started[0]["serial"] == first.serial
 
     ingest_files(store, [str(moved_pod(tmp_path, "10.244.2.60", "7001"))])
-    assert wait_for(lambda: server.thread.zones.serial != first.serial)
+    assert wait_until(lambda: server.thread.zones.serial != first.serial)
     second = store.latest_version()
     assert second is not None
     axfr, size = raw_tcp(server.port, q("cluster.local.", "AXFR"))
-    assert wait_for(lambda: any(line.get("type") == "AXFR" for line in json_lines.lines))
+    assert wait_until(lambda: any(line.get("type") == "AXFR" for line in json_lines.lines))
 
     new = [line for line in json_lines.lines
            if line.get("serial") == second.serial and "added" in line and "zone" in line]
@@ -457,14 +457,14 @@ def test_a_store_that_cannot_be_read_makes_serve_not_ready(run: Callable[..., Ru
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE zone_versions RENAME TO zone_versions_away")
     port = server.endpoint.port
-    assert wait_for(lambda: get(port, "/readyz")[0] == 503)
+    assert wait_until(lambda: get(port, "/readyz")[0] == 503)
     status, body = get(port, "/readyz")
     assert body.startswith("serve: cannot read the store: ")
     assert value(server.scrape(), "zonegen_store_errors_total", operation="refresh") >= 1
     assert udp(server.port, q(POD2, "A")).rcode() == dns.rcode.NOERROR
     with store.engine.begin() as conn:
         conn.exec_driver_sql("ALTER TABLE zone_versions_away RENAME TO zone_versions")
-    assert wait_for(lambda: get(port, "/readyz") == (200, "ok\n"))
+    assert wait_until(lambda: get(port, "/readyz") == (200, "ok\n"))
 
 
 def test_question_type_reads_the_wire() -> None:
@@ -522,7 +522,7 @@ def test_cli_serve_metrics_listen(tmp_path: Path) -> None:
         assert get(mport, "/healthz") == (200, "ok\n")
         assert udp(port, q("cluster.local.", "SOA")).rcode() == dns.rcode.SERVFAIL
         subprocess.run([*cli, "ingest", str(DEMO)], check=True, capture_output=True)
-        assert wait_for(lambda: get(mport, "/readyz")[0] == 200, 60)
+        assert wait_until(lambda: get(mport, "/readyz")[0] == 200, 60)
         for _ in range(4):
             assert udp(port, q(POD2, "A")).rcode() == dns.rcode.NOERROR
         samples = scrape(mport)
@@ -594,12 +594,12 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        assert wait_for(lambda: bool(ready or result), 60), result
+        assert wait_until(lambda: bool(ready or result), 60), result
         found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", ready[0])
         assert found is not None, ready
         mport = int(found.group(1))
         assert get(mport, "/healthz") == (200, "ok\n")
-        assert wait_for(lambda: get(mport, "/readyz")[0] == 200, 60), get(mport, "/readyz")
+        assert wait_until(lambda: get(mport, "/readyz")[0] == 200, 60), get(mport, "/readyz")
         first = st.latest_version()
         assert first is not None
         assert value(scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == \
@@ -610,7 +610,7 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
             latest = st.latest_version()
             return latest is not None and latest.serial != first.serial and value(
                 scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == latest.serial
-        assert wait_for(moved, 60)
+        assert wait_until(moved, 60)
     finally:
         stop.set()
         thread.join(60)

@@ -79,20 +79,6 @@ def server_triples(api: FakeKubeAPI, resource: str) -> list[tuple[str, str, str]
 
 
 @pytest.fixture
-def kube() -> Iterator[FakeKubeAPI]:
-    api = FakeKubeAPI().start()
-    try:
-        yield api
-    finally:
-        api.stop()
-
-
-@pytest.fixture
-def kubeconfig(kube: FakeKubeAPI, tmp_path: Path) -> Path:
-    return kube.write_kubeconfig(tmp_path / "kubeconfig")
-
-
-@pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'zonegen.db'}"
 
@@ -350,24 +336,15 @@ def test_live_add_modify_delete_reach_store_and_zone(
 
 
 def test_idle_writer_without_projection_waits_instead_of_polling(
-        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
     """With ``project=False`` a committed batch left the writer "dirty" for good: it then
     polled the queue with a zero timeout forever, a CPU at 100 % while idle."""
     add_ready(kube, "db", ["10.0.0.1"])
     with watching(store, kubeconfig, fast(project=False)) as watcher:
         wait_for(lambda: len(logged(store)) == 2, "initial list")
-        polls = 0
-        get = watcher.writer._queue.get
-
-        def counting_get(block: bool = True, timeout: float | None = None) -> object:
-            nonlocal polls
-            polls += 1
-            return get(block, timeout)
-
-        monkeypatch.setattr(watcher.writer._queue, "get", counting_get)
+        before = watcher.writer.wakeups
         time.sleep(0.5)
-        idle_polls = polls
+        idle_polls = watcher.writer.wakeups - before
     # An idle writer waits up to a second per get; a spinning one polls ~100k times.
     assert idle_polls < 50
 
@@ -898,20 +875,12 @@ def test_deploy_manifests_grant_exactly_list_and_watch() -> None:
 
 
 def test_a_stream_of_garbage_backs_off_instead_of_spinning(
-        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
     """A proxy answering 200 with non-JSON lines is not a working watch: each reconnect
     must wait a growing backoff, not loop at once."""
-    pauses: list[float] = []
-    real_pause = Watcher._pause
-
-    def recording(self: Watcher, seconds: float) -> None:
-        pauses.append(seconds)
-        real_pause(self, seconds)
-
-    monkeypatch.setattr(Watcher, "_pause", recording)
     kube.garbage_watches = True
-    with watching(store, kubeconfig, fast()):
+    with watching(store, kubeconfig, fast()) as watcher:
         wait_for(lambda: len(kube.watches("services")) >= 4, "repeated watches")
+        pauses = watcher.recent_pauses
     assert len(pauses) >= 3
     assert all(p > 0 for p in pauses)

@@ -98,22 +98,23 @@ class Item:
 # --------------------------------------------------------------------------- reading
 
 
-def read_items(stream: IO[str], name: str) -> Iterator[Item]:
-    """Yield every object in ``stream`` (JSON or YAML, any shape kubectl prints).
+def read_items(stream: IO[str], name: str, chunk_size: int = CHUNK) -> Iterator[Item]:
+    """Yield every object in ``stream`` (JSON or YAML, any shape kubectl prints), reading
+    ``chunk_size`` characters at a time (tests cut values at every boundary with tiny ones).
 
     :raises InvalidInput: the text is not JSON/YAML, is truncated, or has a shape that
         is not a Kubernetes object, list or watch event.
     """
-    head = stream.read(CHUNK)
+    head = stream.read(chunk_size)
     stripped = head.lstrip()
     while not stripped:  # only whitespace so far: the first chunk decides nothing
-        more = stream.read(CHUNK)
+        more = stream.read(chunk_size)
         if not more:
             return
         head += more
         stripped = head.lstrip()
     if stripped[0] in "{[":
-        yield from _read_json(head, stream, name)
+        yield from _read_json(_JsonReader(head, stream, name, chunk_size))
     else:
         yield from _read_yaml(head + stream.read(), name)
 
@@ -154,7 +155,8 @@ class _JsonReader:
     """Incremental JSON over a text stream: values are decoded one by one from a
     sliding buffer, so memory follows the largest single object, not the file."""
 
-    def __init__(self, head: str, stream: IO[str], name: str) -> None:
+    def __init__(self, head: str, stream: IO[str], name: str, chunk_size: int) -> None:
+        self.chunk_size = chunk_size
         self.buf = head
         self.pos = 0
         self.stream = stream
@@ -169,11 +171,11 @@ class _JsonReader:
     def _more(self) -> bool:
         if self.eof:
             return False
-        chunk = self.stream.read(CHUNK)
+        chunk = self.stream.read(self.chunk_size)
         if not chunk:
             self.eof = True
             return False
-        if self.pos > CHUNK:
+        if self.pos > self.chunk_size:
             self.offset += self.pos
             self.buf = self.buf[self.pos:]
             self.pos = 0
@@ -240,15 +242,14 @@ class _JsonReader:
         return value
 
 
-def _read_json(head: str, stream: IO[str], name: str) -> Iterator[Item]:
-    reader = _JsonReader(head, stream, name)
+def _read_json(reader: _JsonReader) -> Iterator[Item]:
     index = 0
     while True:
         c = reader.peek()
         if not c:
             return
         index += 1
-        where = f"{name} value {index}"
+        where = f"{reader.name} value {index}"
         if c == "[":  # a JSON array of objects (not kubectl's, but cheap to accept)
             for n, value in enumerate(reader.array(), 1):
                 yield from _items_of(value, f"{where} item {n}")

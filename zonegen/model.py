@@ -113,20 +113,13 @@ class Service:
         external = spec.get("externalName") or ""
         if not isinstance(external, str):
             raise InvalidObject(f"{where}: spec.externalName is not a string")
-        ports = tuple(
-            _port(p, where, i, warnings)
-            for i, p in enumerate(_list(spec.get("ports"), where, "spec.ports"))
-        )
         return cls(
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            resource_version=rv,
+            namespace=namespace, name=name, uid=uid, resource_version=rv,
             type=svc_type,
             headless=headless,
             cluster_ips=tuple(cluster_ips),
             external_name=external if svc_type == "ExternalName" else "",
-            ports=ports,
+            ports=_ports(spec.get("ports"), where, "spec.ports", warnings),
             publish_not_ready=bool(spec.get("publishNotReadyAddresses", False)),
         )
 
@@ -201,19 +194,12 @@ class EndpointSlice:
                     ready=ready is None or bool(ready),
                 )
             )
-        ports = tuple(
-            _port(p, where, i, warnings)
-            for i, p in enumerate(_list(obj.get("ports"), where, "ports"))
-        )
         return cls(
-            namespace=namespace,
-            name=name,
-            uid=uid,
-            resource_version=rv,
+            namespace=namespace, name=name, uid=uid, resource_version=rv,
             service_name=service_name,
             address_type=family,
             endpoints=tuple(endpoints),
-            ports=ports,
+            ports=_ports(obj.get("ports"), where, "ports", warnings),
         )
 
 
@@ -246,10 +232,8 @@ class Endpoints:
         slices: list[EndpointSlice] = []
         for i, raw in enumerate(_list(obj.get("subsets"), where, "subsets")):
             subset = _mapping(raw, ENDPOINTS, namespace, name, f"subsets[{i}]")
-            ports = tuple(
-                _port(p, f"{where} subsets[{i}]", j, warnings)
-                for j, p in enumerate(_list(subset.get("ports"), where, f"subsets[{i}].ports"))
-            )
+            ports = _ports(subset.get("ports"), where, f"subsets[{i}].ports", warnings,
+                           port_where=f"{where} subsets[{i}]")
             by_family: dict[Family, list[Endpoint]] = {"IPv4": [], "IPv6": []}
             for j, addr in enumerate(
                 _list(subset.get("addresses"), where, f"subsets[{i}].addresses")
@@ -532,6 +516,14 @@ def _list(value: Any, where: str, path: str) -> list[Any]:
     if not isinstance(value, list):
         raise InvalidObject(f"{where}: {path} is not a list")
     return value
+
+
+def _ports(value: Any, where: str, path: str, warnings: list[str] | None,
+           port_where: str | None = None) -> tuple[Port, ...]:
+    """The ports list at ``path``; each port's problems are reported at ``port_where``
+    (default ``where``)."""
+    at = where if port_where is None else port_where
+    return tuple(_port(p, at, i, warnings) for i, p in enumerate(_list(value, where, path)))
 
 
 def _port(raw: Any, where: str, index: int, warnings: list[str] | None) -> Port:

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from zonegen.errors import InvalidObject
 from zonegen.model import (
@@ -79,31 +79,10 @@ def content_version(object_json: str) -> str:
     return "sha256:" + hashlib.sha256(object_json.encode()).hexdigest()[:20]
 
 
-class Head(Protocol):
-    """What the reconcile reads of a log head (``zonegen.store.ObjectHead``)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def uid(self) -> str: ...
-    @property
-    def resource_version(self) -> str: ...
-    @property
-    def last_seq(self) -> int: ...
-    @property
-    def deleted(self) -> bool: ...
-
-
 @dataclass(frozen=True, slots=True)
-class Vanished:
-    """An object the log holds as live that is gone: absent from a complete listing, or
-    replaced under the same name by a new uid. Its DELETED event repeats the last stored
-    object, which only the caller can read: ``last_seq`` (0 when the reconcile itself
-    produced that version, not stored yet)."""
+class LoggedObject:
+    """One object version the log holds (or this reconcile decided): who it is and the
+    sequence number of its newest stored event."""
 
     kind: str
     namespace: str
@@ -115,6 +94,22 @@ class Vanished:
     @property
     def key(self) -> ObjectKey:
         return (self.kind, self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead(LoggedObject):
+    """The newest stored event of one object (``zonegen.store`` reads them from
+    ``object_heads``): what the reconcile diffs a listing against."""
+
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Vanished(LoggedObject):
+    """An object the log holds as live that is gone: absent from a complete listing, or
+    replaced under the same name by a new uid. Its DELETED event repeats the last stored
+    object, which only the caller can read: ``last_seq`` (0 when the reconcile itself
+    produced that version, not stored yet)."""
 
     def event(self, object_json: str, source: str, now: datetime) -> Event:
         return Event(0, now, source, DELETED, self.kind, self.namespace, self.name,
@@ -167,7 +162,7 @@ class Reconciler:
         version; only asked when the object has a head. Default: never.
     """
 
-    def __init__(self, heads: Mapping[ObjectKey, Head], source: str, now: datetime,
+    def __init__(self, heads: Mapping[ObjectKey, ObjectHead], source: str, now: datetime,
                  known_version: Callable[[str, str], bool] | None = None) -> None:
         self.heads = heads
         self.source = source

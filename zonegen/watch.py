@@ -32,6 +32,7 @@ import random
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -296,6 +297,7 @@ class Watcher:
         self.source = self.options.source or cluster.default_source
         self.report = WatchReport()
         self._halt = threading.Event()
+        self._pauses: deque[float] = deque(maxlen=16)
         self._fatal: BaseException | None = None
         self._lock = threading.Lock()
         self._responses: set[Any] = set()
@@ -621,8 +623,15 @@ class Watcher:
         self.writer.put_group(listing.events, [listing.resume] if listing.resume else [])
         return listing.resume[2] if listing.resume else ""
 
+    @property
+    def recent_pauses(self) -> tuple[float, ...]:
+        """The last 16 waits between reconnects and retries, in seconds: a watch that
+        loops without backing off shows zeros here."""
+        return tuple(self._pauses)
+
     def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on shutdown."""
+        self._pauses.append(seconds)
         if seconds > 0:
             self._halt.wait(seconds)
 

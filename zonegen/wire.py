@@ -155,11 +155,9 @@ class Encoder:
                 yield owner, prefix + srv_pack(SRV, _IN, ttl, 6 + len(wire), int(rdata[0]),
                                                int(rdata[1]), int(rdata[2])) + wire
             elif rtype == AAAA:
-                packed = addr_get(rdata[0])
+                packed = addr_get(rdata[0]) or self.address(AAAA, rdata[0])  # never b""
                 if packed is None:
-                    packed = self.address(AAAA, rdata[0])
-                    if packed is None:
-                        continue
+                    continue
                 yield owner, prefix + RR_HEAD.pack(AAAA, _IN, ttl, len(packed)) + packed
             elif rtype == TXT:
                 data = str(rdata[0]).encode()

@@ -123,6 +123,18 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self._halt: threading.Event | None = None
         self._last_commit = Commit(0, 0, 0, (), ())
+        self._wakeups = 0
+
+    @property
+    def pending(self) -> int:
+        """Items readers have queued that the writer thread has not taken yet."""
+        return self._queue.qsize()
+
+    @property
+    def wakeups(self) -> int:
+        """Times the writer thread woke to read its queue: an idle writer wakes about
+        once a second, a spinning one thousands of times."""
+        return self._wakeups
 
     # ----------------------------------------------------------------- readers' side
 
@@ -197,6 +209,7 @@ class EventWriter:
                     wait = max(0.0, last_project + opts.batch_interval - now)
                 else:
                     wait = 1.0
+                self._wakeups += 1
                 try:
                     item = self._queue.get(timeout=wait)
                 except queue.Empty:

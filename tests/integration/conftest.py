@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
+
+from tests.helpers import wait_until
 
 SECRET = "c2VjcmV0LWtleS1mb3ItenhvbmVnZW4tdGVzdHMtMTIzNDU2Nzg="
 KEY_NAME = "xfr-key"
@@ -58,17 +59,6 @@ def soa_serial(port: int, zone: str, timeout: float = 0.5) -> int | None:
     return int(r.answer[0][0].serial)
 
 
-def wait_until(predicate: object, deadline: float, interval: float = 0.01) -> bool:
-    """Poll ``predicate`` every ``interval`` until true or ``deadline`` (monotonic) passes."""
-    assert callable(predicate)
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-
-
 def dig(port: int, name: str, rtype: str) -> set[str]:
     proc = subprocess.run(["dig", "+short", "+norecurse", "@127.0.0.1", "-p", str(port),
                            name, rtype], capture_output=True, text=True, timeout=20,
@@ -101,12 +91,12 @@ class Secondary:
         return soa_serial(self.port, self.zone)
 
     def wait_serial(self, serial: int, seconds: float = 30.0) -> None:
-        ok = wait_until(lambda: self.serial() == serial, time.monotonic() + seconds)
+        ok = wait_until(lambda: self.serial() == serial, seconds)
         assert ok, (f"{self.kind} did not reach serial {serial} (has {self.serial()})\n"
                     + self.describe())
 
     def wait_log(self, text: str, seconds: float = 30.0) -> None:
-        ok = wait_until(lambda: text in self.log(), time.monotonic() + seconds, 0.02)
+        ok = wait_until(lambda: text in self.log(), seconds, 0.02)
         assert ok, f"{self.kind} never logged {text!r}\n" + self.describe()
 
     def stop(self) -> None:
@@ -115,10 +105,10 @@ class Secondary:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not wait_until(lambda: not _alive(pid), time.monotonic() + 10, 0.02):
+        if not wait_until(lambda: not _alive(pid), 10, 0.02):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: not _alive(pid), time.monotonic() + 5, 0.02)
+            wait_until(lambda: not _alive(pid), 5, 0.02)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -145,8 +135,7 @@ def _daemon(kind: str, argv: list[str], secondary: Secondary) -> Secondary:
     if proc.returncode != 0:
         raise AssertionError(f"{kind} failed to start: {proc.stdout}{proc.stderr}\n"
                              + secondary.describe())
-    if not wait_until(lambda: _read_pid(secondary.pidfile) is not None,
-                      time.monotonic() + 20):
+    if not wait_until(lambda: _read_pid(secondary.pidfile) is not None, 20):
         raise AssertionError(f"{kind} wrote no PID file\n" + secondary.describe())
     return secondary
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests import test_serve
+from tests.helpers import wait_until
 from zonegen.ingest import ingest_files
 from zonegen.store import Store
 
@@ -95,7 +96,7 @@ def test_a_version_committed_elsewhere_wakes_serve_by_listen_notify(
             r = test_serve.udp(port, test_serve.q(test_serve.POD2, "A"))
             return any(rd.address == "10.9.9.9" for rr in r.answer for rd in rr)
 
-        assert test_serve.wait_for(moved_served, 60)
+        assert wait_until(moved_served, 60)
         assert _soa_serial(port) > first
         assert proc.poll() is None
     finally:

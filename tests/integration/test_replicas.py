@@ -21,9 +21,10 @@ import dns.zone
 import pytest
 import sqlalchemy as sa
 
+from tests.helpers import wait_until
 from tests.integration.conftest import Secondary, free_port, soa_serial, start_named
 from tests.kubeapi import FakeKubeAPI
-from tests.test_serve import HOST, ROOT, q, udp, wait_for
+from tests.test_serve import HOST, ROOT, q, udp
 from tests.test_watch import add_ready
 from zonegen.store import Store, events, writer_leases
 
@@ -147,12 +148,12 @@ def test_one_writer_takes_over_after_kill_9_and_every_replica_serves_the_same(
     add_ready(api, "web", ["10.1.0.1"])
     replicas = [start_replica(postgres_url, kubeconfig) for _ in range(3)]
     try:
-        assert wait_for(lambda: len(_writers(replicas)) == 1, 60), \
+        assert wait_until(lambda: len(_writers(replicas)) == 1, 60), \
             [r.log() for r in replicas]
         leader = _writers(replicas)[0]
         holder, epoch = _lease_holder(postgres_url)
         assert holder.endswith(leader.holder)
-        assert all(wait_for(lambda r=r: r.addresses("web.default.svc.cluster.local.")
+        assert all(wait_until(lambda r=r: r.addresses("web.default.svc.cluster.local.")
                             == {"10.1.0.1"}, 60) for r in replicas)
         assert len(_writers(replicas)) == 1  # the followers never took the lease
         lists_before = len(api.lists())
@@ -164,7 +165,7 @@ def test_one_writer_takes_over_after_kill_9_and_every_replica_serves_the_same(
                 os.kill(leader.proc.pid, signal.SIGKILL)
                 leader.proc.wait()
         followers = [r for r in replicas if r is not leader]
-        assert wait_for(lambda: len(_writers(followers)) == 1, 60), \
+        assert wait_until(lambda: len(_writers(followers)) == 1, 60), \
             [r.log() for r in followers]
         new_holder, new_epoch = _lease_holder(postgres_url)
         assert new_epoch == epoch + 1
@@ -177,7 +178,7 @@ def test_one_writer_takes_over_after_kill_9_and_every_replica_serves_the_same(
                 return False
             return len({r.serial() for r in followers}) == 1
 
-        assert wait_for(level, 60), [r.log() for r in followers]
+        assert wait_until(level, 60), [r.log() for r in followers]
         for r in followers:  # nothing of the burst was lost
             for i in range(20):
                 assert r.addresses(f"burst{i}.default.svc.cluster.local.") == \
@@ -198,22 +199,22 @@ def test_a_paused_writer_steps_down_when_it_wakes_and_keeps_serving(
     add_ready(api, "web", ["10.1.0.1"])
     replicas = [start_replica(postgres_url, kubeconfig) for _ in range(2)]
     try:
-        assert wait_for(lambda: len(_writers(replicas)) == 1, 60)
+        assert wait_until(lambda: len(_writers(replicas)) == 1, 60)
         old = _writers(replicas)[0]
         other = next(r for r in replicas if r is not old)
         os.kill(old.proc.pid, signal.SIGSTOP)
         try:
-            assert wait_for(lambda: other.writes(), 60), other.log()
+            assert wait_until(lambda: other.writes(), 60), other.log()
             add_ready(api, "during", ["10.4.0.1"])  # the old writer's watch sees it too
-            assert wait_for(lambda: other.addresses("during.default.svc.cluster.local.")
+            assert wait_until(lambda: other.addresses("during.default.svc.cluster.local.")
                             == {"10.4.0.1"}, 60)
         finally:
             os.kill(old.proc.pid, signal.SIGCONT)
-        assert wait_for(old.stepped_down, 60), old.log()
+        assert wait_until(old.stepped_down, 60), old.log()
         add_ready(api, "after", ["10.4.0.2"])
-        assert all(wait_for(lambda r=r: r.addresses("after.default.svc.cluster.local.")
+        assert all(wait_until(lambda r=r: r.addresses("after.default.svc.cluster.local.")
                             == {"10.4.0.2"}, 60) for r in replicas)
-        assert wait_for(lambda: old.serial() == other.serial(), 60)
+        assert wait_until(lambda: old.serial() == other.serial(), 60)
         assert old.proc.poll() is None  # still serving
         assert _writers(replicas) == [other]
         assert _duplicates(postgres_url) == []
@@ -245,7 +246,7 @@ def test_a_bind_secondary_of_every_replica_stays_monotonic_and_ends_as_exported(
 
     sampler = threading.Thread(target=sample, daemon=True)
     try:
-        assert wait_for(lambda: len(_writers(replicas)) == 1, 60)
+        assert wait_until(lambda: len(_writers(replicas)) == 1, 60)
         named = start_named(tmp_path / "named", "cluster.local",
                             [r.port for r in replicas], port=named_port)
         secondaries.append(named)
@@ -253,15 +254,15 @@ def test_a_bind_secondary_of_every_replica_stays_monotonic_and_ends_as_exported(
         for i in range(6):
             add_ready(api, f"before{i}", [f"10.6.0.{i + 1}"])
         leader = _writers(replicas)[0]
-        assert wait_for(lambda: leader.addresses("before5.default.svc.cluster.local.")
+        assert wait_until(lambda: leader.addresses("before5.default.svc.cluster.local.")
                         == {"10.6.0.6"}, 60)
         os.kill(leader.proc.pid, signal.SIGKILL)
         leader.proc.wait()
         for i in range(6):
             add_ready(api, f"after{i}", [f"10.7.0.{i + 1}"])
         followers = [r for r in replicas if r is not leader]
-        assert wait_for(lambda: len(_writers(followers)) == 1, 60)
-        assert wait_for(lambda: all(r.addresses("after5.default.svc.cluster.local.")
+        assert wait_until(lambda: len(_writers(followers)) == 1, 60)
+        assert wait_until(lambda: all(r.addresses("after5.default.svc.cluster.local.")
                                     == {"10.7.0.6"} for r in followers), 60)
         final = followers[0].serial()
         assert final is not None

@@ -8,12 +8,10 @@ writes and ``zonegen serve`` reads."""
 from __future__ import annotations
 
 import copy
-import io
 import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,8 @@ import dns.tsig
 import dns.zone
 import pytest
 
+from tests.helpers import exported as exported_zone
+from tests.helpers import wait_until
 from tests.integration.conftest import (
     KEY_NAME,
     SECRET,
@@ -32,9 +32,7 @@ from tests.integration.conftest import (
     needs_named,
     start_knotd,
     start_named,
-    wait_until,
 )
-from zonegen.export import export_zone
 from zonegen.ingest import ingest_files
 from zonegen.model import ZoneConfig
 from zonegen.serve import ServeOptions, StoreFeed, parse_network
@@ -67,9 +65,7 @@ def moved_pod(tmp_path: Path) -> Path:
 def exported(store: Store) -> dict[tuple[str, str], set[str]]:
     """``(name, type) -> {rdata text}`` for every A and SRV RRset ``zonegen export``
     writes (service names, per-pod names, SRV owners)."""
-    out = io.StringIO()
-    export_zone(store, CONFIG, stream=out)
-    zone = dns.zone.from_text(out.getvalue(), ZONE, relativize=False)
+    zone = exported_zone(store, CONFIG, relativize=False)
     sets: dict[tuple[str, str], set[str]] = {}
     for name, node in zone.nodes.items():
         for rds in node.rdatasets:
@@ -175,8 +171,7 @@ def test_tsig_signed_secondaries_transfer_unsigned_are_refused(
         unsigned[1].wait_log("REFUSED")
         for sec in unsigned:
             assert sec.serial() is None, sec.describe()
-        deadline = time.monotonic() + 10
-        assert wait_until(lambda: server.server.report.refused >= 2, deadline)
+        assert wait_until(lambda: server.server.report.refused >= 2, 10)
     finally:
         server.stop()
 
@@ -219,9 +214,8 @@ def test_metrics_follow_real_secondaries(store: Store, tmp_path: Path,
         first = server.zones.serial
         named.wait_serial(first)
         knot.wait_serial(first)
-        deadline = time.monotonic() + 30
         assert wait_until(lambda: value(scrape(endpoint.port), "zonegen_transfers_total",
-                                        type="AXFR", result="ok") == 2, deadline)
+                                        type="AXFR", result="ok") == 2, 30)
         samples = scrape(endpoint.port)
         assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == first
         assert value(samples, "zonegen_transfer_bytes_total", type="AXFR") > 0
@@ -236,11 +230,10 @@ def test_metrics_follow_real_secondaries(store: Store, tmp_path: Path,
         assert after is not None
         named.wait_serial(after.serial)
         knot.wait_serial(after.serial)
-        deadline = time.monotonic() + 30
         assert wait_until(lambda: value(scrape(endpoint.port), "zonegen_transfers_total",
-                                        type="IXFR", result="ok") == 2, deadline)
+                                        type="IXFR", result="ok") == 2, 30)
         assert wait_until(lambda: value(scrape(endpoint.port), "zonegen_notify_total",
-                                        result="acknowledged") >= acknowledged + 2, deadline)
+                                        result="acknowledged") >= acknowledged + 2, 30)
         samples = scrape(endpoint.port)
         assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == after.serial
         assert value(samples, "zonegen_transfers_total", type="AXFR", result="ok") == 2

@@ -19,22 +19,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from zonegen.model import DELETED, Event
+from zonegen.reconcile import ObjectHead as ObjectHead  # re-exported: its home is the reconcile
 from zonegen.store.database import Database, _batched
 from zonegen.store.schema import events, from_us, object_heads, resume_points, to_us
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectHead:
-    """The newest stored event of one object."""
-
-    kind: str
-    namespace: str
-    name: str
-    uid: str
-    resource_version: str
-    last_seq: int
-    deleted: bool
-
 
 
 @dataclass(frozen=True, slots=True)

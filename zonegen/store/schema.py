@@ -8,6 +8,7 @@ checks that upgrading from empty yields exactly this metadata.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -16,6 +17,45 @@ metadata = sa.MetaData()
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
 _SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+
+def _id() -> sa.Column[int]:
+    """The auto-incrementing surrogate key of the journal and audit tables."""
+    return sa.Column("id", _SeqType, primary_key=True, autoincrement=True)
+
+
+def _object_columns(key: bool) -> list[sa.Column[Any]]:
+    """Which Kubernetes object version a row is about: ``kind``, ``namespace``, ``name``
+    (the primary key when ``key``), ``uid`` and ``resource_version``."""
+    return [
+        sa.Column("kind", sa.String(32), primary_key=key, nullable=False),
+        sa.Column("namespace", sa.String(253), primary_key=key, nullable=False),
+        sa.Column("name", sa.String(253), primary_key=key, nullable=False),
+        sa.Column("uid", sa.String(128), nullable=False),
+        sa.Column("resource_version", sa.String(128), nullable=False),
+    ]
+
+
+def _counts(*names: str) -> list[sa.Column[int]]:
+    """Required BIGINT columns (sequence numbers, serials, microsecond times, counts)."""
+    return [sa.Column(name, sa.BigInteger, nullable=False) for name in names]
+
+
+def _record_columns(*between: sa.Column[Any]) -> list[sa.Column[Any]]:
+    """The version a record row belongs to, then ``between`` (``added`` in
+    ``record_changes``), then the record itself: the column order the migrations create."""
+    return [
+        sa.Column(
+            "version_id", sa.BigInteger,
+            sa.ForeignKey("zone_versions.id", ondelete="CASCADE"), nullable=False,
+        ),
+        *between,
+        sa.Column("owner", sa.String(1024), nullable=False),
+        sa.Column("rtype", sa.Integer, nullable=False),
+        sa.Column("ttl", sa.Integer, nullable=True),
+        sa.Column("rdata", sa.Text, nullable=False),
+        sa.Column("cause_seq", sa.BigInteger, nullable=False),
+    ]
+
 events = sa.Table(
     "events",
     metadata,
@@ -23,11 +63,7 @@ events = sa.Table(
     sa.Column("received_us", sa.BigInteger, nullable=False),
     sa.Column("source", sa.String(255), nullable=False),
     sa.Column("type", sa.String(16), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("namespace", sa.String(253), nullable=False),
-    sa.Column("name", sa.String(253), nullable=False),
-    sa.Column("uid", sa.String(128), nullable=False),
-    sa.Column("resource_version", sa.String(128), nullable=False),
+    *_object_columns(key=False),
     sa.Column("object", sa.Text, nullable=False),
     sa.UniqueConstraint("uid", "resource_version", "type", name="uq_events_idempotency"),
     sa.Index("ix_events_object", "kind", "namespace", "name", "seq"),
@@ -37,11 +73,7 @@ events = sa.Table(
 object_heads = sa.Table(
     "object_heads",
     metadata,
-    sa.Column("kind", sa.String(32), primary_key=True),
-    sa.Column("namespace", sa.String(253), primary_key=True),
-    sa.Column("name", sa.String(253), primary_key=True),
-    sa.Column("uid", sa.String(128), nullable=False),
-    sa.Column("resource_version", sa.String(128), nullable=False),
+    *_object_columns(key=True),
     sa.Column("last_seq", sa.BigInteger, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
 )
@@ -66,10 +98,8 @@ trackings = sa.Table(
 zone_versions = sa.Table(
     "zone_versions",
     metadata,
-    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
-    sa.Column("serial", sa.BigInteger, nullable=False),
-    sa.Column("created_us", sa.BigInteger, nullable=False),
-    sa.Column("last_event_seq", sa.BigInteger, nullable=False),
+    _id(),
+    *_counts("serial", "created_us", "last_event_seq"),
     sa.Index("ix_zone_versions_serial", "serial"),
     sa.Index("ix_zone_versions_created", "created_us"),
 )
@@ -77,17 +107,8 @@ zone_versions = sa.Table(
 record_changes = sa.Table(
     "record_changes",
     metadata,
-    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
-    sa.Column(
-        "version_id", sa.BigInteger,
-        sa.ForeignKey("zone_versions.id", ondelete="CASCADE"), nullable=False,
-    ),
-    sa.Column("added", sa.Boolean, nullable=False),
-    sa.Column("owner", sa.String(1024), nullable=False),
-    sa.Column("rtype", sa.Integer, nullable=False),
-    sa.Column("ttl", sa.Integer, nullable=True),
-    sa.Column("rdata", sa.Text, nullable=False),
-    sa.Column("cause_seq", sa.BigInteger, nullable=False),
+    _id(),
+    *_record_columns(sa.Column("added", sa.Boolean, nullable=False)),
     sa.Index("ix_record_changes_owner", "owner", "version_id"),
     sa.Index("ix_record_changes_version", "version_id"),
 )
@@ -97,16 +118,8 @@ record_changes = sa.Table(
 record_snapshots = sa.Table(
     "record_snapshots",
     metadata,
-    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
-    sa.Column(
-        "version_id", sa.BigInteger,
-        sa.ForeignKey("zone_versions.id", ondelete="CASCADE"), nullable=False,
-    ),
-    sa.Column("owner", sa.String(1024), nullable=False),
-    sa.Column("rtype", sa.Integer, nullable=False),
-    sa.Column("ttl", sa.Integer, nullable=True),
-    sa.Column("rdata", sa.Text, nullable=False),
-    sa.Column("cause_seq", sa.BigInteger, nullable=False),
+    _id(),
+    *_record_columns(),
     sa.Index("ix_record_snapshots_version", "version_id"),
     sa.Index("ix_record_snapshots_owner", "owner", "version_id"),
 )
@@ -117,14 +130,11 @@ it keeps (the base that later versions' changes apply to once older changes are 
 compactions = sa.Table(
     "compactions",
     metadata,
-    sa.Column("id", _SeqType, primary_key=True, autoincrement=True),
-    sa.Column("compacted_us", sa.BigInteger, nullable=False),
-    sa.Column("base_serial", sa.BigInteger, nullable=False),
-    sa.Column("base_created_us", sa.BigInteger, nullable=False),
-    sa.Column("events_upto_seq", sa.BigInteger, nullable=False),
-    sa.Column("versions_deleted", sa.BigInteger, nullable=False),
-    sa.Column("changes_deleted", sa.BigInteger, nullable=False),
-    sa.Column("events_deleted", sa.BigInteger, nullable=False),
+    _id(),
+    *_counts(
+        "compacted_us", "base_serial", "base_created_us", "events_upto_seq",
+        "versions_deleted", "changes_deleted", "events_deleted",
+    ),
 )
 """One row per ``zonegen compact`` that removed something: where history now begins."""
 
