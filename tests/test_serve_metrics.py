@@ -253,7 +253,7 @@ def test_requests_transfers_serials_and_versions_move_exactly(
     records = len(axfr.answer) - 1  # the SOA is sent twice
     # a TCP transfer is counted once its last octet is written: the client may read it
     # a moment before that
-    assert wait_for(lambda: value(server.scrape(), "zonegen_transfers_total", type="AXFR",
+    assert wait_until(lambda: value(server.scrape(), "zonegen_transfers_total", type="AXFR",
                                   result="ok") == 1)
     samples = server.scrape()
     assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == first.serial
@@ -283,7 +283,7 @@ def test_requests_transfers_serials_and_versions_move_exactly(
     assert len(soas) == 4  # one step: SOA new, SOA old, removed, SOA new, added, SOA new
     assert soas[0] == 0
     assert soas[-1] == len(diff.answer) - 1
-    assert wait_for(lambda: value(server.scrape(), "zonegen_transfers_total", type="IXFR",
+    assert wait_until(lambda: value(server.scrape(), "zonegen_transfers_total", type="IXFR",
                                   result="ok") == 1)
     samples = server.scrape()
     assert value(samples, "zonegen_zone_versions_total") == 1
