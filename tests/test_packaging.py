@@ -28,10 +28,8 @@ def run(*args: str | Path, cwd: Path) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"
+def checkout_copy(src: Path) -> None:
+    """What a release ships of the checkout, copied to ``src`` (no caches)."""
     src.mkdir()
     for name in SHIPPED:
         path = ROOT / name
@@ -40,6 +38,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(path, src / name)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    checkout_copy(src)
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
         str(src), "-w", "dist",
         cwd=tmp)
@@ -103,14 +108,7 @@ def test_editable_install_gives_a_working_command(tmp_path: Path) -> None:
     gives a ``zonegen`` command that runs the checkout's cli.py (zonegen.__main__ loads it
     beside the package when zonegen.command cannot be mapped)."""
     src = tmp_path / "src"
-    src.mkdir()
-    for name in SHIPPED:
-        path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, src / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(path, src / name)
+    checkout_copy(src)
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     python = venv / "bin" / "python"
