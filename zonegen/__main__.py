@@ -16,7 +16,9 @@ from pathlib import Path
 def main() -> None:
     try:
         from zonegen.command.cli import main as cli_main  # type: ignore[import-not-found]
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
+        if e.name not in ("zonegen.command", "zonegen.command.cli"):
+            raise  # a missing dependency, not a checkout: say so as Python does
         path = Path(__file__).resolve().parent.parent / "cli.py"
         spec = importlib.util.spec_from_file_location("cli", path)
         if spec is None or spec.loader is None or not path.is_file():
