@@ -40,6 +40,19 @@ def checkout_copy(src: Path) -> None:
             shutil.copy2(path, src / name)
 
 
+def fresh_venv(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A venv (its directory, python and purelib) that sees the dependencies but not the
+    checkout: the dependencies by path only, since a .pth line adds a directory without
+    running that directory's own .pth files (which would bring back an editable zonegen)."""
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
+    python = venv / "bin" / "python"
+    purelib = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()"
+                                     "['purelib'])", cwd=tmp_path).strip())
+    (purelib / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv, python, purelib
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
@@ -75,14 +88,7 @@ def test_installed_wheel_runs_demo_and_migrates(wheel: Path, tmp_path: Path) -> 
     install of it): ``cli`` and ``migrations`` are not importable, and the console script
     prints the demo zone and migrates a new database to head from the wheel's own
     migrations."""
-    venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
-    python = venv / "bin" / "python"
-    purelib = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()"
-                                     "['purelib'])", cwd=tmp_path).strip())
-    # The dependencies by path only: a .pth line adds a directory, it does not run that
-    # directory's own .pth files (which would bring back an editable zonegen).
-    (purelib / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    venv, python, purelib = fresh_venv(tmp_path)
     run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
         wheel, cwd=tmp_path)
     where = run(python, "-c", "import zonegen.migrate as m; print(m._script_location())",
@@ -109,12 +115,7 @@ def test_editable_install_gives_a_working_command(tmp_path: Path) -> None:
     beside the package when zonegen.command cannot be mapped)."""
     src = tmp_path / "src"
     checkout_copy(src)
-    venv = tmp_path / "venv"
-    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
-    python = venv / "bin" / "python"
-    purelib = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()"
-                                     "['purelib'])", cwd=tmp_path).strip())
-    (purelib / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    venv, python, _ = fresh_venv(tmp_path)
     run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
         "--no-build-isolation", "-e", src, cwd=tmp_path)
     out = run(venv / "bin" / "zonegen", "demo", cwd=tmp_path)
