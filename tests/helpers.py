@@ -107,3 +107,16 @@ def zonegen(args: Sequence[str], db: Path | None = None, stdout: int | IO[Any] |
         [sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT, env=full, text=True,
         stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.PIPE,
         timeout=120, check=False)
+
+
+def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str]:
+    """Status and body of ``GET path`` on a loopback HTTP server (metrics, probes)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()

@@ -10,7 +10,6 @@ deadline; no wall-clock threshold is asserted.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import re
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import DEADLINE, cli, wait_for, zonegen
+from tests.helpers import DEADLINE, cli, http_get, wait_for, zonegen
 from tests.kubeapi import ENDPOINTSLICES, SERVICES, FakeKubeAPI, endpoint_slice, service
 from zonegen.health import MetricsServer, Readiness
 from zonegen.metrics import Metrics
@@ -48,13 +47,7 @@ def _env() -> dict[str, str]:
 
 
 def get(port: int, path: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
+    return http_get(port, path, "127.0.0.1")
 
 
 def scrape(port: int) -> dict[Sample, float]:

@@ -8,7 +8,6 @@ in a subprocess, as an operator would."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import dns.rrset
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import wait_until
+from tests.helpers import http_get, wait_until
 from tests.test_serve import (
     CONFIG,
     DEMO,
@@ -60,13 +59,7 @@ Samples = dict[tuple[str, Labels], float]
 
 
 def get(port: int, path: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
+    return http_get(port, path, HOST)
 
 
 def scrape(port: int) -> Samples:
