@@ -116,8 +116,9 @@ class ReadModel(Database):
         streamed in order of (sort_key, rtype): DNSSEC canonical owner order (see
         :func:`sort_key`); order within one (owner, rtype) is unspecified.
 
-        The iterator is valid only inside the ``with`` block. Before the first version
-        the answer is ``(None, <empty>)``."""
+        The iterator is valid only inside the ``with`` block, which holds a connection
+        (on an in-memory database, the only one: call no other store method inside
+        it). Before the first version the answer is ``(None, <empty>)``."""
         with self._wrap("reading current records"), self._snapshot() as conn:
             version = _model_version(conn, projection)
             if version is None:
