@@ -228,6 +228,10 @@ class Log:
         self.store.append_events(batch)
 
 
+def model(store: Store) -> list[tuple[tuple[str, str], Record, bool]]:
+    return sorted(((k, r, v) for k, r, v in store.iter_model()), key=repr)
+
+
 def assert_model_is_a_replay(store: Store) -> None:
     """The persisted model (rows, visibility, objects, count) equals a full replay of
     the log up to the checkpoint."""
@@ -236,7 +240,7 @@ def assert_model_is_a_replay(store: Store) -> None:
     checkpoint = store.max_tracking_seq()
     changes = [(e.seq, to_change(e)) for e in store.select_events(lte=checkpoint)]
     full = rebuild(c for _s, c in changes)
-    assert sorted(store.iter_model(), key=repr) == sorted(full.rows(), key=repr)
+    assert model(store) == sorted(full.rows(), key=repr)
     assert store.projected() == sorted(object_rows(changes)[0])
     assert store.record_count() == len(full) == len(streamed(store))
     assert set(streamed(store)) == full.records()
@@ -332,7 +336,7 @@ def test_a_failed_commit_leaves_the_model_at_the_previous_checkpoint(
     store = Store.open("sqlite://")
     log = Log(store)
     _project(store, log, before)
-    state = (store.max_tracking_seq(), store.versions(), sorted(store.iter_model(), key=repr),
+    state = (store.max_tracking_seq(), store.versions(), model(store),
              store.projected(), store.record_count())
     for ops in failing:
         log.append(ops)
@@ -346,7 +350,7 @@ def test_a_failed_commit_leaves_the_model_at_the_previous_checkpoint(
         ProjectionRunner(store, clock=lambda: 1.9e9).catch_up()
     sa_event.remove(store.engine, "before_cursor_execute", crash)
     assert state == (store.max_tracking_seq(), store.versions(),
-                     sorted(store.iter_model(), key=repr), store.projected(),
+                     model(store), store.projected(),
                      store.record_count())
     ProjectionRunner(store, clock=lambda: 1.9e9).catch_up()
     assert store.max_tracking_seq() == store.max_event_seq()

@@ -44,6 +44,7 @@ from zonegen.progress import Progress
 from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.serial import next_serial
 from zonegen.store import PROJECTION, CheckpointMoved, ReadModelChange, Store
+from zonegen.store.readmodel import StoredRow
 
 log = logging.getLogger("zonegen.runner")
 
@@ -387,8 +388,8 @@ class _PartialLoad:
         self.name = name
         self.empty = empty
         self.projection = project.Projection()
-        self._stored: dict[ServiceKey, dict[Record, bool]] = {}
-        self._other_visible: dict[Record, bool] = {}
+        self._stored: dict[ServiceKey, dict[Record, StoredRow]] = {}
+        self._other_rows: dict[Record, StoredRow] = {}
         self._resolved: set[tuple[str, str]] = set()  # slices whose Service is known
         self._objects: dict[tuple[str, str, str], tuple[int, Change]] = {}
 
@@ -413,7 +414,7 @@ class _PartialLoad:
         self._resolved.update(lookups)
         new = sorted(k for k in keys if not proj.is_loaded(k))
         loaded: list[Change] = []
-        stored: dict[ServiceKey, dict[Record, bool]] = {}
+        stored: dict[ServiceKey, dict[Record, StoredRow]] = {}
         if new and not self.empty:
             rows = self.store.objects_of(new, self.name)
             loaded = [to_change(e) for e in self.store.events_by_seq(r[3] for r in rows)]
@@ -436,19 +437,19 @@ class _PartialLoad:
         if need:
             found = [] if self.empty else self.store.ptrs_at(need, self.name)
             proj.load_ptrs(need, ((k, r) for k, r, _v in found))
-            for key, r, visible in found:
+            for key, r, row in found:
                 if not proj.is_loaded(key):
-                    self._other_visible[r] = visible
+                    self._other_rows[r] = row
 
     def change(self, records_before: int) -> ReadModelChange:
         """What the folded changes do to the stored model: the loaded Services' record
         rows, the visibility of PTRs whose shadowing toggled, the object index, and the
         visible count (``records_before`` before them)."""
         proj = self.projection
-        removed: list[Record] = []
+        removed: list[int] = []
         added: list[tuple[ServiceKey, Record, bool]] = []
-        shown: list[Record] = []
-        hidden: list[Record] = []
+        shown: list[int] = []
+        hidden: list[int] = []
         count = records_before
         if self.empty:
             added.extend((NO_SERVICE, r, True) for r in project.APEX_RECORDS)
@@ -456,12 +457,12 @@ class _PartialLoad:
         for key in proj.loaded_services():
             old = self._stored.get(key, {})
             new = proj.service_records(*key)
-            for r, was in old.items():
+            for r, (row_id, was) in old.items():
                 if r not in new:
-                    removed.append(r)
+                    removed.append(row_id)
                     count -= was
                 elif r.rtype == PTR and proj.visible(r) != was:
-                    (hidden if was else shown).append(r)
+                    (hidden if was else shown).append(row_id)
                     count += -1 if was else 1
             for r in new:
                 if r not in old:
@@ -469,9 +470,9 @@ class _PartialLoad:
                     added.append((key, r, now))
                     count += now
         for _key, r in proj.other_ptrs():
-            was = self._other_visible[r]
+            row_id, was = self._other_rows[r]
             if proj.visible(r) != was:
-                (hidden if was else shown).append(r)
+                (hidden if was else shown).append(row_id)
                 count += -1 if was else 1
         objects, dropped = project.object_rows(self._objects.values())
         return ReadModelChange(self.name, removed, added, shown, hidden, objects, dropped,
