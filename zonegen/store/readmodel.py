@@ -190,6 +190,18 @@ class ReadModel(Database):
         out.sort(key=lambda e: e.seq)
         return out
 
+    def event_keys(self, lte: int, batch: int = 50_000
+                   ) -> Iterator[tuple[int, str, str, str]]:
+        """(seq, kind, namespace, name) of every event up to ``lte``, in seq order,
+        without the objects: what ``project --rebuild`` scans to find which event
+        decides each object's state."""
+        q = (sa.select(events.c.seq, events.c.kind, events.c.namespace, events.c.name)
+             .where(events.c.seq <= lte).order_by(events.c.seq))
+        with self._wrap("reading events"), self._read() as conn:
+            for seq, kind, namespace, name in conn.execute(
+                    q, execution_options={"yield_per": batch}):
+                yield int(seq), kind, namespace, name
+
     def records_of(self, services: Iterable[ServiceKey], projection: str = PROJECTION
                    ) -> dict[ServiceKey, dict[Record, StoredRow]]:
         """Every stored record (shadowed ones too) of ``services``, with its row."""
