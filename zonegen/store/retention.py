@@ -52,8 +52,9 @@ class Retention(ZoneJournal):
         live object up to the projection checkpoint (the read model's
         ``projected_objects`` points at exactly those, and the runner loads a touched
         Service's objects from them: docs/DESIGN.md "Read model"). The read model
-        itself describes the newest version, which is always kept, so it is untouched. Logs the compaction. ``progress(1)`` is told as each
-        of its :data:`COMPACT_STEPS` steps is done.
+        itself describes the newest version, which is always kept, so it is untouched.
+        Logs the compaction. ``progress(1)`` is told as each of its
+        :data:`COMPACT_STEPS` steps is done.
 
         :raises UnknownSerial: the version does not exist.
         """
