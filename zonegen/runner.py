@@ -327,8 +327,9 @@ class ProjectionRunner:
         ``progress`` (default: a bar on stderr when it is a terminal) counts the events
         replayed.
 
-        Every event up to the checkpoint is scanned (seq and object key), and the event
-        that decides each object's final state, its newest, is reduced and folded
+        Every event up to the checkpoint is counted per object (from the object index),
+        and the event that decides each object's final state, its newest, is reduced
+        and folded
         (:meth:`project.Projection.rebuild`: a state is a function of each object's last
         change, so an object version a later event replaced cannot matter). That makes
         a replay of 1M events cost the log scan plus one reduction per object."""
@@ -339,17 +340,14 @@ class ProjectionRunner:
         summary = self.store.log_summary()
         bar = progress if progress is not None else Progress(
             description="replaying events", unit="event")
-        newest: dict[tuple[str, str, str], int] = {}
+        seqs: list[int] = []
         with bar:
             bar.set_total(summary.events - summary.pending)
-            for seq, kind, namespace, name in self.store.event_keys(checkpoint):
-                newest[(kind, namespace, name)] = seq
-                count += 1
-                if count % 50_000 == 0:
-                    bar.update(50_000)
-            bar.update(count % 50_000)
-            seqs = sorted(newest.values())
-            del newest
+            for seq, n in self.store.newest_events(checkpoint):
+                seqs.append(seq)
+                count += n
+                bar.update(n)
+            seqs.sort()
 
             def changes() -> Iterator[Change]:
                 for start in range(0, len(seqs), 5000):
