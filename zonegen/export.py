@@ -2,17 +2,21 @@
 
 Pending events are projected first (:func:`zonegen.runner.ensure_projected`, so users
 never have to run ``project``; on a read-only database nothing is written and the newest
-stored version is exported). Every zone, current or past (``--serial``, ``--at``), is
-folded from the stored record changes, independent of today's projector code, so it is
-the zone as it was published.
+stored version is exported). The current zone is streamed from the persisted read model
+(``Store.current_records``, kept in the transaction of each version) in canonical order;
+a past one (``--serial``, ``--at``) is folded from the stored record changes. Neither
+depends on today's projector code, so each is the zone as it was published.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
@@ -20,9 +24,10 @@ from typing import IO
 from zonegen import zonefile
 from zonegen.clock import Clock
 from zonegen.errors import UnknownSerial
-from zonegen.model import Record, ZoneConfig
+from zonegen.model import Record, ZoneConfig, ZoneVersion
 from zonegen.progress import Progress
 from zonegen.runner import ProjectionRunner, RebuildReport, ensure_projected
+from zonegen.selection import NotInOrder
 from zonegen.store import Store
 
 log = logging.getLogger("zonegen")
@@ -104,24 +109,82 @@ def export_zone(
     """Render a zone and write it atomically to ``output`` (``-``: standard output), or
     to ``stream``.
 
+    The current zone (no ``serial``, no ``at``) is streamed from the persisted read
+    model in canonical order (:func:`current_records`, :func:`zonefile.render_sorted`):
+    memory is one owner and one block of text, not the zone, and nothing is sorted but
+    each owner's few lines (issue #11). A past zone is folded from the journal and
+    sorted whole (:func:`zone_content`).
+
     :raises UnknownSerial: the requested past version does not exist.
     :raises ZonegenError: the file cannot be written (the old file is then intact).
     """
     if output == "-":  # the usual spelling of standard output
         output, stream = None, stream or sys.stdout
-    number, records = zone_content(store, serial, at, progress=progress)
     warnings: list[str] = []
-    lines = zonefile.render(records, config, number, warnings)
+    if serial is None and at is None:
+        ensure_projected(store)
+        number, lines = None, None
+        with current_records(store) as (version, records):
+            if version is None:  # only a read-only database that was never projected
+                raise UnknownSerial(f"{store.where}: no zone version exists yet")
+            number = version.serial
+            try:
+                counted = _publish(zonefile.render_sorted(records, config, number, warnings),
+                                   output, stream)
+            except NotInOrder as e:
+                log.debug("%s: stored order is not %s's (%s); sorting the zone instead",
+                          store.where, config.zone, e)
+                warnings.clear()
+                lines = zonefile.render(store.records_at(version.version_id), config,
+                                        number, warnings)
+        if lines is not None:
+            counted = _publish(lines, output, stream)
+    else:
+        number, past = zone_content(store, serial, at, progress=progress)
+        counted = _publish(zonefile.render(past, config, number, warnings), output, stream)
+    for message in warnings:
+        log.warning("%s", message)
+    return ExportResult(config.zone, number, counted.records, output)
+
+
+def _publish(lines: Iterable[str], output: str | None, stream: IO[str] | None) -> _Counted:
+    """Write ``lines`` atomically to ``output``, or to ``stream``; their count.
+
+    To a stream the text goes through a temporary file first (on disk past 16 MB), so
+    a zone whose rendering fails half way (a store error mid-stream, records out of
+    order) writes nothing rather than a part of a zone."""
     counted = _Counted(lines)
     if output is not None:
         zonefile.write(output, counted)
     elif stream is not None:
-        for block in counted:
-            stream.write(block)
+        with tempfile.SpooledTemporaryFile(max_size=1 << 24, mode="w+",
+                                           encoding="utf-8", newline="\n") as spool:
+            spool.writelines(counted)
+            spool.seek(0)
+            shutil.copyfileobj(spool, stream, 1 << 20)
         stream.flush()
-    for message in warnings:
-        log.warning("%s", message)
-    return ExportResult(config.zone, number, counted.records, output)
+    else:
+        for _ in counted:
+            pass
+    return counted
+
+
+@contextmanager
+def current_records(store: Store) -> Iterator[tuple[ZoneVersion | None, Iterator[Record]]]:
+    """The newest zone version and its records in canonical owner order, read in one
+    transaction: ``Store.current_records`` (the persisted read model)."""
+    real = getattr(store, "current_records", None)
+    if real is not None:
+        with real() as (version, records):
+            yield version, records
+        return
+    # STAND-IN until wt-readmodel's Store.current_records is merged: same signature.
+    from zonegen.selection import canonical_key
+
+    latest = store.latest_version()
+    found = store.records_at(latest.version_id) if latest is not None else set()
+    yield latest, iter(sorted(found, key=lambda r: (
+        canonical_key(r.owner if r.owner.endswith(".") else r.owner + "."), r.rtype)))
 
 
 def zone_size(records: Iterable[Record], config: ZoneConfig, serial: int) -> int:
