@@ -10,7 +10,7 @@ Spec: https://github.com/kubernetes/dns/blob/master/docs/specification.md (cited
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -48,6 +48,12 @@ from zonegen.names import (
 )
 
 ServiceKey = tuple[str, str]
+NO_SERVICE: ServiceKey = ("", "")
+"""The Service key of records of no Service (the apex) in :meth:`Projection.rows`."""
+ObjectRow = tuple[str, str, str, int, str, str]
+"""kind, namespace, name, seq, Service namespace, Service name: an object the projection
+holds, the event its state comes from and the Service it feeds (the read model's
+``projected_objects``)."""
 _EMPTY: RecordSet = frozenset()
 _ABSENT: object = object()
 
@@ -345,6 +351,38 @@ def _cluster_ip(service: Service, base: str, slices: list[EndpointSlice],
 # --------------------------------------------------------------------------- folding
 
 
+def fed_service(change: Change) -> ServiceKey | None:
+    """The Service whose records an object's new state feeds (``_fold``'s rule): its own
+    key for a Service or Endpoints, the ``kubernetes.io/service-name`` label's for an
+    EndpointSlice; None when the projection holds nothing for it (deleted, rejected by
+    the reducers, an unlabelled slice, a kind the projector does not read)."""
+    obj = change.obj
+    if isinstance(obj, (Service, Endpoints)):
+        return (change.namespace, change.name)
+    if isinstance(obj, EndpointSlice) and obj.service_name:
+        return (change.namespace, obj.service_name)
+    return None
+
+
+def object_rows(changes: Iterable[tuple[int, Change]]) -> tuple[list[ObjectRow],
+                                                             list[tuple[str, str, str]]]:
+    """What ``changes`` (in order) leave in the read model's object index: the rows of
+    objects the projection holds after them (:data:`ObjectRow`) and the keys of those it
+    no longer holds. The last change of each object wins."""
+    last: dict[tuple[str, str, str], tuple[int, Change]] = {}
+    for seq, change in changes:
+        last[(change.kind, change.namespace, change.name)] = (seq, change)
+    rows: list[ObjectRow] = []
+    dropped: list[tuple[str, str, str]] = []
+    for key, (seq, change) in last.items():
+        fed = fed_service(change)
+        if fed is None:
+            dropped.append(key)
+        else:
+            rows.append((*key, seq, *fed))
+    return rows, dropped
+
+
 class Projection:
     """The current objects and records, updated in place one change at a time.
 
@@ -361,8 +399,9 @@ class Projection:
     owner, so only a real overlap costs a scan.
     """
 
-    __slots__ = ("_cluster_ptrs", "_count", "_endpoint_ptrs", "_endpoints", "_raw",
-                 "_records", "_services", "_slice_service", "_slices")
+    __slots__ = ("_cluster_ptrs", "_count", "_endpoint_ptrs", "_endpoints", "_loaded",
+                 "_others", "_ptr_owners", "_raw", "_records", "_services",
+                 "_slice_service", "_slices")
 
     def __init__(self) -> None:
         self._services: dict[ServiceKey, Service] = {}
@@ -374,6 +413,13 @@ class Projection:
         self._endpoint_ptrs: dict[str, int] = {}  # reverse owner -> endpoint PTRs there
         self._raw = 0  # records of all Services, shadowed PTRs included
         self._count = len(APEX_RECORDS)  # visible records
+        # Partial projections only (the runner on the read model, see load_*): the
+        # Services whose objects and records were loaded, the reverse owners whose PTR
+        # counts were, and other Services' PTRs at those owners (what the cross-Service
+        # PTR rule reads there).
+        self._loaded: set[ServiceKey] = set()
+        self._ptr_owners: set[str] = set()
+        self._others: dict[ServiceKey, set[Record]] = {}
 
     def __len__(self) -> int:
         """Number of records in the zone, apex records included; O(1)."""
@@ -394,6 +440,77 @@ class Projection:
         """The records :func:`records_for_service` gives one Service (empty when none),
         before cross-Service PTR shadowing."""
         return self._records.get((namespace, name), _EMPTY)
+
+    def visible(self, r: Record) -> bool:
+        """Whether ``r`` (a record of some Service) is in the zone: RECORDS.md "Reverse
+        zones", an endpoint PTR is hidden while a cluster IP has that address."""
+        return not self._shadowed(r)
+
+    def rows(self) -> Iterator[tuple[ServiceKey, Record, bool]]:
+        """Every record with its Service (:data:`NO_SERVICE` for the apex) and whether
+        it is visible: the read model's ``current_records`` (docs/DESIGN.md "Read
+        model")."""
+        for r in APEX_RECORDS:
+            yield NO_SERVICE, r, True
+        for key, records in self._records.items():
+            for r in records:
+                yield key, r, not (r.rtype == PTR and self._shadowed(r))
+
+    def service_keys(self) -> Iterator[ServiceKey]:
+        """The Services that have records."""
+        return iter(self._records)
+
+    # ---- partial projections: the runner on the read model (docs/DESIGN.md "Read model")
+
+    def is_loaded(self, key: ServiceKey) -> bool:
+        return key in self._loaded
+
+    def loaded_services(self) -> Iterator[ServiceKey]:
+        """Services loaded by :meth:`load_service` (the only ones a partial projection
+        may recompute)."""
+        return iter(self._loaded)
+
+    def slice_service(self, namespace: str, name: str) -> ServiceKey | None:
+        """The Service a known EndpointSlice feeds now (None: unknown or unlabelled)."""
+        return self._slice_service.get((namespace, name))
+
+    def load_service(self, key: ServiceKey, records: RecordSet) -> None:
+        """Take one Service's stored records (its objects come by :meth:`load_objects`)
+        as they were last computed. A Service is loaded at most once and before any
+        change touches it."""
+        self._loaded.add(key)
+        self._others.pop(key, None)
+        if records:
+            self._records[key] = records
+            self._raw += len(records)
+
+    def load_objects(self, changes: Iterable[Change]) -> None:
+        """Take stored objects into the indexes without recomputing anything."""
+        for change in changes:
+            self._fold(change)
+
+    def needs_ptr_owners(self, owners: Iterable[str]) -> set[str]:
+        """Those of ``owners`` whose PTR context is not loaded yet."""
+        return {o for o in owners if o not in self._ptr_owners}
+
+    def load_ptrs(self, owners: Iterable[str], stored: Iterable[tuple[ServiceKey, Record]]
+                  ) -> None:
+        """Take every stored PTR at ``owners`` (reverse names none of this projection's
+        changes has touched yet): their counts for the PTR rule, and those of Services
+        not loaded, which a shadowing toggle there may show or hide."""
+        self._ptr_owners.update(owners)
+        cluster, endpoint = self._cluster_ptrs, self._endpoint_ptrs
+        for key, r in stored:
+            counts = cluster if _is_cluster_ptr(r) else endpoint
+            counts[r.owner] = counts.get(r.owner, 0) + 1
+            if key not in self._loaded:
+                self._others.setdefault(key, set()).add(r)
+
+    def other_ptrs(self) -> Iterator[tuple[ServiceKey, Record]]:
+        """The loaded PTRs of Services not loaded."""
+        for key, records in self._others.items():
+            for r in records:
+                yield key, r
 
     def apply(self, change: Change, warnings: list[InvalidName] | None = None) -> Diff:
         """Fold one change and return what it did to the zone.
@@ -579,7 +696,7 @@ class Projection:
             # Endpoint PTRs of other Services at these addresses change visibility. Only
             # hand-made data makes a cluster IP also a pod IP (the CIDRs are disjoint), so
             # a scan is cheaper overall than indexing every endpoint PTR.
-            for records in self._records.values():
+            for records in chain(self._records.values(), self._others.values()):
                 for r in records:
                     if (r.rtype == PTR and r.owner in toggled and r not in came
                             and not _is_cluster_ptr(r)):

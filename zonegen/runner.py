@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 
 from zonegen import project
 from zonegen.clock import Clock
@@ -24,16 +25,25 @@ from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
     DELETED,
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    PTR,
+    SERVICE,
     Change,
+    Endpoints,
+    EndpointSlice,
     Event,
     Record,
     RecordChange,
+    Service,
     ZoneVersion,
     reduce,
 )
+from zonegen.names import ptr_owner
 from zonegen.progress import Progress
+from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.serial import next_serial
-from zonegen.store import PROJECTION, CheckpointMoved, Store
+from zonegen.store import PROJECTION, CheckpointMoved, ReadModelChange, Store
 
 log = logging.getLogger("zonegen.runner")
 
@@ -121,7 +131,11 @@ class RebuildReport:
 
 
 class ProjectionRunner:
-    """Owns one in-memory :class:`project.Projection` kept level with the store."""
+    """Folds pending events on the persisted read model (docs/DESIGN.md "Read model").
+
+    Holds nothing between calls but the newest version: each :meth:`catch_up` loads
+    only what its events touch (:class:`_PartialLoad`) and commits the version, its
+    record changes, the read-model rows and the checkpoint in one transaction."""
 
     def __init__(
         self,
@@ -132,19 +146,21 @@ class ProjectionRunner:
         *,
         live: bool = False,
         metrics: Metrics | None = None,
+        name: str = PROJECTION,
     ) -> None:
         """``live``: the events arrive now (watch, serve --watch), so each committed
         version observes their arrival-to-version latency in ``metrics`` (default: the
         process's); a rebuild or an ingest of old files would record their age instead,
-        so only the version count moves then."""
+        so only the version count moves then. ``name``: the projection (its checkpoint
+        and read model)."""
         self.store = store
         self.live = live
         self.metrics = metrics if metrics is not None else process_metrics()
         self.clock = clock
         self.batch_size = batch_size
-        self._projection: project.Projection | None = None
-        self._checkpoint = 0
+        self.name = name
         self._version: ZoneVersion | None = None
+        self._known = False  # _version was read or made by this runner
         self.snapshot_every = snapshot_every
         self._since_snapshot: int | None = None
 
@@ -152,28 +168,29 @@ class ProjectionRunner:
 
     @property
     def projection(self) -> project.Projection:
-        if self._projection is None:
-            self._projection = self._load()
-        return self._projection
+        """The whole projection as of the stored checkpoint, replayed from the newest
+        event of each live object (for checks and tests; folding never loads it)."""
+        return self._load()
 
     @property
     def version(self) -> ZoneVersion | None:
-        """The newest zone version (after :meth:`catch_up`, the one it made or found).
-        Reading it never loads the projection."""
-        if self._projection is None:
+        """The newest zone version (after :meth:`catch_up`, the one it made or found)."""
+        if not self._known:
             return self.store.latest_version()
         return self._version
 
+    def records(self) -> frozenset[Record]:
+        """The current zone as the read model holds it."""
+        with self.store.current_records(self.name) as (_version, records):
+            return frozenset(records)
+
     def _load(self) -> project.Projection:
-        """Rebuild the in-memory projection as of the stored checkpoint: the newest
-        event of each live object up to it. Warnings were reported when those events
-        were first projected, so they are not repeated here."""
-        checkpoint = self.store.max_tracking_seq(PROJECTION)
+        """The in-memory projection as of the stored checkpoint: the newest event of
+        each live object up to it. Warnings were reported when those events were first
+        projected, so they are not repeated here."""
+        checkpoint = self.store.max_tracking_seq(self.name)
         changes = (to_change(e) for e in self.store.iter_latest_events(checkpoint))
-        projection = project.rebuild(changes)
-        self._checkpoint = checkpoint
-        self._version = self.store.latest_version()
-        return projection
+        return project.rebuild(changes)
 
     # ----------------------------------------------------------------- folding
 
@@ -189,59 +206,67 @@ class ProjectionRunner:
             except CheckpointMoved:
                 # Another zonegen sharing this log (export, project, a second watcher)
                 # projected these events first: its versions are as good as ours.
-                # Reload from the store and fold whatever is still pending.
+                # Load again from the store and fold whatever is still pending.
                 if attempt == 4:
                     raise
                 log.info("projection checkpoint moved by another zonegen; reloading")
-                self._projection = None
             except BaseException:
-                # The projection may hold events whose version was not committed (a
-                # full disk, a lost database): folding them again on top would make an
-                # empty diff and a journal missing their changes. Start from the store.
-                self._projection = None
+                # Nothing of a failed commit is kept: the next call starts from the store.
+                self._known = False
                 raise
         raise AssertionError("unreachable")
 
     def _catch_up(self) -> list[ZoneVersion]:
         """Fold everything pending now into ONE version (or none when nothing DNS-visible
-        changed). The events are read in chunks of ``batch_size`` and folded into one
-        running net change, so memory follows the record diff, not the event count; the
-        end is the newest event seq seen at the start, so a busy writer cannot starve
-        the commit. One stored transaction (an initial sync, a relist) is therefore
-        never published as partial zones, however large it is."""
-        projection = self.projection
+        changed). The events are read in chunks of ``batch_size``; before each chunk is
+        folded, the Services it touches are loaded from the read model (with their
+        objects and the PTR rule's context), so the work follows the change, not the
+        cluster. The end is the newest event seq seen at the start, so a busy writer
+        cannot starve the commit. One stored transaction (an initial sync, a relist) is
+        therefore never published as partial zones, however large it is."""
+        checkpoint = self.store.max_tracking_seq(self.name)
         upto = self.store.max_event_seq()
-        if upto <= self._checkpoint and self._version is not None:
+        version = self.store.latest_version()
+        self._version, self._known = version, True
+        if upto <= checkpoint and version is not None:
             return []
+        state = self.store.read_model_state(self.name)
+        load = _PartialLoad(self.store, self.name, empty=state is None)
         name_warnings: list[InvalidName] = []
         arrivals: Counter[float] = Counter()
-        last_seq = self._checkpoint
-
-        def changes() -> Iterator[tuple[int, Change]]:
-            nonlocal last_seq
-            while last_seq < upto:
-                chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size)
-                if not chunk:
-                    return
-                for event in chunk:
-                    yield event.seq, to_change(event, report=True)
-                    if self.live:
-                        arrivals[round(event.received_at.timestamp(), 3)] += 1
-                last_seq = chunk[-1].seq
-
-        # Burst folding (#11): each Service is recomputed once unless touched again, and
-        # the causes are exactly what apply() per event followed by net_change gives.
-        batch = projection.apply_many(changes(), name_warnings)
-        added, removed = batch.added, batch.removed
+        added: dict[Record, int] = {}
+        removed: dict[Record, int] = {}
+        last_seq = checkpoint
+        while last_seq < upto:
+            chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size)
+            if not chunk:
+                break
+            changes = [(event.seq, to_change(event, report=True)) for event in chunk]
+            if self.live:
+                arrivals.update(round(e.received_at.timestamp(), 3) for e in chunk)
+            load.before(changes)
+            # Burst folding (#11): each Service is recomputed once unless touched again,
+            # and the causes are exactly what apply() per event and net_change give.
+            batch = load.projection.apply_many(changes, name_warnings)
+            for r, seq in batch.removed.items():
+                if added.pop(r, _ABSENT) is _ABSENT:
+                    removed[r] = seq
+            for r, seq in batch.added.items():
+                if removed.pop(r, _ABSENT) is _ABSENT:
+                    added[r] = seq
+            last_seq = chunk[-1].seq
         for warning in name_warnings:
             log.warning("%s", warning)
-        version = self._commit(projection, last_seq, added, removed, arrivals)
-        return [version] if version is not None else []
+        change = load.change(state.records if state is not None else 0)
+        made = self._commit(load.projection, checkpoint, last_seq, added, removed, arrivals,
+                            change)
+        return [made] if made is not None else []
 
-    def _commit(self, projection: project.Projection, to_seq: int, added: dict[Record, int],
-                removed: dict[Record, int], arrivals: Counter[float]) -> ZoneVersion | None:
-        """Commit the net change up to ``to_seq`` with the checkpoint move; record the
-        new serial in the metrics and the log."""
+    def _commit(self, projection: project.Projection, from_seq: int, to_seq: int,
+                added: dict[Record, int], removed: dict[Record, int],
+                arrivals: Counter[float], change: ReadModelChange) -> ZoneVersion | None:
+        """Commit the net change up to ``to_seq`` with the checkpoint move and the
+        read-model change; record the new serial in the metrics and the log."""
         now = self.clock()
         serial: int | None = None
         if added or removed or self._version is None:
@@ -258,12 +283,12 @@ class ProjectionRunner:
                 [RecordChange(True, r, seq) for r, seq in _ordered(added)]
             n_added, n_removed = len(added), len(removed)
         version = self.store.commit_version(
-            (PROJECTION, self._checkpoint, to_seq),
+            (self.name, from_seq, to_seq),
             serial=serial,
             created_at=datetime.fromtimestamp(now, tz=UTC),
             changes=rows,
+            read_model=change,
         )
-        self._checkpoint = to_seq
         if version is not None:
             self._version = version
             self.metrics.version_committed(
@@ -272,8 +297,8 @@ class ProjectionRunner:
                      n_removed, extra=fields(serial=version.serial, version=version.version_id,
                                              last_event_seq=version.last_event_seq,
                                              added=n_added,
-                                             removed=n_removed, records=len(projection)))
-            self._maybe_snapshot(version, len(rows), len(projection))
+                                             removed=n_removed, records=change.records))
+            self._maybe_snapshot(version, len(rows), change.records)
         return version
 
     def _maybe_snapshot(self, version: ZoneVersion, changed: int, size: int) -> None:
@@ -296,10 +321,12 @@ class ProjectionRunner:
     # ----------------------------------------------------------------- checking
 
     def rebuild(self, progress: Progress | None = None) -> RebuildReport:
-        """Replay the whole log from nothing and compare with the current projection:
-        DESIGN.md requires the two to be identical. Stores nothing. ``progress`` (default:
-        a bar on stderr when it is a terminal) counts the events replayed."""
+        """Replay the whole log from nothing and compare with the persisted read model
+        at its checkpoint: DESIGN.md requires the two to be identical. Stores nothing.
+        ``progress`` (default: a bar on stderr when it is a terminal) counts the events
+        replayed."""
         self.catch_up()
+        checkpoint = self.store.max_tracking_seq(self.name)
         started = time.perf_counter()
         count = 0
         summary = self.store.log_summary()
@@ -310,7 +337,7 @@ class ProjectionRunner:
             nonlocal count
             last = 0
             while True:
-                batch = self.store.select_events(gt=last, lte=self._checkpoint, limit=5000)
+                batch = self.store.select_events(gt=last, lte=checkpoint, limit=5000)
                 if not batch:
                     return
                 for event in batch:
@@ -323,7 +350,7 @@ class ProjectionRunner:
             bar.set_total(summary.events - summary.pending)
             replayed = project.rebuild(changes()).records()
         seconds = time.perf_counter() - started
-        current = self.projection.records()
+        current = self.records()
         return RebuildReport(
             events=count, records=len(replayed), identical=replayed == current,
             missing=current - replayed, extra=replayed - current, seconds=seconds,
@@ -338,3 +365,128 @@ def _sorted(records: Iterable[Record]) -> list[Record]:
 def _ordered(causes: dict[Record, int]) -> list[tuple[Record, int]]:
     return sorted(causes.items(), key=lambda item: (item[1], item[0].owner, item[0].rtype,
                                                     item[0].rdata))
+
+
+_ABSENT: object = object()
+
+
+class _PartialLoad:
+    """One catch-up's partial projection: the Services its events touch, loaded from
+    the read model before each chunk is folded (docs/DESIGN.md "Read model").
+
+    For each chunk: the Service keys its changes touch (a slice's old Service from
+    ``projected_objects``, its new one from its label), then those Services' objects
+    (``projected_objects`` -> their events by seq -> reduced) and stored records, then
+    every stored PTR at the reverse names their addresses (old and new) could own,
+    which is all the cross-Service PTR rule reads. One query per table per chunk of
+    keys; a Service is loaded once per catch-up. ``empty``: the model holds nothing yet
+    (before the first version), so nothing is read."""
+
+    def __init__(self, store: Store, name: str, *, empty: bool) -> None:
+        self.store = store
+        self.name = name
+        self.empty = empty
+        self.projection = project.Projection()
+        self._stored: dict[ServiceKey, dict[Record, bool]] = {}
+        self._other_visible: dict[Record, bool] = {}
+        self._resolved: set[tuple[str, str]] = set()  # slices whose Service is known
+        self._objects: dict[tuple[str, str, str], tuple[int, Change]] = {}
+
+    def before(self, changes: list[tuple[int, Change]]) -> None:
+        """Load what folding ``changes`` reads."""
+        proj = self.projection
+        keys: set[ServiceKey] = set()
+        lookups: list[tuple[str, str]] = []
+        for seq, change in changes:
+            self._objects[change.key] = (seq, change)
+            ns, name = change.namespace, change.name
+            if change.kind == ENDPOINT_SLICE:
+                if (ns, name) not in self._resolved:
+                    lookups.append((ns, name))
+                obj = change.obj
+                if isinstance(obj, EndpointSlice) and obj.service_name:
+                    keys.add((ns, obj.service_name))
+            elif change.kind in (SERVICE, ENDPOINTS):
+                keys.add((ns, name))
+        if lookups and not self.empty:
+            keys.update(self.store.slice_services(lookups, self.name).values())
+        self._resolved.update(lookups)
+        new = sorted(k for k in keys if not proj.is_loaded(k))
+        loaded: list[Change] = []
+        stored: dict[ServiceKey, dict[Record, bool]] = {}
+        if new and not self.empty:
+            rows = self.store.objects_of(new, self.name)
+            loaded = [to_change(e) for e in self.store.events_by_seq(r[3] for r in rows)]
+            stored = self.store.records_of(new, self.name)
+        for key in new:
+            proj.load_service(key, frozenset(stored.get(key, ())))
+        self._stored.update(stored)
+        proj.load_objects(loaded)
+        self._resolved.update((c.namespace, c.name) for c in loaded
+                              if c.kind == ENDPOINT_SLICE)
+        # Every reverse name a recompute of these Services could add or remove a PTR
+        # at: the addresses of their objects, before and after, and their stored PTRs.
+        addresses: set[str] = set()
+        for change in chain(loaded, (c for _s, c in changes)):
+            _addresses_of(change.obj, addresses)
+        owners = {ptr_owner(a) for a in addresses}
+        owners.update(r.owner for records in stored.values() for r in records
+                      if r.rtype == PTR)
+        need = proj.needs_ptr_owners(owners)
+        if need:
+            found = [] if self.empty else self.store.ptrs_at(need, self.name)
+            proj.load_ptrs(need, ((k, r) for k, r, _v in found))
+            for key, r, visible in found:
+                if not proj.is_loaded(key):
+                    self._other_visible[r] = visible
+
+    def change(self, records_before: int) -> ReadModelChange:
+        """What the folded changes do to the stored model: the loaded Services' record
+        rows, the visibility of PTRs whose shadowing toggled, the object index, and the
+        visible count (``records_before`` before them)."""
+        proj = self.projection
+        removed: list[Record] = []
+        added: list[tuple[ServiceKey, Record, bool]] = []
+        shown: list[Record] = []
+        hidden: list[Record] = []
+        count = records_before
+        if self.empty:
+            added.extend((NO_SERVICE, r, True) for r in project.APEX_RECORDS)
+            count += len(project.APEX_RECORDS)
+        for key in proj.loaded_services():
+            old = self._stored.get(key, {})
+            new = proj.service_records(*key)
+            for r, was in old.items():
+                if r not in new:
+                    removed.append(r)
+                    count -= was
+                elif r.rtype == PTR and proj.visible(r) != was:
+                    (hidden if was else shown).append(r)
+                    count += -1 if was else 1
+            for r in new:
+                if r not in old:
+                    now = r.rtype != PTR or proj.visible(r)
+                    added.append((key, r, now))
+                    count += now
+        for _key, r in proj.other_ptrs():
+            was = self._other_visible[r]
+            if proj.visible(r) != was:
+                (hidden if was else shown).append(r)
+                count += -1 if was else 1
+        objects, dropped = project.object_rows(self._objects.values())
+        return ReadModelChange(self.name, removed, added, shown, hidden, objects, dropped,
+                               count)
+
+
+def _addresses_of(obj: object, out: set[str]) -> None:
+    """Every address an object could publish (ready or not): cluster IPs, endpoint
+    addresses."""
+    if isinstance(obj, Service):
+        out.update(obj.cluster_ips)
+    elif isinstance(obj, EndpointSlice):
+        for ep in obj.endpoints:
+            out.update(ep.addresses)
+    elif isinstance(obj, Endpoints):
+        for sl in obj.slices:
+            for ep in sl.endpoints:
+                out.update(ep.addresses)

@@ -10,6 +10,8 @@ Map (one noun a module):
 - :mod:`.events`: :class:`EventLog`, appending events with resume points; object heads.
 - :mod:`.journal`: :class:`ZoneJournal`, zone versions with the projection checkpoint,
   the IXFR journal, past record sets, snapshots, where history begins.
+- :mod:`.readmodel`: :class:`ReadModel`, the projection's current records and objects,
+  persisted with each zone version (docs/DESIGN.md "Read model").
 - :mod:`.audit`: :class:`AuditLog`, what history/diff/log/why read.
 - :mod:`.retention`: :class:`Retention`, ``compact``.
 - :mod:`.lease`: :class:`WriterLeases`, the ``serve --watch`` replicas' writer lease
@@ -36,13 +38,23 @@ from zonegen.store.journal import (
     ZoneJournal,
 )
 from zonegen.store.lease import WATCH_LEASE, Fence, Lease, LeaseLost, WriterLeases
+from zonegen.store.readmodel import (
+    NO_SERVICE,
+    ReadModel,
+    ReadModelChange,
+    ReadModelState,
+    sort_key,
+)
 from zonegen.store.retention import CompactionStats, Retention
 from zonegen.store.schema import (
     compactions,
+    current_records,
     events,
     from_us,
     metadata,
     object_heads,
+    projected_objects,
+    read_models,
     record_changes,
     record_snapshots,
     resume_points,
@@ -56,14 +68,15 @@ __all__ = [
     "DEFAULT_URL", "HOW_TO_CREATE", "PROJECTION", "WATCH_LEASE", "AppendResult", "AuditLog",
     "CheckpointMoved", "CompactionStats", "Database", "EventAppender", "EventLog",
     "EventRef", "Fence", "HistoryStart", "JournalVersion", "Lease", "LeaseLost", "Mode",
-    "NameChange", "ObjectHead", "Retention", "Store", "WriterLeases", "ZoneJournal",
-    "compactions", "events", "from_us", "metadata", "object_heads", "open", "opened",
-    "record_changes", "record_snapshots", "resume_points", "to_us", "trackings",
-    "writer_leases", "zone_versions",
+    "NO_SERVICE", "NameChange", "ObjectHead", "ReadModel", "ReadModelChange",
+    "ReadModelState", "Retention", "Store", "WriterLeases", "ZoneJournal", "compactions",
+    "current_records", "events", "from_us", "metadata", "object_heads", "open", "opened",
+    "projected_objects", "read_models", "record_changes", "record_snapshots",
+    "resume_points", "sort_key", "to_us", "trackings", "writer_leases", "zone_versions",
 ]
 
 
-class Store(EventLog, AuditLog, Retention, WriterLeases):
+class Store(EventLog, AuditLog, Retention, ReadModel, WriterLeases):
     """Every role on one database: what commands open."""
 
     @classmethod

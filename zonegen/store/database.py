@@ -240,7 +240,11 @@ def _check_schema(db: Database, mode: Mode, migrate: bool) -> None:
 
 PROJECTION_WRITES = (("trackings", "INSERT"), ("trackings", "UPDATE"),
                      ("zone_versions", "INSERT"), ("record_changes", "INSERT"),
-                     ("record_snapshots", "INSERT"), ("record_snapshots", "DELETE"))
+                     ("record_snapshots", "INSERT"), ("record_snapshots", "DELETE"),
+                     ("current_records", "INSERT"), ("current_records", "UPDATE"),
+                     ("current_records", "DELETE"), ("projected_objects", "INSERT"),
+                     ("projected_objects", "DELETE"), ("read_models", "INSERT"),
+                     ("read_models", "UPDATE"))
 """What projecting pending events writes: a reading command projects only when the
 server role may do all of it."""
 

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -34,6 +34,9 @@ from zonegen.store.schema import (
     trackings,
     zone_versions,
 )
+
+if TYPE_CHECKING:
+    from zonegen.store.readmodel import ReadModelChange
 
 PROJECTION = "projection"
 """Tracking name of the projector's high-water mark."""
@@ -91,9 +94,12 @@ class ZoneJournal(Database):
         serial: int | None = None,
         created_at: datetime | None = None,
         changes: Sequence[RecordChange] = (),
+        read_model: ReadModelChange | None = None,
     ) -> ZoneVersion | None:
         """Move tracking ``(name, from_seq, to_seq)`` and, when ``serial`` is given,
-        record a zone version with its changes, all in one transaction.
+        record a zone version with its changes, all in one transaction; with
+        ``read_model``, apply that change to the persisted read model in the same
+        transaction (docs/DESIGN.md "Read model"), pointing it at the new version.
 
         The tracking move is a compare-and-set from ``from_seq``: two projectors sharing
         one log cannot both publish the same events.
@@ -101,6 +107,9 @@ class ZoneJournal(Database):
         :raises StoreError: another projector moved the checkpoint first, or the write
             failed; nothing is stored then.
         """
+        # readmodel imports this module (PROJECTION, versions); import it when used.
+        from zonegen.store.readmodel import write_change
+
         name, from_seq, to_seq = tracking
         with self._wrap("committing zone version"), self._write() as conn:
             current = conn.execute(
@@ -124,6 +133,8 @@ class ZoneJournal(Database):
                     .values(last_seq=to_seq)).rowcount:
                 raise moved
             if serial is None:
+                if read_model is not None:
+                    write_change(conn, read_model, None)
                 return None
             created = created_at or datetime.now(UTC)
             version_id = conn.execute(
@@ -135,6 +146,8 @@ class ZoneJournal(Database):
                 (version_id, ch.added, ch.record.owner, ch.record.rtype, ch.record.ttl,
                  encode_rdata(ch.record.rdata), ch.cause_seq)
                 for ch in changes))
+            if read_model is not None:
+                write_change(conn, read_model, int(version_id))
             notify_new_version(conn, int(version_id), serial)  # delivered at commit
             return ZoneVersion(int(version_id), serial, created, to_seq)
 

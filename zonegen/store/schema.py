@@ -147,6 +147,65 @@ writer_leases = sa.Table(
     sa.Column("expires_us", sa.BigInteger, nullable=False),
 )
 
+# ---- the read model (tables of migration 0004; written by zonegen.store.readmodel)
+# docs/DESIGN.md "Read model": the projection's current state, persisted and moved in the
+# same transaction as each zone version and the projection checkpoint.
+
+def _projection_column() -> sa.Column[str]:
+    """Which projection a read-model row belongs to (today only ``PROJECTION``)."""
+    return sa.Column("projection", sa.String(64), primary_key=True, nullable=False)
+
+
+current_records = sa.Table(
+    "current_records",
+    metadata,
+    _id(),
+    sa.Column("projection", sa.String(64), nullable=False),
+    sa.Column("service_namespace", sa.String(253), nullable=False),
+    sa.Column("service_name", sa.String(253), nullable=False),
+    sa.Column("owner", sa.String(1024), nullable=False),
+    sa.Column("rtype", sa.Integer, nullable=False),
+    sa.Column("ttl", sa.Integer, nullable=True),
+    sa.Column("rdata", sa.Text, nullable=False),
+    # Reversed labels joined by \x01, as bytes: bytewise order (never a collation) is
+    # DNSSEC canonical owner order within every zone (zonegen.store.readmodel.sort_key).
+    sa.Column("sort_key", sa.LargeBinary, nullable=False),
+    sa.Column("visible", sa.Boolean, nullable=False),
+    sa.Index("ix_current_records_order", "projection", "sort_key", "rtype"),
+    sa.Index("ix_current_records_service", "projection", "service_namespace", "service_name"),
+)
+"""Every record of every Service as ``records_for_service`` made it (endpoint PTRs
+hidden by another Service's cluster IP included, with ``visible`` false), plus the apex
+records (service ''): the zone is the visible rows."""
+
+projected_objects = sa.Table(
+    "projected_objects",
+    metadata,
+    _projection_column(),
+    sa.Column("kind", sa.String(32), primary_key=True, nullable=False),
+    sa.Column("namespace", sa.String(253), primary_key=True, nullable=False),
+    sa.Column("name", sa.String(253), primary_key=True, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("service_namespace", sa.String(253), nullable=False),
+    sa.Column("service_name", sa.String(253), nullable=False),
+    sa.Index("ix_projected_objects_service", "projection", "service_namespace",
+             "service_name"),
+)
+"""The objects the projection holds at its checkpoint (not ``object_heads``, which runs
+ahead with pending events): which event each one's state comes from and the Service it
+feeds, so a change loads only the objects of the Services it touches."""
+
+read_models = sa.Table(
+    "read_models",
+    metadata,
+    _projection_column(),
+    sa.Column("version_id", sa.BigInteger, nullable=True),
+    sa.Column("records", sa.BigInteger, nullable=False),
+)
+"""One row per projection: its newest zone version and how many visible records it
+holds (``len`` without a scan)."""
+
+
 
 def to_us(when: datetime) -> int:
     if when.tzinfo is None:

@@ -1,0 +1,334 @@
+"""The read model role: the projection's current state, persisted (docs/DESIGN.md "Read
+model").
+
+Three tables (migration 0004), each keyed by a projection name (today only
+:data:`~zonegen.store.journal.PROJECTION`):
+
+- ``current_records``: every record of every Service as the projector made it, with the
+  Service it belongs to, a ``sort_key`` (bytes) that orders rows in DNSSEC canonical
+  order from an index, and ``visible``: false for an endpoint PTR hidden by another
+  Service's cluster-IP PTR (RECORDS.md "Reverse zones"). The zone is the visible rows.
+- ``projected_objects``: the objects the projection holds at its checkpoint, each with
+  the event its state comes from and the Service it feeds.
+- ``read_models``: per projection, the newest zone version and the visible count.
+
+They are written only by :meth:`ZoneJournal.commit_version
+<zonegen.store.journal.ZoneJournal.commit_version>` (a :class:`ReadModelChange`), in the
+transaction that stores the zone version and moves the checkpoint, so the model can never
+disagree with the versions and the journal. The runner reads only the rows of the
+Services a batch touches (the ``*_of`` methods, one query per table per chunk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from zonegen.model import PTR, Event, Record, ZoneVersion, encode_rdata
+from zonegen.store.database import Database, _batched, _insert_many
+from zonegen.store.events import _event_from_row
+from zonegen.store.journal import PROJECTION, _version_from_row
+from zonegen.store.schema import (
+    current_records,
+    events,
+    projected_objects,
+    read_models,
+    zone_versions,
+)
+
+ServiceKey = tuple[str, str]
+"""(namespace, name) of a Service; ``("", "")`` for records of no Service (the apex)."""
+NO_SERVICE: ServiceKey = ("", "")
+ObjectRow = tuple[str, str, str, int, str, str]
+"""A ``projected_objects`` row: kind, namespace, name, seq, Service namespace, name."""
+
+IN_CHUNK = 500
+"""Keys per ``IN`` list: one query per table per chunk of this many."""
+
+_RECORD_COLUMNS = ("projection", "service_namespace", "service_name", "owner", "rtype",
+                   "ttl", "rdata", "sort_key", "visible")
+_OBJECT_COLUMNS = ("projection", "kind", "namespace", "name", "seq", "service_namespace",
+                   "service_name")
+
+
+def sort_key(owner: str) -> bytes:
+    """The owner's labels reversed, joined by ``\\x01``, as bytes.
+
+    Compared bytewise (``bytea``/``BLOB``, never a collated text column), keys order
+    owners as DNSSEC does (RFC 4034 §6.1: label by label from the right, a label that is
+    a prefix of another first) among names that share their zone's suffix: forward
+    owners are stored relative to the cluster domain and PTR owners absolute, so the
+    names of one zone always do. ``\\x01`` sorts below every octet a valid name label
+    holds, so a shorter label ends before a longer one that extends it, as in
+    ``zonefile.render``'s key. Owners are lowercase (zonegen.names), as canonical
+    order wants."""
+    name = owner[:-1] if owner.endswith(".") else owner
+    return "\x01".join(reversed(name.split("."))).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadModelChange:
+    """What one commit does to the read model of ``projection``.
+
+    ``removed``/``added`` are rows of Services' raw record sets (``added`` with their
+    visibility), ``shown``/``hidden`` rows that stay but change visibility (shadowing
+    toggled), ``objects`` upserted and ``dropped`` object keys of ``projected_objects``,
+    and ``records`` the visible count afterwards."""
+
+    projection: str = PROJECTION
+    removed: Sequence[Record] = ()
+    added: Sequence[tuple[ServiceKey, Record, bool]] = ()
+    shown: Sequence[Record] = ()
+    hidden: Sequence[Record] = ()
+    objects: Sequence[ObjectRow] = ()
+    dropped: Sequence[tuple[str, str, str]] = ()
+    records: int = 0
+
+    def rows(self) -> int:
+        return (len(self.removed) + len(self.added) + len(self.shown) + len(self.hidden)
+                + len(self.objects) + len(self.dropped))
+
+
+@dataclass(slots=True)
+class ReadModelState:
+    """A projection's stored read-model row (None before its first version)."""
+
+    version_id: int | None
+    records: int
+
+
+class ReadModel(Database):
+    """Reads the persisted read model; writes it inside ``commit_version``."""
+
+    # ---------------------------------------------------------------- consumers
+
+    @contextlib.contextmanager
+    def current_records(self, projection: str = PROJECTION
+                        ) -> Iterator[tuple[ZoneVersion | None, Iterator[Record]]]:
+        """The newest zone version and its VISIBLE records (what
+        ``Projection.records()`` gives), read in one transaction (one snapshot),
+        streamed in order of (sort_key, rtype): DNSSEC canonical owner order (see
+        :func:`sort_key`); order within one (owner, rtype) is unspecified.
+
+        The iterator is valid only inside the ``with`` block, which holds a connection
+        (on an in-memory database, the only one: call no other store method inside
+        it). Before the first version the answer is ``(None, <empty>)``."""
+        with self._wrap("reading current records"), self._snapshot() as conn:
+            version = _model_version(conn, projection)
+            if version is None:
+                yield None, iter(())
+                return
+            q = (sa.select(current_records.c.owner, current_records.c.rtype,
+                           current_records.c.rdata, current_records.c.ttl)
+                 .where(current_records.c.projection == projection,
+                        current_records.c.visible.is_(True))
+                 .order_by(current_records.c.sort_key, current_records.c.rtype))
+            rows = conn.execute(q, execution_options={"yield_per": 20_000})
+            yield version, _records(rows)
+
+    def record_count(self, projection: str = PROJECTION) -> int:
+        """How many records the current version holds (visible, apex included); 0
+        before the first version. One row read, no scan."""
+        with self._wrap("reading current records"), self._read() as conn:
+            return int(conn.execute(sa.select(read_models.c.records).where(
+                read_models.c.projection == projection)).scalar() or 0)
+
+    def read_model_state(self, projection: str = PROJECTION) -> ReadModelState | None:
+        with self._wrap("reading current records"), self._read() as conn:
+            row = conn.execute(sa.select(read_models).where(
+                read_models.c.projection == projection)).first()
+        if row is None:
+            return None
+        return ReadModelState(None if row.version_id is None else int(row.version_id),
+                              int(row.records))
+
+    # ---------------------------------------------------------------- the runner
+
+    def objects_of(self, services: Iterable[ServiceKey], projection: str = PROJECTION
+                   ) -> list[ObjectRow]:
+        """The ``projected_objects`` rows feeding ``services``."""
+        cols = sa.tuple_(projected_objects.c.service_namespace,
+                         projected_objects.c.service_name)
+        out: list[ObjectRow] = []
+        with self._wrap("reading projected objects"), self._read() as conn:
+            for chunk in _batched(sorted(set(services)), IN_CHUNK):
+                out.extend(_object_row(r) for r in conn.execute(
+                    sa.select(projected_objects).where(
+                        projected_objects.c.projection == projection, cols.in_(chunk))))
+        return out
+
+    def slice_services(self, slices: Iterable[tuple[str, str]],
+                       projection: str = PROJECTION) -> dict[tuple[str, str], ServiceKey]:
+        """(namespace, name) of EndpointSlices -> the Service each fed at the checkpoint
+        (slices the projection does not hold are absent)."""
+        cols = sa.tuple_(projected_objects.c.namespace, projected_objects.c.name)
+        out: dict[tuple[str, str], ServiceKey] = {}
+        with self._wrap("reading projected objects"), self._read() as conn:
+            for chunk in _batched(sorted(set(slices)), IN_CHUNK):
+                for r in conn.execute(sa.select(projected_objects).where(
+                        projected_objects.c.projection == projection,
+                        projected_objects.c.kind == "EndpointSlice", cols.in_(chunk))):
+                    out[(r.namespace, r.name)] = (r.service_namespace, r.service_name)
+        return out
+
+    def events_by_seq(self, seqs: Iterable[int]) -> list[Event]:
+        """The events with these sequence numbers, in sequence order."""
+        out: list[Event] = []
+        with self._wrap("reading events"), self._read() as conn:
+            for chunk in _batched(sorted(set(seqs)), IN_CHUNK):
+                out.extend(_event_from_row(r) for r in conn.execute(
+                    sa.select(events).where(events.c.seq.in_(chunk))))
+        out.sort(key=lambda e: e.seq)
+        return out
+
+    def records_of(self, services: Iterable[ServiceKey], projection: str = PROJECTION
+                   ) -> dict[ServiceKey, dict[Record, bool]]:
+        """Every stored record (shadowed ones too) of ``services``, with its visibility."""
+        cols = sa.tuple_(current_records.c.service_namespace, current_records.c.service_name)
+        out: dict[ServiceKey, dict[Record, bool]] = {}
+        with self._wrap("reading current records"), self._read() as conn:
+            for chunk in _batched(sorted(set(services)), IN_CHUNK):
+                for r in conn.execute(_row_query().where(
+                        current_records.c.projection == projection, cols.in_(chunk))):
+                    out.setdefault((r.service_namespace, r.service_name), {})[
+                        Record.from_row(r.owner, r.rtype, r.rdata, r.ttl)] = bool(r.visible)
+        return out
+
+    def ptrs_at(self, owners: Iterable[str], projection: str = PROJECTION
+                ) -> list[tuple[ServiceKey, Record, bool]]:
+        """Every stored PTR (shadowed ones too) at these reverse owners, with its Service
+        and visibility: what the cross-Service PTR rule needs there."""
+        out: list[tuple[ServiceKey, Record, bool]] = []
+        with self._wrap("reading current records"), self._read() as conn:
+            for chunk in _batched(sorted({sort_key(o) for o in owners}), IN_CHUNK):
+                for r in conn.execute(_row_query().where(
+                        current_records.c.projection == projection,
+                        current_records.c.sort_key.in_(chunk),
+                        current_records.c.rtype == PTR)):
+                    out.append(((r.service_namespace, r.service_name),
+                                Record.from_row(r.owner, r.rtype, r.rdata, r.ttl),
+                                bool(r.visible)))
+        return out
+
+    def iter_model(self, projection: str = PROJECTION
+                   ) -> Iterator[tuple[ServiceKey, Record, bool]]:
+        """Every stored row, (Service, record, visible): for checks and tests."""
+        with self._wrap("reading current records"), self._read() as conn:
+            for r in conn.execute(_row_query().where(
+                    current_records.c.projection == projection),
+                    execution_options={"yield_per": 20_000}):
+                yield ((r.service_namespace, r.service_name),
+                       Record.from_row(r.owner, r.rtype, r.rdata, r.ttl), bool(r.visible))
+
+    def projected(self, projection: str = PROJECTION) -> list[ObjectRow]:
+        """Every ``projected_objects`` row: for checks and tests."""
+        with self._wrap("reading projected objects"), self._read() as conn:
+            return sorted(_object_row(r) for r in conn.execute(
+                sa.select(projected_objects).where(
+                    projected_objects.c.projection == projection)))
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one snapshot: PostgreSQL's
+        default READ COMMITTED gives each statement its own, so ask for REPEATABLE
+        READ; a SQLite read transaction (WAL) already is one snapshot."""
+        with self._read() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+
+def write_change(conn: Connection, change: ReadModelChange, version_id: int | None) -> None:
+    """Apply ``change`` inside the caller's transaction (``commit_version``'s), and set
+    the projection's version (when ``version_id`` is given) and visible count."""
+    name = change.projection
+    _execute_many(conn, "DELETE FROM current_records WHERE projection = ? AND sort_key = ? "
+                        "AND rtype = ? AND rdata = ?",
+                  ((name, sort_key(r.owner), r.rtype, encode_rdata(r.rdata))
+                   for r in change.removed))
+    for visible, records in ((True, change.shown), (False, change.hidden)):
+        _execute_many(conn, "UPDATE current_records SET visible = ? WHERE projection = ? "
+                            "AND sort_key = ? AND rtype = ? AND rdata = ?",
+                      ((visible, name, sort_key(r.owner), r.rtype, encode_rdata(r.rdata))
+                       for r in records))
+    _insert_many(conn, current_records, _RECORD_COLUMNS, (
+        record_row(name, key, r, visible) for key, r, visible in change.added))
+    gone = list(change.dropped) + [row[:3] for row in change.objects]
+    _execute_many(conn, "DELETE FROM projected_objects WHERE projection = ? AND kind = ? "
+                        "AND namespace = ? AND name = ?",
+                  ((name, *key) for key in gone))
+    _insert_many(conn, projected_objects, _OBJECT_COLUMNS,
+                 ((name, *row) for row in change.objects))
+    set_state(conn, name, version_id, change.records)
+
+
+def set_state(conn: Connection, projection: str, version_id: int | None, records: int
+              ) -> None:
+    """Upsert the ``read_models`` row (``version_id`` None keeps the stored one)."""
+    values: dict[str, Any] = {"records": records}
+    if version_id is not None:
+        values["version_id"] = version_id
+    if not conn.execute(read_models.update().where(read_models.c.projection == projection)
+                        .values(**values)).rowcount:
+        conn.execute(read_models.insert().values(projection=projection,
+                                                 version_id=version_id, records=records))
+
+
+def record_row(projection: str, service: ServiceKey, r: Record, visible: bool
+               ) -> tuple[Any, ...]:
+    """A ``current_records`` row in the column order of ``_RECORD_COLUMNS``."""
+    return (projection, service[0], service[1], r.owner, r.rtype, r.ttl,
+            encode_rdata(r.rdata), sort_key(r.owner), visible)
+
+
+def insert_records(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Bulk insert ``record_row`` tuples (the migration's initial build)."""
+    _insert_many(conn, current_records, _RECORD_COLUMNS, rows)
+
+
+def insert_objects(conn: Connection, projection: str, rows: Iterable[ObjectRow]) -> None:
+    """Bulk insert ``projected_objects`` rows (the migration's initial build)."""
+    _insert_many(conn, projected_objects, _OBJECT_COLUMNS, ((projection, *r) for r in rows))
+
+
+def _execute_many(conn: Connection, sql: str, rows: Iterable[tuple[Any, ...]],
+                  chunk: int = 20_000) -> None:
+    """``sql`` (written with ``?`` marks, only our own fixed text) run through the
+    driver's ``executemany`` in bounded chunks, as ``_insert_many`` does for inserts."""
+    style = conn.dialect.paramstyle
+    if style in ("format", "pyformat"):
+        sql = sql.replace("?", "%s")
+    elif style != "qmark":
+        raise ValueError(f"unsupported paramstyle {style}")
+    for batch in _batched(rows, chunk):
+        conn.exec_driver_sql(sql, batch)
+
+
+def _row_query() -> sa.Select[Any]:
+    c = current_records.c
+    return sa.select(c.service_namespace, c.service_name, c.owner, c.rtype, c.rdata, c.ttl,
+                     c.visible)
+
+
+def _records(rows: Iterable[Any]) -> Iterator[Record]:
+    loads = json.loads
+    for owner, rtype, rdata, ttl in rows:
+        yield Record(owner, rtype, tuple(loads(rdata)), ttl)
+
+
+def _object_row(r: Any) -> ObjectRow:
+    return (r.kind, r.namespace, r.name, int(r.seq), r.service_namespace, r.service_name)
+
+
+def _model_version(conn: Connection, projection: str) -> ZoneVersion | None:
+    row = conn.execute(
+        sa.select(zone_versions).join(read_models, read_models.c.version_id == zone_versions.c.id)
+        .where(read_models.c.projection == projection)).first()
+    return _version_from_row(row) if row is not None else None
