@@ -15,8 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
@@ -24,7 +23,7 @@ from typing import IO
 from zonegen import zonefile
 from zonegen.clock import Clock
 from zonegen.errors import UnknownSerial
-from zonegen.model import Record, ZoneConfig, ZoneVersion
+from zonegen.model import Record, ZoneConfig
 from zonegen.progress import Progress
 from zonegen.runner import ProjectionRunner, RebuildReport, ensure_projected
 from zonegen.selection import NotInOrder
@@ -110,7 +109,7 @@ def export_zone(
     to ``stream``.
 
     The current zone (no ``serial``, no ``at``) is streamed from the persisted read
-    model in canonical order (:func:`current_records`, :func:`zonefile.render_sorted`):
+    model in canonical order (``Store.current_records``, :func:`zonefile.render_sorted`):
     memory is one owner and one block of text, not the zone, and nothing is sorted but
     each owner's few lines (issue #11). A past zone is folded from the journal and
     sorted whole (:func:`zone_content`).
@@ -121,70 +120,52 @@ def export_zone(
     if output == "-":  # the usual spelling of standard output
         output, stream = None, stream or sys.stdout
     warnings: list[str] = []
-    if serial is None and at is None:
-        ensure_projected(store)
-        number, lines = None, None
-        with current_records(store) as (version, records):
-            if version is None:  # only a read-only database that was never projected
-                raise UnknownSerial(f"{store.where}: no zone version exists yet")
-            number = version.serial
-            try:
-                counted = _publish(zonefile.render_sorted(records, config, number, warnings),
-                                   output, stream)
-            except NotInOrder as e:
-                log.debug("%s: stored order is not %s's (%s); sorting the zone instead",
-                          store.where, config.zone, e)
+    # To a stream the text goes through a temporary file first (on disk past 16 MB), so
+    # a zone whose rendering fails half way (a store error mid-stream, records out of
+    # order) writes nothing rather than a part of a zone; and so that a failing stream
+    # is reported as itself, not as the store read it interrupted.
+    with tempfile.SpooledTemporaryFile(max_size=1 << 24, mode="w+", encoding="utf-8",
+                                       newline="\n") as spool:
+        if serial is None and at is None:
+            ensure_projected(store)
+            unordered = False
+            with store.current_records() as (version, records):
+                if version is None:  # only a read-only database never projected
+                    raise UnknownSerial(f"{store.where}: no zone version exists yet")
+                number = version.serial
+                try:
+                    counted = _render(zonefile.render_sorted(records, config, number,
+                                                             warnings), output, spool)
+                except NotInOrder as e:
+                    log.debug("%s: stored order is not %s's (%s); sorting the zone instead",
+                              store.where, config.zone, e)
+                    unordered = True
+            if unordered:  # outside the block: it holds the only connection of sqlite://
                 warnings.clear()
-                lines = zonefile.render(store.records_at(version.version_id), config,
-                                        number, warnings)
-        if lines is not None:
-            counted = _publish(lines, output, stream)
-    else:
-        number, past = zone_content(store, serial, at, progress=progress)
-        counted = _publish(zonefile.render(past, config, number, warnings), output, stream)
+                spool.seek(0)
+                spool.truncate()
+                counted = _render(zonefile.render(store.records_at(version.version_id),
+                                                  config, number, warnings), output, spool)
+        else:
+            number, past = zone_content(store, serial, at, progress=progress)
+            counted = _render(zonefile.render(past, config, number, warnings), output, spool)
+        if output is None and stream is not None:
+            spool.seek(0)
+            shutil.copyfileobj(spool, stream, 1 << 20)
+            stream.flush()
     for message in warnings:
         log.warning("%s", message)
     return ExportResult(config.zone, number, counted.records, output)
 
 
-def _publish(lines: Iterable[str], output: str | None, stream: IO[str] | None) -> _Counted:
-    """Write ``lines`` atomically to ``output``, or to ``stream``; their count.
-
-    To a stream the text goes through a temporary file first (on disk past 16 MB), so
-    a zone whose rendering fails half way (a store error mid-stream, records out of
-    order) writes nothing rather than a part of a zone."""
+def _render(lines: Iterable[str], output: str | None, spool: IO[str]) -> _Counted:
+    """Write ``lines`` atomically to ``output``, else to ``spool``; their count."""
     counted = _Counted(lines)
     if output is not None:
         zonefile.write(output, counted)
-    elif stream is not None:
-        with tempfile.SpooledTemporaryFile(max_size=1 << 24, mode="w+",
-                                           encoding="utf-8", newline="\n") as spool:
-            spool.writelines(counted)
-            spool.seek(0)
-            shutil.copyfileobj(spool, stream, 1 << 20)
-        stream.flush()
     else:
-        for _ in counted:
-            pass
+        spool.writelines(counted)
     return counted
-
-
-@contextmanager
-def current_records(store: Store) -> Iterator[tuple[ZoneVersion | None, Iterator[Record]]]:
-    """The newest zone version and its records in canonical owner order, read in one
-    transaction: ``Store.current_records`` (the persisted read model)."""
-    real = getattr(store, "current_records", None)
-    if real is not None:
-        with real() as (version, records):
-            yield version, records
-        return
-    # STAND-IN until wt-readmodel's Store.current_records is merged: same signature.
-    from zonegen.selection import canonical_key
-
-    latest = store.latest_version()
-    found = store.records_at(latest.version_id) if latest is not None else set()
-    yield latest, iter(sorted(found, key=lambda r: (
-        canonical_key(r.owner if r.owner.endswith(".") else r.owner + "."), r.rtype)))
 
 
 def zone_size(records: Iterable[Record], config: ZoneConfig, serial: int) -> int:
