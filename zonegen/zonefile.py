@@ -202,7 +202,7 @@ def render_sorted(records: Iterable[Record], config: ZoneConfig, serial: int,
                     line = typed[1:]
                     if line not in glue:
                         out.append(line)
-        else:
+        elif group:  # none when the CNAME rule dropped a CNAME beside the SOA or glue
             line = group[0][1:]
             if line not in glue:
                 out.append(line)
