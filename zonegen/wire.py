@@ -15,7 +15,8 @@ import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, chain
+from itertools import accumulate, chain, groupby
+from operator import itemgetter
 
 import dns.rdataclass
 import dns.rdatatype
@@ -119,22 +120,32 @@ class Encoder:
         return packed
 
     def fragments(self, selected: Iterable[Selected]) -> Iterator[tuple[str, bytes]]:
-        """``(owner, fragment)`` for records of :func:`zonegen.selection.select`.
+        """``(owner, fragment)`` for records of :func:`zonegen.selection.select`, in any
+        order (each run of one owner is encoded by :meth:`owner_fragments`)."""
+        for owner, run in groupby(selected, _owner_of):
+            for frag in self.owner_fragments(owner, run):
+                yield owner, frag
+
+    def owner_fragments(self, owner: str, selected: Iterable[Selected]) -> list[bytes]:
+        """The fragments of ``selected``, records of :func:`zonegen.selection.select` all
+        at ``owner``.
 
         Targets of SRV (RFC 2782: "name compression is not to be used for this field"),
         CNAME and PTR are written uncompressed: the simplest correct form, and it keeps
-        fragments independent of where they land in a message. Caches per owner, target
-        and address keep the per-record work to a few dict lookups (docs/PERFORMANCE.md)."""
+        fragments independent of where they land in a message. The owner's prefix is
+        found once; caches per target and address keep the per-record work to a few
+        dict lookups (docs/PERFORMANCE.md)."""
         default_ttl = self.config.ttl
-        owner_get = self.owners.get
         target_get = self.targets.get
         addr_get = self.addresses.get
-        a_head = RR_HEAD.pack(A, _IN, default_ttl, 4)
         srv_pack = _SRV_HEAD.pack
-        for owner, rtype, rdata, ttl, target in selected:
-            prefix = owner_get(owner)
-            if prefix is None:
-                prefix = self.owner_prefix(owner)
+        prefix = self.owners.get(owner)
+        if prefix is None:
+            prefix = self.owner_prefix(owner)
+        a_lead = prefix + RR_HEAD.pack(A, _IN, default_ttl, 4)
+        out: list[bytes] = []
+        add = out.append
+        for _, rtype, rdata, ttl, target in selected:
             if rtype == A:
                 packed = addr_get(rdata[0])
                 if packed is None:
@@ -142,9 +153,9 @@ class Encoder:
                     if packed is None:
                         continue
                 if ttl is None or ttl == default_ttl:
-                    yield owner, prefix + a_head + packed
+                    add(a_lead + packed)
                 else:
-                    yield owner, prefix + RR_HEAD.pack(A, _IN, ttl, 4) + packed
+                    add(prefix + RR_HEAD.pack(A, _IN, ttl, 4) + packed)
                 continue
             if ttl is None:
                 ttl = default_ttl
@@ -152,23 +163,24 @@ class Encoder:
                 wire = target_get(target)
                 if wire is None:
                     wire = self.target(target)
-                yield owner, prefix + srv_pack(SRV, _IN, ttl, 6 + len(wire), int(rdata[0]),
-                                               int(rdata[1]), int(rdata[2])) + wire
+                add(prefix + srv_pack(SRV, _IN, ttl, 6 + len(wire), int(rdata[0]),
+                                      int(rdata[1]), int(rdata[2])) + wire)
             elif rtype == AAAA:
                 packed = addr_get(rdata[0]) or self.address(AAAA, rdata[0])  # never b""
                 if packed is None:
                     continue
-                yield owner, prefix + RR_HEAD.pack(AAAA, _IN, ttl, len(packed)) + packed
+                add(prefix + RR_HEAD.pack(AAAA, _IN, ttl, len(packed)) + packed)
             elif rtype == TXT:
                 data = str(rdata[0]).encode()
                 wire = b"".join(bytes((len(data[i:i + 255]),)) + data[i:i + 255]
                                 for i in range(0, max(len(data), 1), 255))
-                yield owner, prefix + RR_HEAD.pack(TXT, _IN, ttl, len(wire)) + wire
+                add(prefix + RR_HEAD.pack(TXT, _IN, ttl, len(wire)) + wire)
             else:  # CNAME, PTR
                 wire = target_get(target)
                 if wire is None:
                     wire = self.target(target)
-                yield owner, prefix + RR_HEAD.pack(rtype, _IN, ttl, len(wire)) + wire
+                add(prefix + RR_HEAD.pack(rtype, _IN, ttl, len(wire)) + wire)
+        return out
 
     def grouped(self, selected: Iterable[Selected]) -> dict[str, list[bytes]]:
         """Fragments grouped by owner, in order of first appearance."""
@@ -387,8 +399,8 @@ class WireZoneBuilder:
             else:
                 self._pack(at, frags)
         enc = self._enc
-        frags = first + [f for _, f in enc.fragments(selection.records)]
-        aside = [f for _, f in enc.fragments(selection.shadowed)]
+        frags = first + enc.owner_fragments(owner, selection.records)
+        aside = enc.owner_fragments(owner, selection.shadowed)
         if len(frags) > 1 or aside:
             raw = _counted(frags + aside)
             frags = [f for f in raw if f not in aside]
@@ -418,6 +430,9 @@ class WireZoneBuilder:
         self._data = bytearray()
         packed = _Packed(self._config.zone, self._names, data, self._sizes, self._counts)
         return WireZone(self._config, self._serial, packed, extra=self._extra)
+
+
+_owner_of = itemgetter(0)
 
 
 def _by_owner(selected: Iterable[Selected]) -> dict[str, list[Selected]]:
