@@ -13,6 +13,8 @@ from zonegen import migrate
 from zonegen.errors import StoreError
 from zonegen.store import Store, metadata
 
+pytest_plugins = ["tests.postgres"]  # backend_url: SQLite and PostgreSQL
+
 
 def _diff(engine: sa.engine.Engine) -> list[object]:
     with engine.connect() as conn:
@@ -73,5 +75,29 @@ def test_database_from_a_newer_zonegen_is_a_clear_error_and_left_alone(tmp_path:
     store = Store.open(f"sqlite:///{path}", upgrade=False)
     try:
         assert store.current_revision() == "9999_future"
+    finally:
+        store.close()
+
+
+def test_0004_from_a_populated_0003_database(backend_url: str, tmp_path: Path) -> None:
+    """0003 -> 0004 on a database the old code filled (events, a version, a checkpoint,
+    one event pending) builds the read model at the checkpoint; 0004 -> 0003 drops it
+    and keeps the log."""
+    from tests.test_readmodel import Log, _old_catch_up, assert_model_is_a_replay, service
+
+    store = Store.open(backend_url)
+    try:
+        migrate.downgrade(store.engine, "0003")
+        log = Log(store)
+        log.append([("Service", "shop", "db", service("db", cluster_ip="10.96.0.1"))])
+        _old_catch_up(store, 1_700_000_000)
+        log.append([("Service", "shop", "web", service("web", cluster_ip="10.96.0.2"))])
+        migrate.upgrade(store.engine, "head")
+        assert _diff(store.engine) == []
+        assert_model_is_a_replay(store)
+        assert store.record_count() == 5  # apex, db A, PTR and two SRVs
+        migrate.downgrade(store.engine, "0003")
+        assert "current_records" not in sa.inspect(store.engine).get_table_names()
+        assert len(store.select_events()) == 2
     finally:
         store.close()

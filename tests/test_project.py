@@ -889,3 +889,53 @@ def test_apply_many_cause_is_the_event_that_changed_the_record() -> None:
     assert got.added[Record("10-0-0-2.web.default.svc", model.A, ("10.0.0.2",))] == 9
     assert not got.removed
     assert not proj.apply_many([])
+
+
+# --------------------------------------------------------------------------- read model
+
+
+def test_object_rows_keep_each_objects_last_change_and_the_service_it_feeds() -> None:
+    """The read model's object index: a slice's row names its label's Service; a slice
+    that lost its label, a deleted object and a kind the projector does not read are
+    dropped (the projection holds nothing for them)."""
+    from zonegen.project import fed_service, object_rows
+
+    moved = eps("web-1", "api", ep("10.0.0.1"))
+    rows, dropped = object_rows([
+        (1, change(svc("web"))),
+        (2, change(eps("web-1", "web", ep("10.0.0.1")))),
+        (3, change(moved)),
+        (4, change(eps("lone", "", ep("10.0.0.2")))),
+        (5, change(svc("gone"))),
+        (6, delete(SERVICE, "default", "gone")),
+        (7, Change(7, "ConfigMap", "default", "x", None)),
+    ])
+    assert sorted(rows) == [
+        (ENDPOINT_SLICE, "default", "web-1", 3, "default", "api"),
+        (SERVICE, "default", "web", 1, "default", "web"),
+    ]
+    assert sorted(dropped) == [("ConfigMap", "default", "x"),
+                               (ENDPOINT_SLICE, "default", "lone"),
+                               (SERVICE, "default", "gone")]
+    assert fed_service(change(moved)) == ("default", "api")
+
+
+def test_a_partial_projection_folds_like_the_whole_one() -> None:
+    """Loaded with one Service's objects and records and the PTRs at the reverse names
+    its change could touch (another Service's endpoint PTR there included), a partial
+    projection gives the whole projection's diff: the cluster IP that appears hides the
+    other Service's endpoint PTR."""
+    base = [change(svc("db", headless=True), 1), change(eps("db-1", "db", ep("10.0.0.5")), 2),
+            change(svc("api", ips=("10.0.0.9",)), 3)]
+    whole = rebuild(base)
+    moved = change(svc("api", ips=("10.0.0.5",), rv="2"), 4)
+    partial = Projection()
+    partial.load_service(("default", "api"), whole.service_records("default", "api"))
+    partial.load_objects([base[2]])
+    owners = {"5.0.0.10.in-addr.arpa.", "9.0.0.10.in-addr.arpa."}
+    partial.load_ptrs(owners, [(key, r) for key, r, _v in whole.rows()
+                               if r.rtype == model.PTR and r.owner in owners])
+    assert partial.apply_many([(4, moved)]) == whole.apply_many([(4, moved)])
+    hidden = Record("5.0.0.10.in-addr.arpa.", model.PTR, ("10-0-0-5.db.default.svc",))
+    assert not partial.visible(hidden)
+    assert dict(partial.other_ptrs()) == {("default", "db"): hidden}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dns.name
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -227,6 +228,10 @@ class Log:
         self.store.append_events(batch)
 
 
+def model(store: Store) -> list[tuple[tuple[str, str], Record, bool]]:
+    return sorted(((k, r, v) for k, r, v in store.iter_model()), key=repr)
+
+
 def assert_model_is_a_replay(store: Store) -> None:
     """The persisted model (rows, visibility, objects, count) equals a full replay of
     the log up to the checkpoint."""
@@ -235,7 +240,7 @@ def assert_model_is_a_replay(store: Store) -> None:
     checkpoint = store.max_tracking_seq()
     changes = [(e.seq, to_change(e)) for e in store.select_events(lte=checkpoint)]
     full = rebuild(c for _s, c in changes)
-    assert sorted(store.iter_model(), key=repr) == sorted(full.rows(), key=repr)
+    assert model(store) == sorted(full.rows(), key=repr)
     assert store.projected() == sorted(object_rows(changes)[0])
     assert store.record_count() == len(full) == len(streamed(store))
     assert set(streamed(store)) == full.records()
@@ -254,7 +259,7 @@ def stored_changes(store: Store) -> set[tuple[bool, Record, int]]:
                     record_changes.c.version_id == version.version_id))}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.lists(_op(), min_size=1, max_size=8), min_size=1, max_size=6),
        st.integers(1, 5))
 def test_the_persisted_model_equals_a_full_replay(
@@ -287,4 +292,109 @@ def test_the_persisted_model_equals_a_full_replay(
                 {(False, r, s) for r, s in expected.removed.items()}
         else:
             assert made == []
+    store.close()
+
+
+Ops = list[tuple[str, str, str, dict[str, Any] | None]]
+_batches = st.lists(st.lists(_op(), min_size=1, max_size=8), min_size=1, max_size=5)
+
+
+def _project(store: Store, log: Log, batches: list[Ops], start: float = 1.7e9) -> None:
+    for i, ops in enumerate(batches):
+        log.append(ops)
+        ProjectionRunner(store, clock=lambda i=i: start + 60 * i).catch_up()
+
+
+@settings(max_examples=10, deadline=None)
+@given(_batches, _batches)
+def test_the_persisted_model_survives_compaction(before: list[Ops], after: list[Ops]) -> None:
+    """``compact`` keeps every event the model's object index points at: the model
+    still equals a replay of what is left, and later changes still fold on it."""
+    from datetime import UTC, datetime
+
+    store = Store.open("sqlite://")
+    log = Log(store)
+    _project(store, log, before)
+    latest = store.latest_version()
+    assert latest is not None
+    store.compact(latest.version_id, datetime(2026, 6, 1, tzinfo=UTC))
+    assert_model_is_a_replay(store)
+    _project(store, log, after, start=1.8e9)
+    assert_model_is_a_replay(store)
+    store.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(_batches, _batches)
+def test_a_failed_commit_leaves_the_model_at_the_previous_checkpoint(
+        before: list[Ops], failing: list[Ops]) -> None:
+    """A crash between batches: the commit fails after the version, its changes and
+    the model's rows were written (the last statement of the transaction raises).
+    Nothing of it stays, and the next catch-up folds the same events correctly."""
+    from sqlalchemy import event as sa_event
+
+    store = Store.open("sqlite://")
+    log = Log(store)
+    _project(store, log, before)
+    state = (store.max_tracking_seq(), store.versions(), model(store),
+             store.projected(), store.record_count())
+    for ops in failing:
+        log.append(ops)
+
+    def crash(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("UPDATE read_models"):
+            raise RuntimeError("power cut")
+
+    sa_event.listen(store.engine, "before_cursor_execute", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        ProjectionRunner(store, clock=lambda: 1.9e9).catch_up()
+    sa_event.remove(store.engine, "before_cursor_execute", crash)
+    assert state == (store.max_tracking_seq(), store.versions(),
+                     model(store), store.projected(),
+                     store.record_count())
+    ProjectionRunner(store, clock=lambda: 1.9e9).catch_up()
+    assert store.max_tracking_seq() == store.max_event_seq()
+    assert_model_is_a_replay(store)
+    store.close()
+
+
+def _old_catch_up(store: Store, now: int) -> None:
+    """What the runner of revision 0003 committed: a version and its changes from the
+    whole in-memory projection, with the checkpoint, and no read model."""
+    from datetime import UTC, datetime
+
+    from zonegen.model import RecordChange
+    from zonegen.store import PROJECTION
+
+    checkpoint, upto = store.max_tracking_seq(), store.max_event_seq()
+    before = rebuild(to_change(e) for e in store.select_events(lte=checkpoint)).records()
+    after = rebuild(to_change(e) for e in store.select_events(lte=upto)).records()
+    first = store.latest_version() is None
+    rows = [RecordChange(False, r, upto) for r in before - after] + \
+        [RecordChange(True, r, upto) for r in (after if first else after - before)]
+    store.commit_version((PROJECTION, checkpoint, upto), serial=now,
+                         created_at=datetime.fromtimestamp(now, tz=UTC), changes=rows)
+
+
+@settings(max_examples=8, deadline=None)
+@given(_batches, st.lists(_op(), min_size=1, max_size=8))
+def test_migration_0004_builds_the_model_of_a_0003_database(
+        batches: list[Ops], pending: Ops) -> None:
+    """A database created at 0003 and projected by the old path, with events left
+    pending: upgrading builds the model at its checkpoint (not at the newest event),
+    and the pending events then fold on it."""
+    from zonegen import migrate
+
+    store = Store.open("sqlite://", upgrade=False)
+    migrate.upgrade(store.engine, "0003")
+    log = Log(store)
+    for i, ops in enumerate(batches):
+        log.append(ops)
+        _old_catch_up(store, 1_700_000_000 + i)
+    log.append(pending)
+    migrate.upgrade(store.engine, "head")
+    assert store.max_tracking_seq() < store.max_event_seq()
+    assert_model_is_a_replay(store)
+    ProjectionRunner(store, clock=lambda: 1.8e9).catch_up()
+    assert_model_is_a_replay(store)
     store.close()

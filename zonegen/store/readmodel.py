@@ -48,7 +48,10 @@ NO_SERVICE: ServiceKey = ("", "")
 ObjectRow = tuple[str, str, str, int, str, str]
 """A ``projected_objects`` row: kind, namespace, name, seq, Service namespace, name."""
 
-IN_CHUNK = 500
+StoredRow = tuple[int, bool]
+"""A stored record's row id and visibility (rows are deleted and updated by id)."""
+
+IN_CHUNK = 2000
 """Keys per ``IN`` list: one query per table per chunk of this many."""
 
 _RECORD_COLUMNS = ("projection", "service_namespace", "service_name", "owner", "rtype",
@@ -76,16 +79,16 @@ def sort_key(owner: str) -> bytes:
 class ReadModelChange:
     """What one commit does to the read model of ``projection``.
 
-    ``removed``/``added`` are rows of Services' raw record sets (``added`` with their
-    visibility), ``shown``/``hidden`` rows that stay but change visibility (shadowing
-    toggled), ``objects`` upserted and ``dropped`` object keys of ``projected_objects``,
-    and ``records`` the visible count afterwards."""
+    ``removed`` are ids of stored rows and ``added`` new rows of Services' raw record
+    sets (with their visibility), ``shown``/``hidden`` ids of rows that stay but change
+    visibility (shadowing toggled), ``objects`` upserted and ``dropped`` object keys of
+    ``projected_objects``, and ``records`` the visible count afterwards."""
 
     projection: str = PROJECTION
-    removed: Sequence[Record] = ()
+    removed: Sequence[int] = ()
     added: Sequence[tuple[ServiceKey, Record, bool]] = ()
-    shown: Sequence[Record] = ()
-    hidden: Sequence[Record] = ()
+    shown: Sequence[int] = ()
+    hidden: Sequence[int] = ()
     objects: Sequence[ObjectRow] = ()
     dropped: Sequence[tuple[str, str, str]] = ()
     records: int = 0
@@ -187,24 +190,37 @@ class ReadModel(Database):
         out.sort(key=lambda e: e.seq)
         return out
 
+    def event_keys(self, lte: int, batch: int = 50_000
+                   ) -> Iterator[tuple[int, str, str, str]]:
+        """(seq, kind, namespace, name) of every event up to ``lte``, in seq order,
+        without the objects: what ``project --rebuild`` scans to find which event
+        decides each object's state."""
+        q = (sa.select(events.c.seq, events.c.kind, events.c.namespace, events.c.name)
+             .where(events.c.seq <= lte).order_by(events.c.seq))
+        with self._wrap("reading events"), self._read() as conn:
+            for seq, kind, namespace, name in conn.execute(
+                    q, execution_options={"yield_per": batch}):
+                yield int(seq), kind, namespace, name
+
     def records_of(self, services: Iterable[ServiceKey], projection: str = PROJECTION
-                   ) -> dict[ServiceKey, dict[Record, bool]]:
-        """Every stored record (shadowed ones too) of ``services``, with its visibility."""
+                   ) -> dict[ServiceKey, dict[Record, StoredRow]]:
+        """Every stored record (shadowed ones too) of ``services``, with its row."""
         cols = sa.tuple_(current_records.c.service_namespace, current_records.c.service_name)
-        out: dict[ServiceKey, dict[Record, bool]] = {}
+        out: dict[ServiceKey, dict[Record, StoredRow]] = {}
         with self._wrap("reading current records"), self._read() as conn:
             for chunk in _batched(sorted(set(services)), IN_CHUNK):
                 for r in conn.execute(_row_query().where(
                         current_records.c.projection == projection, cols.in_(chunk))):
                     out.setdefault((r.service_namespace, r.service_name), {})[
-                        Record.from_row(r.owner, r.rtype, r.rdata, r.ttl)] = bool(r.visible)
+                        Record.from_row(r.owner, r.rtype, r.rdata, r.ttl)] = \
+                        (int(r.id), bool(r.visible))
         return out
 
     def ptrs_at(self, owners: Iterable[str], projection: str = PROJECTION
-                ) -> list[tuple[ServiceKey, Record, bool]]:
+                ) -> list[tuple[ServiceKey, Record, StoredRow]]:
         """Every stored PTR (shadowed ones too) at these reverse owners, with its Service
-        and visibility: what the cross-Service PTR rule needs there."""
-        out: list[tuple[ServiceKey, Record, bool]] = []
+        and row: what the cross-Service PTR rule needs there."""
+        out: list[tuple[ServiceKey, Record, StoredRow]] = []
         with self._wrap("reading current records"), self._read() as conn:
             for chunk in _batched(sorted({sort_key(o) for o in owners}), IN_CHUNK):
                 for r in conn.execute(_row_query().where(
@@ -213,7 +229,7 @@ class ReadModel(Database):
                         current_records.c.rtype == PTR)):
                     out.append(((r.service_namespace, r.service_name),
                                 Record.from_row(r.owner, r.rtype, r.rdata, r.ttl),
-                                bool(r.visible)))
+                                (int(r.id), bool(r.visible))))
         return out
 
     def iter_model(self, projection: str = PROJECTION
@@ -249,15 +265,11 @@ def write_change(conn: Connection, change: ReadModelChange, version_id: int | No
     """Apply ``change`` inside the caller's transaction (``commit_version``'s), and set
     the projection's version (when ``version_id`` is given) and visible count."""
     name = change.projection
-    _execute_many(conn, "DELETE FROM current_records WHERE projection = ? AND sort_key = ? "
-                        "AND rtype = ? AND rdata = ?",
-                  ((name, sort_key(r.owner), r.rtype, encode_rdata(r.rdata))
-                   for r in change.removed))
-    for visible, records in ((True, change.shown), (False, change.hidden)):
-        _execute_many(conn, "UPDATE current_records SET visible = ? WHERE projection = ? "
-                            "AND sort_key = ? AND rtype = ? AND rdata = ?",
-                      ((visible, name, sort_key(r.owner), r.rtype, encode_rdata(r.rdata))
-                       for r in records))
+    _execute_many(conn, "DELETE FROM current_records WHERE id = ?",
+                  ((row_id,) for row_id in change.removed))
+    for visible, ids in ((True, change.shown), (False, change.hidden)):
+        _execute_many(conn, "UPDATE current_records SET visible = ? WHERE id = ?",
+                      ((visible, row_id) for row_id in ids))
     _insert_many(conn, current_records, _RECORD_COLUMNS, (
         record_row(name, key, r, visible) for key, r, visible in change.added))
     gone = list(change.dropped) + [row[:3] for row in change.objects]
@@ -313,7 +325,7 @@ def _execute_many(conn: Connection, sql: str, rows: Iterable[tuple[Any, ...]],
 
 def _row_query() -> sa.Select[Any]:
     c = current_records.c
-    return sa.select(c.service_namespace, c.service_name, c.owner, c.rtype, c.rdata, c.ttl,
+    return sa.select(c.id, c.service_namespace, c.service_name, c.owner, c.rtype, c.rdata, c.ttl,
                      c.visible)
 
 

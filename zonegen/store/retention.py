@@ -49,9 +49,12 @@ class Retention(ZoneJournal):
         """Make ``base_version_id`` the oldest kept version, in one transaction: snapshot
         its record set, delete older versions with their changes and snapshots, and
         delete the events they consumed, except any that is still the newest event of a
-        live object up to the projection checkpoint (the projection loads those:
-        ``iter_latest_events``). Logs the compaction. ``progress(1)`` is told as each
-        of its :data:`COMPACT_STEPS` steps is done.
+        live object up to the projection checkpoint (the read model's
+        ``projected_objects`` points at exactly those, and the runner loads a touched
+        Service's objects from them: docs/DESIGN.md "Read model"). The read model
+        itself describes the newest version, which is always kept, so it is untouched.
+        Logs the compaction. ``progress(1)`` is told as each of its
+        :data:`COMPACT_STEPS` steps is done.
 
         :raises UnknownSerial: the version does not exist.
         """
@@ -78,7 +81,7 @@ class Retention(ZoneJournal):
             versions = conn.execute(zone_versions.delete().where(
                 zone_versions.c.id < base_version_id)).rowcount
             step(1)
-            # The projection loads the newest event <= its checkpoint of each live
+            # projected_objects names the newest event <= the checkpoint of each live
             # object; an older event is only needed when it is that one.
             checkpoint = conn.execute(sa.select(trackings.c.last_seq).where(
                 trackings.c.name == PROJECTION)).scalar() or 0
