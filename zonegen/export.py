@@ -2,15 +2,18 @@
 
 Pending events are projected first (:func:`zonegen.runner.ensure_projected`, so users
 never have to run ``project``; on a read-only database nothing is written and the newest
-stored version is exported). Every zone, current or past (``--serial``, ``--at``), is
-folded from the stored record changes, independent of today's projector code, so it is
-the zone as it was published.
+stored version is exported). The current zone is streamed from the persisted read model
+(``Store.current_records``, kept in the transaction of each version) in canonical order;
+a past one (``--serial``, ``--at``) is folded from the stored record changes. Neither
+depends on today's projector code, so each is the zone as it was published.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from zonegen.errors import UnknownSerial
 from zonegen.model import Record, ZoneConfig
 from zonegen.progress import Progress
 from zonegen.runner import ProjectionRunner, RebuildReport, ensure_projected
+from zonegen.selection import NotInOrder
 from zonegen.store import Store
 
 log = logging.getLogger("zonegen")
@@ -104,24 +108,64 @@ def export_zone(
     """Render a zone and write it atomically to ``output`` (``-``: standard output), or
     to ``stream``.
 
+    The current zone (no ``serial``, no ``at``) is streamed from the persisted read
+    model in canonical order (``Store.current_records``, :func:`zonefile.render_sorted`):
+    memory is one owner and one block of text, not the zone, and nothing is sorted but
+    each owner's few lines (issue #11). A past zone is folded from the journal and
+    sorted whole (:func:`zone_content`).
+
     :raises UnknownSerial: the requested past version does not exist.
     :raises ZonegenError: the file cannot be written (the old file is then intact).
     """
     if output == "-":  # the usual spelling of standard output
         output, stream = None, stream or sys.stdout
-    number, records = zone_content(store, serial, at, progress=progress)
     warnings: list[str] = []
-    lines = zonefile.render(records, config, number, warnings)
-    counted = _Counted(lines)
-    if output is not None:
-        zonefile.write(output, counted)
-    elif stream is not None:
-        for block in counted:
-            stream.write(block)
-        stream.flush()
+    # To a stream the text goes through a temporary file first (on disk past 16 MB), so
+    # a zone whose rendering fails half way (a store error mid-stream, records out of
+    # order) writes nothing rather than a part of a zone; and so that a failing stream
+    # is reported as itself, not as the store read it interrupted.
+    with tempfile.SpooledTemporaryFile(max_size=1 << 24, mode="w+", encoding="utf-8",
+                                       newline="\n") as spool:
+        if serial is None and at is None:
+            ensure_projected(store)
+            unordered = False
+            with store.current_records() as (version, records):
+                if version is None:  # only a read-only database never projected
+                    raise UnknownSerial(f"{store.where}: no zone version exists yet")
+                number = version.serial
+                try:
+                    counted = _render(zonefile.render_sorted(records, config, number,
+                                                             warnings), output, spool)
+                except NotInOrder as e:
+                    log.debug("%s: stored order is not %s's (%s); sorting the zone instead",
+                              store.where, config.zone, e)
+                    unordered = True
+            if unordered:  # outside the block: it holds the only connection of sqlite://
+                warnings.clear()
+                spool.seek(0)
+                spool.truncate()
+                counted = _render(zonefile.render(store.records_at(version.version_id),
+                                                  config, number, warnings), output, spool)
+        else:
+            number, past = zone_content(store, serial, at, progress=progress)
+            counted = _render(zonefile.render(past, config, number, warnings), output, spool)
+        if output is None and stream is not None:
+            spool.seek(0)
+            shutil.copyfileobj(spool, stream, 1 << 20)
+            stream.flush()
     for message in warnings:
         log.warning("%s", message)
     return ExportResult(config.zone, number, counted.records, output)
+
+
+def _render(lines: Iterable[str], output: str | None, spool: IO[str]) -> _Counted:
+    """Write ``lines`` atomically to ``output``, else to ``spool``; their count."""
+    counted = _Counted(lines)
+    if output is not None:
+        zonefile.write(output, counted)
+    else:
+        spool.writelines(counted)
+    return counted
 
 
 def zone_size(records: Iterable[Record], config: ZoneConfig, serial: int) -> int:

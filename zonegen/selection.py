@@ -9,7 +9,9 @@ its CNAMEs, or of several CNAMEs alone keeps the one with the smallest ``(target
 docs/RECORDS.md ("Names that cannot be published") says why records are skipped, not
 refused.
 
-:func:`select` is the pass; :func:`cname_alone` is the CNAME rule on one owner's records
+:func:`select` is the pass; :class:`OwnerSelector` (and :func:`select_owners`) the same
+pass over records already in canonical owner order, one owner at a time, for the streams
+of the persisted read model; :func:`cname_alone` is the CNAME rule on one owner's records
 in any form (the wire side keeps them as fragments). Pure: no I/O.
 """
 
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import attrgetter
 from typing import TypeVar
 
 from zonegen.model import AAAA, CNAME, PTR, SRV, TXT, TYPE_NAMES, A, RData, Record, ZoneConfig
@@ -26,12 +30,16 @@ from zonegen.names import in_zone
 
 __all__ = [
     "PUBLISHED_TYPES",
+    "NotInOrder",
+    "OwnerSelector",
     "Selected",
     "Selection",
     "ZoneRR",
     "absolute_name",
+    "canonical_key",
     "cname_alone",
     "select",
+    "select_owners",
     "zone_records",
 ]
 
@@ -131,6 +139,13 @@ class _Names:
         full = self.names[name] = absolute_name(str(name), self.forward) or ""
         return full
 
+    def trim(self) -> None:
+        """Forget every cached name and address except the invalid ones, whose warnings
+        were given once and must not be given again (:class:`OwnerSelector`)."""
+        self.names = {k: v for k, v in self.names.items() if not v}
+        self.owners = {k: v for k, v in self.owners.items() if not v and k in self.names}
+        self.addresses = {k: v for k, v in self.addresses.items() if not v}
+
     def warn(self, message: str) -> None:
         if self.warnings is not None:
             self.warnings.append(message)
@@ -177,13 +192,21 @@ def select(records: Iterable[Record], config: ZoneConfig, warnings: list[str] | 
     ``alone=False`` skips the CNAME rule: for a change between two versions, which is no
     zone by itself (the wire side applies the rule to each changed owner's whole set).
     """
-    names = _Names(config, warnings)
+    out: list[Selected] = []
+    cname_owners: set[str] = set()
+    _select_into(records, _Names(config, warnings), out.append, cname_owners)
+    if not alone or not cname_owners:
+        return Selection(out, [])
+    return _apply_cname_rule(out, cname_owners, config, warnings)
+
+
+def _select_into(records: Iterable[Record], names: _Names, add: Callable[[Selected], None],
+                 cname_owners: set[str]) -> None:
+    """The per-record part of :func:`select`: each record of the zone, owner and target
+    made absolute, to ``add``; owners holding a CNAME to ``cname_owners``."""
     owners_get = names.owners.get
     names_get = names.names.get
     addresses_get = names.addresses.get
-    out: list[Selected] = []
-    add = out.append
-    cname_owners: set[str] = set()
     for r in records:
         owner = owners_get(r.owner)
         if owner is None:
@@ -219,9 +242,99 @@ def select(records: Iterable[Record], config: ZoneConfig, warnings: list[str] | 
             add((owner, TXT, rdata, r.ttl, ""))
         else:
             names.skip(owner, rtype, "")
-    if not alone or not cname_owners:
-        return Selection(out, [])
-    return _apply_cname_rule(out, cname_owners, config, warnings)
+
+
+def canonical_key(name: str) -> str:
+    """A ``str`` that sorts absolute names in DNSSEC canonical order (RFC 4034 §6.1):
+    labels from the right, joined by ``\\x01``, which sorts below every character a
+    published label may hold (see ``absolute_name``), so a label sorts before any label
+    it is a prefix of, as octet-wise label comparison says."""
+    return "\x01".join(reversed(name[:-1].split(".")))
+
+
+class NotInOrder(Exception):  # noqa: N818 - a condition, handled by falling back
+    """Records given to :class:`OwnerSelector` were not in canonical owner order (the
+    store's order and this zone's disagree, e.g. one owner spelled two ways): the caller
+    falls back to :func:`select` over the whole set, which needs no order."""
+
+
+class OwnerSelector:
+    """:func:`select` for records that arrive grouped by owner in DNSSEC canonical order
+    (``Store.current_records``): one owner's records at a time, with the CNAME rule
+    applied per owner (it is per owner), so a zone is selected, rendered or encoded
+    holding one owner, not the whole zone (issue #11). Name caches are trimmed as it
+    goes; what warned once (an invalid name or address) is remembered, so the warnings
+    are those :func:`select` gives.
+
+    :meth:`add` takes the next run of records with one stored owner; when that owner
+    (made absolute) differs from the open one, the open owner is finished and returned.
+    :meth:`close` finishes the last one.
+
+    :raises NotInOrder: an owner arrived at or below the previous one in canonical order.
+    """
+
+    __slots__ = ("_cnames", "_config", "_key", "_names", "_open", "_owner")
+
+    _TRIM = 1 << 16  # cached names kept at most (then only the invalid ones are kept)
+
+    def __init__(self, config: ZoneConfig, warnings: list[str] | None) -> None:
+        self._config = config
+        self._names = _Names(config, warnings)
+        self._owner = ""
+        self._key: str | None = None
+        self._open: list[Selected] = []
+        self._cnames: set[str] = set()
+
+    def add(self, stored: str, records: Iterable[Record]) -> tuple[str, Selection] | None:
+        """Select ``records`` (all with owner ``stored``, as stored)."""
+        names = self._names
+        owner = names.owners.get(stored)
+        if owner is None:
+            owner = names.owner(stored)
+        if not owner:
+            return None
+        done = None
+        if owner != self._owner:
+            key = canonical_key(owner)
+            if self._key is not None and key <= self._key:
+                raise NotInOrder(f"{owner} after {self._owner}")
+            done = self.close()
+            self._owner, self._key = owner, key
+        _select_into(records, names, self._open.append, self._cnames)
+        return done
+
+    def close(self) -> tuple[str, Selection] | None:
+        """The open owner's records, finished (None when it has none)."""
+        if len(self._names.names) + len(self._names.owners) > self._TRIM:
+            self._names.trim()
+        if not self._open:
+            return None
+        out, self._open = self._open, []
+        if not self._cnames:
+            return self._owner, Selection(out, [])
+        selection = _apply_cname_rule(out, self._cnames, self._config, self._names.warnings)
+        self._cnames = set()
+        return self._owner, selection
+
+
+def select_owners(records: Iterable[Record], config: ZoneConfig,
+                  warnings: list[str] | None = None) -> Iterator[tuple[str, Selection]]:
+    """:class:`OwnerSelector` over records in canonical owner order: ``(owner,
+    selection)`` per owner of ``config.zone``, in that order.
+
+    :raises NotInOrder: see :class:`OwnerSelector`.
+    """
+    selector = OwnerSelector(config, warnings)
+    for stored, group in groupby(records, _stored_owner):
+        done = selector.add(stored, group)
+        if done is not None:
+            yield done
+    done = selector.close()
+    if done is not None:
+        yield done
+
+
+_stored_owner = attrgetter("owner")
 
 
 def _apply_cname_rule(out: list[Selected], cname_owners: set[str], config: ZoneConfig,

@@ -15,14 +15,15 @@ import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, chain
+from itertools import accumulate, chain, groupby
+from operator import itemgetter
 
 import dns.rdataclass
 import dns.rdatatype
 
 from zonegen.model import AAAA, NS, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
-from zonegen.selection import Selected, cname_alone, select
+from zonegen.selection import Selected, Selection, canonical_key, cname_alone, select
 from zonegen.serial import MODULUS
 
 HEADER = struct.Struct("!HHHHHH")
@@ -119,22 +120,32 @@ class Encoder:
         return packed
 
     def fragments(self, selected: Iterable[Selected]) -> Iterator[tuple[str, bytes]]:
-        """``(owner, fragment)`` for records of :func:`zonegen.selection.select`.
+        """``(owner, fragment)`` for records of :func:`zonegen.selection.select`, in any
+        order (each run of one owner is encoded by :meth:`owner_fragments`)."""
+        for owner, run in groupby(selected, _owner_of):
+            for frag in self.owner_fragments(owner, run):
+                yield owner, frag
+
+    def owner_fragments(self, owner: str, selected: Iterable[Selected]) -> list[bytes]:
+        """The fragments of ``selected``, records of :func:`zonegen.selection.select` all
+        at ``owner``.
 
         Targets of SRV (RFC 2782: "name compression is not to be used for this field"),
         CNAME and PTR are written uncompressed: the simplest correct form, and it keeps
-        fragments independent of where they land in a message. Caches per owner, target
-        and address keep the per-record work to a few dict lookups (docs/PERFORMANCE.md)."""
+        fragments independent of where they land in a message. The owner's prefix is
+        found once; caches per target and address keep the per-record work to a few
+        dict lookups (docs/PERFORMANCE.md)."""
         default_ttl = self.config.ttl
-        owner_get = self.owners.get
         target_get = self.targets.get
         addr_get = self.addresses.get
-        a_head = RR_HEAD.pack(A, _IN, default_ttl, 4)
         srv_pack = _SRV_HEAD.pack
-        for owner, rtype, rdata, ttl, target in selected:
-            prefix = owner_get(owner)
-            if prefix is None:
-                prefix = self.owner_prefix(owner)
+        prefix = self.owners.get(owner)
+        if prefix is None:
+            prefix = self.owner_prefix(owner)
+        a_lead = prefix + RR_HEAD.pack(A, _IN, default_ttl, 4)
+        out: list[bytes] = []
+        add = out.append
+        for _, rtype, rdata, ttl, target in selected:
             if rtype == A:
                 packed = addr_get(rdata[0])
                 if packed is None:
@@ -142,9 +153,9 @@ class Encoder:
                     if packed is None:
                         continue
                 if ttl is None or ttl == default_ttl:
-                    yield owner, prefix + a_head + packed
+                    add(a_lead + packed)
                 else:
-                    yield owner, prefix + RR_HEAD.pack(A, _IN, ttl, 4) + packed
+                    add(prefix + RR_HEAD.pack(A, _IN, ttl, 4) + packed)
                 continue
             if ttl is None:
                 ttl = default_ttl
@@ -152,23 +163,24 @@ class Encoder:
                 wire = target_get(target)
                 if wire is None:
                     wire = self.target(target)
-                yield owner, prefix + srv_pack(SRV, _IN, ttl, 6 + len(wire), int(rdata[0]),
-                                               int(rdata[1]), int(rdata[2])) + wire
+                add(prefix + srv_pack(SRV, _IN, ttl, 6 + len(wire), int(rdata[0]),
+                                      int(rdata[1]), int(rdata[2])) + wire)
             elif rtype == AAAA:
                 packed = addr_get(rdata[0]) or self.address(AAAA, rdata[0])  # never b""
                 if packed is None:
                     continue
-                yield owner, prefix + RR_HEAD.pack(AAAA, _IN, ttl, len(packed)) + packed
+                add(prefix + RR_HEAD.pack(AAAA, _IN, ttl, len(packed)) + packed)
             elif rtype == TXT:
                 data = str(rdata[0]).encode()
                 wire = b"".join(bytes((len(data[i:i + 255]),)) + data[i:i + 255]
                                 for i in range(0, max(len(data), 1), 255))
-                yield owner, prefix + RR_HEAD.pack(TXT, _IN, ttl, len(wire)) + wire
+                add(prefix + RR_HEAD.pack(TXT, _IN, ttl, len(wire)) + wire)
             else:  # CNAME, PTR
                 wire = target_get(target)
                 if wire is None:
                     wire = self.target(target)
-                yield owner, prefix + RR_HEAD.pack(rtype, _IN, ttl, len(wire)) + wire
+                add(prefix + RR_HEAD.pack(rtype, _IN, ttl, len(wire)) + wire)
+        return out
 
     def grouped(self, selected: Iterable[Selected]) -> dict[str, list[bytes]]:
         """Fragments grouped by owner, in order of first appearance."""
@@ -343,6 +355,96 @@ _Blob = tuple[bytes, int]  # an owner's fragments joined, and how many
 _FOLD_MIN = 4096  # changed owners a WireZone's overlay may hold whatever the zone's size
 
 
+class WireZoneBuilder:
+    """A :class:`WireZone` packed from owners in canonical order, one at a time
+    (:class:`zonegen.selection.OwnerSelector` over ``Store.current_records``): each
+    owner's records are encoded and appended to one growing buffer, so building holds
+    the wire zone and one owner, never a list of the zone's records or fragments
+    (issue #11). NS and glue from the config join their owners in order.
+
+    The CNAME rule's set-aside records and those equal once published (equal
+    fragments) go to the zone's ``extra``, as :meth:`WireZone.apply` needs them."""
+
+    __slots__ = ("_config", "_counts", "_data", "_enc", "_extra", "_names", "_pending",
+                 "_serial", "_sizes")
+
+    _TRIM = 1 << 16  # cached names the encoder keeps at most
+
+    def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None) -> None:
+        self._config = config
+        self._serial = serial
+        self._enc = Encoder(config, warnings)
+        self._names: list[str] = []
+        self._data = bytearray()
+        self._sizes = array("Q")
+        self._counts = array("Q")
+        self._extra: dict[str, dict[bytes, int]] = {}
+        apex: dict[str, list[bytes]] = {}
+        for owner, frag in self._enc.apex():  # NS and glue lead their owners' records
+            apex.setdefault(owner, []).append(frag)
+        # (key, owner, fragments) still to place, the smallest last
+        self._pending = sorted(((canonical_key(o), o, f) for o, f in apex.items()),
+                               reverse=True)
+
+    def add(self, owner: str, selection: Selection) -> None:
+        """``owner``'s records (kept and set aside), after every owner added before it
+        in canonical order."""
+        key = canonical_key(owner)
+        pending = self._pending
+        first: list[bytes] = []
+        while pending and pending[-1][0] <= key:
+            at_key, at, frags = pending.pop()
+            if at_key == key:
+                first = frags
+            else:
+                self._pack(at, frags)
+        enc = self._enc
+        frags = first + enc.owner_fragments(owner, selection.records)
+        aside = enc.owner_fragments(owner, selection.shadowed)
+        if len(frags) > 1 or aside:
+            raw = _counted(frags + aside)
+            frags = [f for f in raw if f not in aside]
+            left = _minus(raw, frags)
+            if left:
+                self._extra[owner] = left
+        if frags:
+            self._pack(owner, frags)
+        if len(enc.owners) + len(enc.targets) + len(enc.addresses) > self._TRIM:
+            enc.owners.clear()
+            enc.targets.clear()
+            enc.addresses.clear()
+
+    def _pack(self, owner: str, frags: list[bytes]) -> None:
+        blob = b"".join(frags)
+        self._names.append(owner)
+        self._data += blob
+        self._sizes.append(len(blob))
+        self._counts.append(len(frags))
+
+    def finish(self) -> WireZone:
+        """The zone: every owner added, and whatever NS and glue owners came last."""
+        while self._pending:
+            _, owner, frags = self._pending.pop()
+            self._pack(owner, frags)
+        data = bytes(self._data)
+        self._data = bytearray()
+        packed = _Packed(self._config.zone, self._names, data, self._sizes, self._counts)
+        return WireZone(self._config, self._serial, packed, extra=self._extra)
+
+
+_owner_of = itemgetter(0)
+
+
+def _by_owner(selected: Iterable[Selected]) -> dict[str, list[Selected]]:
+    out: dict[str, list[Selected]] = {}
+    for rr in selected:
+        lst = out.get(rr[0])
+        if lst is None:
+            lst = out[rr[0]] = []
+        lst.append(rr)
+    return out
+
+
 class WireZone:
     """One serial of one zone, as wire fragments ready to be joined into messages.
 
@@ -381,27 +483,19 @@ class WireZone:
     @classmethod
     def build(cls, records: Iterable[Record], config: ZoneConfig, serial: int,
               warnings: list[str] | None = None) -> WireZone:
-        """Encode every record of the zone (:func:`zonegen.selection.select`) once.
+        """Encode every record of the zone (:func:`zonegen.selection.select`) once, in
+        any order: the owners are sorted here, then packed as :class:`WireZoneBuilder`
+        packs a stream in canonical order.
 
         :param warnings: collects the reasons records were skipped.
         """
-        enc = Encoder(config, warnings)
         selection = select(records, config, warnings)
-        names = enc.grouped(selection.records)
-        for owner, frag in enc.apex():  # NS and glue lead the zone (RFC 1034 §4.2.1)
-            names.setdefault(owner, []).insert(0, frag)
-        aside = enc.grouped(selection.shadowed)
-        extra: dict[str, dict[bytes, int]] = {}
-        for owner, lst in names.items():
-            if len(lst) > 1 or owner in aside:
-                raw = _counted(lst + aside.get(owner, []))
-                names[owner] = [f for f in raw if f not in aside.get(owner, ())]
-                left = _minus(raw, names[owner])
-                if left:
-                    extra[owner] = left
-        for owner in aside.keys() - names.keys():
-            extra[owner] = _counted(aside[owner])
-        return cls(config, serial, _Packed.of_lists(config.zone, names), extra=extra)
+        kept = _by_owner(selection.records)
+        aside = _by_owner(selection.shadowed)
+        builder = WireZoneBuilder(config, serial, warnings)
+        for owner in sorted(kept.keys() | aside.keys(), key=canonical_key):
+            builder.add(owner, Selection(kept.get(owner, []), aside.get(owner, [])))
+        return builder.finish()
 
     def prefix_length(self, owner: str) -> int:
         """Octets of ``owner``'s prefix in its fragments: labels below the zone + pointer."""

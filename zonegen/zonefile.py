@@ -16,9 +16,17 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from zonegen.errors import ZonegenError
-from zonegen.model import AAAA, PTR, SRV, TXT, A, Record, ZoneConfig
+from zonegen.model import AAAA, PTR, SRV, TXT, A, RData, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
-from zonegen.selection import PUBLISHED_TYPES, ZoneRR, absolute_name, select, zone_records
+from zonegen.selection import (
+    PUBLISHED_TYPES,
+    ZoneRR,
+    absolute_name,
+    canonical_key,
+    select,
+    select_owners,
+    zone_records,
+)
 from zonegen.serial import MODULUS
 
 if TYPE_CHECKING:
@@ -32,6 +40,7 @@ __all__ = [
     "parse",
     "parse_zone",
     "render",
+    "render_sorted",
     "txt_text",
     "write",
     "zone_records",
@@ -87,20 +96,49 @@ def _header(config: ZoneConfig, serial: int) -> list[str]:
     return lines
 
 
+def _typed_line(rel: str, rtype: int, rdata: RData, ttl: int | None, target: str,
+                default_ttl: int) -> str:
+    """One record's line, led by its type number as one character: the order of lines
+    at one owner (type, then the line) is then a plain ``str`` sort. The TTL column
+    appears only where it differs from ``$TTL``."""
+    tc = "" if ttl is None or ttl == default_ttl else f" {ttl}"
+    if rtype == A:
+        return f"\x01{rel}{tc} IN A {rdata[0]}\n"
+    if rtype == SRV:
+        return f"\x21{rel}{tc} IN SRV {rdata[0]} {rdata[1]} {rdata[2]} {target}\n"
+    if rtype == AAAA:
+        return f"\x1c{rel}{tc} IN AAAA {rdata[0]}\n"
+    if rtype == TXT:
+        return f"\x10{rel}{tc} IN TXT {txt_text(str(rdata[0]))}\n"
+    if rtype == PTR:
+        return f"\x0c{rel}{tc} IN PTR {target}\n"
+    return f"\x05{rel}{tc} IN CNAME {target}\n"
+
+
+def _glue(header: list[str]) -> set[str]:
+    """The glue lines of ``header``: a record repeating one must not appear twice."""
+    return {line for line in header[3:] if not line.startswith("@ IN NS ")}
+
+
+_BLOCK = 16384  # lines yielded at a time
+
+
 def render(records: Iterable[Record], config: ZoneConfig, serial: int,
            warnings: list[str] | None = None) -> Iterator[str]:
     """The zone as master-file text: ``$ORIGIN``, ``$TTL``, SOA, NS, glue, then every record
     of :func:`zone_records` in one canonical order.
 
     Order: owner names compared label by label from the right, as DNSSEC orders names
-    (RFC 4034 §6.1), then type number, then the rest of the line (TTL column, rdata text),
-    with exact duplicates dropped; equal content therefore gives identical bytes. Owners are
-    written relative to ``$ORIGIN``; targets absolute. The TTL column appears only where a
-    record's TTL differs from ``$TTL`` (the dns-version TXT's 28800).
+    (RFC 4034 §6.1, :func:`~zonegen.selection.canonical_key`), then type number, then the
+    rest of the line (TTL column, rdata text), with exact duplicates dropped; equal content
+    therefore gives identical bytes. Owners are written relative to ``$ORIGIN``; targets
+    absolute. The TTL column appears only where a record's TTL differs from ``$TTL`` (the
+    dns-version TXT's 28800). :func:`render_sorted` writes the same bytes from records
+    already in owner order, holding one owner at a time.
 
-    Each record is one f-string that holds its sort key and its line, so sorting is one
-    ``list.sort`` of plain ``str`` (memcmp compares); the key ends in ``\\x00`` + the type
-    character, after which the line starts. Yields text in blocks of whole lines.
+    Each record is one ``str`` that holds its sort key and its line, so sorting is one
+    ``list.sort`` of plain ``str`` (memcmp compares); the key ends in ``\\x00``, after
+    which the line led by its type character starts. Yields text in blocks of whole lines.
 
     :param warnings: collects the reasons records were skipped (see :func:`zone_records`).
     """
@@ -116,38 +154,62 @@ def render(records: Iterable[Record], config: ZoneConfig, serial: int,
     for owner, rtype, rdata, ttl, target in select(records, config, warnings).records:
         p = pget(owner)
         if p is None:
-            rel = relative_to(owner, zone)
-            okey = "" if owner == zone else "\x01".join(reversed(rel.split(".")))
-            p = prefixes[owner] = (okey + "\x00", rel)
+            p = prefixes[owner] = (canonical_key(owner) + "\x00", relative_to(owner, zone))
         k, rel = p
-        tc = "" if ttl is None or ttl == default_ttl else f" {ttl}"
-        if rtype == A:
-            add(f"{k}\x01{rel}{tc} IN A {rdata[0]}\n")
-        elif rtype == SRV:
-            add(f"{k}\x21{rel}{tc} IN SRV {rdata[0]} {rdata[1]} {rdata[2]} {target}\n")
-        elif rtype == AAAA:
-            add(f"{k}\x1c{rel}{tc} IN AAAA {rdata[0]}\n")
-        elif rtype == TXT:
-            add(f"{k}\x10{rel}{tc} IN TXT {txt_text(str(rdata[0]))}\n")
-        elif rtype == PTR:
-            add(f"{k}\x0c{rel}{tc} IN PTR {target}\n")
-        else:
-            add(f"{k}\x05{rel}{tc} IN CNAME {target}\n")
+        add(k + _typed_line(rel, rtype, rdata, ttl, target, default_ttl))
     prefixes.clear()
-    # Glue written above must not appear twice when a record repeats it.
-    glue = {line for line in header[3:] if not line.startswith("@ IN NS ")}
+    glue = _glue(header)
     # Sorting the list as built is ~3x faster than sorting a set (it keeps the runs the
     # projector's order leaves); exact duplicates are then adjacent and dropped below.
     keys.sort()
     keys.append("")
-    block = 16384
-    for start in range(0, len(keys) - 1, block):
-        chunk = keys[start:start + block + 1]
+    for start in range(0, len(keys) - 1, _BLOCK):
+        chunk = keys[start:start + _BLOCK + 1]
         lines = [s[s.index("\x00") + 2:]
                  for s, after in zip(chunk, chunk[1:], strict=False) if s != after]
         if glue:
             lines = [line for line in lines if line not in glue]
         yield "".join(lines)
+
+
+def render_sorted(records: Iterable[Record], config: ZoneConfig, serial: int,
+                  warnings: list[str] | None = None) -> Iterator[str]:
+    """:func:`render`'s bytes from ``records`` given in DNSSEC canonical owner order (as
+    ``Store.current_records`` streams them; order within an owner does not matter):
+    only each owner's few lines are sorted, so memory is one owner's records and one
+    block of text, not the zone (issue #11).
+
+    :raises zonegen.selection.NotInOrder: ``records`` were not in owner order for this
+        zone (then nothing past the header and the owners before is right: the caller
+        renders with :func:`render` instead).
+    """
+    header = _header(config, serial)
+    yield "".join(header)
+    zone = config.zone
+    default_ttl = config.ttl
+    glue = _glue(header)
+    out: list[str] = []
+    for owner, selection in select_owners(records, config, warnings):
+        rel = relative_to(owner, zone)
+        group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
+                 for _, rtype, rdata, ttl, target in selection.records]
+        if len(group) > 1:
+            group.sort()
+            previous = ""
+            for typed in group:
+                if typed != previous:
+                    previous = typed
+                    line = typed[1:]
+                    if line not in glue:
+                        out.append(line)
+        elif group:  # none when the CNAME rule dropped a CNAME beside the SOA or glue
+            line = group[0][1:]
+            if line not in glue:
+                out.append(line)
+        if len(out) >= _BLOCK:
+            yield "".join(out)
+            out = []
+    yield "".join(out)
 
 
 # --------------------------------------------------------------------------- writing

@@ -14,6 +14,7 @@ from zonegen.journal_step import JournalStep
 from zonegen.logs import fields
 from zonegen.metrics import Metrics
 from zonegen.model import ZoneConfig
+from zonegen.selection import NotInOrder
 from zonegen.serve.zoneset import ZoneSet
 
 if TYPE_CHECKING:
@@ -87,21 +88,34 @@ class StoreFeed:
         unless a watcher projects them); None while no version is stored: then nothing is
         served (no zone made up from an empty or half-listed log, docs/DESIGN.md).
 
+        Built from the persisted read model streamed in canonical order with its
+        version in one snapshot (``Store.current_records``, :meth:`ZoneSet.from_sorted`):
+        no projection and no journal fold is loaded to start serving (issue #11).
+
         :raises StoreError: the store cannot be read.
         """
         started = time.perf_counter()
         if self.project:
             self.project_pending(force=True)
-        version = self.store.latest_version()
-        if version is None:
-            return None
-        records = self.store.records_at(version.version_id)
-        zones = ZoneSet.build(self.configs, records, version.serial, version.version_id)
+        zones: ZoneSet | None = None
+        with self.store.current_records() as (version, records):
+            if version is None:
+                return None
+            try:
+                zones = ZoneSet.from_sorted(self.configs, records, version.serial,
+                                            version.version_id)
+            except NotInOrder as e:
+                log.debug("stored order is not a served zone's (%s); building from the "
+                          "whole record set", e)
+        if zones is None:  # outside the block: it holds the only connection of sqlite://
+            zones = ZoneSet.build(self.configs, self.store.records_at(version.version_id),
+                                  version.serial, version.version_id)
+        count = self.store.record_count()
         ms = (time.perf_counter() - started) * 1000
         log.info("loaded %s serial %d: %d records in %.0f ms",
-                 ", ".join(c.zone for c in self.configs), version.serial, len(records), ms,
+                 ", ".join(c.zone for c in self.configs), version.serial, count, ms,
                  extra=fields(zones=[c.zone for c in self.configs], serial=version.serial,
-                              records=len(records), ms=round(ms)))
+                              records=count, ms=round(ms)))
         return zones
 
     def refresh(self, current: ZoneSet | None) -> ZoneSet | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
+from operator import attrgetter
 
 import dns.name
 
 from zonegen.journal_step import JournalStep
 from zonegen.model import Diff, Record, ZoneConfig
+from zonegen.selection import OwnerSelector
 from zonegen.serial import MODULUS
-from zonegen.wire import WireZone
+from zonegen.wire import WireZone, WireZoneBuilder
 
 log = logging.getLogger("zonegen")
 
@@ -39,6 +42,37 @@ class ZoneSet:
         warnings: list[str] = []
         zones = {dns.name.from_text(c.zone): WireZone.build(recs, c, serial, warnings)
                  for c in configs}
+        for message in dict.fromkeys(warnings):
+            log.warning("%s", message)
+        return cls(version_id, serial % MODULUS, zones)
+
+    @classmethod
+    def from_sorted(cls, configs: Sequence[ZoneConfig], records: Iterable[Record],
+                    serial: int, version_id: int = 0) -> ZoneSet:
+        """:meth:`build` from records in canonical owner order (``Store.current_records``),
+        in one pass for every zone: each owner's records are selected and encoded as they
+        arrive (:class:`~zonegen.selection.OwnerSelector`,
+        :class:`~zonegen.wire.WireZoneBuilder`), so loading holds the wire zones and one
+        owner, not the record set (issue #11).
+
+        :raises zonegen.selection.NotInOrder: ``records`` were not in owner order for
+            some zone (the caller builds from the whole set instead).
+        """
+        warnings: list[str] = []
+        pairs = [(OwnerSelector(c, warnings), WireZoneBuilder(c, serial, warnings))
+                 for c in configs]
+        for stored, group in groupby(records, attrgetter("owner")):
+            run = list(group)
+            for selector, builder in pairs:
+                done = selector.add(stored, run)
+                if done is not None:
+                    builder.add(*done)
+        for selector, builder in pairs:
+            done = selector.close()
+            if done is not None:
+                builder.add(*done)
+        zones = {dns.name.from_text(c.zone): builder.finish()
+                 for c, (_, builder) in zip(configs, pairs, strict=True)}
         for message in dict.fromkeys(warnings):
             log.warning("%s", message)
         return cls(version_id, serial % MODULUS, zones)
