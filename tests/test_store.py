@@ -26,8 +26,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def ev(name: str, rv: str, etype: str = ADDED, kind: str = SERVICE, ns: str = "default",
        uid: str | None = None) -> Event:
-    return Event(0, T0, "test", etype, kind, ns, name, uid or f"uid-{name}", rv,
-                 f'{{"metadata":{{"name":"{name}","resourceVersion":"{rv}"}}}}')
+    return Event(0, T0, "default", etype, kind, ns, name, uid or f"uid-{name}", rv,
+                 f'{{"metadata":{{"name":"{name}","resourceVersion":"{rv}"}}}}', "test")
 
 
 @pytest.fixture(params=["memory", "file"])
