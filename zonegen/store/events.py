@@ -121,7 +121,8 @@ class EventLog(Database):
         heads: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for seq, e in zip(seqs, fresh, strict=True):
             heads[(e.source, *e.key)] = {
-                "source": e.source, "kind": e.kind, "namespace": e.namespace, "name": e.name, "uid": e.uid,
+                "source": e.source, "kind": e.kind, "namespace": e.namespace,
+                "name": e.name, "uid": e.uid,
                 "resource_version": e.resource_version, "last_seq": seq,
                 "deleted": e.type == DELETED,
             }
