@@ -330,6 +330,7 @@ class Watcher:
         self._pending: set[int] = set()  # unit indexes the open round waits for
         self._listings: dict[int, _Listing] = {}  # unit index -> its list in this round
         self._round_stored = threading.Event()  # set: no round open, streams may watch
+        self._streams: list[threading.Thread] = []  # started after run() began
         self._publish_state()  # nothing is stored yet: not ready, every kind unsynced
 
     @property
@@ -351,15 +352,16 @@ class Watcher:
         with self._lock:
             return self._discovered and all(u.synced for u in self.units)
 
-    def _discover(self) -> None:
+    def _discover(self) -> list[int]:
         """Add the MCS kinds this API server serves (``multicluster.x-k8s.io``, by
-        discovery; v1beta1 preferred), one stream per watched namespace. A kind it does
-        not serve (CRD not installed) is not watched by this source: one info line.
+        discovery; v1beta1 preferred), one stream per watched namespace; return the new
+        units' indexes. A kind it does not serve (CRD not installed) is not watched by
+        this source: one info line. Objects of it logged earlier stay as logged.
 
         :raises StreamFailed: discovery failed (unreachable, refused, ...).
         """
         if self._discovered:
-            return
+            return []
         found = self.cluster.mcs_resources(self.options.request_timeout)
         missing = [k for k in MCS_KINDS if k not in found]
         if missing:
@@ -369,26 +371,52 @@ class Watcher:
                      extra=fields(source=self.source, kinds=missing,
                                   api_server=self.cluster.host))
         with self._lock:
+            first = len(self.units)
             self.units += [self._unit(found[k], ns) for k in MCS_KINDS if k in found
                            for ns in self._namespaces]
             self._discovered = True
+            added = list(range(first, len(self.units)))
         self._publish_state()
+        return added
 
-    def _discover_until_done(self, stop: threading.Event) -> bool:
-        """:meth:`_discover`, retried with backoff (False: stopped first)."""
+    def _discover_and_stream(self) -> None:
+        """The discovery thread of :meth:`run`: :meth:`_discover`, retried with backoff
+        until it answers, then one stream per MCS unit found. It runs beside the core
+        streams (a slow discovery never delays Services): a new unit lists on its own,
+        outside the initial sync round, and takes part in later rounds (410 Gone)."""
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
-        while not (stop.is_set() or self._halt.is_set()):
+        while not self._halt.is_set():
             try:
-                self._discover()
-                return True
+                added = self._discover()
             except StreamFailed as e:
                 delay = backoff.next()
                 log.warning("source %s: cannot discover multicluster.x-k8s.io from the "
                             "Kubernetes API server at %s: %s; retrying in %.2f s",
                             self.source, self.cluster.host, e, delay,
                             extra=fields(source=self.source, api_server=self.cluster.host))
-                stop.wait(delay)
-        return False
+                self._pause(delay)
+                continue
+            except BaseException as e:  # a bug or a store failure: stop everything
+                self._fatal = e
+                self._halt.set()
+                return
+            resume = {i: self.store.resume_point(self.units[i].resume_source,
+                                                 self.units[i].kind) for i in added}
+            with self._lock:
+                for i in added:
+                    self.units[i].synced = resume[i] is not None
+                threads = [self._thread(i, resume[i]) for i in added]
+                self._streams += threads
+            self._publish_state()
+            for t in threads:
+                t.start()
+            return
+
+    def _thread(self, index: int, rv: str | None) -> threading.Thread:
+        unit = self.units[index]
+        return threading.Thread(target=self._stream, args=(index, rv), daemon=True,
+                                name=f"zonegen-watch-{self.source}-{unit.kind}-"
+                                     f"{unit.namespace or 'all'}")
 
     def _not_ready(self, what: str) -> str:
         """A readiness reason: ``watch: <what>``, naming the source when it is not the
@@ -457,9 +485,6 @@ class Watcher:
         :raises StoreError: the log cannot be written (the watch stops then).
         """
         self.store.register_source(self.source, self.options.cluster_id)
-        if not self._discover_until_done(stop):
-            self._shutdown([])
-            return self.report
         resume = {i: self.store.resume_point(u.resume_source, u.kind)
                   for i, u in enumerate(self.units)}
         with self._lock:
@@ -471,9 +496,10 @@ class Watcher:
             self._round_stored.set()
         if self._owns_writer:
             self.writer.start(self._halt)
-        streams = [threading.Thread(target=self._stream, args=(i, resume[i]), daemon=True,
-                                    name=f"zonegen-watch-{u.kind}-{u.namespace or 'all'}")
-                   for i, u in enumerate(self.units)]
+        streams = [self._thread(i, resume[i]) for i in range(len(self.units))]
+        if not self._discovered:
+            streams.append(threading.Thread(target=self._discover_and_stream, daemon=True,
+                                            name=f"zonegen-discover-{self.source}"))
         for t in streams:
             t.start()
         try:
@@ -579,6 +605,10 @@ class Watcher:
             with contextlib.suppress(Exception):
                 resp.shutdown()
         for t in streams:
+            t.join()
+        with self._lock:
+            more = list(self._streams)
+        for t in more:
             t.join()
         if self._owns_writer:
             self.writer.stop()
@@ -693,7 +723,10 @@ class Watcher:
         open until every pending unit has listed (then all of it as one group), else as
         a group of its own. Returns the resourceVersion to watch from."""
         unit = self.units[index]
-        if not self._round_stored.is_set():
+        with self._lock:
+            # A unit discovery added after the round opened is not part of it.
+            in_round = not self._round_stored.is_set() and index in self._pending
+        if in_round:
             listing = self._list(unit)
             with self._lock:
                 unit.listed = True
@@ -716,7 +749,10 @@ class Watcher:
         listing = self._list(unit)
         with self._lock:
             unit.listed = True
-        self.writer.put_group(listing.events, [listing.resume] if listing.resume else [])
+            first = not unit.synced
+        self.writer.put_group(listing.events, [listing.resume] if listing.resume else [],
+                              stored=(lambda: self._synced([index], {index: listing}))
+                              if first else None)
         return listing.resume[2] if listing.resume else ""
 
     @property
