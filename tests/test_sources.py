@@ -389,7 +389,8 @@ def test_the_cluster_local_projection_ignores_mcs_kinds(store: Store, tmp_path: 
          "metadata": {"name": "web", "namespace": "shop", "uid": "u3", "resourceVersion": "3"}},
     ]}))
     report = ingest_files(store, [str(imports)])
-    assert report.new_events == 2 and report.skipped_kinds == {}
+    assert report.new_events == 2
+    assert report.skipped_kinds == {}
     ensure_projected(store)
     latest = store.latest_version()
     assert latest is not None
@@ -444,7 +445,7 @@ def test_cli_watch_several_sources_once(
         store.close()
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize(("args", "message"), [
     (["--source", "East"], "source name 'East' is not an RFC 1123 label"),
     (["--kubeconfig", "k", "--source", "a", "--source", "b"],
      "--kubeconfig before the first --source: with several sources, each --kubeconfig, "
