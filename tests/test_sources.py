@@ -39,7 +39,9 @@ from tests.kubeapi import (
 from tests.postgres import backend_url, postgres_server, postgres_url  # noqa: F401
 from zonegen import mcs
 from zonegen.errors import InvalidOption
+from zonegen.health import Readiness
 from zonegen.ingest import ingest_files
+from zonegen.metrics import Metrics
 from zonegen.model import ADDED, DELETED, SERVICE, SERVICE_EXPORT, SERVICE_IMPORT, Event
 from zonegen.runner import ensure_projected
 from zonegen.sources import check_source_name, resume_key, split_resume_key
@@ -103,11 +105,13 @@ def one_source(store: Store, api: FakeKubeAPI, tmp_path: Path, name: str,
 
 @contextlib.contextmanager
 def watching(store: Store, apis: dict[str, FakeKubeAPI], tmp_path: Path,
+             readiness: Readiness | None = None, metrics: Metrics | None = None,
              **options: Any) -> Iterator[SourceWatchers]:
     """Several sources in one process (SourceWatchers), in a thread; stopped on exit."""
     conns = [(connect(str(kubeconfig(api, tmp_path, name))), fast(source=name, **options))
              for name, api in apis.items()]
-    watchers = SourceWatchers(store, conns)
+    watchers = SourceWatchers(store, conns, readiness=readiness or Readiness(),
+                              metrics=metrics or Metrics())
     stop = threading.Event()
     failure: list[BaseException] = []
 
@@ -269,16 +273,31 @@ def test_no_zone_version_until_every_source_synced(
     add_service(b, "web", "10.2.0.1")
     b.hold(SERVICES)
     store = Store.open(f"sqlite:///{tmp_path / 'gate.db'}")
+    readiness, metrics = Readiness(), Metrics()
+    synced = metrics.watch_synced_gauge
     try:
-        with watching(store, {"a": a, "b": b}, tmp_path, project=True) as watchers:
+        with watching(store, {"a": a, "b": b}, tmp_path, readiness, metrics,
+                      project=True) as watchers:
             wait_for(lambda: watchers.watchers[0].initial_synced, "a synced")
             wait_for(lambda: len(b.lists("services")) >= 1, "b listing")
-            # a's lists are stored, b's are not: no version yet.
+            # b's MCS kinds list on their own, outside its initial round
+            wait_for(lambda: watchers.watchers[1].synced.get("ServiceExport")
+                     and watchers.watchers[1].synced.get("ServiceImport"), "b's MCS lists")
+            # a's lists are stored, b's are not: no version yet; readiness and the
+            # synced gauge say which source holds it.
             assert {r[0] for r in rows(store)} == {"a"}
             assert store.latest_version() is None
+            assert readiness.reasons() == [
+                "watch (source b): initial list of Service not stored",
+                "watch (source b): initial list of EndpointSlice not stored"]
+            assert synced.labels("a", "Service")._value.get() == 1
+            assert synced.labels("b", "Service")._value.get() == 0
             b.release(SERVICES)
             wait_for(lambda: store.latest_version() is not None, "the first version")
             assert {r[0] for r in rows(store)} == {"a", "b"}
+            wait_for(lambda: readiness.ready, "ready")
+            assert synced.labels("b", "ServiceImport")._value.get() == 1
+            assert metrics.events_stored.labels("b", "Service", ADDED)._value.get() == 1
     finally:
         store.close()
 
