@@ -547,6 +547,9 @@ def _source_groups(args: list[str]) -> tuple[list[dict[str, str]] | None, list[s
               help="The source's cluster id for multi-cluster DNS names (an RFC 1123 "
                    "subdomain; default: the source name, or the one stored before). "
                    "Like --kubeconfig and --context, it belongs to the --source before it.")
+@click.option("--no-mcs", is_flag=True,
+              help="Do not look for Multi-Cluster Services ServiceImports and "
+                   "ServiceExports (for RBAC that does not grant them).")
 @click.option("--once", is_flag=True, help="List, store, project, exit (cron-style).")
 @click.option("--no-project", is_flag=True,
               help="Only store events; another zonegen (serve, export) projects them.")
@@ -558,7 +561,8 @@ def _source_groups(args: list[str]) -> tuple[list[dict[str, str]] | None, list[s
 @click.pass_context
 def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
           namespaces: tuple[str, ...], legacy_endpoints: bool, source: str | None,
-          cluster_id: str | None, once: bool, no_project: bool, request_timeout: float,
+          cluster_id: str | None, no_mcs: bool, once: bool, no_project: bool,
+          request_timeout: float,
           metrics_listen: str | None, as_json: bool) -> None:
     """List, then watch, Services and EndpointSlices (and the Multi-Cluster Services
     ServiceImports and ServiceExports, where installed) into the event log.
@@ -596,7 +600,7 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
         _setup_logging(ctx, long_running=False)
     listen = parse_hostport(metrics_listen, "--metrics-listen") if metrics_listen else None
     options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
-                           source=source, project=not no_project,
+                           source=source, project=not no_project, mcs=not no_mcs,
                            request_timeout=request_timeout)
     report = watch_command(_open_store(ctx, "write"), options=options, once=once,
                            metrics_listen=listen, sources=sources)

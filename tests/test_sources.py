@@ -554,3 +554,15 @@ def test_one_process_per_source_against_one_database(
         assert store.resume_point("b", "Service") == str(b.rv)
     finally:
         store.close()
+
+
+def test_cli_watch_no_mcs_asks_nothing_of_the_group(
+        tmp_path: Path, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI]) -> None:
+    _, hub, _ = clusters
+    hub.add(SERVICEIMPORTS, service_import("web", "shop", ips=("10.9.0.1",)))
+    done = run_cli(f"sqlite:///{tmp_path / 'z.db'}", "watch", "--once", "--no-mcs",
+                   "--kubeconfig", str(kubeconfig(hub, tmp_path, "hub")))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("0 events stored")
+    assert hub.discoveries() == []
+    assert hub.lists("multicluster") == []
