@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from tests.postgres import postgres_empty_url, postgres_server  # noqa: F401
 from zonegen import migrate
 from zonegen.errors import StoreError
 from zonegen.model import ADDED, SERVICE, Event
@@ -95,9 +96,18 @@ def _before_sources() -> str:
     return previous
 
 
-def _old_log(tmp_path: Path, resume_keys: list[str]) -> sa.engine.Engine:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or a PostgreSQL database (tests/postgres.py)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    url: str = request.getfixturevalue("postgres_empty_url")
+    return url
+
+
+def _old_log(url: str, resume_keys: list[str]) -> sa.engine.Engine:
     """A database at the revision before 0005 with two feeds' events in it."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    engine = sa.create_engine(url)
     migrate.upgrade(engine, _before_sources())
     with engine.begin() as conn:
         for seq, (source, name, rv) in enumerate(
@@ -107,17 +117,18 @@ def _old_log(tmp_path: Path, resume_keys: list[str]) -> sa.engine.Engine:
                 "uid, resource_version, object) VALUES (:seq, 1, :source, 'ADDED', "
                 "'Service', 'shop', :name, :uid, :rv, '{}')"),
                 {"seq": seq, "source": source, "name": name, "uid": f"u-{name}", "rv": rv})
-        conn.execute(sa.text(
-            "INSERT INTO object_heads VALUES ('Service', 'shop', 'a', 'u-a', '3', 3, 0), "
-            "('Service', 'shop', 'b', 'u-b', '2', 2, 0)"))
+        for name, rv in (("a", "3"), ("b", "2")):
+            conn.execute(sa.text(
+                "INSERT INTO object_heads VALUES ('Service', 'shop', :n, :u, :rv, :seq, :d)"),
+                {"n": name, "u": f"u-{name}", "rv": rv, "seq": int(rv), "d": False})
         for i, key in enumerate(resume_keys):
             conn.execute(sa.text("INSERT INTO resume_points VALUES (:k, :kind, :rv)"),
                          {"k": key, "kind": f"Kind{i}", "rv": str(100 + i)})
     return engine
 
 
-def test_sources_migration_moves_the_log_to_the_default_source(tmp_path: Path) -> None:
-    engine = _old_log(tmp_path, ["watch:prod", "watch:prod@shop"])
+def test_sources_migration_moves_the_log_to_the_default_source(empty_url: str) -> None:
+    engine = _old_log(empty_url, ["watch:prod", "watch:prod@shop"])
     migrate.upgrade(engine, SOURCES_REVISION)
     with engine.connect() as conn:
         assert [tuple(r) for r in conn.execute(sa.text(
@@ -136,7 +147,7 @@ def test_sources_migration_moves_the_log_to_the_default_source(tmp_path: Path) -
     migrate.upgrade(engine, "head")
     assert _diff(engine) == []
     # Idempotency is per source now: the same version of u-a in another cluster is new.
-    store = Store.open(f"sqlite:///{tmp_path / 'old.db'}")
+    store = Store.open(empty_url)
     try:
         again = [Event(0, datetime.now(UTC), src, ADDED, SERVICE, "shop", "a", "u-a", "3",
                        "{}", "test") for src in ("default", "b")]
@@ -149,16 +160,16 @@ def test_sources_migration_moves_the_log_to_the_default_source(tmp_path: Path) -
     engine.dispose()
 
 
-def test_sources_migration_drops_resume_points_of_several_feeds(tmp_path: Path) -> None:
-    engine = _old_log(tmp_path, ["watch:prod", "watch:staging@shop"])
+def test_sources_migration_drops_resume_points_of_several_feeds(empty_url: str) -> None:
+    engine = _old_log(empty_url, ["watch:prod", "watch:staging@shop"])
     migrate.upgrade(engine, SOURCES_REVISION)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM resume_points")).scalar() == 0
     engine.dispose()
 
 
-def test_sources_migration_downgrades_to_the_old_source_text(tmp_path: Path) -> None:
-    engine = _old_log(tmp_path, ["watch:prod"])
+def test_sources_migration_downgrades_to_the_old_source_text(empty_url: str) -> None:
+    engine = _old_log(empty_url, ["watch:prod"])
     migrate.upgrade(engine, SOURCES_REVISION)
     migrate.downgrade(engine, _before_sources())
     with engine.connect() as conn:
@@ -169,8 +180,8 @@ def test_sources_migration_downgrades_to_the_old_source_text(tmp_path: Path) -> 
     engine.dispose()
 
 
-def test_sources_downgrade_is_refused_once_another_source_logged(tmp_path: Path) -> None:
-    engine = _old_log(tmp_path, [])
+def test_sources_downgrade_is_refused_once_another_source_logged(empty_url: str) -> None:
+    engine = _old_log(empty_url, [])
     migrate.upgrade(engine, SOURCES_REVISION)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE events SET source = 'east' WHERE seq = 2"))
