@@ -580,11 +580,12 @@ class Watcher:
             if listing is not None:
                 counts[0] += listing.objects
                 counts[1] += len(listing.events)
+        of = "" if self.source == DEFAULT_SOURCE else f"source {self.source}: "
         for kind, (objects, changes) in sorted(per_kind.items()):
-            log.info("%s %s: %d objects listed, %d changes stored",
-                     kind, "relisted" if relist else "synced", objects, changes,
+            log.info("%s%s %s: %d objects listed, %d changes stored",
+                     of, kind, "relisted" if relist else "synced", objects, changes,
                      extra=fields(kind=kind, objects=objects, changes=changes,
-                                  relist=relist))
+                                  relist=relist, source=self.source))
 
     def _describe_failure(self, unit: _Unit, verb: str, e: BaseException) -> str:
         """One line naming the server, the verb and the resource."""
