@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from zonegen.errors import InvalidObject
+from zonegen.model import SERVICE_EXPORT as SERVICE_EXPORT  # re-exported: kind names
+from zonegen.model import SERVICE_IMPORT as SERVICE_IMPORT
 from zonegen.model import (
-    SERVICE_EXPORT,
-    SERVICE_IMPORT,
     SERVICE_NAME_LABEL,
     EndpointSlice,
     Port,
