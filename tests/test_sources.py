@@ -566,3 +566,31 @@ def test_cli_watch_no_mcs_asks_nothing_of_the_group(
     assert done.stdout.startswith("0 events stored")
     assert hub.discoveries() == []
     assert hub.lists("multicluster") == []
+
+
+def test_a_410_relist_of_one_source_leaves_the_others_alone(
+        store: Store, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI],
+        tmp_path: Path) -> None:
+    """b's watches expire (410 Gone): every stream of b, its MCS kinds included, relists
+    as one transaction; a's objects, same names, are never touched."""
+    a, b, _ = clusters
+    add_service(a, "web", "10.1.0.1")
+    add_service(b, "web", "10.2.0.1")
+    b.add(SERVICEIMPORTS, service_import("web", "shop", ips=("10.9.0.1",)))
+    with watching(store, {"a": a, "b": b}, tmp_path) as watchers:
+        wait_for(lambda: all(w.initial_synced for w in watchers.watchers), "synced")
+        wait_for(lambda: len(b.watches("serviceimports")) >= 1
+                 and len(b.watches("services")) >= 1, "b watching")
+        b.stop()
+        b.delete(SERVICES, "shop", "web")
+        b.delete(SERVICEIMPORTS, "shop", "web")
+        b.compact()
+        b.start()
+        wait_for(lambda: ("b", "watch:ctx-b", DELETED, SERVICE_IMPORT, "shop/web")
+                 in rows(store) and ("b", "watch:ctx-b", DELETED, SERVICE, "shop/web")
+                 in rows(store), "b's relist")
+    assert sorted(r for r in rows(store) if r[2] == DELETED) == [
+        ("b", "watch:ctx-b", DELETED, SERVICE, "shop/web"),
+        ("b", "watch:ctx-b", DELETED, SERVICE_IMPORT, "shop/web")]
+    assert not any(h.deleted for h in store.heads(source="a").values())
+    assert store.heads(source="b")[(SERVICE, "shop", "web")].deleted
