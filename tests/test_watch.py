@@ -858,7 +858,9 @@ def test_deploy_manifests_grant_exactly_list_and_watch() -> None:
                for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {("", "services", ("list", "watch")),
                        ("discovery.k8s.io", "endpointslices", ("list", "watch")),
-                       ("", "endpoints", ("list", "watch"))}
+                       ("", "endpoints", ("list", "watch")),
+                       ("multicluster.x-k8s.io", "serviceimports", ("list", "watch")),
+                       ("multicluster.x-k8s.io", "serviceexports", ("list", "watch"))}
     binding = by_kind["ClusterRoleBinding"]
     account = by_kind["ServiceAccount"]["metadata"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"],
