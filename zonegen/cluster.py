@@ -141,8 +141,9 @@ class Cluster:
 
     @property
     def default_source(self) -> str:
-        """``watch:<context or cluster host>``: stable across restarts, so resume points
-        written by one run are found by the next."""
+        """``watch:<context or cluster host>``: the origin recorded with every event
+        this cluster's watch stores (the source *name*, which keys resume points and
+        objects, is the operator's ``--source``; see ``zonegen.sources``)."""
         if self.context:
             return f"watch:{self.context}"
         return "watch:" + self.host.split("://", 1)[-1].rstrip("/")
