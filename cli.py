@@ -216,6 +216,30 @@ def zone_options(func: F) -> F:
     ], func)
 
 
+def _source_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--source``: an RFC 1123 label (zonegen.sources), else a usage error."""
+    from zonegen.sources import check_source_name
+
+    if value is None:
+        return None
+    try:
+        return check_source_name(value)
+    except InvalidOption as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+def _cluster_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--cluster-id``: an RFC 1123 subdomain, else a usage error."""
+    from zonegen.sources import check_cluster_id
+
+    if value is None:
+        return None
+    try:
+        return check_cluster_id(value)
+    except InvalidOption as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
 def watch_options(func: F) -> F:
     """How to reach and what to watch in Kubernetes (``watch``, and ``serve --watch``)."""
     return _apply([
@@ -228,9 +252,11 @@ def watch_options(func: F) -> F:
         click.option("--endpoints", "legacy_endpoints", is_flag=True,
                      help="Watch legacy v1 Endpoints instead of discovery.k8s.io/v1 "
                           "EndpointSlices."),
-        click.option("--source", default=None,
-                     help="Source name recorded with each event and resume point "
-                          "(default: watch:<context or API server host>)."),
+        click.option("--source", default=None, callback=_source_name,
+                     help="The cluster's source name (an RFC 1123 label; default: "
+                          "default): its events, resume points and objects are kept "
+                          "apart from other sources'. How they arrived is recorded as "
+                          "the origin watch:<context or API server host>."),
         click.option("--request-timeout", type=click.FloatRange(min=0.001), default=10.0,
                      show_default=True, metavar="SECONDS",
                      help="Give up on an API server that does not answer a list (or a "
@@ -299,8 +325,12 @@ def db_current(ctx: click.Context) -> None:
 @click.option("--snapshot", is_flag=True,
               help="The input is the whole truth for the kinds it contains: stored "
                    "objects of those kinds missing from it get DELETED events.")
-@click.option("--source", default="ingest", show_default=True,
-              help="Source name recorded with each event.")
+@click.option("--source", default="default", show_default=True, callback=_source_name,
+              help="The cluster these objects belong to (an RFC 1123 label); a "
+                   "--snapshot only deletes objects of this source.")
+@click.option("--cluster-id", default=None, callback=_cluster_id, metavar="ID",
+              help="The source's cluster id for multi-cluster DNS names (an RFC 1123 "
+                   "subdomain; default: the source name, or the one stored before).")
 @click.option("--time", "when", type=TIME, default=None, metavar="ISO8601",
               help="Stamp events and the zone version with this time instead of now "
                    "(for replaying recorded incidents and for tests).")
@@ -309,7 +339,8 @@ def db_current(ctx: click.Context) -> None:
               help="The summary as one JSON object on stdout.")
 @click.pass_context
 def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: str,
-           when: datetime | None, no_project: bool, as_json: bool) -> None:
+           cluster_id: str | None, when: datetime | None, no_project: bool,
+           as_json: bool) -> None:
     """Store Services, EndpointSlices and Endpoints printed by kubectl.
 
     Reads JSON or YAML: single objects, Lists, or watch-event streams from
@@ -324,7 +355,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
     from zonegen.ingest import ingest_files
 
     report = ingest_files(_open_store(ctx, "write"), list(files), snapshot=snapshot,
-                          source=source,
+                          source=source, cluster_id=cluster_id,
                           when=when, project=not no_project)
     if as_json:
         _echo_json(report.to_json())
@@ -435,8 +466,90 @@ def demo(ctx: click.Context, /, **kwargs: Any) -> None:
 # --------------------------------------------------------------------------- watch
 
 
-@main.command()
+class _SourcesCommand(click.Command):
+    """``watch`` with repeatable sources: ``--source a --kubeconfig A --source b
+    --kubeconfig B --context ctx-b``. Each ``--kubeconfig``/``--context``/``--cluster-id``
+    belongs to the ``--source`` before it, which click's flat options cannot say, so the
+    arguments are split into groups here, before click parses the rest. The groups land
+    in ``ctx.meta["zonegen.sources"]`` (None without any ``--source``: the options are
+    then click's as usual)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        groups, rest = _source_groups(args)
+        ctx.meta["zonegen.sources"] = groups
+        return super().parse_args(ctx, rest)
+
+
+_PER_SOURCE = {"--kubeconfig": "kubeconfig", "--context": "context",
+               "--cluster-id": "cluster_id"}
+
+
+def _source_groups(args: list[str]) -> tuple[list[dict[str, str]] | None, list[str]]:
+    """``(groups, the other arguments)``: one dict per ``--source`` (``name`` and the
+    per-source options after it). A single ``--source`` also takes the per-source
+    options before it (``watch --kubeconfig F --source a``)."""
+    from zonegen.sources import check_source_name
+
+    groups: list[dict[str, str]] = []
+    before: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        option, eq, value = arg.partition("=")
+        if option != "--source" and option not in _PER_SOURCE or (
+                not eq and i + 1 >= len(args)):
+            rest.append(arg)
+            i += 1
+            continue
+        if not eq:
+            value = args[i + 1]
+            i += 1
+        i += 1
+        if option == "--source":
+            try:
+                groups.append({"name": check_source_name(value)})
+            except InvalidOption as e:
+                raise click.BadParameter(str(e), param_hint="'--source'") from None
+            continue
+        target = groups[-1] if groups else before
+        key = _PER_SOURCE[option]
+        if key in target:
+            whose = f"source {target['name']}" if "name" in target else "the source"
+            raise click.UsageError(f"{option} given twice for {whose}")
+        target[key] = value
+    if not groups:
+        return None, args
+    if before:
+        if len(groups) > 1:
+            raise click.UsageError(
+                f"{', '.join(sorted('--' + k.replace('_', '-') for k in before))} before "
+                "the first --source: with several sources, each --kubeconfig, --context "
+                "and --cluster-id follows the --source it belongs to")
+        for key, value in before.items():
+            if key in groups[0]:
+                raise click.UsageError(f"--{key.replace('_', '-')} given twice for "
+                                       f"source {groups[0]['name']}")
+            groups[0][key] = value
+    names = [g["name"] for g in groups]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise click.UsageError(f"--source {twice[0]} given twice")
+    return groups, rest
+
+
+@main.command(cls=_SourcesCommand)
 @watch_options
+@click.option("--cluster-id", default=None, callback=_cluster_id, metavar="ID",
+              help="The source's cluster id for multi-cluster DNS names (an RFC 1123 "
+                   "subdomain; default: the source name, or the one stored before). "
+                   "Like --kubeconfig and --context, it belongs to the --source before it.")
+@click.option("--no-mcs", is_flag=True,
+              help="Do not look for Multi-Cluster Services ServiceImports and "
+                   "ServiceExports (for RBAC that does not grant them).")
 @click.option("--once", is_flag=True, help="List, store, project, exit (cron-style).")
 @click.option("--no-project", is_flag=True,
               help="Only store events; another zonegen (serve, export) projects them.")
@@ -448,21 +561,37 @@ def demo(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.pass_context
 def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
           namespaces: tuple[str, ...], legacy_endpoints: bool, source: str | None,
-          once: bool, no_project: bool, request_timeout: float,
+          cluster_id: str | None, no_mcs: bool, once: bool, no_project: bool,
+          request_timeout: float,
           metrics_listen: str | None, as_json: bool) -> None:
-    """List, then watch, Services and EndpointSlices into the event log.
+    """List, then watch, Services and EndpointSlices (and the Multi-Cluster Services
+    ServiceImports and ServiceExports, where installed) into the event log.
 
     Resumes where the last run stopped; after a 410 Gone (or at first start) it relists
     and records DELETED events for objects that vanished while nobody watched. Stops
-    cleanly on SIGINT/SIGTERM, committing what it has received.
+    cleanly on SIGINT/SIGTERM, committing what it has received. Several clusters: repeat
+    --source NAME, each followed by its own --kubeconfig/--context/--cluster-id.
 
     Example:
 
     \b
         zonegen watch --context prod -n shop -n payments
+        zonegen watch --source east --kubeconfig east.yaml \\
+                      --source west --kubeconfig west.yaml --context admin@west
     """
     from zonegen.serve import parse_hostport
-    from zonegen.watch import WatchOptions, watch_command
+    from zonegen.watch import SourceConfig, WatchOptions, watch_command
+
+    groups = ctx.meta.get("zonegen.sources")
+    if groups is None:
+        sources = [SourceConfig(source or "default", kubeconfig, context, cluster_id)]
+    else:
+        for group in groups:
+            if "cluster_id" in group:
+                _cluster_id(ctx, next(p for p in ctx.command.params
+                                      if p.name == "cluster_id"), group["cluster_id"])
+        sources = [SourceConfig(g["name"], g.get("kubeconfig"), g.get("context"),
+                                g.get("cluster_id")) for g in groups]
 
     if once and metrics_listen:
         raise click.UsageError("--metrics-listen serves a running watch; --once exits "
@@ -471,10 +600,10 @@ def watch(ctx: click.Context, kubeconfig: str | None, context: str | None,
         _setup_logging(ctx, long_running=False)
     listen = parse_hostport(metrics_listen, "--metrics-listen") if metrics_listen else None
     options = WatchOptions(namespaces=namespaces, legacy_endpoints=legacy_endpoints,
-                           source=source, project=not no_project,
+                           source=source, project=not no_project, mcs=not no_mcs,
                            request_timeout=request_timeout)
-    report = watch_command(_open_store(ctx, "write"), kubeconfig=kubeconfig, context=context,
-                           options=options, once=once, metrics_listen=listen)
+    report = watch_command(_open_store(ctx, "write"), options=options, once=once,
+                           metrics_listen=listen, sources=sources)
     if as_json:
         _echo_json(report.to_json())
     else:

@@ -1,7 +1,10 @@
 """A loopback fake of the Kubernetes API server's list/watch protocol, for tests and benches.
 
 It speaks just enough of the real protocol for the official ``kubernetes`` client to
-list and watch Services, discovery.k8s.io/v1 EndpointSlices and v1 Endpoints: paged lists
+list and watch Services, discovery.k8s.io/v1 EndpointSlices and v1 Endpoints, and, when
+``mcs_versions`` says so, the Multi-Cluster Services ServiceImports and ServiceExports
+of ``multicluster.x-k8s.io`` with their discovery documents (``/apis/<group>`` and
+``/apis/<group>/<version>``; 404 without the CRDs, as a real cluster): paged lists
 (``limit``/``continue``) carrying ``metadata.resourceVersion``, and watches
 (``watch=true&resourceVersion=…&allowWatchBookmarks=true&timeoutSeconds=…``) streamed as
 chunked JSON lines, with BOOKMARKs, 410 Gone for a compacted resourceVersion (as an ERROR
@@ -36,13 +39,20 @@ from urllib.parse import parse_qs, urlsplit
 SERVICES = "services"
 ENDPOINTSLICES = "endpointslices"
 ENDPOINTS = "endpoints"
+SERVICEIMPORTS = "serviceimports"
+SERVICEEXPORTS = "serviceexports"
+MCS_GROUP = "multicluster.x-k8s.io"
+MCS_SERVICE_NAME = "multicluster.kubernetes.io/service-name"
+MCS_SOURCE_CLUSTER = "multicluster.kubernetes.io/source-cluster"
 
 _PREFIX = {
     SERVICES: "/api/v1",
     ENDPOINTS: "/api/v1",
     ENDPOINTSLICES: "/apis/discovery.k8s.io/v1",
 }
-_KIND = {SERVICES: "Service", ENDPOINTS: "Endpoints", ENDPOINTSLICES: "EndpointSlice"}
+_MCS = (SERVICEIMPORTS, SERVICEEXPORTS)
+_KIND = {SERVICES: "Service", ENDPOINTS: "Endpoints", ENDPOINTSLICES: "EndpointSlice",
+         SERVICEIMPORTS: "ServiceImport", SERVICEEXPORTS: "ServiceExport"}
 _API_VERSION = {SERVICES: "v1", ENDPOINTS: "v1", ENDPOINTSLICES: "discovery.k8s.io/v1"}
 
 TOKEN = "zonegen-test-token"
@@ -74,12 +84,25 @@ class Request:
 class FakeKubeAPI:
     """The cluster state, its event history and the HTTP server in front of them."""
 
-    def __init__(self, port: int = 0, require_token: bool = True) -> None:
+    def __init__(self, port: int = 0, require_token: bool = True,
+                 mcs_versions: tuple[str, ...] = (),
+                 mcs_resources: tuple[str, ...] = _MCS) -> None:
+        """``mcs_versions``: the ``multicluster.x-k8s.io`` versions served (newest
+        last; empty: the CRDs are not installed), each serving ``mcs_resources``."""
         self.port = port
         self.require_token = require_token
+        self.mcs_versions = mcs_versions
+        self.mcs_resources = mcs_resources if mcs_versions else ()
+        self.prefix = dict(_PREFIX)
+        self.api_version = dict(_API_VERSION)
+        if mcs_versions:
+            newest = mcs_versions[-1]
+            for r in _MCS:
+                self.prefix[r] = f"/apis/{MCS_GROUP}/{newest}"
+                self.api_version[r] = f"{MCS_GROUP}/{newest}"
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
-            r: {} for r in _PREFIX}
-        self.history: dict[str, _History] = {r: _History() for r in _PREFIX}
+            r: {} for r in self.prefix}
+        self.history: dict[str, _History] = {r: _History() for r in self.prefix}
         self.rv = 1000
         self.compacted_rv = 0
         self.gone_as_http = False  # 410 as an HTTP status instead of an ERROR event
@@ -172,7 +195,7 @@ class FakeKubeAPI:
             meta.setdefault("managedFields", [{"manager": "kube-controller-manager",
                                                 "operation": "Update"}])
             obj["kind"] = _KIND[resource]
-            obj["apiVersion"] = _API_VERSION[resource]
+            obj["apiVersion"] = self.api_version[resource]
             self.objects[resource][(meta["namespace"], meta["name"])] = obj
             self._record(resource, "ADDED", obj)
         return obj
@@ -208,7 +231,7 @@ class FakeKubeAPI:
         """Send a BOOKMARK at the current resourceVersion to every watch of ``resource``."""
         with self.cond:
             self.rv += 1
-            obj = {"kind": _KIND[resource], "apiVersion": _API_VERSION[resource],
+            obj = {"kind": _KIND[resource], "apiVersion": self.api_version[resource],
                    "metadata": {"resourceVersion": str(self.rv)}}
             line = json.dumps({"type": "BOOKMARK", "object": obj}).encode() + b"\n"
             h = self.history[resource]
@@ -258,8 +281,14 @@ class FakeKubeAPI:
             self.forbidden.add((resource, verb))
 
     def lists(self, path_part: str = "") -> list[Request]:
+        """List requests of resources (discovery requests are :meth:`discoveries`)."""
         return [r for r in self.requests if r.query.get("watch") not in ("true", "1")
-                and path_part in r.path]
+                and path_part in r.path and self._route(r.path) is not None]
+
+    def discoveries(self) -> list[Request]:
+        """Requests under ``/apis/<group>[/<version>]`` (API discovery)."""
+        return [r for r in self.requests if r.path.startswith("/apis/")
+                and r.path.count("/") <= 3]
 
     def watches(self, path_part: str = "") -> list[Request]:
         return [r for r in self.requests if r.query.get("watch") in ("true", "1")
@@ -269,7 +298,7 @@ class FakeKubeAPI:
 
     def _route(self, path: str) -> tuple[str, str | None] | None:
         """(resource, namespace or None) for a list/watch path, or None."""
-        for resource, prefix in _PREFIX.items():
+        for resource, prefix in self._served_prefixes():
             if path == f"{prefix}/{resource}":
                 return resource, None
             head = f"{prefix}/namespaces/"
@@ -302,9 +331,35 @@ class FakeKubeAPI:
                 meta["continue"] = nxt
                 meta["remainingItemCount"] = len(rest)
         head = json.dumps({"kind": _KIND[resource] + "List",
-                           "apiVersion": _API_VERSION[resource], "metadata": meta})
+                           "apiVersion": self.api_version[resource], "metadata": meta})
         body = head[:-1].encode() + b',"items":[' + b",".join(page) + b"]}"
         return 200, body
+
+    def _served_prefixes(self) -> list[tuple[str, str]]:
+        """(resource, path prefix) of every served path: each MCS resource under every
+        served version (a v1alpha1 client still lists it)."""
+        out = [(r, p) for r, p in _PREFIX.items()]
+        for version in self.mcs_versions:
+            out += [(r, f"/apis/{MCS_GROUP}/{version}") for r in self.mcs_resources]
+        return out
+
+    def _discovery(self, path: str) -> dict[str, Any] | None:
+        """The APIGroup or APIResourceList document at ``path``, or None (404)."""
+        if not self.mcs_versions:
+            return None
+        versions = [{"groupVersion": f"{MCS_GROUP}/{v}", "version": v}
+                    for v in reversed(self.mcs_versions)]
+        if path == f"/apis/{MCS_GROUP}":
+            return {"kind": "APIGroup", "apiVersion": "v1", "name": MCS_GROUP,
+                    "versions": versions, "preferredVersion": versions[0]}
+        for v in self.mcs_versions:
+            if path == f"/apis/{MCS_GROUP}/{v}":
+                return {"kind": "APIResourceList", "apiVersion": "v1",
+                        "groupVersion": f"{MCS_GROUP}/{v}",
+                        "resources": [{"name": r, "singularName": r[:-1], "namespaced": True,
+                                       "kind": _KIND[r], "verbs": ["get", "list", "watch"]}
+                                      for r in self.mcs_resources]}
+        return None
 
     def _watch_lines(self, resource: str, namespace: str | None, since: int,
                      deadline: float, generation: int) -> Iterator[bytes]:
@@ -372,6 +427,10 @@ class FakeKubeAPI:
                                                        "Unauthorized")).encode())
                     return
                 route = api._route(parts.path)
+                document = api._discovery(parts.path) if route is None else None
+                if document is not None:
+                    self._send(200, json.dumps(document).encode())
+                    return
                 if route is None:
                     self._send(404, json.dumps(_status(404, "NotFound",
                                                        "the server could not find it")).encode())
@@ -379,7 +438,7 @@ class FakeKubeAPI:
                 resource, namespace = route
                 verb = "watch" if query.get("watch") in ("true", "1") else "list"
                 if (resource, verb) in api.forbidden:
-                    group = _PREFIX[resource].removeprefix("/apis/").split("/")[0]
+                    group = api.prefix[resource].removeprefix("/apis/").split("/")[0]
                     group = "" if group.startswith("/api") else group
                     self._send(403, json.dumps(_status(
                         403, "Forbidden",
@@ -481,3 +540,34 @@ def endpoints(service_name: str, addresses: list[str],
         "subsets": [{"addresses": [{"ip": a} for a in addresses],
                      "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}],
     }
+
+
+def service_import(name: str, namespace: str = "default", ips: tuple[str, ...] = (),
+                   ports: tuple[tuple[str, int], ...] = (("http", 80),),
+                   headless: bool = False) -> dict[str, Any]:
+    """A ServiceImport (``multicluster.x-k8s.io``), ClusterSetIP unless ``headless``."""
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"type": "Headless" if headless else "ClusterSetIP", "ips": list(ips),
+                 "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in ports]},
+    }
+
+
+def service_export(name: str, namespace: str = "default") -> dict[str, Any]:
+    """A ServiceExport: only its name matters."""
+    return {"metadata": {"name": name, "namespace": namespace}}
+
+
+def mcs_slice(service_name: str, cluster_id: str, addresses: list[str],
+              namespace: str = "default", hostnames: list[str] | None = None,
+              ports: tuple[tuple[str, int], ...] = (("http", 80),)) -> dict[str, Any]:
+    """An EndpointSlice an MCS controller made for a ServiceImport: the two MCS labels
+    (and a ``kubernetes.io/service-name`` naming a derived local Service, as some
+    implementations set it)."""
+    obj = endpoint_slice(f"derived-{service_name}", addresses, namespace,
+                         name=f"{service_name}-{cluster_id.replace('.', '-')}", ports=ports)
+    obj["metadata"]["labels"].update({MCS_SERVICE_NAME: service_name,
+                                      MCS_SOURCE_CLUSTER: cluster_id})
+    for endpoint, hostname in zip(obj["endpoints"], hostnames or [], strict=False):
+        endpoint["hostname"] = hostname
+    return obj

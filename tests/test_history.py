@@ -26,7 +26,7 @@ from zonegen.export import export_zone
 from zonegen.ingest import ingest_files
 from zonegen.names import zone_config
 from zonegen.runner import ProjectionRunner
-from zonegen.store import Store
+from zonegen.store import EventRef, Store
 
 T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 CFG = zone_config("cluster.local")
@@ -657,3 +657,53 @@ def test_a_full_name_without_trailing_dot_is_absolute_in_history_and_why(
     ptr = history.why(store, "7.0.0.10.in-addr.arpa", "PTR",
                       "10-0-0-7.web.shop.svc.cluster.local", REV)
     assert ptr.service == ("shop", "web")
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def test_log_shows_source_and_origin(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "east.json"
+    path.write_text(json.dumps({"kind": "List", "items": [service("db", "5")]}))
+    ingest_files(store, [str(path)], when=T0, project=False)
+    ingest_files(store, [str(path)], source="east", when=T0, project=False)
+    events = list(history.event_log(store))
+    assert [(e.source, e.origin) for e in events] == [("default", "ingest"),
+                                                      ("east", "ingest")]
+    assert list(history.format_log(events)) == [
+        "SEQ  RECEIVED              TYPE   KIND     OBJECT   RV  SOURCE   ORIGIN",
+        "1    2026-03-01T03:00:00Z  ADDED  Service  shop/db  5   default  ingest",
+        "2    2026-03-01T03:00:00Z  ADDED  Service  shop/db  5   east     ingest",
+    ]
+    assert {k: history.event_json(events[1])[k] for k in ("source", "origin")} == {
+        "source": "east", "origin": "ingest"}
+
+
+def test_history_names_the_source_of_a_cause_outside_the_default_one() -> None:
+    def entry(source: str) -> history.HistoryEntry:
+        cause = EventRef(7, T0, "ADDED", "Service", "shop", "db", "u", "5", source)
+        return history.HistoryEntry(T0, 3, "added", "db.shop.svc.cluster.local.", "A", 5,
+                                    "10.0.0.1", 7, cause)
+
+    assert history.format_history([entry("default"), entry("east")])[1:] == [
+        "2026-03-01T03:00:00Z  3       added   A     5    10.0.0.1  "
+        "Service shop/db rv=5 ADDED seq=7",
+        "2026-03-01T03:00:00Z  3       added   A     5    10.0.0.1  "
+        "Service shop/db rv=5 ADDED seq=7 source=east",
+    ]
+    assert entry("east").to_json()["cause"]["source"] == "east"
+
+
+def test_why_lists_only_the_default_sources_objects(store: Store, tmp_path: Path) -> None:
+    """The same Service in another cluster is another object: why of the default zone's
+    record names the default source's Service and slices only."""
+    c = Cluster(store, tmp_path)
+    c.snapshot(T0, service("web", "20"), endpoint_slice("web-abc", "web", "21", ["10.0.0.1"]))
+    east = tmp_path / "east.json"
+    east.write_text(json.dumps({"kind": "List", "items": [
+        service("web", "40"), endpoint_slice("web-xyz", "web", "41", ["10.9.0.1"])]}))
+    ingest_files(store, [str(east)], source="east", when=T0 + timedelta(minutes=1),
+                 project=False)
+    report = history.why(store, "web.shop.svc", "A", "10.0.0.1", CFG)
+    assert [(o.kind, o.name, o.resource_version) for o in report.objects] == [
+        ("Service", "web", "20"), ("EndpointSlice", "web-abc", "21")]

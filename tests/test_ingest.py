@@ -580,3 +580,28 @@ def test_watch_streams_are_checked_against_the_log(store: Store, tmp_path: Path)
     assert [(e.type, e.uid, e.resource_version) for e in store.select_events()] == [
         (ADDED, "uid-default-a", "1"), (MODIFIED, "uid-default-a", "2"),
         (DELETED, "uid-default-a", "2"), (ADDED, "uid-second", "9")]
+
+
+# --------------------------------------------------------------------------- MCS kinds
+
+
+def test_service_import_and_export_lists_are_read(store: Store, tmp_path: Path) -> None:
+    """kubectl get serviceimports,serviceexports -o json: kind-less items of typed lists,
+    stored as their kind; a --snapshot of imports deletes a vanished one."""
+    imports = {"apiVersion": "multicluster.x-k8s.io/v1beta1", "kind": "ServiceImportList",
+               "items": [{"apiVersion": "multicluster.x-k8s.io/v1beta1",
+                          "metadata": {"name": "db", "namespace": "shop", "uid": "u-i",
+                                       "resourceVersion": "3"},
+                          "spec": {"type": "Headless"}}]}
+    exports = {"kind": "ServiceExportList", "items": [
+        {"metadata": {"name": "db", "namespace": "shop", "uid": "u-e",
+                      "resourceVersion": "4"}}]}
+    report = ingest_files(store, [write(tmp_path, "i.json", imports),
+                                  write(tmp_path, "e.json", exports)], project=False)
+    assert (report.new_events, report.skipped_kinds, report.invalid) == (2, {}, 0)
+    assert names(store) == [(ADDED, "ServiceImport", "db"), (ADDED, "ServiceExport", "db")]
+    assert [(e.source, e.origin) for e in store.select_events()] == [("default", "ingest")] * 2
+    imports["items"] = []
+    ingest_files(store, [write(tmp_path, "i.json", imports)], snapshot=True, project=False)
+    assert names(store)[-1] == (DELETED, "ServiceImport", "db")
+    assert len(names(store)) == 3

@@ -59,14 +59,23 @@ def scrape(server: MetricsServer) -> dict[tuple[str, Labels], float]:
     return samples
 
 
+PER_SOURCE = ("zonegen_events_stored_total", "zonegen_watch_synced",
+              "zonegen_watch_reconnects_total", "zonegen_watch_last_event_timestamp_seconds")
+
+
+ADDED_SERVICES = {"source": "default", "kind": "Service", "type": "ADDED"}
+
+
 def value(samples: dict[tuple[str, Labels], float], name: str, **labels: str) -> float:
+    if name in PER_SOURCE:  # one cluster: the default source
+        labels.setdefault("source", "default")
     return samples[(name, tuple(sorted(labels.items())))]
 
 
 def test_hooks_move_the_scraped_values(server: MetricsServer, metrics: Metrics) -> None:
     before = scrape(server)
-    assert ("zonegen_events_stored_total", (("kind", "Service"), ("type", "ADDED"))) \
-        not in before
+    assert ("zonegen_events_stored_total",
+            (("kind", "Service"), ("source", "default"), ("type", "ADDED"))) not in before
     assert value(before, "zonegen_zone_versions_total") == 0
     assert value(before, "zonegen_transfers_total", type="IXFR", result="refused") == 0
     assert value(before, "zonegen_notify_total", result="timeout") == 0
@@ -189,9 +198,9 @@ def test_two_instances_do_not_share_values() -> None:
     first.event_stored("Service", "ADDED", 5)
     first.dns_request("udp", 1, 0)
     assert second.registry.get_sample_value(
-        "zonegen_events_stored_total", {"kind": "Service", "type": "ADDED"}) is None
+        "zonegen_events_stored_total", ADDED_SERVICES) is None
     assert first.registry.get_sample_value(
-        "zonegen_events_stored_total", {"kind": "Service", "type": "ADDED"}) == 5
+        "zonegen_events_stored_total", ADDED_SERVICES) == 5
     assert second.dns_requests.value("udp", "A", "NOERROR") == 0
     assert process_metrics() is process_metrics()
     assert process_readiness() is process_readiness()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
+from tests.postgres import postgres_empty_url, postgres_server  # noqa: F401
 from zonegen import migrate
 from zonegen.errors import StoreError
+from zonegen.model import ADDED, SERVICE, Event
 from zonegen.store import Store, metadata
 
 pytest_plugins = ["tests.postgres"]  # backend_url: SQLite and PostgreSQL
@@ -101,3 +106,110 @@ def test_0004_from_a_populated_0003_database(backend_url: str, tmp_path: Path) -
         assert len(store.select_events()) == 2
     finally:
         store.close()
+# ---- 0005: sources (tested from the revision before it, whatever that is after merges)
+
+SOURCES_REVISION = "0005"
+
+
+def _before_sources() -> str:
+    """The revision 0005 upgrades from, read from the scripts (not a literal)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", migrate._script_location())
+    previous = ScriptDirectory.from_config(cfg).get_revision(SOURCES_REVISION).down_revision
+    assert isinstance(previous, str)
+    return previous
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or a PostgreSQL database (tests/postgres.py)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.db'}"
+    url: str = request.getfixturevalue("postgres_empty_url")
+    return url
+
+
+def _old_log(url: str, resume_keys: list[str]) -> sa.engine.Engine:
+    """A database at the revision before 0005 with two feeds' events in it."""
+    engine = sa.create_engine(url)
+    migrate.upgrade(engine, _before_sources())
+    with engine.begin() as conn:
+        for seq, (source, name, rv) in enumerate(
+                [("ingest", "a", "1"), ("watch:prod", "b", "2"), ("ingest", "a", "3")], 1):
+            conn.execute(sa.text(
+                "INSERT INTO events (seq, received_us, source, type, kind, namespace, name, "
+                "uid, resource_version, object) VALUES (:seq, 1, :source, 'ADDED', "
+                "'Service', 'shop', :name, :uid, :rv, '{}')"),
+                {"seq": seq, "source": source, "name": name, "uid": f"u-{name}", "rv": rv})
+        for name, rv in (("a", "3"), ("b", "2")):
+            conn.execute(sa.text(
+                "INSERT INTO object_heads VALUES ('Service', 'shop', :n, :u, :rv, :seq, :d)"),
+                {"n": name, "u": f"u-{name}", "rv": rv, "seq": int(rv), "d": False})
+        for i, key in enumerate(resume_keys):
+            conn.execute(sa.text("INSERT INTO resume_points VALUES (:k, :kind, :rv)"),
+                         {"k": key, "kind": f"Kind{i}", "rv": str(100 + i)})
+    return engine
+
+
+def test_sources_migration_moves_the_log_to_the_default_source(empty_url: str) -> None:
+    engine = _old_log(empty_url, ["watch:prod", "watch:prod@shop"])
+    migrate.upgrade(engine, SOURCES_REVISION)
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.text(
+            "SELECT seq, source, origin, name FROM events ORDER BY seq"))] == [
+            (1, "default", "ingest", "a"), (2, "default", "watch:prod", "b"),
+            (3, "default", "ingest", "a")]
+        assert [tuple(r) for r in conn.execute(sa.text(
+            "SELECT name, cluster_id FROM sources"))] == [("default", "default")]
+        assert [tuple(r) for r in conn.execute(sa.text(
+            "SELECT source, kind, namespace, name, last_seq FROM object_heads "
+            "ORDER BY name"))] == [("default", "Service", "shop", "a", 3),
+                                   ("default", "Service", "shop", "b", 2)]
+        assert [tuple(r) for r in conn.execute(sa.text(
+            "SELECT source, kind, resource_version FROM resume_points ORDER BY kind"))] == [
+            ("default", "Kind0", "100"), ("default@shop", "Kind1", "101")]
+    migrate.upgrade(engine, "head")
+    assert _diff(engine) == []
+    # Idempotency is per source now: the same version of u-a in another cluster is new.
+    store = Store.open(empty_url)
+    try:
+        again = [Event(0, datetime.now(UTC), src, ADDED, SERVICE, "shop", "a", "u-a", "3",
+                       "{}", "test") for src in ("default", "b")]
+        result = store.append_events(again)
+        assert (len(result.stored), result.duplicates) == (1, 1)
+        assert store.heads(source="b")[(SERVICE, "shop", "a")].last_seq == 4
+        assert store.heads()[(SERVICE, "shop", "a")].last_seq == 3
+    finally:
+        store.close()
+    engine.dispose()
+
+
+def test_sources_migration_drops_resume_points_of_several_feeds(empty_url: str) -> None:
+    engine = _old_log(empty_url, ["watch:prod", "watch:staging@shop"])
+    migrate.upgrade(engine, SOURCES_REVISION)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM resume_points")).scalar() == 0
+    engine.dispose()
+
+
+def test_sources_migration_downgrades_to_the_old_source_text(empty_url: str) -> None:
+    engine = _old_log(empty_url, ["watch:prod"])
+    migrate.upgrade(engine, SOURCES_REVISION)
+    migrate.downgrade(engine, _before_sources())
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.text(
+            "SELECT seq, source FROM events ORDER BY seq"))] == [
+            (1, "ingest"), (2, "watch:prod"), (3, "ingest")]
+        assert "sources" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
+
+
+def test_sources_downgrade_is_refused_once_another_source_logged(empty_url: str) -> None:
+    engine = _old_log(empty_url, [])
+    migrate.upgrade(engine, SOURCES_REVISION)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE events SET source = 'east' WHERE seq = 2"))
+    with pytest.raises(RuntimeError, match="sources other than 'default'"):
+        migrate.downgrade(engine, _before_sources())
+    assert migrate.current(engine) == SOURCES_REVISION
+    engine.dispose()

@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import DEADLINE, cli, http_get, wait_for, zonegen
 from tests.kubeapi import ENDPOINTSLICES, SERVICES, FakeKubeAPI, endpoint_slice, service
+from tests.test_metrics import PER_SOURCE
 from zonegen.health import MetricsServer, Readiness
 from zonegen.metrics import Metrics
 from zonegen.store import Store
@@ -62,6 +63,8 @@ def scrape(port: int) -> dict[Sample, float]:
 
 
 def value(port: int, name: str, **labels: str) -> float | None:
+    if name in PER_SOURCE:  # one cluster: the default source
+        labels.setdefault("source", "default")
     return scrape(port).get((name, tuple(sorted(labels.items()))))
 
 
@@ -140,13 +143,15 @@ def test_watch_readiness_and_metrics_follow_the_cluster(
                     if k[0] in ("zonegen_events_stored_total", "zonegen_watch_synced",
                                 "zonegen_watch_reconnects_total")} == {
                 ("zonegen_events_stored_total",
-                 (("kind", "Service"), ("type", "ADDED"))): 1.0,
+                 (("kind", "Service"), ("source", "default"), ("type", "ADDED"))): 1.0,
                 ("zonegen_events_stored_total",
-                 (("kind", "EndpointSlice"), ("type", "ADDED"))): 1.0,
-                ("zonegen_watch_synced", (("kind", "Service"),)): 1.0,
-                ("zonegen_watch_synced", (("kind", "EndpointSlice"),)): 1.0,
-                ("zonegen_watch_reconnects_total", (("kind", "Service"),)): 0.0,
-                ("zonegen_watch_reconnects_total", (("kind", "EndpointSlice"),)): 0.0,
+                 (("kind", "EndpointSlice"), ("source", "default"), ("type", "ADDED"))): 1.0,
+                ("zonegen_watch_synced", (("kind", "Service"), ("source", "default"))): 1.0,
+                ("zonegen_watch_synced", (("kind", "EndpointSlice"), ("source", "default"))): 1.0,
+                ("zonegen_watch_reconnects_total",
+                 (("kind", "Service"), ("source", "default"))): 0.0,
+                ("zonegen_watch_reconnects_total",
+                 (("kind", "EndpointSlice"), ("source", "default"))): 0.0,
             }
 
             # A change moves the stored count by exactly one, and the last-event time.
@@ -285,7 +290,7 @@ def test_a_resumed_watch_is_ready_before_any_list(
     try:
         thread.start()
         wait_for(lambda: readiness.ready, "ready from the stored resume points")
-        assert metrics.watch_synced_gauge.labels("Service")._value.get() == 1
+        assert metrics.watch_synced_gauge.labels("default", "Service")._value.get() == 1
     finally:
         stop.set()
         kube.release(SERVICES)
@@ -567,4 +572,4 @@ def test_a_watcher_stopped_by_a_store_failure_is_not_ready(
     assert isinstance(failure[0], StoreError)
     [reason] = readiness.reasons()
     assert reason.startswith("watch: stopped: ")
-    assert metrics.watch_synced_gauge.labels("Service")._value.get() == 0
+    assert metrics.watch_synced_gauge.labels("default", "Service")._value.get() == 0

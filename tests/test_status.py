@@ -13,7 +13,7 @@ from tests.helpers import cli
 from zonegen.history import compact
 from zonegen.ingest import ingest_files
 from zonegen.names import zone_config
-from zonegen.status import ResumePoint, Writer, ZoneCount, status
+from zonegen.status import ResumePoint, SourceStatus, Writer, ZoneCount, status
 from zonegen.store import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -55,8 +55,8 @@ def db(tmp_path: Path) -> Path:
     store = Store.open(f"sqlite:///{path}")
     stored(store, tmp_path, T0, True, headless(), slice_("1", "10.0.0.1", "10.0.0.2"))
     stored(store, tmp_path, T1, False, slice_("2", "10.0.0.1", "10.0.0.2", "10.0.0.3"))
-    store.append_events([], resume=[("watch:fake", "Service", "120"),
-                                    ("watch:fake", "EndpointSlice", "456")])
+    store.append_events([], resume=[("default", "Service", "120"),
+                                    ("default@shop", "EndpointSlice", "456")])
     store.close()
     return path
 
@@ -71,8 +71,10 @@ def test_status_reports_exact_values_and_never_projects(db: Path) -> None:
     assert report.zones == (ZoneCount("cluster.local.", 12), ZoneCount("10.in-addr.arpa.", 4))
     assert (report.events, report.pending) == (3, 1)
     assert report.last_events == (("EndpointSlice", T1), ("Service", T0))
-    assert report.resume_points == (ResumePoint("watch:fake", "EndpointSlice", "456"),
-                                    ResumePoint("watch:fake", "Service", "120"))
+    assert report.resume_points == (ResumePoint("default", "Service", "120"),
+                                    ResumePoint("default@shop", "EndpointSlice", "456"))
+    assert report.sources == (SourceStatus("default", "default", 3, T1, (
+        (None, "Service", "120"), ("shop", "EndpointSlice", "456"))),)
     assert (report.oldest_serial, report.compacted_at) == (S0, None)
     # status counts pending events; it does not project them
     assert [v.serial for v in store.versions()] == [S0]
@@ -90,8 +92,10 @@ def test_status_text_is_aligned_and_json_is_one_object(db: Path) -> None:
         "events pending  1",
         "last event      EndpointSlice 2026-01-01T00:05:00Z",
         "                Service 2026-01-01T00:00:00Z",
-        "resume points   watch:fake EndpointSlice 456",
-        "                watch:fake Service 120",
+        "resume points   default Service 120",
+        "                default@shop EndpointSlice 456",
+        "sources         default: cluster id default, 3 events, last 2026-01-01T00:05:00Z, "
+        "watch synced (2 resume points)",
         f"oldest serial   {S0}",
     ]
     out = cli("status", "--json", db=db)
@@ -103,8 +107,13 @@ def test_status_text_is_aligned_and_json_is_one_object(db: Path) -> None:
         "last_event": {"EndpointSlice": "2026-01-01T00:05:00Z",
                        "Service": "2026-01-01T00:00:00Z"},
         "resume_points": [
-            {"source": "watch:fake", "kind": "EndpointSlice", "resource_version": "456"},
-            {"source": "watch:fake", "kind": "Service", "resource_version": "120"}],
+            {"source": "default", "kind": "Service", "resource_version": "120"},
+            {"source": "default@shop", "kind": "EndpointSlice", "resource_version": "456"}],
+        "sources": {"default": {
+            "cluster_id": "default", "events": 3, "last_event": "2026-01-01T00:05:00Z",
+            "synced": True, "resume_points": [
+                {"namespace": None, "kind": "Service", "resource_version": "120"},
+                {"namespace": "shop", "kind": "EndpointSlice", "resource_version": "456"}]}},
         "oldest_serial": S0, "compacted_at": None, "writer": None,
     }
 
@@ -136,6 +145,8 @@ def test_status_of_an_empty_database_says_so(tmp_path: Path) -> None:
         "events pending  0",
         "last event      none",
         "resume points   none",
+        "sources         default: cluster id default, 0 events, last none, no watch resume "
+        "point",
         "oldest serial   none",
     ]
 
@@ -156,3 +167,27 @@ def test_status_names_the_replica_that_writes(db: Path) -> None:
     assert report.lines()[-1] == f"writer          node-a/4242 (epoch 1, lease until {iso})"
     assert report.to_json()["writer"] == {"holder": "node-a/4242", "epoch": 1,
                                          "lease_expires": iso}
+
+
+
+def test_status_per_source(db: Path, tmp_path: Path) -> None:
+    """Each cluster on its own line: events, newest arrival, whether a watch synced."""
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        path = tmp_path / "east.json"
+        path.write_text(json.dumps({"kind": "List", "items": [headless("9")]}))
+        ingest_files(store, [str(path)], source="east", cluster_id="east.prod", when=T2,
+                     project=False)
+        store.append_events([], resume=[("west@shop", "Service", "77")])
+        report = status(store, CONFIGS[:1])
+    finally:
+        store.close()
+    assert [s.text() for s in report.sources] == [
+        "default: cluster id default, 3 events, last 2026-01-01T00:05:00Z, watch synced "
+        "(2 resume points)",
+        "east: cluster id east.prod, 1 events, last 2026-01-01T00:09:30Z, no watch resume "
+        "point",
+        "west: cluster id west, 0 events, last none, watch synced (1 resume points)",
+    ]
+    assert report.to_json()["sources"]["west"]["resume_points"] == [
+        {"namespace": "shop", "kind": "Service", "resource_version": "77"}]

@@ -26,8 +26,8 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def ev(name: str, rv: str, etype: str = ADDED, kind: str = SERVICE, ns: str = "default",
        uid: str | None = None) -> Event:
-    return Event(0, T0, "test", etype, kind, ns, name, uid or f"uid-{name}", rv,
-                 f'{{"metadata":{{"name":"{name}","resourceVersion":"{rv}"}}}}')
+    return Event(0, T0, "default", etype, kind, ns, name, uid or f"uid-{name}", rv,
+                 f'{{"metadata":{{"name":"{name}","resourceVersion":"{rv}"}}}}', "test")
 
 
 @pytest.fixture(params=["memory", "file"])
@@ -473,3 +473,29 @@ def test_demo_ignores_the_database_option(tmp_path: Path) -> None:
     code, zone, _ = cli("sqlite:///:memory:", "demo")
     assert code == 0
     assert "$ORIGIN cluster.local." in zone
+
+
+def test_reads_per_source(tmp_path: Path) -> None:
+    """What a per-source projection reads: ``select_events``/``iter_latest_events`` with
+    ``sources=``; one object name in two sources is two objects."""
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    try:
+        east = [Event(0, T0, "east", e.type, e.kind, e.namespace, e.name, e.uid,
+                      e.resource_version, e.object_json, "test")
+                for e in (ev("a", "1"), ev("a", "5", MODIFIED))]
+        store.append_events([ev("a", "1"), east[0], ev("b", "2"), east[1]])
+        assert [(e.seq, e.source) for e in store.select_events(sources=["east"])] == [
+            (2, "east"), (4, "east")]
+        assert [e.seq for e in store.select_events(gt=1, lte=3, sources=["default"])] == [3]
+        assert [(e.source, e.name, e.resource_version)
+                for e in store.iter_latest_events(4)] == [
+            ("default", "a", "1"), ("default", "b", "2"), ("east", "a", "5")]
+        assert [(e.name, e.resource_version)
+                for e in store.iter_latest_events(4, sources=["default"])] == [
+            ("a", "1"), ("b", "2")]
+        assert {k: h.last_seq for k, h in store.heads(source="east").items()} == {
+            (SERVICE, "default", "a"): 4}
+        assert {k: h.last_seq for k, h in store.heads().items()} == {
+            (SERVICE, "default", "a"): 1, (SERVICE, "default", "b"): 3}
+    finally:
+        store.close()

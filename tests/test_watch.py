@@ -198,19 +198,19 @@ def test_initial_sync_stores_objects_without_managed_fields(
     assert sorted(triples(events)) == sorted(
         server_triples(kube, SERVICES) + server_triples(kube, ENDPOINTSLICES))
     assert {e.type for e in events} == {ADDED}
-    assert {e.source for e in events} == {"watch:fake"}
+    assert {(e.source, e.origin) for e in events} == {("default", "watch:fake")}
     for e in events:
         obj = e.object()
         assert "managedFields" not in obj["metadata"]
         assert obj["kind"] == e.kind
         assert e.received_at.tzinfo is not None
     # paged with limit/continue, every request authenticated with the kubeconfig's token
-    lists = [r for r in kube.requests if "watch" not in r.query]
+    lists = kube.lists()
     assert any(r.query.get("continue") for r in lists)
     assert all(r.query.get("limit") == "2" for r in lists)
     assert all(r.authorization == "Bearer zonegen-test-token" for r in kube.requests)
-    assert store.resume_point("watch:fake", "Service") == str(kube.rv)
-    assert store.resume_point("watch:fake", "EndpointSlice") == str(kube.rv)
+    assert store.resume_point("default", "Service") == str(kube.rv)
+    assert store.resume_point("default", "EndpointSlice") == str(kube.rv)
 
 
 def test_relist_records_deletions_recreations_and_changes(
@@ -356,7 +356,7 @@ def test_bookmark_advances_resume_point_without_events(
         wait_for(lambda: len(logged(store)) == 2, "initial list")
         wait_for(lambda: kube.watches("services"), "a Service watch")
         rv = kube.bookmark(SERVICES)
-        wait_for(lambda: store.resume_point("watch:fake", "Service") == str(rv), "bookmark")
+        wait_for(lambda: store.resume_point("default", "Service") == str(rv), "bookmark")
     assert len(logged(store)) == 2
 
 
@@ -366,12 +366,12 @@ def test_restart_resumes_with_no_missed_and_no_doubled_event(
     with watching(store, kubeconfig):
         kube.add(SERVICES, service("b"))
         wait_for(lambda: len(logged(store)) == 3, "first run's events")
-    resume = store.resume_point("watch:fake", "Service")
+    resume = store.resume_point("default", "Service")
     # while zonegen is down
     kube.add(SERVICES, service("c"))
     kube.modify(SERVICES, "default", "a", lambda o: o["metadata"]["labels"].update(x="y"))
     kube.delete(SERVICES, "default", "b")
-    lists_before = len([r for r in kube.requests if "watch" not in r.query])
+    lists_before = len(kube.lists())
     watches_before = len(kube.watches("services"))
     with watching(store, kubeconfig):
         kube.add(SERVICES, service("d"))
@@ -381,7 +381,7 @@ def test_restart_resumes_with_no_missed_and_no_doubled_event(
     assert triples(logged(store), "EndpointSlice") == server_triples(kube, ENDPOINTSLICES)
     # it watched from the stored resume point rather than relisting
     assert kube.watches("services")[watches_before].query["resourceVersion"] == resume
-    assert len([r for r in kube.requests if "watch" not in r.query]) == lists_before
+    assert len(kube.lists()) == lists_before
 
 
 @pytest.mark.parametrize("as_http", [False, True], ids=["error-event", "http-410"])
@@ -489,7 +489,7 @@ def test_malformed_events_are_skipped_with_a_warning(
     assert "Service default/listed-bad" in text
     assert "Service shop/no-uid" in text
     # the resume point moved past the bad events
-    assert store.resume_point("watch:fake", "Service") == str(kube.rv)
+    assert store.resume_point("default", "Service") == str(kube.rv)
 
 
 def test_legacy_endpoints_and_namespaces(kube: FakeKubeAPI, kubeconfig: Path,
@@ -505,9 +505,10 @@ def test_legacy_endpoints_and_namespaces(kube: FakeKubeAPI, kubeconfig: Path,
         wait_for(lambda: len(logged(store)) == 3, "namespaced watch")
     assert {(e.kind, e.namespace) for e in logged(store)} == {("Service", "shop"),
                                                               ("Endpoints", "shop")}
-    paths = {r.path for r in kube.requests}
+    paths = {r.path for r in kube.lists() + kube.watches()}
     assert paths == {"/api/v1/namespaces/shop/services", "/api/v1/namespaces/shop/endpoints"}
-    assert store.resume_point("watch:fake@shop", "Endpoints") is not None
+    assert {r.path for r in kube.discoveries()} == {"/apis/multicluster.x-k8s.io"}  # 404
+    assert store.resume_point("default@shop", "Endpoints") is not None
 
 
 # --------------------------------------------------------------------------- initial sync
@@ -562,7 +563,7 @@ def test_no_version_until_every_initial_list_is_stored(
     assert published(store) == [DB_RECORDS]
     assert [c.stored for c in commits if c.stored] == [2]
     assert {r for c in commits for r in c.resume} == {
-        ("watch:fake", "Service", str(kube.rv)), ("watch:fake", "EndpointSlice", str(kube.rv))}
+        ("default", "Service", str(kube.rv)), ("default", "EndpointSlice", str(kube.rv))}
 
 
 def test_empty_cluster_initial_sync_makes_the_first_version(
@@ -608,7 +609,7 @@ def test_once_stalled_list_fails_in_one_line_storing_nothing(
         f"cannot list endpointslices from the Kubernetes API server at {kube.url}: "
         "no answer within 0.5 s")
     assert logged(store) == []
-    assert store.resume_point("watch:fake", "Service") is None
+    assert store.resume_point("default", "Service") is None
 
 
 def test_stalled_list_is_retried_with_a_one_line_warning(
@@ -819,7 +820,7 @@ def test_signal_mid_burst_then_restart_gives_the_complete_log(
     else:
         assert code == -signal.SIGKILL
     # What is stored is exactly a prefix of the server's history, up to the resume point.
-    resume = int(store.resume_point("watch:fake", "Service") or 0)
+    resume = int(store.resume_point("default", "Service") or 0)
     stored = triples(logged(store), "Service")
     server = server_triples(kube, SERVICES)
     assert stored == [t for t in server if int(t[2]) <= resume]
@@ -857,7 +858,9 @@ def test_deploy_manifests_grant_exactly_list_and_watch() -> None:
                for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {("", "services", ("list", "watch")),
                        ("discovery.k8s.io", "endpointslices", ("list", "watch")),
-                       ("", "endpoints", ("list", "watch"))}
+                       ("", "endpoints", ("list", "watch")),
+                       ("multicluster.x-k8s.io", "serviceimports", ("list", "watch")),
+                       ("multicluster.x-k8s.io", "serviceexports", ("list", "watch"))}
     binding = by_kind["ClusterRoleBinding"]
     account = by_kind["ServiceAccount"]["metadata"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["name"],

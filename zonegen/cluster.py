@@ -20,7 +20,7 @@ from typing import Any
 import urllib3
 
 from zonegen.errors import WatchError
-from zonegen.model import ENDPOINT_SLICE, ENDPOINTS, SERVICE
+from zonegen.model import ENDPOINT_SLICE, ENDPOINTS, SERVICE, SERVICE_EXPORT, SERVICE_IMPORT
 
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -49,6 +49,10 @@ RESOURCES: dict[str, Resource] = {
     ENDPOINTS: Resource(ENDPOINTS, "/api/v1", "endpoints", "v1"),
 }
 
+MCS_KINDS = (SERVICE_IMPORT, SERVICE_EXPORT)
+"""Kinds of ``multicluster.x-k8s.io``: a CRD, so where (and whether) they are served is
+learnt by discovery (:meth:`Cluster.mcs_resources`), not known in advance."""
+
 
 # --------------------------------------------------------------------------- errors
 
@@ -59,6 +63,10 @@ class Gone(Exception):
 
 class StreamFailed(Exception):
     """A request or stream failed in a way a reconnect may cure."""
+
+
+class NotFound(StreamFailed):
+    """HTTP 404: the path is not served (a CRD that is not installed)."""
 
 
 class Refused(StreamFailed):
@@ -133,8 +141,9 @@ class Cluster:
 
     @property
     def default_source(self) -> str:
-        """``watch:<context or cluster host>``: stable across restarts, so resume points
-        written by one run are found by the next."""
+        """``watch:<context or cluster host>``: the origin recorded with every event
+        this cluster's watch stores (the source *name*, which keys resume points and
+        objects, is the operator's ``--source``; see ``zonegen.sources``)."""
         if self.context:
             return f"watch:{self.context}"
         return "watch:" + self.host.split("://", 1)[-1].rstrip("/")
@@ -173,6 +182,8 @@ class Cluster:
             raise Gone(status_message(data, 410))
         if resp.status in (401, 403):
             raise Refused(status_message(data, resp.status), resp.status)
+        if resp.status == 404:
+            raise NotFound(status_message(data, 404))
         raise StreamFailed(status_message(data, resp.status))
 
     def get_json(self, path: str, query: list[tuple[str, str]],
@@ -198,6 +209,40 @@ class Cluster:
         if not isinstance(page, dict):
             raise StreamFailed("list response is not a JSON object")
         return page
+
+    def mcs_resources(self, timeout: float) -> dict[str, Resource]:
+        """Where this server serves ServiceImports and ServiceExports
+        (``multicluster.x-k8s.io``), by discovery: per kind, the first of
+        ``mcs.PREFERRED_VERSIONS`` (v1beta1, then v1alpha1) the group serves and whose
+        resource list has the kind. A kind absent from the answer (the group or the CRD
+        is not installed: HTTP 404) is not in the result.
+
+        :raises StreamFailed: discovery failed otherwise (unreachable, refused, ...).
+        """
+        from zonegen.mcs import GROUP, PLURALS, PREFERRED_VERSIONS
+
+        deadline = (timeout, timeout)
+        try:
+            group = self.get_json(f"/apis/{GROUP}", [], deadline)
+        except NotFound:
+            return {}
+        served = {str(v.get("version")) for v in group.get("versions") or ()
+                  if isinstance(v, dict)}
+        found: dict[str, Resource] = {}
+        for version in PREFERRED_VERSIONS:
+            if version not in served or len(found) == len(PLURALS):
+                continue
+            try:
+                listing = self.get_json(f"/apis/{GROUP}/{version}", [], deadline)
+            except NotFound:
+                continue
+            names = {r.get("name") for r in listing.get("resources") or ()
+                     if isinstance(r, dict)}
+            for kind, plural in PLURALS.items():
+                if kind not in found and plural in names:
+                    found[kind] = Resource(kind, f"/apis/{GROUP}/{version}", plural,
+                                           f"{GROUP}/{version}")
+        return found
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

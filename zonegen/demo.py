@@ -38,7 +38,7 @@ def run_demo(config: ZoneConfig, stream: IO[str]) -> ExportResult:
             resources.as_file(sample_path()) as sample:
         store = Store.open(f"sqlite:///{Path(tmp) / 'demo.db'}")
         try:
-            ingest_files(store, [str(sample)], source="demo", when=parse_time(DEMO_TIME))
+            ingest_files(store, [str(sample)], origin="demo", when=parse_time(DEMO_TIME))
             return export_zone(store, config, stream=stream)
         finally:
             store.close()

@@ -43,6 +43,7 @@ from zonegen.model import (
 from zonegen.names import qualify
 from zonegen.progress import Progress
 from zonegen.runner import ensure_projected
+from zonegen.sources import DEFAULT_SOURCE
 from zonegen.store import EventRef, HistoryStart, NameChange, Store
 from zonegen.store.retention import COMPACT_STEPS
 from zonegen.zonefile import absolute_name, txt_text, zone_records
@@ -410,7 +411,8 @@ def event_json(event: Event) -> dict[str, Any]:
     except (InvalidObject, ValueError):
         obj = event.object_json
     return {"seq": event.seq, "received": _iso(event.received_at), "source": event.source,
-            "type": event.type, "kind": event.kind, "namespace": event.namespace,
+            "origin": event.origin, "type": event.type, "kind": event.kind,
+            "namespace": event.namespace,
             "name": event.name, "uid": event.uid, "resourceVersion": event.resource_version,
             "object": obj}
 
@@ -537,6 +539,8 @@ def _service_objects(store: Store, service: tuple[str, str]) -> list[ObjectState
             ref.received_at if ref else datetime.fromtimestamp(0, UTC),
             ref.type if ref else "?", head.deleted))
     for event in store.live_objects(ENDPOINT_SLICE, namespace):
+        if event.source != DEFAULT_SOURCE:  # the zone is the default source's
+            continue
         try:
             owner = EndpointSlice.from_api(event.object()).service_name
         except (InvalidObject, ValueError):
@@ -619,12 +623,12 @@ def format_diff(diff: VersionDiff) -> list[str]:
 
 def format_log(events: Iterable[Event]) -> Iterator[str]:
     """Aligned in pages of 1000 lines, so a long log streams."""
-    header = ("SEQ", "RECEIVED", "TYPE", "KIND", "OBJECT", "RV", "SOURCE")
+    header = ("SEQ", "RECEIVED", "TYPE", "KIND", "OBJECT", "RV", "SOURCE", "ORIGIN")
     page: list[tuple[str, ...]] = []
     first = True
     for e in events:
         page.append((str(e.seq), _iso(e.received_at), e.type, e.kind,
-                     f"{e.namespace}/{e.name}", e.resource_version, e.source))
+                     f"{e.namespace}/{e.name}", e.resource_version, e.source, e.origin))
         if len(page) == 1000:
             yield from _table(header, page)[0 if first else 1:]
             page, first = [], False
@@ -675,8 +679,11 @@ def _ref_text(ref: EventRef | None, seq: int) -> str:
         if seq < 0:
             return "unknown (added before kept history)"
         return "zonegen (apex record)" if seq == 0 else f"event {seq} (compacted)"
+    # The source (cluster) is named when it is not the default one, so a one-cluster
+    # zonegen's history reads as before and a multi-cluster one says whose object it was.
+    of = "" if ref.source == DEFAULT_SOURCE else f" source={ref.source}"
     return (f"{ref.kind} {ref.namespace}/{ref.name} rv={ref.resource_version} "
-            f"{ref.type} seq={ref.seq}")
+            f"{ref.type} seq={ref.seq}{of}")
 
 
 def _ref_json(ref: EventRef | None, seq: int) -> dict[str, Any] | None:

@@ -29,11 +29,14 @@ from zonegen.model import (
     EVENT_TYPES,
     KINDS,
     SERVICE,
+    SERVICE_EXPORT,
+    SERVICE_IMPORT,
     Event,
     ObjectKey,
 )
 from zonegen.progress import Progress
 from zonegen.reconcile import Reconciler, Vanished
+from zonegen.sources import DEFAULT_SOURCE
 from zonegen.store import EventAppender, ObjectHead, Store
 
 log = logging.getLogger("zonegen")
@@ -42,6 +45,8 @@ LIST_KINDS = {
     "ServiceList": SERVICE,
     "EndpointSliceList": ENDPOINT_SLICE,
     "EndpointsList": ENDPOINTS,
+    "ServiceImportList": SERVICE_IMPORT,
+    "ServiceExportList": SERVICE_EXPORT,
     "List": None,
 }
 BATCH = 1000
@@ -348,17 +353,18 @@ class _Ingester:
     batches inside the caller's transaction."""
 
     def __init__(self, appender: EventAppender, heads: dict[ObjectKey, ObjectHead],
-                 source: str, when: datetime | None) -> None:
+                 source: str, when: datetime | None, origin: str = "ingest") -> None:
         self.appender = appender
         self.source = source
+        self.origin = origin
         self.report = IngestReport()
         self.kinds_listed: set[str] = set()
         self.batch: list[Event] = []
         self.reconciler = Reconciler(heads, source, when or datetime.now(UTC),
-                                     known_version=self._known_version)
+                                     known_version=self._known_version, origin=origin)
 
     def _known_version(self, uid: str, rv: str) -> bool:
-        return bool(self.appender.known_versions([(uid, rv)]))
+        return bool(self.appender.known_versions([(uid, rv)], self.source))
 
     def add(self, item: Item) -> None:
         if item.type == "LIST":
@@ -382,7 +388,7 @@ class _Ingester:
     def _emit(self, outcome: Event | Vanished) -> None:
         if isinstance(outcome, Vanished):
             outcome = outcome.event(self._stored_object(outcome), self.source,
-                                    self.reconciler.now)
+                                    self.reconciler.now, self.origin)
         self.batch.append(outcome)
         if len(self.batch) >= BATCH:
             self.flush()
@@ -392,7 +398,7 @@ class _Ingester:
         seq = gone.last_seq
         if seq == 0:  # decided by this input, not stored yet: store it, then look
             self.flush()
-            head = self.appender.heads_for([gone.key]).get(gone.key)
+            head = self.appender.heads_for([gone.key], self.source).get(gone.key)
             seq = head.last_seq if head is not None else 0
         event = self.appender.get_event(seq) if seq else None
         return event.object_json if event is not None else "{}"
@@ -421,13 +427,19 @@ def ingest_files(
     store: Store,
     files: list[str],
     snapshot: bool = False,
-    source: str = "ingest",
+    source: str = DEFAULT_SOURCE,
     when: datetime | None = None,
     project: bool = True,
     stdin: IO[str] | None = None,
+    origin: str = "ingest",
+    cluster_id: str | None = None,
 ) -> IngestReport:
     """Ingest kubectl output from ``files`` (``-`` is standard input) in one transaction,
     then project the new events.
+
+    Events belong to ``source`` (a cluster, registered in ``sources`` with
+    ``cluster_id``; see ``zonegen.sources``) and record ``origin`` as how they arrived. A
+    snapshot only ever deletes objects of its own source.
 
     :raises InvalidInput: a file is missing, unreadable or malformed; nothing is stored.
     :raises StoreError: the database cannot be written; nothing is stored.
@@ -439,8 +451,9 @@ def ingest_files(
             raise InvalidInput(f"{name}: is a directory")
         if name != "-" and not Path(name).exists():
             raise InvalidInput(f"{name}: does not exist")
+    store.register_source(source, cluster_id, now=when)
     with store.appending() as appender:
-        ingester = _Ingester(appender, appender.heads(), source, when)
+        ingester = _Ingester(appender, appender.heads(source), source, when, origin)
         for name in files:
             try:
                 if name == "-":

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from zonegen.errors import InvalidObject
+from zonegen.model import SERVICE_EXPORT as SERVICE_EXPORT  # re-exported: kind names
+from zonegen.model import SERVICE_IMPORT as SERVICE_IMPORT
 from zonegen.model import (
     SERVICE_NAME_LABEL,
     EndpointSlice,
@@ -32,13 +34,14 @@ from zonegen.model import (
 
 GROUP = "multicluster.x-k8s.io"
 VERSIONS = ("v1alpha1", "v1beta1")
+PREFERRED_VERSIONS = ("v1beta1", "v1alpha1")
+"""Which version ``watch`` lists, by discovery: the newest the API server serves."""
+PLURALS = {SERVICE_IMPORT: "serviceimports", SERVICE_EXPORT: "serviceexports"}
 """Versions read. v1beta1 kept v1alpha1's ``spec.type``/``spec.ips``/``spec.ports`` paths
 (it added ``spec.internalTrafficPolicy``, ``spec.trafficDistribution`` and
 ``status.endpointSliceObjects``, none of which DNS needs); only the withdrawn v1alpha2
 draft moved them to the object's root, and it was never released."""
 
-SERVICE_IMPORT = "ServiceImport"
-SERVICE_EXPORT = "ServiceExport"
 MCS_ENDPOINT_SLICE = "EndpointSlice"
 
 MCS_SERVICE_NAME_LABEL = "multicluster.kubernetes.io/service-name"

@@ -4,7 +4,8 @@ Every family lives in a :class:`Metrics` object with its own ``CollectorRegistry
 prometheus_client's global one), so tests and several servers in one process never
 collide; :func:`process_metrics` is the one instance a running zonegen shares. Components
 call the hooks (``event_stored``, ``zone_published`` …) where the fact happens; the hooks
-only move values, they never do I/O. Imports no other zonegen module.
+only move values, they never do I/O. Imports no other zonegen module but the pure
+``zonegen.sources``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from zonegen import __version__
+from zonegen.sources import DEFAULT_SOURCE
 
 #: Every family name a scrape can show, as Prometheus sees it (counters with ``_total``).
 #: deploy/monitoring/zonegen-dashboard.json may use only these (tests/test_deploy.py checks it).
@@ -151,7 +153,7 @@ class Metrics:
         self.build_info.info({"version": __version__})
         self.events_stored = Counter(
             "zonegen_events_stored_total", "Events appended to the event log.",
-            ["kind", "type"], registry=r)
+            ["source", "kind", "type"], registry=r)
         self.zone_serial = Gauge(
             "zonegen_zone_serial", "SOA serial of the zone version being published.",
             ["zone"], registry=r)
@@ -168,15 +170,15 @@ class Metrics:
         self.watch_reconnects = Counter(
             "zonegen_watch_reconnects_total",
             "Watch streams re-established after an error or a closed stream.",
-            ["kind"], registry=r)
+            ["source", "kind"], registry=r)
         self.watch_synced_gauge = Gauge(
             "zonegen_watch_synced",
             "1 once the initial list of the kind is stored and the API server answers.",
-            ["kind"], registry=r)
+            ["source", "kind"], registry=r)
         self.watch_last_event = Gauge(
             "zonegen_watch_last_event_timestamp_seconds",
             "Unix time of the last watch event (or bookmark) received for the kind.",
-            ["kind"], registry=r)
+            ["source", "kind"], registry=r)
         self.transfers = Counter(
             "zonegen_transfers_total", "Zone transfers answered, by type and result.",
             ["type", "result"], registry=r)
@@ -206,9 +208,11 @@ class Metrics:
 
     # -- event log -----------------------------------------------------------------
 
-    def event_stored(self, kind: str, type: str, n: int = 1) -> None:
-        """``n`` events of ``kind`` (Service …) and ``type`` (ADDED …) were committed."""
-        self.events_stored.labels(kind, type).inc(n)
+    def event_stored(self, kind: str, type: str, n: int = 1,
+                     source: str = DEFAULT_SOURCE) -> None:
+        """``n`` events of ``source`` (the cluster), ``kind`` (Service …) and ``type``
+        (ADDED …) were committed."""
+        self.events_stored.labels(source, kind, type).inc(n)
 
     def store_error(self, operation: str) -> None:
         """A database ``operation`` (append, commit_version, read …) failed."""
@@ -236,20 +240,25 @@ class Metrics:
 
     # -- watch -----------------------------------------------------------------------
 
-    def watch_synced(self, kind: str, synced: bool) -> None:
+    # Every watch family is per stream of one source (one cluster): label ``source``.
+
+    def watch_synced(self, kind: str, synced: bool, source: str = DEFAULT_SOURCE) -> None:
         """The initial list of ``kind`` is stored and the API server answers (or not)."""
-        self.watch_synced_gauge.labels(kind).set(1 if synced else 0)
-        self.watch_reconnects.labels(kind)  # exported at 0 from the start
+        self.watch_synced_gauge.labels(source, kind).set(1 if synced else 0)
+        self.watch_reconnects.labels(source, kind)  # exported at 0 from the start
 
-    def watch_reconnect(self, kind: str) -> None:
+    def watch_reconnect(self, kind: str, source: str = DEFAULT_SOURCE) -> None:
         """The watch of ``kind`` is being re-established."""
-        self.watch_reconnects.labels(kind).inc()
+        self.watch_reconnects.labels(source, kind).inc()
 
-    def watch_event_seen(self, kind: str, when: datetime | float | None = None) -> None:
+    def watch_event_seen(self, kind: str, when: datetime | float | None = None,
+                         source: str = DEFAULT_SOURCE) -> None:
         """A watch event or bookmark of ``kind`` arrived (now, unless ``when``)."""
-        self.watch_last_event.labels(kind).set(time.time() if when is None else _epoch(when))
+        self.watch_last_event.labels(source, kind).set(
+            time.time() if when is None else _epoch(when))
 
-    def watch_event_setter(self, kind: str) -> Callable[[float], None]:
+    def watch_event_setter(self, kind: str,
+                           source: str = DEFAULT_SOURCE) -> Callable[[float], None]:
         """A bound ``set()`` of ``kind``'s last-event gauge, for a stream that records
         every event: a third of :meth:`watch_event_seen`'s cost (no label lookup after
         the first). The series appears with the first event, not at 0 before it (a
@@ -260,7 +269,7 @@ class Metrics:
         def seen(when: float) -> None:
             nonlocal child
             if child is None:
-                child = gauge.labels(kind)
+                child = gauge.labels(source, kind)
             child.set(when)
 
         return seen

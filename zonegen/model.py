@@ -14,9 +14,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from zonegen.errors import InvalidObject
+
+if TYPE_CHECKING:
+    from zonegen.mcs import ServiceExport, ServiceImport
 
 # Record types as plain ints (the IANA values dnspython's ``dns.rdatatype`` uses), so
 # records stay cheap to build and hash (PERFORMANCE.md).
@@ -37,7 +40,9 @@ TYPE_CODES: dict[str, int] = {v: k for k, v in TYPE_NAMES.items()}
 SERVICE = "Service"
 ENDPOINT_SLICE = "EndpointSlice"
 ENDPOINTS = "Endpoints"
-KINDS = (SERVICE, ENDPOINT_SLICE, ENDPOINTS)
+SERVICE_IMPORT = "ServiceImport"  # multicluster.x-k8s.io, reduced by zonegen.mcs
+SERVICE_EXPORT = "ServiceExport"  # multicluster.x-k8s.io, reduced by zonegen.mcs
+KINDS = (SERVICE, ENDPOINT_SLICE, ENDPOINTS, SERVICE_IMPORT, SERVICE_EXPORT)
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -260,7 +265,7 @@ class Endpoints:
                    slices=tuple(slices))
 
 
-KubeObject = Service | EndpointSlice | Endpoints
+KubeObject: TypeAlias = "Service | EndpointSlice | Endpoints | ServiceImport | ServiceExport"
 
 
 def reduce(kind: str, obj: Mapping[str, Any], warnings: list[str] | None = None) -> KubeObject:
@@ -274,6 +279,14 @@ def reduce(kind: str, obj: Mapping[str, Any], warnings: list[str] | None = None)
         return EndpointSlice.from_api(obj, warnings)
     if kind == ENDPOINTS:
         return Endpoints.from_api(obj, warnings)
+    if kind == SERVICE_IMPORT:
+        from zonegen.mcs import ServiceImport as Import  # mcs builds on this module
+
+        return Import.from_api(obj, warnings)
+    if kind == SERVICE_EXPORT:
+        from zonegen.mcs import ServiceExport as Export
+
+        return Export.from_api(obj, warnings)
     raise InvalidObject(f"kind {kind!r} is not one of {', '.join(KINDS)}")
 
 
@@ -289,7 +302,7 @@ class Event:
 
     seq: int  # 0 until stored
     received_at: datetime  # timezone-aware UTC
-    source: str
+    source: str  # the cluster it belongs to (zonegen.sources)
     type: str  # ADDED / MODIFIED / DELETED
     kind: str
     namespace: str
@@ -297,6 +310,7 @@ class Event:
     uid: str
     resource_version: str
     object_json: str
+    origin: str = ""  # how it arrived: watch:<context>, ingest, demo
 
     @property
     def key(self) -> ObjectKey:

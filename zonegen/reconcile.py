@@ -111,9 +111,9 @@ class Vanished(LoggedObject):
     object, which only the caller can read: ``last_seq`` (0 when the reconcile itself
     produced that version, not stored yet)."""
 
-    def event(self, object_json: str, source: str, now: datetime) -> Event:
+    def event(self, object_json: str, source: str, now: datetime, origin: str = "") -> Event:
         return Event(0, now, source, DELETED, self.kind, self.namespace, self.name,
-                     self.uid, self.resource_version, object_json)
+                     self.uid, self.resource_version, object_json, origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +163,11 @@ class Reconciler:
     """
 
     def __init__(self, heads: Mapping[ObjectKey, ObjectHead], source: str, now: datetime,
-                 known_version: Callable[[str, str], bool] | None = None) -> None:
+                 known_version: Callable[[str, str], bool] | None = None,
+                 origin: str = "") -> None:
         self.heads = heads
         self.source = source
+        self.origin = origin
         self.now = now
         self.known_version = known_version or (lambda uid, rv: False)
         self.unchanged = 0
@@ -231,7 +233,7 @@ class Reconciler:
             self._versions.add((uid, rv))
         self._mine[key] = _Version(uid, rv, typ == DELETED)
         out.append(Event(0, self.now, self.source, typ, kind, reduced.namespace,
-                         reduced.name, uid, rv, object_json))
+                         reduced.name, uid, rv, object_json, self.origin))
         return out
 
     def vanished(self, kinds: Iterable[str]) -> list[Vanished]:

@@ -3,7 +3,8 @@
 One read of the store answers "where is the zone now?" as an operator asks it: the
 current serial and when it was made, records per zone (each zone selected as ``export``
 and ``serve`` select it), the event log's size and what is not projected yet, the newest
-event per kind, the watch resume points, the oldest serial an IXFR or ``export
+event per kind, the watch resume points, each source (cluster: its events, newest
+arrival and whether a watch stored its initial lists), the oldest serial an IXFR or ``export
 --serial`` can still start from, and, where ``serve --watch`` replicas share the database,
 which replica writes. Never writes: pending events are counted, not projected.
 """
@@ -34,6 +35,36 @@ class ResumePoint:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """One source (cluster) as the log knows it. ``synced``: a watch stored its initial
+    lists (it leaves resume points with them); False for a source only ever ingested,
+    or whose first watch has not stored its lists yet."""
+
+    name: str
+    cluster_id: str
+    events: int
+    last_event: datetime | None
+    resume_points: tuple[tuple[str | None, str, str], ...]  # (namespace, kind, rv)
+
+    @property
+    def synced(self) -> bool:
+        return bool(self.resume_points)
+
+    def text(self) -> str:
+        last = _iso(self.last_event) if self.last_event is not None else "none"
+        watch = (f"watch synced ({len(self.resume_points)} resume points)" if self.synced
+                 else "no watch resume point")
+        return (f"{self.name}: cluster id {self.cluster_id}, {self.events} events, "
+                f"last {last}, {watch}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cluster_id": self.cluster_id, "events": self.events,
+                "last_event": _iso(self.last_event), "synced": self.synced,
+                "resume_points": [{"namespace": ns, "kind": kind, "resource_version": rv}
+                                  for ns, kind, rv in self.resume_points]}
+
+
+@dataclass(frozen=True, slots=True)
 class Writer:
     """The replica holding the writer lease (docs/DESIGN.md "Replicas")."""
 
@@ -57,6 +88,7 @@ class StatusReport:
     oldest_serial: int | None  # oldest an IXFR or ``export --serial`` can start from
     compacted_at: datetime | None
     writer: Writer | None = None  # None: no replica ever held the writer lease
+    sources: tuple[SourceStatus, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +102,7 @@ class StatusReport:
             "resume_points": [{"source": p.source, "kind": p.kind,
                                "resource_version": p.resource_version}
                               for p in self.resume_points],
+            "sources": {s.name: s.to_json() for s in self.sources},
             "oldest_serial": self.oldest_serial,
             "compacted_at": _iso(self.compacted_at),
             "writer": None if self.writer is None else {
@@ -91,6 +124,7 @@ class StatusReport:
                                       for kind, when in self.last_events])
         rows += _group("resume points", [f"{p.source} {p.kind} {p.resource_version}"
                                          for p in self.resume_points])
+        rows += _group("sources", [s.text() for s in self.sources])
         if self.oldest_serial is None:
             rows.append(("oldest serial", "none"))
         else:
@@ -132,6 +166,9 @@ def status(store: Store, configs: Sequence[ZoneConfig]) -> StatusReport:
         compacted_at=start.compacted_at if start is not None else None,
         writer=None if lease is None else Writer(
             lease.holder, lease.epoch, datetime.fromtimestamp(lease.expires_us / 1e6, UTC)),
+        sources=tuple(SourceStatus(s.source.name, s.source.cluster_id, s.events,
+                                   s.last_event_at, s.resume_points)
+                      for s in store.source_states()),
     )
 
 

@@ -26,6 +26,7 @@ kind's initial list is stored, and one per stream while the API server refuses i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -43,6 +44,7 @@ import urllib3
 
 from zonegen.clock import Clock
 from zonegen.cluster import (
+    MCS_KINDS,
     RESOURCES,
     Cluster,
     Gone,
@@ -58,6 +60,7 @@ from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import ADDED, DELETED, ENDPOINT_SLICE, ENDPOINTS, MODIFIED, SERVICE, Event
 from zonegen.reconcile import Reconciler, Vanished, decode
+from zonegen.sources import DEFAULT_SOURCE, resume_key
 from zonegen.store import Store
 from zonegen.writer import Commit, EventWriter, Resume, WriterOptions, WriteTotals
 
@@ -67,9 +70,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("zonegen")
 
 # Moved to zonegen.cluster and zonegen.writer; importable from here as before.
-__all__ = ["RESOURCES", "Backoff", "Cluster", "Commit", "Resource", "StreamStatus",
-           "WatchOptions", "WatchReport", "Watcher", "connect", "iter_lines",
-           "watch_command"]
+__all__ = ["RESOURCES", "Backoff", "Cluster", "Commit", "Resource", "SourceConfig",
+           "SourceWatchers", "StreamStatus", "WatchOptions", "WatchReport", "Watcher",
+           "connect", "iter_lines", "watch_command"]
 
 
 class _Halted(Exception):
@@ -85,7 +88,10 @@ class WatchOptions:
 
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     legacy_endpoints: bool = False  # v1 Endpoints instead of EndpointSlices
-    source: str | None = None  # default Cluster.default_source
+    source: str | None = None  # the cluster's source name; None: DEFAULT_SOURCE
+    origin: str | None = None  # how events arrive; None: Cluster.default_source
+    cluster_id: str | None = None  # stored in ``sources``; None: keep, or the name
+    mcs: bool = True  # also ServiceImports/ServiceExports, where discovery finds them
     project: bool = True  # run the projector after commits
     batch_size: int = 500  # events per transaction, at most (lists excepted)
     batch_interval: float = 0.1  # seconds a batch may wait to fill, at most
@@ -99,7 +105,12 @@ class WatchOptions:
 
     @property
     def kinds(self) -> tuple[str, ...]:
+        """The core kinds, always watched (MCS kinds join by discovery)."""
         return (SERVICE, ENDPOINTS if self.legacy_endpoints else ENDPOINT_SLICE)
+
+    @property
+    def source_name(self) -> str:
+        return self.source or DEFAULT_SOURCE
 
     @property
     def writer(self) -> WriterOptions:
@@ -287,6 +298,7 @@ class Watcher:
         runner: ProjectionRunner | None = None,
         metrics: Metrics | None = None,
         readiness: Readiness | None = None,
+        writer: EventWriter | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics if metrics is not None else process_metrics()
@@ -294,21 +306,23 @@ class Watcher:
         self.cluster = cluster
         self.options = options or WatchOptions()
         self.clock = clock
-        self.source = self.options.source or cluster.default_source
+        self.source = self.options.source_name
+        self.origin = self.options.origin or cluster.default_source
         self.report = WatchReport()
         self._halt = threading.Event()
         self._pauses: deque[float] = deque(maxlen=16)
         self._fatal: BaseException | None = None
         self._lock = threading.Lock()
         self._responses: set[Any] = set()
-        self.writer = EventWriter(store, self.options.writer, clock, self.report,
-                                  self._lock, on_commit, runner, self.metrics)
-        namespaces: Sequence[str | None] = self.options.namespaces or (None,)
-        self.units = [
-            _Unit(RESOURCES[kind], ns, self.source if ns is None else f"{self.source}@{ns}",
-                  self.metrics.watch_event_setter(kind))
-            for kind in self.options.kinds for ns in namespaces
-        ]
+        # A writer handed over is shared with other sources' watchers (SourceWatchers):
+        # its owner starts and stops it, and its totals are the process's.
+        self._owns_writer = writer is None
+        self.writer = writer if writer is not None else EventWriter(
+            store, self.options.writer, clock, self.report, self._lock, on_commit, runner,
+            self.metrics)
+        self._discovered = not self.options.mcs  # MCS kinds looked up (or not wanted)
+        self.units = [self._unit(RESOURCES[kind], ns) for kind in self.options.kinds
+                      for ns in self._namespaces]
         # A sync round: lists held until every pending unit has listed, then stored as
         # one transaction. Round 0 is the initial sync (units without a resume point);
         # a 410 Gone on any watch opens the next, in which every unit relists.
@@ -316,7 +330,99 @@ class Watcher:
         self._pending: set[int] = set()  # unit indexes the open round waits for
         self._listings: dict[int, _Listing] = {}  # unit index -> its list in this round
         self._round_stored = threading.Event()  # set: no round open, streams may watch
+        self._streams: list[threading.Thread] = []  # started after run() began
         self._publish_state()  # nothing is stored yet: not ready, every kind unsynced
+
+    @property
+    def _namespaces(self) -> Sequence[str | None]:
+        return self.options.namespaces or (None,)
+
+    def _unit(self, resource: Resource, namespace: str | None) -> _Unit:
+        return _Unit(resource, namespace, resume_key(self.source, namespace),
+                     self.metrics.watch_event_setter(resource.kind, self.source))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds watched: the core ones, and the MCS kinds discovery found."""
+        return tuple(dict.fromkeys(u.kind for u in self.units))
+
+    @property
+    def initial_synced(self) -> bool:
+        """Whether every stream's initial list is stored (or was, in an earlier run)."""
+        with self._lock:
+            return self._discovered and all(u.synced for u in self.units)
+
+    def _discover(self) -> list[int]:
+        """Add the MCS kinds this API server serves (``multicluster.x-k8s.io``, by
+        discovery; v1beta1 preferred), one stream per watched namespace; return the new
+        units' indexes. A kind it does not serve (CRD not installed) is not watched by
+        this source: one info line. Objects of it logged earlier stay as logged.
+
+        :raises StreamFailed: discovery failed (unreachable, refused, ...).
+        """
+        if self._discovered:
+            return []
+        found = self.cluster.mcs_resources(self.options.request_timeout)
+        missing = [k for k in MCS_KINDS if k not in found]
+        if missing:
+            log.info("source %s: %s not served by the Kubernetes API server at %s "
+                     "(multicluster.x-k8s.io CRD not installed); not watched",
+                     self.source, " and ".join(missing), self.cluster.host,
+                     extra=fields(source=self.source, kinds=missing,
+                                  api_server=self.cluster.host))
+        with self._lock:
+            first = len(self.units)
+            self.units += [self._unit(found[k], ns) for k in MCS_KINDS if k in found
+                           for ns in self._namespaces]
+            self._discovered = True
+            added = list(range(first, len(self.units)))
+        self._publish_state()
+        return added
+
+    def _discover_and_stream(self) -> None:
+        """The discovery thread of :meth:`run`: :meth:`_discover`, retried with backoff
+        until it answers, then one stream per MCS unit found. It runs beside the core
+        streams (a slow discovery never delays Services): a new unit lists on its own,
+        outside the initial sync round, and takes part in later rounds (410 Gone)."""
+        backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
+        while not self._halt.is_set():
+            try:
+                added = self._discover()
+            except StreamFailed as e:
+                delay = backoff.next()
+                log.warning("source %s: cannot discover multicluster.x-k8s.io from the "
+                            "Kubernetes API server at %s: %s; retrying in %.2f s",
+                            self.source, self.cluster.host, e, delay,
+                            extra=fields(source=self.source, api_server=self.cluster.host))
+                self._pause(delay)
+                continue
+            except BaseException as e:  # a bug or a store failure: stop everything
+                self._fatal = e
+                self._halt.set()
+                return
+            resume = {i: self.store.resume_point(self.units[i].resume_source,
+                                                 self.units[i].kind) for i in added}
+            with self._lock:
+                for i in added:
+                    self.units[i].synced = resume[i] is not None
+                threads = [self._thread(i, resume[i]) for i in added]
+                self._streams += threads
+            self._publish_state()
+            for t in threads:
+                t.start()
+            return
+
+    def _thread(self, index: int, rv: str | None) -> threading.Thread:
+        unit = self.units[index]
+        return threading.Thread(target=self._stream, args=(index, rv), daemon=True,
+                                name=f"zonegen-watch-{self.source}-{unit.kind}-"
+                                     f"{unit.namespace or 'all'}")
+
+    def _not_ready(self, what: str) -> str:
+        """A readiness reason: ``watch: <what>``, naming the source when it is not the
+        default one (a single-cluster zonegen reads as before)."""
+        of = "" if self.source == DEFAULT_SOURCE else f" (source {self.source})"
+        return f"watch{of}: {what}"
 
     # ----------------------------------------------------------------- state
 
@@ -346,8 +452,8 @@ class Watcher:
             unit.refused = refused is not None
         if refused is not None:
             where = f" in namespace {unit.namespace}" if unit.namespace else ""
-            self.readiness.block(unit.refused_key, f"watch: API server refused {verb} "
-                                 f"{unit.resource.plural}{where} ({refused})")
+            self.readiness.block(unit.refused_key, self._not_ready(
+                f"API server refused {verb} {unit.resource.plural}{where} ({refused})"))
         else:
             self.readiness.unblock(unit.refused_key)
         if changed:
@@ -364,12 +470,12 @@ class Watcher:
                 stored[u.kind] = stored.get(u.kind, True) and u.synced
                 answering[u.kind] = answering.get(u.kind, True) and not u.refused
         for kind, done in stored.items():
-            key = f"watch:{kind}"
+            key = f"watch:{self.source}:{kind}"
             if done:
                 self.readiness.unblock(key)
             else:
-                self.readiness.block(key, f"watch: initial list of {kind} not stored")
-            self.metrics.watch_synced(kind, done and answering[kind])
+                self.readiness.block(key, self._not_ready(f"initial list of {kind} not stored"))
+            self.metrics.watch_synced(kind, done and answering[kind], self.source)
 
     # ----------------------------------------------------------------- entry points
 
@@ -378,6 +484,7 @@ class Watcher:
 
         :raises StoreError: the log cannot be written (the watch stops then).
         """
+        self.store.register_source(self.source, self.options.cluster_id)
         resume = {i: self.store.resume_point(u.resume_source, u.kind)
                   for i, u in enumerate(self.units)}
         with self._lock:
@@ -387,10 +494,12 @@ class Watcher:
         self._pending = {i for i, rv in resume.items() if rv is None}
         if not self._pending:
             self._round_stored.set()
-        self.writer.start(self._halt)
-        streams = [threading.Thread(target=self._stream, args=(i, resume[i]), daemon=True,
-                                    name=f"zonegen-watch-{u.kind}-{u.namespace or 'all'}")
-                   for i, u in enumerate(self.units)]
+        if self._owns_writer:
+            self.writer.start(self._halt)
+        streams = [self._thread(i, resume[i]) for i in range(len(self.units))]
+        if not self._discovered:
+            streams.append(threading.Thread(target=self._discover_and_stream, daemon=True,
+                                            name=f"zonegen-discover-{self.source}"))
         for t in streams:
             t.start()
         try:
@@ -403,9 +512,10 @@ class Watcher:
         if fatal is not None:
             # A process that keeps running (serve --watch) must not stay ready on a
             # zone nobody updates any more.
-            self.readiness.block("watch:stopped", f"watch: stopped: {fatal}")
-            for kind in self.options.kinds:
-                self.metrics.watch_synced(kind, False)
+            self.readiness.block(f"watch:stopped:{self.source}",
+                                 self._not_ready(f"stopped: {fatal}"))
+            for kind in self.kinds:
+                self.metrics.watch_synced(kind, False, self.source)
             raise fatal
         return self.report
 
@@ -417,8 +527,16 @@ class Watcher:
             the error names the server and the resource.
         :raises StoreError: the log cannot be written.
         """
-        self.writer.start(self._halt)
+        self.store.register_source(self.source, self.options.cluster_id)
+        if self._owns_writer:
+            self.writer.start(self._halt)
         try:
+            try:
+                self._discover()
+            except StreamFailed as e:
+                raise WatchError(f"cannot discover multicluster.x-k8s.io from the "
+                                 f"Kubernetes API server at {self.cluster.host}: {e}"
+                                 ) from None
             listings: list[_Listing] = []
             for unit in self.units:
                 try:
@@ -462,11 +580,12 @@ class Watcher:
             if listing is not None:
                 counts[0] += listing.objects
                 counts[1] += len(listing.events)
+        of = "" if self.source == DEFAULT_SOURCE else f"source {self.source}: "
         for kind, (objects, changes) in sorted(per_kind.items()):
-            log.info("%s %s: %d objects listed, %d changes stored",
-                     kind, "relisted" if relist else "synced", objects, changes,
+            log.info("%s%s %s: %d objects listed, %d changes stored",
+                     of, kind, "relisted" if relist else "synced", objects, changes,
                      extra=fields(kind=kind, objects=objects, changes=changes,
-                                  relist=relist))
+                                  relist=relist, source=self.source))
 
     def _describe_failure(self, unit: _Unit, verb: str, e: BaseException) -> str:
         """One line naming the server, the verb and the resource."""
@@ -488,7 +607,15 @@ class Watcher:
                 resp.shutdown()
         for t in streams:
             t.join()
-        self.writer.stop()
+        with self._lock:
+            more = list(self._streams)
+        for t in more:
+            t.join()
+        if self._owns_writer:
+            self.writer.stop()
+        else:  # the owner stops it; ours must be committed before we return
+            with contextlib.suppress(WatchError):
+                self.writer.barrier()
 
     # ----------------------------------------------------------------- one stream
 
@@ -544,7 +671,7 @@ class Watcher:
                 delay = backoff.next()
                 with self._lock:
                     self.report.reconnects += 1
-                self.metrics.watch_reconnect(unit.kind)
+                self.metrics.watch_reconnect(unit.kind, self.source)
                 message = self._describe_failure(unit, verb, e)
                 refused = e.status if isinstance(e, Refused) else None
                 self._failed(unit, message, refused, verb)
@@ -597,7 +724,10 @@ class Watcher:
         open until every pending unit has listed (then all of it as one group), else as
         a group of its own. Returns the resourceVersion to watch from."""
         unit = self.units[index]
-        if not self._round_stored.is_set():
+        with self._lock:
+            # A unit discovery added after the round opened is not part of it.
+            in_round = not self._round_stored.is_set() and index in self._pending
+        if in_round:
             listing = self._list(unit)
             with self._lock:
                 unit.listed = True
@@ -620,7 +750,10 @@ class Watcher:
         listing = self._list(unit)
         with self._lock:
             unit.listed = True
-        self.writer.put_group(listing.events, [listing.resume] if listing.resume else [])
+            first = not unit.synced
+        self.writer.put_group(listing.events, [listing.resume] if listing.resume else [],
+                              stored=(lambda: self._synced([index], {index: listing}))
+                              if first else None)
         return listing.resume[2] if listing.resume else ""
 
     @property
@@ -648,10 +781,11 @@ class Watcher:
         """
         self.writer.barrier()
         heads = self.store.heads([unit.kind],
-                                 [unit.namespace] if unit.namespace is not None else None)
+                                 [unit.namespace] if unit.namespace is not None else None,
+                                 source=self.source)
         with self._lock:
             self.report.relists += 1
-        reconciler = Reconciler(heads, self.source, self._now())
+        reconciler = Reconciler(heads, self.source, self._now(), origin=self.origin)
         events: list[Event] = []
         cont: str | None = None
         list_rv = ""
@@ -669,6 +803,8 @@ class Watcher:
             for item in page.get("items") or ():
                 if not isinstance(item, dict):
                     continue
+                if res.kind in MCS_KINDS:  # stored with the version it was listed at
+                    item.setdefault("apiVersion", res.api_version)
                 objects += 1
                 try:
                     outcomes = reconciler.listed(res.kind, item)
@@ -695,7 +831,8 @@ class Watcher:
             last = self.store.get_event(outcome.last_seq)
         else:  # decided within this list (the same name twice): the pending event
             last = next((e for e in reversed(pending) if e.key == outcome.key), None)
-        return outcome.event(last.object_json if last else "{}", self.source, self._now())
+        return outcome.event(last.object_json if last else "{}", self.source, self._now(),
+                             self.origin)
 
     # ----------------------------------------------------------------- watch
 
@@ -811,12 +948,119 @@ class Watcher:
             self._skip(typ, kind, obj, e)
             return None
         return Event(0, self._now(), self.source, typ, kind, reduced.namespace,
-                     reduced.name, reduced.uid, reduced.resource_version, object_json)
+                     reduced.name, reduced.uid, reduced.resource_version, object_json,
+                     self.origin)
 
     def _skip(self, typ: str, kind: str, obj: Any, e: InvalidObject) -> None:
         log.warning("skipping malformed %s event for %s: %s", typ, _describe_obj(kind, obj), e)
         with self._lock:
             self.report.skipped += 1
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One cluster to watch: its source name and how to reach it (``watch --source NAME
+    --kubeconfig F --context C --cluster-id ID``, repeatable)."""
+
+    name: str = DEFAULT_SOURCE
+    kubeconfig: str | None = None
+    context: str | None = None
+    cluster_id: str | None = None
+
+
+class SourceWatchers:
+    """Several sources watched by one process: one :class:`Watcher` per source (its own
+    API server, streams, resume points, object heads, readiness and metrics), all
+    sharing one :class:`~zonegen.writer.EventWriter`, so the process has one writer
+    transaction at a time and one projector.
+
+    The initial sync gate spans the process: each source's initial lists are still one
+    transaction of their own, but the writer projects nothing until *every* source has
+    stored its initial lists (or resumed from resume points), so no zone version is made
+    from some clusters and not yet the others. After that each commit projects as for one
+    source. A source whose API server never answers therefore holds every version back;
+    that is readiness's job to show (``/readyz`` names the source).
+    """
+
+    def __init__(self, store: Store, clusters: Sequence[tuple[Cluster, WatchOptions]],
+                 clock: Clock = time.time, metrics: Metrics | None = None,
+                 readiness: Readiness | None = None) -> None:
+        if not clusters:
+            raise WatchError("no source to watch")
+        self.metrics = metrics if metrics is not None else process_metrics()
+        self.report = WatchReport()
+        self._lock = threading.Lock()
+        first = clusters[0][1]
+        self.writer = EventWriter(store, first.writer, clock, self.report, self._lock,
+                                  None, None, self.metrics, hold=self._held)
+        self.watchers = [Watcher(store, cluster, options, clock, metrics=self.metrics,
+                                 readiness=readiness, writer=self.writer)
+                         for cluster, options in clusters]
+
+    def _held(self) -> bool:
+        return not all(w.initial_synced for w in self.watchers)
+
+    def summary_report(self) -> WatchReport:
+        """The process's totals: the writer's, with every watcher's lists,
+        reconnects and malformed objects added."""
+        out = WatchReport(self.report.stored, self.report.duplicates, self.report.commits,
+                          list(self.report.versions))
+        for w in self.watchers:
+            out.skipped += w.report.skipped
+            out.relists += w.report.relists
+            out.reconnects += w.report.reconnects
+        return out
+
+    def sync_once(self) -> WatchReport:
+        """Every source's ``--once``, each its own transaction; one projection after
+        all of them (none when one failed: :class:`WatchError` naming its server)."""
+        halt = threading.Event()
+        self.writer.start(halt)
+        try:
+            for w in self.watchers:
+                w.sync_once()
+        finally:
+            self.writer.stop()
+        if self.writer.fatal is not None:
+            raise self.writer.fatal
+        return self.summary_report()
+
+    def run(self, stop: threading.Event) -> WatchReport:
+        """Watch every source until ``stop`` is set (or one fails: its error is raised
+        after the others stopped and everything received is committed)."""
+        halt = threading.Event()
+        self.writer.start(halt)
+        failures: list[BaseException] = []
+
+        def one(w: Watcher) -> None:
+            try:
+                w.run(stop)
+            except BaseException as e:
+                failures.append(e)
+                stop.set()
+
+        threads = [threading.Thread(target=one, args=(w,), daemon=True,
+                                    name=f"zonegen-source-{w.source}") for w in self.watchers]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                if self.writer.fatal is not None:
+                    stop.set()
+                for t in threads:
+                    t.join(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+            self.writer.stop()
+        fatal = self.writer.fatal or (failures[0] if failures else None)
+        if fatal is not None:
+            raise fatal
+        return self.summary_report()
 
 
 # --------------------------------------------------------------------------- command
@@ -832,8 +1076,13 @@ def watch_command(
     metrics_listen: tuple[str, int] | None = None,
     metrics: Metrics | None = None,
     readiness: Readiness | None = None,
+    sources: Sequence[SourceConfig] | None = None,
 ) -> WatchReport:
     """``zonegen watch``: connect, then sync once or watch until SIGINT/SIGTERM.
+
+    ``sources`` (default: one, from ``kubeconfig``/``context`` and ``options.source``)
+    are watched by one process (:class:`SourceWatchers` when more than one), each with
+    ``options`` and its own name, kubeconfig, context and cluster id.
 
     Signals set ``stop``; the watcher then commits what it has received and returns, so
     the command exits 0 with nothing lost. With ``metrics_listen`` (host, port; port 0
@@ -844,35 +1093,54 @@ def watch_command(
     :raises MetricsListenError: the metrics address cannot be bound.
     :raises StoreError: the log cannot be written.
     """
-    cluster = connect(kubeconfig, context)
-    watcher = Watcher(store, cluster, options, metrics=metrics, readiness=readiness)
+    options = options or WatchOptions()
+    if not sources:
+        sources = [SourceConfig(options.source_name, kubeconfig, context, options.cluster_id)]
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise WatchError(f"source {next(n for n in names if names.count(n) > 1)} is "
+                         "given twice")
+    clusters: list[tuple[Cluster, WatchOptions]] = []
     try:
+        for spec in sources:
+            cluster = connect(spec.kubeconfig, spec.context)
+            clusters.append((cluster, dataclasses.replace(
+                options, source=spec.name, cluster_id=spec.cluster_id)))
+        metrics = metrics if metrics is not None else process_metrics()
+        readiness = readiness if readiness is not None else process_readiness()
+        runner: Watcher | SourceWatchers
+        if len(clusters) == 1:
+            cluster, opts = clusters[0]
+            runner = Watcher(store, cluster, opts, metrics=metrics, readiness=readiness)
+        else:
+            runner = SourceWatchers(store, clusters, metrics=metrics, readiness=readiness)
         if once:
-            return watcher.sync_once()
+            return runner.sync_once()
         stop = stop or threading.Event()
         with contextlib.ExitStack() as running:
             where = None
             if metrics_listen is not None:
                 server = running.enter_context(MetricsServer(
-                    metrics_listen[0], metrics_listen[1], watcher.metrics,
-                    watcher.readiness))
+                    metrics_listen[0], metrics_listen[1], metrics, readiness))
                 where = f"[{server.host}]:{server.port}" if ":" in server.host else \
                     f"{server.host}:{server.port}"
             running.enter_context(_stop_on_signals(stop))
-            namespaces = list(watcher.options.namespaces) or ["*"]
-            log.info("watch started: API server %s, %s in %s, database %s",
-                     cluster.host, ", ".join(watcher.options.kinds),
-                     "all namespaces" if namespaces == ["*"] else ", ".join(namespaces),
-                     store.where, extra=fields(
-                         api_server=cluster.host, context=cluster.context,
-                         source=watcher.source, kinds=list(watcher.options.kinds),
-                         namespaces=namespaces, database=store.where, metrics=where,
-                         project=watcher.options.project))
-            report = watcher.run(stop)
+            namespaces = list(options.namespaces) or ["*"]
+            for cluster, opts in clusters:
+                log.info("watch started: source %s, API server %s, %s in %s, database %s",
+                         opts.source_name, cluster.host, ", ".join(options.kinds),
+                         "all namespaces" if namespaces == ["*"] else ", ".join(namespaces),
+                         store.where, extra=fields(
+                             api_server=cluster.host, context=cluster.context,
+                             source=opts.source_name, origin=cluster.default_source,
+                             kinds=list(options.kinds), namespaces=namespaces,
+                             database=store.where, metrics=where, project=options.project))
+            report = runner.run(stop)
             log.info("watch stopped: %s", report.summary(), extra=fields(**report.to_json()))
             return report
     finally:
-        cluster.close()
+        for cluster, _ in clusters:
+            cluster.close()
 
 
 @contextlib.contextmanager

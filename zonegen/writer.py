@@ -109,8 +109,13 @@ class EventWriter:
                  totals: WriteTotals, lock: threading.Lock,
                  on_commit: Callable[[Commit], None] | None = None,
                  runner: ProjectionRunner | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 hold: Callable[[], bool] | None = None) -> None:
         self.store = store
+        # While ``hold()`` is true nothing is projected (events are still committed):
+        # several sources in one process make no version before all finished their
+        # initial lists. Called in this thread only.
+        self._hold = hold
         self.metrics = metrics if metrics is not None else process_metrics()
         self.options = options
         self.clock = clock
@@ -203,9 +208,10 @@ class EventWriter:
         try:
             while True:
                 now = time.monotonic()
+                held = self._hold is not None and self._hold()
                 if events or resume:
                     wait = max(0.0, min(opts.linger, deadline - now))
-                elif dirty:
+                elif dirty and not held:
                     wait = max(0.0, last_project + opts.batch_interval - now)
                 else:
                     wait = 1.0
@@ -242,7 +248,7 @@ class EventWriter:
                         item.stored()
                     dirty = opts.project
                     last_project = 0.0  # project it now, as one version
-                if opts.project and dirty and (
+                if opts.project and dirty and not (self._hold is not None and self._hold()) and (
                         stop or self._queue.empty()
                         or time.monotonic() - last_project >= opts.batch_interval):
                     self._project(stored)
@@ -288,7 +294,7 @@ class EventWriter:
 
     def _count_stored(self, events: list[Event], stored: tuple[int, ...],
                       duplicates: int) -> None:
-        """``zonegen_events_stored_total{kind,type}`` for the events just committed.
+        """``zonegen_events_stored_total{source,kind,type}`` for the events just committed.
         Without duplicates that is every event of the batch; with some (a restart
         replaying its last events), the stored ones are read back by sequence number."""
         if duplicates:
@@ -296,8 +302,9 @@ class EventWriter:
             events = [e for e in self.store.select_events(gt=min(stored) - 1,
                                                           lte=max(stored))
                       if e.seq in seqs]
-        for (kind, typ), n in Counter((e.kind, e.type) for e in events).items():
-            self.metrics.event_stored(kind, typ, n)
+        for (source, kind, typ), n in Counter((e.source, e.kind, e.type)
+                                              for e in events).items():
+            self.metrics.event_stored(kind, typ, n, source)
 
     def _project(self, stored: int) -> None:
         """Fold pending events into zone versions and tell ``on_commit`` about them."""

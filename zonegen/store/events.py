@@ -10,18 +10,22 @@ cheaply.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from zonegen.errors import InvalidOption
 from zonegen.model import DELETED, Event
 from zonegen.reconcile import ObjectHead as ObjectHead  # re-exported: its home is the reconcile
+from zonegen.sources import DEFAULT_SOURCE, Source, split_resume_key
 from zonegen.store.database import Database, _batched
-from zonegen.store.schema import events, from_us, object_heads, resume_points, to_us
+from zonegen.store.schema import events, from_us, object_heads, resume_points, sources, to_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,14 @@ class AppendResult:
     duplicates: int  # events already in the log (idempotency key), skipped
 
 
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the log holds of one source, for ``zonegen status``."""
+
+    source: Source
+    events: int
+    last_event_at: datetime | None
+    resume_points: tuple[tuple[str | None, str, str], ...]  # (namespace, kind, rv)
 
 
 class EventLog(Database):
@@ -43,7 +55,8 @@ class EventLog(Database):
         """Append events (skipping those already stored) and, in the same transaction,
         set watch resume points ``(source, kind, resourceVersion)``.
 
-        Idempotent on (uid, resourceVersion, type), so at-least-once delivery is safe.
+        Idempotent on (source, uid, resourceVersion, type), so at-least-once delivery
+        is safe.
 
         :raises StoreError: the database cannot be written; nothing is stored then.
         """
@@ -78,18 +91,20 @@ class EventLog(Database):
             return AppendResult((), 0)
         # Look up exactly the idempotency keys of this batch (the unique index), not
         # every event of its objects: an object's history may be long.
-        existing: set[tuple[str, str, str]] = set()
-        keys = sorted({(e.uid, e.resource_version, e.type) for e in new_events})
-        key_cols = sa.tuple_(events.c.uid, events.c.resource_version, events.c.type)
-        for chunk in _batched(keys, 300):
+        existing: set[tuple[str, str, str, str]] = set()
+        keys = sorted({(e.source, e.uid, e.resource_version, e.type) for e in new_events})
+        key_cols = sa.tuple_(events.c.source, events.c.uid, events.c.resource_version,
+                             events.c.type)
+        for chunk in _batched(keys, 250):
             rows = conn.execute(
-                sa.select(events.c.uid, events.c.resource_version, events.c.type)
+                sa.select(events.c.source, events.c.uid, events.c.resource_version,
+                          events.c.type)
                 .where(key_cols.in_(chunk))
             )
-            existing.update((r.uid, r.resource_version, r.type) for r in rows)
+            existing.update((r.source, r.uid, r.resource_version, r.type) for r in rows)
         fresh: list[Event] = []
         for e in new_events:
-            k = (e.uid, e.resource_version, e.type)
+            k = (e.source, e.uid, e.resource_version, e.type)
             if k not in existing:
                 existing.add(k)
                 fresh.append(e)
@@ -103,18 +118,18 @@ class EventLog(Database):
             events.insert().returning(events.c.seq, sort_by_parameter_order=True), new_rows,
         ).all()
         seqs = [int(r.seq) for r in inserted]
-        heads: dict[tuple[str, str, str], dict[str, Any]] = {}
+        heads: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for seq, e in zip(seqs, fresh, strict=True):
-            heads[e.key] = {
-                "kind": e.kind, "namespace": e.namespace, "name": e.name, "uid": e.uid,
+            heads[(e.source, *e.key)] = {
+                "source": e.source, "kind": e.kind, "namespace": e.namespace,
+                "name": e.name, "uid": e.uid,
                 "resource_version": e.resource_version, "last_seq": seq,
                 "deleted": e.type == DELETED,
             }
-        keys = list(heads)
-        for chunk in _batched(keys, 300):
+        for chunk in _batched(list(heads), 250):
             conn.execute(object_heads.delete().where(
-                sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
-                .in_(chunk)))
+                sa.tuple_(object_heads.c.source, object_heads.c.kind,
+                          object_heads.c.namespace, object_heads.c.name).in_(chunk)))
         conn.execute(object_heads.insert(), list(heads.values()))
         return AppendResult(tuple(seqs), len(new_events) - len(fresh))
 
@@ -136,11 +151,15 @@ class EventLog(Database):
             ).scalar()
 
     def select_events(self, gt: int = 0, limit: int | None = None,
-                      lte: int | None = None) -> list[Event]:
-        """Events with ``gt < seq (<= lte)``, in sequence order."""
+                      lte: int | None = None,
+                      sources: Collection[str] | None = None) -> list[Event]:
+        """Events with ``gt < seq (<= lte)``, in sequence order; only those of
+        ``sources`` when given (None: every source)."""
         q = sa.select(events).where(events.c.seq > gt).order_by(events.c.seq)
         if lte is not None:
             q = q.where(events.c.seq <= lte)
+        if sources is not None:
+            q = q.where(events.c.source.in_(sorted(sources)))
         if limit is not None:
             q = q.limit(limit)
         with self._wrap("reading events"), self._read() as conn:
@@ -150,13 +169,18 @@ class EventLog(Database):
         with self._wrap("reading events"), self._read() as conn:
             return _select_event(conn, seq)
 
-    def iter_latest_events(self, lte: int, batch: int = 2000) -> Iterator[Event]:
+    def iter_latest_events(self, lte: int, batch: int = 2000,
+                           sources: Collection[str] | None = None) -> Iterator[Event]:
         """The newest event of every object with ``seq <= lte`` that is not a deletion:
-        the cluster as the log knew it at that point, for loading a projection."""
+        the cluster as the log knew it at that point, for loading a projection. An
+        object is (source, kind, namespace, name); only ``sources`` when given."""
+        where = [events.c.seq <= lte]
+        if sources is not None:
+            where.append(events.c.source.in_(sorted(sources)))
         newest = (
             sa.select(sa.func.max(events.c.seq).label("seq"))
-            .where(events.c.seq <= lte)
-            .group_by(events.c.kind, events.c.namespace, events.c.name)
+            .where(*where)
+            .group_by(events.c.source, events.c.kind, events.c.namespace, events.c.name)
         ).subquery()
         q = (
             sa.select(events).join(newest, newest.c.seq == events.c.seq)
@@ -172,10 +196,80 @@ class EventLog(Database):
             return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
 
     def heads(self, kinds: Iterable[str] | None = None,
-              namespaces: Iterable[str] | None = None) -> dict[tuple[str, str, str], ObjectHead]:
-        """The newest event of each object (deleted ones included), by (kind, ns, name)."""
+              namespaces: Iterable[str] | None = None,
+              source: str = DEFAULT_SOURCE) -> dict[tuple[str, str, str], ObjectHead]:
+        """The newest event of each object of ``source`` (deleted ones included), by
+        (kind, ns, name)."""
         with self._wrap("reading objects"), self._read() as conn:
-            return _select_heads(conn, kinds, namespaces)
+            return _select_heads(conn, source, kinds, namespaces)
+
+    # ----------------------------------------------------------------- sources
+
+    def register_source(self, name: str, cluster_id: str | None = None,
+                        now: datetime | None = None) -> Source:
+        """The ``sources`` row of ``name``, created when missing (cluster id
+        ``cluster_id`` or the name); an explicit ``cluster_id`` replaces a stored one.
+
+        :raises InvalidOption: another source already has that cluster id.
+        :raises StoreError: the database cannot be written.
+        """
+        created = int((now.timestamp() if now else time.time()) * 1_000_000)
+        wanted = cluster_id or name
+        with self._wrap("registering the source"):
+            for attempt in (1, 2):
+                try:
+                    with self._write() as conn:
+                        row = conn.execute(sa.select(sources).where(sources.c.name == name)
+                                           ).first()
+                        if row is None:
+                            conn.execute(sources.insert().values(
+                                name=name, cluster_id=wanted, created_us=created))
+                        elif cluster_id is not None and row.cluster_id != cluster_id:
+                            conn.execute(sources.update().where(sources.c.name == name)
+                                         .values(cluster_id=cluster_id))
+                        row = conn.execute(sa.select(sources).where(sources.c.name == name)
+                                           ).one()
+                        return _source_from_row(row)
+                except IntegrityError:
+                    # Either another source holds the cluster id, or another process
+                    # registered this source just now (then the second try finds it).
+                    with self._read() as conn:
+                        holder = conn.execute(sa.select(sources.c.name).where(
+                            sources.c.cluster_id == wanted)).scalar()
+                    if (holder is not None and holder != name) or attempt == 2:
+                        raise InvalidOption(f"source {name}: cluster id {wanted!r} is "
+                                            f"already the cluster id of source "
+                                            f"{holder or '?'}") from None
+        raise AssertionError("unreachable")
+
+    def sources(self) -> list[Source]:
+        """Every registered source, by name."""
+        with self._wrap("reading sources"), self._read() as conn:
+            return [_source_from_row(r)
+                    for r in conn.execute(sa.select(sources).order_by(sources.c.name))]
+
+    def source_states(self) -> list[SourceState]:
+        """Per source (registered, or only named by events): events stored, the newest
+        arrival, and its watch resume points."""
+        with self._wrap("reading sources"), self._read() as conn:
+            known = {r.name: _source_from_row(r) for r in conn.execute(sa.select(sources))}
+            counts = {r.source: (int(r.n), r.last) for r in conn.execute(
+                sa.select(events.c.source, sa.func.count().label("n"),
+                          sa.func.max(events.c.received_us).label("last"))
+                .group_by(events.c.source))}
+            points: dict[str, list[tuple[str | None, str, str]]] = {}
+            for r in conn.execute(sa.select(resume_points).order_by(
+                    resume_points.c.source, resume_points.c.kind)):
+                name, namespace = split_resume_key(str(r.source))
+                points.setdefault(name, []).append((namespace, str(r.kind),
+                                                    str(r.resource_version)))
+        out: list[SourceState] = []
+        for name in sorted(set(known) | set(counts) | set(points)):
+            source = known.get(name) or Source(name, name, from_us(0))
+            n, last = counts.get(name, (0, None))
+            out.append(SourceState(source, n, from_us(int(last)) if last is not None
+                                   else None, tuple(points.get(name, ()))))
+        return out
 
 
 class EventAppender:
@@ -188,32 +282,36 @@ class EventAppender:
     def append(self, new_events: Sequence[Event]) -> AppendResult:
         return self._store._append(self._conn, new_events)
 
-    def heads(self) -> dict[tuple[str, str, str], ObjectHead]:
-        """Every object head, read inside this transaction (so no other writer's
-        events can slip between the read and our appends)."""
-        return _select_heads(self._conn)
+    def heads(self, source: str = DEFAULT_SOURCE) -> dict[tuple[str, str, str], ObjectHead]:
+        """Every object head of ``source``, read inside this transaction (so no other
+        writer's events can slip between the read and our appends)."""
+        return _select_heads(self._conn, source)
 
-    def known_versions(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def known_versions(self, pairs: Sequence[tuple[str, str]],
+                       source: str = DEFAULT_SOURCE) -> set[tuple[str, str]]:
         """Which ``(uid, resourceVersion)`` pairs the log already holds as an object
-        version (ADDED or MODIFIED): re-reading an older version is not news."""
+        version (ADDED or MODIFIED) of ``source``: re-reading an older version is not
+        news."""
         found: set[tuple[str, str]] = set()
         cols = sa.tuple_(events.c.uid, events.c.resource_version)
         for chunk in _batched(sorted(set(pairs)), 300):
             rows = self._conn.execute(
                 sa.select(events.c.uid, events.c.resource_version)
-                .where(cols.in_(chunk), events.c.type != DELETED))
+                .where(cols.in_(chunk), events.c.type != DELETED,
+                       events.c.source == source))
             found.update((r.uid, r.resource_version) for r in rows)
         return found
 
     def get_event(self, seq: int) -> Event | None:
         return _select_event(self._conn, seq)
 
-    def heads_for(self, keys: Sequence[tuple[str, str, str]]
+    def heads_for(self, keys: Sequence[tuple[str, str, str]], source: str = DEFAULT_SOURCE,
                   ) -> dict[tuple[str, str, str], ObjectHead]:
         out: dict[tuple[str, str, str], ObjectHead] = {}
         unique = sorted(set(keys))
         for chunk in _batched(unique, 300):
             rows = self._conn.execute(sa.select(object_heads).where(
+                object_heads.c.source == source,
                 sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
                 .in_(chunk)))
             for r in rows:
@@ -230,10 +328,10 @@ def _select_event(conn: Connection, seq: int) -> Event | None:
     return _event_from_row(row) if row is not None else None
 
 
-def _select_heads(conn: Connection, kinds: Iterable[str] | None = None,
+def _select_heads(conn: Connection, source: str, kinds: Iterable[str] | None = None,
                   namespaces: Iterable[str] | None = None
                   ) -> dict[tuple[str, str, str], ObjectHead]:
-    q = sa.select(object_heads)
+    q = sa.select(object_heads).where(object_heads.c.source == source)
     if kinds is not None:
         q = q.where(object_heads.c.kind.in_(list(kinds)))
     if namespaces is not None:
@@ -277,6 +375,7 @@ def _event_row(e: Event) -> dict[str, Any]:
         "received_us": to_us(e.received_at), "source": e.source, "type": e.type,
         "kind": e.kind, "namespace": e.namespace, "name": e.name, "uid": e.uid,
         "resource_version": e.resource_version, "object": e.object_json,
+        "origin": e.origin,
     }
 
 
@@ -284,8 +383,12 @@ def _event_from_row(r: Any) -> Event:
     return Event(
         seq=int(r.seq), received_at=from_us(r.received_us), source=r.source, type=r.type,
         kind=r.kind, namespace=r.namespace, name=r.name, uid=r.uid,
-        resource_version=r.resource_version, object_json=r.object,
+        resource_version=r.resource_version, object_json=r.object, origin=r.origin,
     )
+
+
+def _source_from_row(r: Any) -> Source:
+    return Source(str(r.name), str(r.cluster_id), from_us(int(r.created_us)))
 
 
 

@@ -61,32 +61,53 @@ events = sa.Table(
     metadata,
     sa.Column("seq", _SeqType, primary_key=True, autoincrement=True),
     sa.Column("received_us", sa.BigInteger, nullable=False),
-    sa.Column("source", sa.String(255), nullable=False),
+    sa.Column("source", sa.String(255), nullable=False),  # the cluster (sources.name)
     sa.Column("type", sa.String(16), nullable=False),
     *_object_columns(key=False),
     sa.Column("object", sa.Text, nullable=False),
-    sa.UniqueConstraint("uid", "resource_version", "type", name="uq_events_idempotency"),
+    sa.Column("origin", sa.String(255), nullable=False, server_default=""),  # the feed
+    sa.UniqueConstraint("source", "uid", "resource_version", "type",
+                        name="uq_events_idempotency"),
     sa.Index("ix_events_object", "kind", "namespace", "name", "seq"),
     sa.Index("ix_events_received", "received_us"),
+    sa.Index("ix_events_source", "source", "seq"),
 )
+"""The log. ``source`` names the cluster an event belongs to (migration 0005 moved every
+older row to ``default``); ``origin`` says how it arrived (``watch:<context>``,
+``ingest``, ``demo``: what ``source`` held before 0005). Idempotent per source: resource
+versions are per cluster, and a restored or cloned cluster can repeat uids."""
 
 object_heads = sa.Table(
     "object_heads",
     metadata,
+    sa.Column("source", sa.String(255), primary_key=True, nullable=False),
     *_object_columns(key=True),
     sa.Column("last_seq", sa.BigInteger, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False),
 )
-"""The newest event of every object ever seen: what the log says exists now. Kept in
-the same transaction as ``events`` so snapshots and relists diff against it cheaply."""
+"""The newest event of every object ever seen, per source: what the log says exists now.
+Kept in the same transaction as ``events`` so snapshots and relists diff against it
+cheaply; keyed by source, so a relist of one cluster never marks another's objects
+vanished."""
 
 resume_points = sa.Table(
     "resume_points",
     metadata,
-    sa.Column("source", sa.String(255), primary_key=True),
+    sa.Column("source", sa.String(255), primary_key=True),  # <source>[@<namespace>]
     sa.Column("kind", sa.String(32), primary_key=True),
     sa.Column("resource_version", sa.String(128), nullable=False),
 )
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("cluster_id", sa.String(253), nullable=False),
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("cluster_id", name="uq_sources_cluster_id"),
+)
+"""The clusters feeding the log (``zonegen.sources``): name, and the MCS cluster id its
+clusterset names use (RFC 1123 subdomain, default the name)."""
 
 trackings = sa.Table(
     "trackings",
