@@ -229,7 +229,7 @@ def _append_updates(db: Path, services: int, rounds: int) -> None:
                 rv += 1
                 obj = endpoint_slice(s, rv, not_ready=None if r == rounds else r % PODS)
                 batch.append(Event(
-                    seq=0, received_at=now, source="bench", type="MODIFIED",
+                    seq=0, received_at=now, source="default", origin="bench", type="MODIFIED",
                     kind="EndpointSlice", namespace=obj["metadata"]["namespace"],
                     name=obj["metadata"]["name"], uid=obj["metadata"]["uid"],
                     resource_version=str(rv),

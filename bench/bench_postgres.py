@@ -86,7 +86,7 @@ def run(url: str, services: int, batches: int, tmp: Path) -> dict[str, float]:
                 i = hot if k == 0 else (b * 9 + k) % services
                 rv += 1
                 obj = endpoint_slice(i, rv, gen=b + 1)
-                evs.append(Event(0, T0 + timedelta(seconds=b + 1), "bench", MODIFIED,
+                evs.append(Event(0, T0 + timedelta(seconds=b + 1), "default", MODIFIED,
                                  ENDPOINT_SLICE, obj["metadata"]["namespace"],
                                  obj["metadata"]["name"], obj["metadata"]["uid"], str(rv),
                                  json.dumps(obj, separators=(",", ":"))))

@@ -501,7 +501,7 @@ def test_events_stored_counts_only_new_events(tmp_path: Path) -> None:
     from zonegen.writer import EventWriter, WriterOptions, WriteTotals
 
     def event(typ: str, kind: str, name: str, rv: str) -> Event:
-        return Event(0, datetime(2026, 12, 3, tzinfo=UTC), "test", typ, kind, "default",
+        return Event(0, datetime(2026, 12, 3, tzinfo=UTC), "default", typ, kind, "default",
                      name, f"uid-{name}", rv, "{}")
 
     store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")

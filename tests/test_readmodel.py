@@ -222,7 +222,7 @@ class Log:
             body = obj or {"kind": kind, "metadata": {"name": name, "namespace": ns}}
             body["metadata"]["resourceVersion"] = str(self.rv)
             body["metadata"]["uid"] = f"u-{kind}-{ns}-{name}"
-            batch.append(Event(0, datetime(2026, 1, 1, tzinfo=UTC), "test",
+            batch.append(Event(0, datetime(2026, 1, 1, tzinfo=UTC), "default",
                                ADDED if obj is not None else DELETED, kind, ns, name,
                                body["metadata"]["uid"], str(self.rv), json.dumps(body)))
         self.store.append_events(batch)

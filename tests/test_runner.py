@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,7 +213,7 @@ def test_rebuild_from_scratch_is_identical(db: str, tmp_path: Path) -> None:
 def test_stored_object_the_reducers_reject_is_projected_as_absent(
         db: str, caplog: pytest.LogCaptureFixture) -> None:
     store = Store.open(db)
-    store.append_events([Event(0, T0, "t", "ADDED", SERVICE, "ns", "x", "u", "1",
+    store.append_events([Event(0, T0, "default", "ADDED", SERVICE, "ns", "x", "u", "1",
                                '{"kind": "Service", "metadata": {"name": "x"}}')])
     runner = ProjectionRunner(store)
     with caplog.at_level("WARNING", logger="zonegen"):
@@ -362,8 +362,9 @@ class _BusyStore(Store):
     extra: list[Event] = []
 
     def select_events(self, gt: int = 0, limit: int | None = None,
-                      lte: int | None = None) -> list[Event]:
-        found = super().select_events(gt, limit, lte)
+                      lte: int | None = None,
+                      sources: Collection[str] | None = None) -> list[Event]:
+        found = super().select_events(gt, limit, lte, sources)
         if self.extra:
             self.append_events([self.extra.pop()])
         return found
@@ -468,3 +469,30 @@ def test_an_initial_sync_larger_than_a_batch_is_one_version_through_the_watcher(
         Record(f"{owner}.default.svc", A, (f"10.1.0.{i + 1}",))
         for i, name in enumerate(("a", "b", "c"))
         for owner in (name, f"10-1-0-{i + 1}.{name}")}
+
+
+def test_another_sources_objects_never_reach_the_default_zone(db: str, tmp_path: Path) -> None:
+    """Issue #13: the default zone folds the `default` source only. The same Service name
+    in cluster `east` (another address) changes nothing, and the checkpoint still passes
+    its events, so they are not rescanned."""
+    store = Store.open(db)
+    ingest(store, tmp_path, headless())
+    before = ProjectionRunner(store).records()
+    version = store.latest_version()
+    east = headless()
+    east["metadata"]["uid"] = "uid-east"
+    path = tmp_path / "east.json"
+    path.write_text(json.dumps({"kind": "List", "items": [east, _renamed(headless(), "other")]}))
+    ingest_files(store, [str(path)], source="east", project=False)
+    runner = ProjectionRunner(store, clock=Clock(T0.timestamp() + 60))
+    assert runner.catch_up() == []
+    assert store.latest_version() == version
+    assert ProjectionRunner(store).records() == before
+    assert store.max_tracking_seq(PROJECTION) == store.max_event_seq()
+    assert ProjectionRunner(store).rebuild().identical
+
+
+def _renamed(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    obj["metadata"]["name"] = name
+    obj["metadata"]["uid"] = f"uid-{name}"
+    return obj

@@ -43,6 +43,7 @@ from zonegen.names import ptr_owner
 from zonegen.progress import Progress
 from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.serial import next_serial
+from zonegen.sources import DEFAULT_SOURCE
 from zonegen.store import PROJECTION, CheckpointMoved, ReadModelChange, Store
 from zonegen.store.readmodel import StoredRow
 
@@ -160,6 +161,10 @@ class ProjectionRunner:
         self.clock = clock
         self.batch_size = batch_size
         self.name = name
+        # The sources this projection folds: the default zone is the `default` source's
+        # cluster only, so another cluster's objects with the same names never reach it
+        # (docs/multicluster.md; per-source zones are the next step of issue #13).
+        self.sources: tuple[str, ...] = (DEFAULT_SOURCE,)
         self._version: ZoneVersion | None = None
         self._known = False  # _version was read or made by this runner
         self.snapshot_every = snapshot_every
@@ -190,7 +195,8 @@ class ProjectionRunner:
         each live object up to it. Warnings were reported when those events were first
         projected, so they are not repeated here."""
         checkpoint = self.store.max_tracking_seq(self.name)
-        changes = (to_change(e) for e in self.store.iter_latest_events(checkpoint))
+        latest = self.store.iter_latest_events(checkpoint, sources=self.sources)
+        changes = (to_change(e) for e in latest)
         return project.rebuild(changes)
 
     # ----------------------------------------------------------------- folding
@@ -239,8 +245,12 @@ class ProjectionRunner:
         removed: dict[Record, int] = {}
         last_seq = checkpoint
         while last_seq < upto:
-            chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size)
+            chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size,
+                                             sources=self.sources)
             if not chunk:
+                # Only other sources' events are left: the checkpoint still passes them,
+                # so a quiet source is not rescanned on every catch-up.
+                last_seq = upto
                 break
             changes = [(event.seq, to_change(event, report=True)) for event in chunk]
             if self.live:
@@ -343,7 +353,7 @@ class ProjectionRunner:
         seqs: list[int] = []
         with bar:
             bar.set_total(summary.events - summary.pending)
-            for seq, n in self.store.newest_events(checkpoint):
+            for seq, n in self.store.newest_events(checkpoint, sources=self.sources):
                 seqs.append(seq)
                 count += n
                 bar.update(n)

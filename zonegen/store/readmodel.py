@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,14 +190,17 @@ class ReadModel(Database):
         out.sort(key=lambda e: e.seq)
         return out
 
-    def newest_events(self, lte: int, batch: int = 50_000) -> Iterator[tuple[int, int]]:
+    def newest_events(self, lte: int, batch: int = 50_000,
+                      sources: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
         """(seq of its newest event, its number of events) for every object with events
         up to ``lte``: what ``project --rebuild`` scans to find the event that decides
         each object's state. Read from ``ix_events_object`` alone (a covering index),
         never the stored objects."""
         q = (sa.select(sa.func.max(events.c.seq), sa.func.count())
              .where(events.c.seq <= lte)
-             .group_by(events.c.kind, events.c.namespace, events.c.name))
+             .group_by(events.c.source, events.c.kind, events.c.namespace, events.c.name))
+        if sources is not None:
+            q = q.where(events.c.source.in_(sorted(sources)))
         with self._wrap("reading events"), self._read() as conn:
             for seq, n in conn.execute(q, execution_options={"yield_per": batch}):
                 yield int(seq), int(n)
