@@ -207,9 +207,12 @@ def _op(draw: st.DrawFn) -> tuple[str, str, str, dict[str, Any] | None]:
 class Log:
     """Appends events for random operations, numbering resourceVersions itself."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, at_0003: bool = False) -> None:
+        """``at_0003``: the database is at revision 0003 (before ``events.origin``), so
+        rows are written with that revision's columns, as its code wrote them."""
         self.store = store
         self.rv = 0
+        self.at_0003 = at_0003
 
     def append(self, ops: list[tuple[str, str, str, dict[str, Any] | None]]) -> None:
         from datetime import UTC, datetime
@@ -225,7 +228,49 @@ class Log:
             batch.append(Event(0, datetime(2026, 1, 1, tzinfo=UTC), "default",
                                ADDED if obj is not None else DELETED, kind, ns, name,
                                body["metadata"]["uid"], str(self.rv), json.dumps(body)))
-        self.store.append_events(batch)
+        if self.at_0003:
+            _append_0003(self.store, batch)
+        else:
+            self.store.append_events(batch)
+
+
+def _append_0003(store: Store, batch: list[Any]) -> None:
+    """Append events and move object heads with revision 0003's columns (raw SQL: the
+    current code writes the newest schema's columns)."""
+    import sqlalchemy as sa
+
+    with store.engine.begin() as conn:
+        for e in batch:
+            seq = conn.execute(sa.text(
+                "INSERT INTO events (received_us, source, type, kind, namespace, name, uid, "
+                "resource_version, object) VALUES (1767225600000000, 'test', :type, :kind, "
+                ":ns, :name, :uid, :rv, :obj) RETURNING seq"),
+                {"type": e.type, "kind": e.kind, "ns": e.namespace, "name": e.name,
+                 "uid": e.uid, "rv": e.resource_version, "obj": e.object_json}).scalar_one()
+            key = {"kind": e.kind, "ns": e.namespace, "name": e.name}
+            conn.execute(sa.text("DELETE FROM object_heads WHERE kind = :kind AND "
+                                 "namespace = :ns AND name = :name"), key)
+            conn.execute(sa.text(
+                "INSERT INTO object_heads (kind, namespace, name, uid, resource_version, "
+                "last_seq, deleted) VALUES (:kind, :ns, :name, :uid, :rv, :seq, :deleted)"),
+                {**key, "uid": e.uid, "rv": e.resource_version, "seq": seq,
+                 "deleted": e.type == "DELETED"})
+
+
+def _events_0003(store: Store, lte: int) -> list[Any]:
+    """The events up to ``lte`` read with revision 0003's columns."""
+    import sqlalchemy as sa
+
+    from zonegen.model import Event
+    from zonegen.store.schema import from_us
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT seq, received_us, source, type, kind, namespace, name, uid, "
+            "resource_version, object FROM events WHERE seq <= :lte ORDER BY seq"),
+            {"lte": lte}).all()
+    return [Event(int(r.seq), from_us(r.received_us), r.source, r.type, r.kind, r.namespace,
+                  r.name, r.uid, r.resource_version, r.object) for r in rows]
 
 
 def model(store: Store) -> list[tuple[tuple[str, str], Record, bool]]:
@@ -367,8 +412,8 @@ def _old_catch_up(store: Store, now: int) -> None:
     from zonegen.store import PROJECTION
 
     checkpoint, upto = store.max_tracking_seq(), store.max_event_seq()
-    before = rebuild(to_change(e) for e in store.select_events(lte=checkpoint)).records()
-    after = rebuild(to_change(e) for e in store.select_events(lte=upto)).records()
+    before = rebuild(to_change(e) for e in _events_0003(store, checkpoint)).records()
+    after = rebuild(to_change(e) for e in _events_0003(store, upto)).records()
     first = store.latest_version() is None
     rows = [RecordChange(False, r, upto) for r in before - after] + \
         [RecordChange(True, r, upto) for r in (after if first else after - before)]
@@ -387,7 +432,7 @@ def test_migration_0004_builds_the_model_of_a_0003_database(
 
     store = Store.open("sqlite://", upgrade=False)
     migrate.upgrade(store.engine, "0003")
-    log = Log(store)
+    log = Log(store, at_0003=True)
     for i, ops in enumerate(batches):
         log.append(ops)
         _old_catch_up(store, 1_700_000_000 + i)
