@@ -216,28 +216,33 @@ def zone_options(func: F) -> F:
     ], func)
 
 
+def _checked_by(rule: Callable[[str], str]) -> Callable[..., str | None]:
+    """A click callback applying ``rule`` (zonegen.sources): its InvalidOption becomes a
+    usage error naming the option; an absent value stays None."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return rule(value)
+        except InvalidOption as e:
+            raise click.BadParameter(str(e), ctx, param) from None
+
+    return callback
+
+
 def _source_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """``--source``: an RFC 1123 label (zonegen.sources), else a usage error."""
+    """``--source``: an RFC 1123 label, else a usage error."""
     from zonegen.sources import check_source_name
 
-    if value is None:
-        return None
-    try:
-        return check_source_name(value)
-    except InvalidOption as e:
-        raise click.BadParameter(str(e), ctx, param) from None
+    return _checked_by(check_source_name)(ctx, param, value)
 
 
 def _cluster_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--cluster-id``: an RFC 1123 subdomain, else a usage error."""
     from zonegen.sources import check_cluster_id
 
-    if value is None:
-        return None
-    try:
-        return check_cluster_id(value)
-    except InvalidOption as e:
-        raise click.BadParameter(str(e), ctx, param) from None
+    return _checked_by(check_cluster_id)(ctx, param, value)
 
 
 def watch_options(func: F) -> F:

@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 
 from zonegen.model import ZoneConfig
 from zonegen.store import Store
+from zonegen.watch import WatchOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
@@ -120,3 +121,11 @@ def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str]:
         return response.status, response.read().decode()
     finally:
         conn.close()
+
+
+def fast(**kwargs: Any) -> WatchOptions:
+    """Options with test-sized timings (reconnects in tens of milliseconds)."""
+    defaults: dict[str, Any] = {"backoff_initial": 0.05, "backoff_max": 0.3,
+                                "timeout_seconds": 5, "project": False}
+    defaults.update(kwargs)
+    return WatchOptions(**defaults)

@@ -335,6 +335,29 @@ def test_a_reader_tailing_by_seq_never_skips_a_slow_writers_event(
             s.close()
 
 
+def _race_for_the_checkpoint(slow: Store, slow_move: tuple[str, int, int], fast: Store,
+                             fast_move: tuple[str, int, int]) -> None:
+    """``slow`` reads the checkpoint and stalls; ``fast`` moves it and commits (serial 3);
+    ``slow``'s move (serial 2) must then fail with CheckpointMoved, nothing else."""
+    pause = Pause(slow, "SELECT trackings.last_seq")
+    outcome: list[object] = []
+
+    def slow_commit() -> None:
+        try:
+            outcome.append(slow.commit_version(slow_move, serial=2))
+        except CheckpointMoved as e:
+            outcome.append(e)
+
+    a, a_errors = _in_thread(slow_commit)
+    assert pause.reached.wait(60)
+    assert fast.commit_version(fast_move, serial=3) is not None
+    pause.release.set()
+    a.join(60)
+    assert a_errors == []
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], CheckpointMoved)
+
+
 def test_two_projectors_cannot_both_move_the_checkpoint(postgres_url: str) -> None:
     """Projector A reads the checkpoint (5), stalls; projector B moves it 5 -> 8 and
     commits; A's move 5 -> 7 must fail (compare-and-set), not publish the same events
@@ -342,23 +365,7 @@ def test_two_projectors_cannot_both_move_the_checkpoint(postgres_url: str) -> No
     first, slow, fast = (Store.open(postgres_url) for _ in range(3))
     try:
         first.commit_version((PROJECTION, 0, 5), serial=1)
-        pause = Pause(slow, "SELECT trackings.last_seq")
-        outcome: list[object] = []
-
-        def slow_commit() -> None:
-            try:
-                outcome.append(slow.commit_version((PROJECTION, 5, 7), serial=2))
-            except CheckpointMoved as e:
-                outcome.append(e)
-
-        a, a_errors = _in_thread(slow_commit)
-        assert pause.reached.wait(60)
-        assert fast.commit_version((PROJECTION, 5, 8), serial=3) is not None
-        pause.release.set()
-        a.join(60)
-        assert a_errors == []
-        assert len(outcome) == 1
-        assert isinstance(outcome[0], CheckpointMoved)
+        _race_for_the_checkpoint(slow, (PROJECTION, 5, 7), fast, (PROJECTION, 5, 8))
         assert fast.max_tracking_seq() == 8
         assert [v.serial for v in fast.versions()] == [1, 3]
     finally:
@@ -371,23 +378,7 @@ def test_two_first_projectors_cannot_both_create_the_checkpoint(postgres_url: st
     CheckpointMoved, not a raw integrity error."""
     slow, fast = (Store.open(postgres_url) for _ in range(2))
     try:
-        pause = Pause(slow, "SELECT trackings.last_seq")
-        outcome: list[object] = []
-
-        def slow_commit() -> None:
-            try:
-                outcome.append(slow.commit_version((PROJECTION, 0, 7), serial=2))
-            except CheckpointMoved as e:
-                outcome.append(e)
-
-        a, a_errors = _in_thread(slow_commit)
-        assert pause.reached.wait(60)
-        assert fast.commit_version((PROJECTION, 0, 8), serial=3) is not None
-        pause.release.set()
-        a.join(60)
-        assert a_errors == []
-        assert len(outcome) == 1
-        assert isinstance(outcome[0], CheckpointMoved)
+        _race_for_the_checkpoint(slow, (PROJECTION, 0, 7), fast, (PROJECTION, 0, 8))
         assert [v.serial for v in fast.versions()] == [3]
     finally:
         for s in (slow, fast):

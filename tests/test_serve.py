@@ -862,8 +862,9 @@ def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
     commit, so a change is served without waiting for a poll (set to an hour here)."""
     import threading
 
+    from tests.helpers import fast
     from tests.kubeapi import FakeKubeAPI
-    from tests.test_watch import add_ready, fast
+    from tests.test_watch import add_ready
     from zonegen.serve import WatchConfig, serve
 
     api = FakeKubeAPI().start()

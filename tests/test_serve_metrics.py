@@ -563,8 +563,9 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
     ready once it is served; each new version moves the serial gauge at once."""
     import threading
 
+    from tests.helpers import fast
     from tests.kubeapi import FakeKubeAPI
-    from tests.test_watch import add_ready, fast
+    from tests.test_watch import add_ready
     from zonegen.serve import WatchConfig, serve
 
     api = FakeKubeAPI().start()

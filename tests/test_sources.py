@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import wait_for
+from tests.helpers import fast, wait_for
 from tests.kubeapi import (
     ENDPOINTSLICES,
     SERVICEEXPORTS,
@@ -47,17 +47,12 @@ from zonegen.runner import ensure_projected
 from zonegen.sources import check_source_name, resume_key, split_resume_key
 from zonegen.store import Store
 from zonegen.store.schema import sources as sources_table
-from zonegen.watch import SourceWatchers, Watcher, WatchOptions, connect
+from zonegen.watch import SourceWatchers, Watcher, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
 
 
-def fast(**kwargs: Any) -> WatchOptions:
-    defaults: dict[str, Any] = {"backoff_initial": 0.05, "backoff_max": 0.3,
-                                "timeout_seconds": 5, "project": False}
-    defaults.update(kwargs)
-    return WatchOptions(**defaults)
 
 
 def rows(store: Store) -> list[tuple[str, str, str, str, str]]:

@@ -20,13 +20,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.helpers import wait_for
+from tests.helpers import fast, wait_for
 from tests.kubeapi import (
     ENDPOINTS,
     ENDPOINTSLICES,
@@ -56,12 +55,6 @@ DEADLINE = 30.0
 # --------------------------------------------------------------------------- helpers
 
 
-def fast(**kwargs: Any) -> WatchOptions:
-    """Options with test-sized timings (reconnects in tens of milliseconds)."""
-    defaults: dict[str, Any] = {"backoff_initial": 0.05, "backoff_max": 0.3,
-                                "timeout_seconds": 5, "project": False}
-    defaults.update(kwargs)
-    return WatchOptions(**defaults)
 
 
 def logged(store: Store) -> list[Event]:

@@ -31,6 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from zonegen.model import PTR, Event, Record, ZoneVersion, encode_rdata
+from zonegen.project import NO_SERVICE as NO_SERVICE
+from zonegen.project import ObjectRow, ServiceKey
 from zonegen.store.database import Database, _batched, _insert_many
 from zonegen.store.events import _event_from_row
 from zonegen.store.journal import PROJECTION, _version_from_row
@@ -41,12 +43,6 @@ from zonegen.store.schema import (
     read_models,
     zone_versions,
 )
-
-ServiceKey = tuple[str, str]
-"""(namespace, name) of a Service; ``("", "")`` for records of no Service (the apex)."""
-NO_SERVICE: ServiceKey = ("", "")
-ObjectRow = tuple[str, str, str, int, str, str]
-"""A ``projected_objects`` row: kind, namespace, name, seq, Service namespace, name."""
 
 StoredRow = tuple[int, bool]
 """A stored record's row id and visibility (rows are deleted and updated by id)."""
