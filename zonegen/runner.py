@@ -16,36 +16,24 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
 
 from zonegen import project
+from zonegen.changes import to_change
 from zonegen.clock import Clock
-from zonegen.errors import InvalidName, InvalidObject, StoreError
+from zonegen.errors import InvalidName, StoreError
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
-    DELETED,
-    ENDPOINT_SLICE,
-    ENDPOINTS,
-    PTR,
-    SERVICE,
     Change,
-    Endpoints,
-    EndpointSlice,
-    Event,
     Record,
     RecordChange,
-    Service,
     ZoneVersion,
-    reduce,
 )
-from zonegen.names import ptr_owner
+from zonegen.partial import PartialProjection
 from zonegen.progress import Progress
-from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.serial import next_serial
 from zonegen.sources import DEFAULT_SOURCE
 from zonegen.store import PROJECTION, CheckpointMoved, ReadModelChange, Store
-from zonegen.store.readmodel import StoredRow
 
 log = logging.getLogger("zonegen.runner")
 
@@ -90,27 +78,6 @@ def ensure_projected(store: Store, clock: Clock = time.time, *,
     return Projected(runner.version, tuple(made), False)
 
 
-def to_change(event: Event, report: bool = False) -> Change:
-    """Reduce a stored event for the projector. A stored object the reducers now reject
-    is projected as absent, so one bad row never stops the zone; with ``report`` (the
-    first time the event is projected) each problem is logged, naming the event."""
-    warnings: list[str] | None = [] if report else None
-    try:
-        if event.type == DELETED:
-            return Change(event.seq, event.kind, event.namespace, event.name, None)
-        try:
-            obj = reduce(event.kind, event.object(), warnings)
-        except (InvalidObject, ValueError) as e:
-            if report:
-                log.warning("event %d (%s %s/%s): %s; treated as deleted", event.seq,
-                            event.kind, event.namespace, event.name, e)
-            return Change(event.seq, event.kind, event.namespace, event.name, None)
-        return Change(event.seq, event.kind, event.namespace, event.name, obj)
-    finally:
-        for message in warnings or ():
-            log.warning("%s", message)
-
-
 @dataclass(frozen=True, slots=True)
 class RebuildReport:
     """What ``project --rebuild`` found: the replayed record set against the current one."""
@@ -136,8 +103,9 @@ class ProjectionRunner:
     """Folds pending events on the persisted read model (docs/DESIGN.md "Read model").
 
     Holds nothing between calls but the newest version: each :meth:`catch_up` loads
-    only what its events touch (:class:`_PartialLoad`) and commits the version, its
-    record changes, the read-model rows and the checkpoint in one transaction."""
+    only what its events touch (:class:`~zonegen.partial.PartialProjection`) and commits
+    the version, its record changes, the read-model rows and the checkpoint in one
+    transaction."""
 
     def __init__(
         self,
@@ -238,7 +206,7 @@ class ProjectionRunner:
         if upto <= checkpoint and version is not None:
             return []
         state = self.store.read_model_state(self.name)
-        load = _PartialLoad(self.store, self.name, empty=state is None)
+        load = PartialProjection(self.store, self.name, empty=state is None)
         name_warnings: list[InvalidName] = []
         arrivals: Counter[float] = Counter()
         added: dict[Record, int] = {}
@@ -373,6 +341,9 @@ class ProjectionRunner:
         )
 
 
+_ABSENT: object = object()
+
+
 def _sorted(records: Iterable[Record]) -> list[Record]:
     # One rtype always has one rdata shape, so the tuples compare field by field.
     return sorted(records, key=lambda r: (r.owner, r.rtype, r.rdata))
@@ -381,128 +352,3 @@ def _sorted(records: Iterable[Record]) -> list[Record]:
 def _ordered(causes: dict[Record, int]) -> list[tuple[Record, int]]:
     return sorted(causes.items(), key=lambda item: (item[1], item[0].owner, item[0].rtype,
                                                     item[0].rdata))
-
-
-_ABSENT: object = object()
-
-
-class _PartialLoad:
-    """One catch-up's partial projection: the Services its events touch, loaded from
-    the read model before each chunk is folded (docs/DESIGN.md "Read model").
-
-    For each chunk: the Service keys its changes touch (a slice's old Service from
-    ``projected_objects``, its new one from its label), then those Services' objects
-    (``projected_objects`` -> their events by seq -> reduced) and stored records, then
-    every stored PTR at the reverse names their addresses (old and new) could own,
-    which is all the cross-Service PTR rule reads. One query per table per chunk of
-    keys; a Service is loaded once per catch-up. ``empty``: the model holds nothing yet
-    (before the first version), so nothing is read."""
-
-    def __init__(self, store: Store, name: str, *, empty: bool) -> None:
-        self.store = store
-        self.name = name
-        self.empty = empty
-        self.projection = project.Projection()
-        self._stored: dict[ServiceKey, dict[Record, StoredRow]] = {}
-        self._other_rows: dict[Record, StoredRow] = {}
-        self._resolved: set[tuple[str, str]] = set()  # slices whose Service is known
-        self._objects: dict[tuple[str, str, str], tuple[int, Change]] = {}
-
-    def before(self, changes: list[tuple[int, Change]]) -> None:
-        """Load what folding ``changes`` reads."""
-        proj = self.projection
-        keys: set[ServiceKey] = set()
-        lookups: list[tuple[str, str]] = []
-        for seq, change in changes:
-            self._objects[change.key] = (seq, change)
-            ns, name = change.namespace, change.name
-            if change.kind == ENDPOINT_SLICE:
-                if (ns, name) not in self._resolved:
-                    lookups.append((ns, name))
-                obj = change.obj
-                if isinstance(obj, EndpointSlice) and obj.service_name:
-                    keys.add((ns, obj.service_name))
-            elif change.kind in (SERVICE, ENDPOINTS):
-                keys.add((ns, name))
-        if lookups and not self.empty:
-            keys.update(self.store.slice_services(lookups, self.name).values())
-        self._resolved.update(lookups)
-        new = sorted(k for k in keys if not proj.is_loaded(k))
-        loaded: list[Change] = []
-        stored: dict[ServiceKey, dict[Record, StoredRow]] = {}
-        if new and not self.empty:
-            rows = self.store.objects_of(new, self.name)
-            loaded = [to_change(e) for e in self.store.events_by_seq(r[3] for r in rows)]
-            stored = self.store.records_of(new, self.name)
-        for key in new:
-            proj.load_service(key, frozenset(stored.get(key, ())))
-        self._stored.update(stored)
-        proj.load_objects(loaded)
-        self._resolved.update((c.namespace, c.name) for c in loaded
-                              if c.kind == ENDPOINT_SLICE)
-        # Every reverse name a recompute of these Services could add or remove a PTR
-        # at: the addresses of their objects, before and after, and their stored PTRs.
-        addresses: set[str] = set()
-        for change in chain(loaded, (c for _s, c in changes)):
-            _addresses_of(change.obj, addresses)
-        owners = {ptr_owner(a) for a in addresses}
-        owners.update(r.owner for records in stored.values() for r in records
-                      if r.rtype == PTR)
-        need = proj.needs_ptr_owners(owners)
-        if need:
-            found = [] if self.empty else self.store.ptrs_at(need, self.name)
-            proj.load_ptrs(need, ((k, r) for k, r, _v in found))
-            for key, r, row in found:
-                if not proj.is_loaded(key):
-                    self._other_rows[r] = row
-
-    def change(self, records_before: int) -> ReadModelChange:
-        """What the folded changes do to the stored model: the loaded Services' record
-        rows, the visibility of PTRs whose shadowing toggled, the object index, and the
-        visible count (``records_before`` before them)."""
-        proj = self.projection
-        removed: list[int] = []
-        added: list[tuple[ServiceKey, Record, bool]] = []
-        shown: list[int] = []
-        hidden: list[int] = []
-        count = records_before
-        if self.empty:
-            added.extend((NO_SERVICE, r, True) for r in project.APEX_RECORDS)
-            count += len(project.APEX_RECORDS)
-        for key in proj.loaded_services():
-            old = self._stored.get(key, {})
-            new = proj.service_records(*key)
-            for r, (row_id, was) in old.items():
-                if r not in new:
-                    removed.append(row_id)
-                    count -= was
-                elif r.rtype == PTR and proj.visible(r) != was:
-                    (hidden if was else shown).append(row_id)
-                    count += -1 if was else 1
-            for r in new:
-                if r not in old:
-                    now = r.rtype != PTR or proj.visible(r)
-                    added.append((key, r, now))
-                    count += now
-        for _key, r in proj.other_ptrs():
-            row_id, was = self._other_rows[r]
-            if proj.visible(r) != was:
-                (hidden if was else shown).append(row_id)
-                count += -1 if was else 1
-        objects, dropped = project.object_rows(self._objects.values())
-        return ReadModelChange(self.name, removed, added, shown, hidden, objects, dropped,
-                               count)
-
-
-def _addresses_of(obj: object, out: set[str]) -> None:
-    """Every address an object could publish (ready or not): cluster IPs, endpoint
-    addresses."""
-    if isinstance(obj, Service):
-        out.update(obj.cluster_ips)
-    elif isinstance(obj, EndpointSlice):
-        for ep in obj.endpoints:
-            out.update(ep.addresses)
-    elif isinstance(obj, Endpoints):
-        for sl in obj.slices:
-            for ep in sl.endpoints:
-                out.update(ep.addresses)
