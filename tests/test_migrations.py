@@ -215,3 +215,78 @@ def test_sources_downgrade_is_refused_once_another_source_logged(empty_url: str)
         migrate.downgrade(engine, _before_sources())
     assert migrate.current(engine) == SOURCES_REVISION
     engine.dispose()
+
+
+# ---- 0006: projections (zone versions per projection)
+
+PROJECTIONS_REVISION = "0006"
+
+
+def _versions_at_0005(url: str) -> sa.engine.Engine:
+    """A database at 0005 with two versions and their record changes, a snapshot and a
+    checkpoint, written with 0005's columns."""
+    engine = sa.create_engine(url)
+    migrate.upgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO trackings (name, last_seq) VALUES ('projection', 7)"))
+        for vid, serial in ((1, 100), (2, 101)):
+            conn.execute(sa.text(
+                "INSERT INTO zone_versions (id, serial, created_us, last_event_seq) "
+                "VALUES (:i, :s, :c, :e)"), {"i": vid, "s": serial, "c": vid * 10, "e": vid})
+            conn.execute(sa.text(
+                "INSERT INTO record_changes (version_id, added, owner, rtype, ttl, rdata, "
+                "cause_seq) VALUES (:v, :a, 'web.shop.svc', 1, NULL, :d, :v)"),
+                {"v": vid, "a": True, "d": f'["10.0.0.{vid}"]'})
+        conn.execute(sa.text(
+            "INSERT INTO record_snapshots (version_id, owner, rtype, ttl, rdata, cause_seq) "
+            "VALUES (1, 'web.shop.svc', 1, NULL, '[\"10.0.0.1\"]', 1)"))
+    return engine
+
+
+def test_projections_migration_keeps_every_version_change_and_snapshot(empty_url: str) -> None:
+    """In place: the journal rows that reference zone_versions ON DELETE CASCADE survive
+    the upgrade and the downgrade (a copy-and-move alteration would delete them)."""
+    engine = _versions_at_0005(empty_url)
+    migrate.upgrade(engine, PROJECTIONS_REVISION)
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.text(
+            "SELECT id, serial, projection FROM zone_versions ORDER BY id"))] == [
+            (1, 100, "projection"), (2, 101, "projection")]
+        assert conn.execute(sa.text("SELECT count(*) FROM record_changes")).scalar() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM record_snapshots")).scalar() == 1
+        assert [tuple(r) for r in conn.execute(sa.text(
+            "SELECT name, kind, sources FROM projections"))] == [
+            ("projection", "cluster-local", '["default"]')]
+    migrate.upgrade(engine, "head")
+    assert _diff(engine) == []
+    store = Store.open(empty_url)
+    try:
+        from zonegen.model import A, Record
+        assert store.latest_version() is not None
+        assert [v.serial for v in store.versions()] == [100, 101]
+        latest = store.latest_version()
+        assert latest is not None
+        assert store.records_at(latest.version_id) == {
+            Record("web.shop.svc", A, ("10.0.0.1",)), Record("web.shop.svc", A, ("10.0.0.2",))}
+    finally:
+        store.close()
+    migrate.downgrade(engine, "0005")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM record_changes")).scalar() == 2
+        assert conn.execute(sa.text("SELECT count(*) FROM record_snapshots")).scalar() == 1
+        assert "projections" not in sa.inspect(engine).get_table_names()
+        assert "projection" not in {c["name"] for c in
+                                    sa.inspect(engine).get_columns("zone_versions")}
+    engine.dispose()
+
+
+def test_projections_migration_refuses_to_downgrade_with_other_zones(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'z.db'}"
+    store = Store.open(url)
+    try:
+        store.commit_version(("source:east", 0, 0), serial=5)
+        with pytest.raises(RuntimeError, match="other than the default"):
+            migrate.downgrade(store.engine, "0005")
+        assert store.current_revision() == migrate.head()
+    finally:
+        store.close()

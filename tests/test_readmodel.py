@@ -9,6 +9,7 @@ from typing import Any
 
 import dns.name
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -237,7 +238,6 @@ class Log:
 def _append_0003(store: Store, batch: list[Any]) -> None:
     """Append events and move object heads with revision 0003's columns (raw SQL: the
     current code writes the newest schema's columns)."""
-    import sqlalchemy as sa
 
     with store.engine.begin() as conn:
         for e in batch:
@@ -259,7 +259,6 @@ def _append_0003(store: Store, batch: list[Any]) -> None:
 
 def _events_0003(store: Store, lte: int) -> list[Any]:
     """The events up to ``lte`` read with revision 0003's columns."""
-    import sqlalchemy as sa
 
     from zonegen.model import Event
     from zonegen.store.schema import from_us
@@ -405,20 +404,36 @@ def test_a_failed_commit_leaves_the_model_at_the_previous_checkpoint(
 
 def _old_catch_up(store: Store, now: int) -> None:
     """What the runner of revision 0003 committed: a version and its changes from the
-    whole in-memory projection, with the checkpoint, and no read model."""
-    from datetime import UTC, datetime
-
-    from zonegen.model import RecordChange
+    whole in-memory projection, with the checkpoint, and no read model. Written with
+    0003's columns in raw SQL (today's code writes columns of later revisions)."""
+    from zonegen.model import encode_rdata
     from zonegen.store import PROJECTION
 
-    checkpoint, upto = store.max_tracking_seq(), store.max_event_seq()
+    with store.engine.begin() as conn:
+        checkpoint = int(conn.execute(sa.text("SELECT last_seq FROM trackings WHERE name = :n"),
+                                      {"n": PROJECTION}).scalar() or 0)
+        upto = int(conn.execute(sa.text("SELECT max(seq) FROM events")).scalar() or 0)
+        first = conn.execute(sa.text("SELECT count(*) FROM zone_versions")).scalar_one() == 0
     before = rebuild(to_change(e) for e in _events_0003(store, checkpoint)).records()
     after = rebuild(to_change(e) for e in _events_0003(store, upto)).records()
-    first = store.latest_version() is None
-    rows = [RecordChange(False, r, upto) for r in before - after] + \
-        [RecordChange(True, r, upto) for r in (after if first else after - before)]
-    store.commit_version((PROJECTION, checkpoint, upto), serial=now,
-                         created_at=datetime.fromtimestamp(now, tz=UTC), changes=rows)
+    rows = [(False, r) for r in before - after] + \
+        [(True, r) for r in (after if first else after - before)]
+    with store.engine.begin() as conn:
+        if checkpoint:
+            conn.execute(sa.text("UPDATE trackings SET last_seq = :u WHERE name = :n"),
+                         {"u": upto, "n": PROJECTION})
+        else:
+            conn.execute(sa.text("INSERT INTO trackings (name, last_seq) VALUES (:n, :u)"),
+                         {"u": upto, "n": PROJECTION})
+        conn.execute(sa.text("INSERT INTO zone_versions (serial, created_us, last_event_seq) "
+                             "VALUES (:s, :c, :u)"), {"s": now, "c": now * 1_000_000, "u": upto})
+        vid = conn.execute(sa.text("SELECT max(id) FROM zone_versions")).scalar_one()
+        for added, r in rows:
+            conn.execute(sa.text(
+                "INSERT INTO record_changes (version_id, added, owner, rtype, ttl, rdata, "
+                "cause_seq) VALUES (:v, :a, :o, :t, :ttl, :d, :c)"),
+                {"v": vid, "a": added, "o": r.owner, "t": r.rtype, "ttl": r.ttl,
+                 "d": encode_rdata(r.rdata), "c": upto})
 
 
 @settings(max_examples=8, deadline=None)

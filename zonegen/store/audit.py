@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from zonegen.model import Event, Record, ZoneVersion
 from zonegen.store.database import Database, _batched
 from zonegen.store.events import _event_from_row
+from zonegen.store.journal import PROJECTION
 from zonegen.store.schema import (
     events,
     from_us,
@@ -95,7 +96,7 @@ class AuditLog(Database):
 
     def name_changes(self, owners: Sequence[str], rtype: int | None = None,
                      since: datetime | None = None, until: datetime | None = None,
-                     ) -> list[NameChange]:
+                     projection: str = PROJECTION) -> list[NameChange]:
         """Every kept change of records at ``owners`` (stored form), oldest first, with
         the version and the causing event. Uses ``ix_record_changes_owner``, then primary
         keys: cost follows the name's own changes, not the size of the log."""
@@ -105,7 +106,7 @@ class AuditLog(Database):
                        zv.c.last_event_seq, *_event_ref_columns())
              .join(zv, zv.c.id == rc.c.version_id)
              .outerjoin(ev, ev.c.seq == rc.c.cause_seq)
-             .where(rc.c.owner.in_(list(owners))))
+             .where(rc.c.owner.in_(list(owners)), zv.c.projection == projection))
         if rtype is not None:
             q = q.where(rc.c.rtype == rtype)
         if since is not None:
@@ -139,14 +140,17 @@ class AuditLog(Database):
             return [(Record.from_row(r.owner, r.rtype, r.rdata, r.ttl), int(r.cause_seq))
                     for r in conn.execute(q)]
 
-    def changes_between(self, after_version_id: int, upto_version_id: int
-                        ) -> list[tuple[bool, Record]]:
-        """``(added, record)`` for every change in versions ``(after, upto]``, in commit
-        order: a diff of two versions costs the changes between them, not two folds."""
+    def changes_between(self, after_version_id: int, upto_version_id: int,
+                        projection: str = PROJECTION) -> list[tuple[bool, Record]]:
+        """``(added, record)`` for every change of ``projection`` in versions
+        ``(after, upto]``, in commit order: a diff of two versions costs the changes
+        between them, not two folds."""
+        mine = sa.select(zone_versions.c.id).where(zone_versions.c.projection == projection)
         q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
                        record_changes.c.rdata, record_changes.c.ttl)
              .where(record_changes.c.version_id > after_version_id,
-                    record_changes.c.version_id <= upto_version_id)
+                    record_changes.c.version_id <= upto_version_id,
+                    record_changes.c.version_id.in_(mine))
              .order_by(record_changes.c.version_id, record_changes.c.id))
         with self._wrap("reading the journal"), self._read() as conn:
             return [(bool(r.added), Record.from_row(r.owner, r.rtype, r.rdata, r.ttl))

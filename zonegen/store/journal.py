@@ -11,6 +11,7 @@ cannot both publish the same events. Past record sets are folded from what was s
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,10 +25,12 @@ from zonegen.errors import StoreError, UnknownSerial
 from zonegen.journal_step import JournalStep
 from zonegen.model import Record, RecordChange, ZoneVersion, encode_rdata, fold
 from zonegen.pgnotify import notify_new_version
+from zonegen.projections import DEFAULT_NAME, ProjectionSpec
 from zonegen.store.database import Database, _insert_many
 from zonegen.store.schema import (
     compactions,
     from_us,
+    projections,
     record_changes,
     record_snapshots,
     to_us,
@@ -38,8 +41,10 @@ from zonegen.store.schema import (
 if TYPE_CHECKING:
     from zonegen.store.readmodel import ReadModelChange
 
-PROJECTION = "projection"
-"""Tracking name of the projector's high-water mark."""
+PROJECTION = DEFAULT_NAME
+"""Name of the default projection (``source:default``): its tracking row, its versions'
+``zone_versions.projection`` and its read-model key. Every other projection is named by
+:attr:`zonegen.projections.ProjectionSpec.name` the same way."""
 
 SNAPSHOT_COLUMNS = ("version_id", "owner", "rtype", "ttl", "rdata", "cause_seq")
 RECORD_CHANGE_COLUMNS = ("version_id", "added", "owner", "rtype", "ttl", "rdata", "cause_seq")
@@ -97,7 +102,7 @@ class ZoneJournal(Database):
         read_model: ReadModelChange | None = None,
     ) -> ZoneVersion | None:
         """Move tracking ``(name, from_seq, to_seq)`` and, when ``serial`` is given,
-        record a zone version with its changes, all in one transaction; with
+        record a zone version of projection ``name`` with its changes, all in one transaction; with
         ``read_model``, apply that change to the persisted read model in the same
         transaction (docs/DESIGN.md "Read model"), pointing it at the new version.
 
@@ -139,7 +144,8 @@ class ZoneJournal(Database):
             created = created_at or datetime.now(UTC)
             version_id = conn.execute(
                 zone_versions.insert().values(
-                    serial=serial, created_us=to_us(created), last_event_seq=to_seq)
+                    serial=serial, created_us=to_us(created), last_event_seq=to_seq,
+                    projection=name)
                 .returning(zone_versions.c.id)
             ).scalar_one()
             _insert_many(conn, record_changes, RECORD_CHANGE_COLUMNS, (
@@ -151,67 +157,100 @@ class ZoneJournal(Database):
             notify_new_version(conn, int(version_id), serial)  # delivered at commit
             return ZoneVersion(int(version_id), serial, created, to_seq)
 
-    def latest_version(self) -> ZoneVersion | None:
+    def register_projection(self, spec: ProjectionSpec) -> bool:
+        """Add ``spec`` to the projections every writer keeps folding; True when it was
+        not there. Idempotent, also when two processes register it at once."""
+        with self._wrap("registering projection"), self._write() as conn:
+            if conn.execute(sa.select(projections.c.name)
+                            .where(projections.c.name == spec.name)).first() is not None:
+                return False
+            try:
+                with conn.begin_nested():
+                    conn.execute(projections.insert().values(
+                        name=spec.name, kind=spec.kind, sources=json.dumps(list(spec.sources)),
+                        created_us=to_us(datetime.now(UTC))))
+            except IntegrityError:
+                return False
+            return True
+
+    def projections(self) -> list[ProjectionSpec]:
+        """Every registered projection, the default first."""
+        with self._wrap("reading projections"), self._read() as conn:
+            rows = conn.execute(sa.select(projections).order_by(projections.c.created_us,
+                                                                projections.c.name)).all()
+        specs = [ProjectionSpec(str(r.kind), tuple(json.loads(r.sources))) for r in rows]
+        return sorted(specs, key=lambda spec: spec.name != DEFAULT_NAME)
+
+    def latest_version(self, projection: str = PROJECTION) -> ZoneVersion | None:
         with self._wrap("reading zone versions"), self._read() as conn:
             row = conn.execute(
-                sa.select(zone_versions).order_by(zone_versions.c.id.desc()).limit(1)
-            ).first()
-            return _version_from_row(row) if row is not None else None
-
-    def versions(self, since_id: int = 0) -> list[ZoneVersion]:
-        with self._wrap("reading zone versions"), self._read() as conn:
-            return [_version_from_row(r) for r in conn.execute(
-                sa.select(zone_versions).where(zone_versions.c.id > since_id)
-                .order_by(zone_versions.c.id))]
-
-    def get_version(self, serial: int) -> ZoneVersion | None:
-        """The newest version published with ``serial`` (serials wrap, ids do not)."""
-        with self._wrap("reading zone versions"), self._read() as conn:
-            row = conn.execute(
-                sa.select(zone_versions).where(zone_versions.c.serial == serial)
+                sa.select(zone_versions).where(zone_versions.c.projection == projection)
                 .order_by(zone_versions.c.id.desc()).limit(1)
             ).first()
             return _version_from_row(row) if row is not None else None
 
-    def find_version(self, serial: int) -> ZoneVersion:
+    def versions(self, since_id: int = 0, projection: str = PROJECTION
+                 ) -> list[ZoneVersion]:
+        with self._wrap("reading zone versions"), self._read() as conn:
+            return [_version_from_row(r) for r in conn.execute(
+                sa.select(zone_versions).where(zone_versions.c.projection == projection,
+                                               zone_versions.c.id > since_id)
+                .order_by(zone_versions.c.id))]
+
+    def get_version(self, serial: int, projection: str = PROJECTION) -> ZoneVersion | None:
+        """The newest version published with ``serial`` (serials wrap, ids do not)."""
+        with self._wrap("reading zone versions"), self._read() as conn:
+            row = conn.execute(
+                sa.select(zone_versions).where(zone_versions.c.projection == projection,
+                                               zone_versions.c.serial == serial)
+                .order_by(zone_versions.c.id.desc()).limit(1)
+            ).first()
+            return _version_from_row(row) if row is not None else None
+
+    def find_version(self, serial: int, projection: str = PROJECTION) -> ZoneVersion:
         """:raises UnknownSerial: no version was published with ``serial``."""
-        version = self.get_version(serial)
+        version = self.get_version(serial, projection)
         if version is None:
-            raise UnknownSerial(f"serial {serial} was never published"
-                                f"{self.history_note(', or is older than kept history: ')}")
+            note = self.history_note(', or is older than kept history: ', projection)
+            raise UnknownSerial(f"serial {serial} was never published{note}")
         return version
 
-    def find_version_at(self, when: datetime) -> ZoneVersion:
+    def find_version_at(self, when: datetime, projection: str = PROJECTION) -> ZoneVersion:
         """The version current at ``when``.
 
         :raises UnknownSerial: nothing was published at or before ``when``.
         """
-        found = self.version_at(when)
+        found = self.version_at(when, projection)
         if found is None:
             stamp = when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
             raise UnknownSerial(f"no zone version was published at or before {stamp}"
-                                f"{self.history_note('; ')}")
+                                f"{self.history_note('; ', projection)}")
         return found
 
-    def version_at(self, when: datetime) -> ZoneVersion | None:
+    def version_at(self, when: datetime, projection: str = PROJECTION) -> ZoneVersion | None:
         """The version that was current at ``when``: the newest created at or before it."""
         with self._wrap("reading zone versions"), self._read() as conn:
             row = conn.execute(
-                sa.select(zone_versions).where(zone_versions.c.created_us <= to_us(when))
+                sa.select(zone_versions).where(zone_versions.c.projection == projection,
+                                               zone_versions.c.created_us <= to_us(when))
                 .order_by(zone_versions.c.id.desc()).limit(1)
             ).first()
             return _version_from_row(row) if row is not None else None
 
-    def journal(self, after_version_id: int, upto_version_id: int | None = None
-                ) -> list[JournalVersion]:
-        """Every version after ``after_version_id`` (up to ``upto_version_id``) with its
-        added and removed records, oldest first: the IXFR journal (RFC 1995)."""
+    def journal(self, after_version_id: int, upto_version_id: int | None = None,
+                projection: str = PROJECTION) -> list[JournalVersion]:
+        """Every version of ``projection`` after ``after_version_id`` (up to
+        ``upto_version_id``) with its added and removed records, oldest first: the IXFR
+        journal (RFC 1995)."""
         with self._wrap("reading the journal"), self._read() as conn:
             prev = conn.execute(
                 sa.select(zone_versions.c.serial).where(zone_versions.c.id == after_version_id)
             ).scalar()
-            vq = sa.select(zone_versions).where(zone_versions.c.id > after_version_id)
-            cq = sa.select(record_changes).where(record_changes.c.version_id > after_version_id)
+            mine = zone_versions.c.projection == projection
+            vq = sa.select(zone_versions).where(mine, zone_versions.c.id > after_version_id)
+            cq = (sa.select(record_changes)
+                  .join(zone_versions, zone_versions.c.id == record_changes.c.version_id)
+                  .where(mine, record_changes.c.version_id > after_version_id))
             if upto_version_id is not None:
                 vq = vq.where(zone_versions.c.id <= upto_version_id)
                 cq = cq.where(record_changes.c.version_id <= upto_version_id)
@@ -252,15 +291,18 @@ class ZoneJournal(Database):
             for rec, cause in folded.items()))
         return len(folded)
 
-    def changes_since_snapshot(self) -> int:
-        """Record changes stored after the newest snapshot: what ``records_at`` of the
-        newest version must fold. The runner snapshots when this grows large."""
+    def changes_since_snapshot(self, projection: str = PROJECTION) -> int:
+        """Record changes of ``projection`` stored after its newest snapshot: what
+        ``records_at`` of its newest version must fold. The runner snapshots when this
+        grows large."""
+        mine = sa.select(zone_versions.c.id).where(zone_versions.c.projection == projection)
         with self._wrap("reading the journal"), self._read() as conn:
             base = conn.execute(sa.select(sa.func.max(record_snapshots.c.version_id))
-                                ).scalar() or 0
+                                .where(record_snapshots.c.version_id.in_(mine))).scalar() or 0
             return int(conn.execute(
                 sa.select(sa.func.count()).select_from(record_changes)
-                .where(record_changes.c.version_id > base)).scalar() or 0)
+                .where(record_changes.c.version_id > base,
+                       record_changes.c.version_id.in_(mine))).scalar() or 0)
 
 
     def _fold_records(self, conn: Connection, version_id: int,
@@ -272,9 +314,14 @@ class ZoneJournal(Database):
         ``Record.to_row``, so equal records have equal text) and builds ``Record``
         values only for the survivors: most of a long journal is records that came and
         went, and decoding their JSON was two thirds of the cost."""
+        # Only this version's projection: other zones' versions interleave by id.
+        projection = conn.execute(sa.select(zone_versions.c.projection)
+                                  .where(zone_versions.c.id == version_id)).scalar()
+        mine = sa.select(zone_versions.c.id).where(zone_versions.c.projection == projection)
         base = conn.execute(
             sa.select(sa.func.max(record_snapshots.c.version_id))
-            .where(record_snapshots.c.version_id <= version_id)
+            .where(record_snapshots.c.version_id <= version_id,
+                   record_snapshots.c.version_id.in_(mine))
         ).scalar() or 0
         sq = (sa.select(sa.true(), record_snapshots.c.owner, record_snapshots.c.rtype,
                         record_snapshots.c.rdata, record_snapshots.c.ttl,
@@ -283,7 +330,8 @@ class ZoneJournal(Database):
         q = (sa.select(record_changes.c.added, record_changes.c.owner, record_changes.c.rtype,
                        record_changes.c.rdata, record_changes.c.ttl, record_changes.c.cause_seq)
              .where(record_changes.c.version_id > base,
-                    record_changes.c.version_id <= version_id)
+                    record_changes.c.version_id <= version_id,
+                    record_changes.c.version_id.in_(mine))
              .order_by(record_changes.c.version_id, record_changes.c.id))
         stream = {"yield_per": 20000}  # per statement: PostgreSQL's server-side cursors
         # The snapshot (when there is one) as additions, then the changes after it.
@@ -298,11 +346,12 @@ class ZoneJournal(Database):
 
     # ---- where kept history begins (``compact`` moves it)
 
-    def history_start(self) -> HistoryStart | None:
-        """Where kept history begins (None before the first version)."""
+    def history_start(self, projection: str = PROJECTION) -> HistoryStart | None:
+        """Where kept history of ``projection`` begins (None before its first version)."""
         with self._wrap("reading zone versions"), self._read() as conn:
             row = conn.execute(
-                sa.select(zone_versions).order_by(zone_versions.c.id).limit(1)).first()
+                sa.select(zone_versions).where(zone_versions.c.projection == projection)
+                .order_by(zone_versions.c.id).limit(1)).first()
             if row is None:
                 return None
             version = _version_from_row(row)
@@ -314,11 +363,11 @@ class ZoneJournal(Database):
         return HistoryStart(version, from_us(compacted) if compacted is not None else None,
                             snapshot)
 
-    def history_note(self, prefix: str = "") -> str:
+    def history_note(self, prefix: str = "", projection: str = PROJECTION) -> str:
         """``prefix`` + "history begins at serial N (compacted on …)" when history was
         compacted, else "": error messages append it so users learn why a past serial or
         time is gone."""
-        start = self.history_start()
+        start = self.history_start(projection)
         if start is None or start.compacted_at is None:
             return ""
         return prefix + start.note()

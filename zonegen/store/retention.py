@@ -15,10 +15,11 @@ import sqlalchemy as sa
 
 from zonegen.errors import UnknownSerial
 from zonegen.model import DELETED, ZoneVersion
-from zonegen.store.journal import PROJECTION, ZoneJournal, _version_from_row
+from zonegen.store.journal import ZoneJournal, _version_from_row
 from zonegen.store.schema import (
     compactions,
     events,
+    projections,
     record_changes,
     record_snapshots,
     to_us,
@@ -64,36 +65,46 @@ class Retention(ZoneJournal):
             if row is None:
                 raise UnknownSerial(f"zone version {base_version_id} does not exist")
             base = _version_from_row(row)
+            # Versions of the base's projection only: other zones keep their history.
+            mine = zone_versions.c.projection == row.projection
+            older = sa.select(zone_versions.c.id).where(
+                mine, zone_versions.c.id < base_version_id)
             upto = conn.execute(
                 sa.select(sa.func.max(zone_versions.c.last_event_seq))
-                .where(zone_versions.c.id < base_version_id)).scalar()
+                .where(mine, zone_versions.c.id < base_version_id)).scalar()
             if upto is None:
                 return CompactionStats(base, 0, 0, 0, 0)
             step = progress or (lambda _n: None)
             snapshot = self._save_snapshot(conn, base_version_id)
             step(1)
             changes = conn.execute(record_changes.delete().where(
-                record_changes.c.version_id < base_version_id)).rowcount
+                record_changes.c.version_id.in_(older))).rowcount
             step(1)
             conn.execute(record_snapshots.delete().where(
-                record_snapshots.c.version_id < base_version_id))
+                record_snapshots.c.version_id.in_(older)))
             step(1)
             versions = conn.execute(zone_versions.delete().where(
-                zone_versions.c.id < base_version_id)).rowcount
+                mine, zone_versions.c.id < base_version_id)).rowcount
             step(1)
-            # projected_objects names the newest event <= the checkpoint of each live
-            # object; an older event is only needed when it is that one.
-            checkpoint = conn.execute(sa.select(trackings.c.last_seq).where(
-                trackings.c.name == PROJECTION)).scalar() or 0
+            # Events go only up to what EVERY projection has folded (another zone may
+            # still need them). Each projection's projected_objects names the newest
+            # event <= its checkpoint of each live object: when that is <= the lowest
+            # checkpoint it is the newest <= that one, so those are kept; when it is
+            # later, it is past the bound and stays anyway.
+            folded = conn.execute(
+                sa.select(sa.func.min(trackings.c.last_seq))
+                .where(trackings.c.name.in_(sa.select(projections.c.name)))).scalar()
+            lowest = int(folded) if folded is not None else int(upto)
+            bound = min(int(upto), lowest)
             newest = (
                 sa.select(sa.func.max(events.c.seq).label("seq"))
-                .where(events.c.seq <= max(int(upto), int(checkpoint)))
-                .group_by(events.c.kind, events.c.namespace, events.c.name)
+                .where(events.c.seq <= lowest)
+                .group_by(events.c.source, events.c.kind, events.c.namespace, events.c.name)
             ).subquery()
             keep = (sa.select(events.c.seq).join(newest, newest.c.seq == events.c.seq)
                     .where(events.c.type != DELETED))
             removed = conn.execute(events.delete().where(
-                events.c.seq <= upto, events.c.seq.not_in(keep))).rowcount
+                events.c.seq <= bound, events.c.seq.not_in(keep))).rowcount
             step(1)
             conn.execute(compactions.insert().values(
                 compacted_us=to_us(now), base_serial=base.serial,

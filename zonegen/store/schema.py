@@ -121,9 +121,25 @@ zone_versions = sa.Table(
     metadata,
     _id(),
     *_counts("serial", "created_us", "last_event_seq"),
-    sa.Index("ix_zone_versions_serial", "serial"),
-    sa.Index("ix_zone_versions_created", "created_us"),
+    sa.Column("projection", sa.String(64), nullable=False, server_default="projection"),
+    sa.Index("ix_zone_versions_projection", "projection", "id"),
+    sa.Index("ix_zone_versions_serial", "projection", "serial"),
+    sa.Index("ix_zone_versions_created", "projection", "created_us"),
 )
+"""Every published version of every projection (``zonegen.projections``): each zone has
+its own serials, so every lookup is by ``projection`` first (migration 0006)."""
+
+projections = sa.Table(
+    "projections",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("sources", sa.Text, nullable=False),  # JSON list of source names
+    sa.Column("created_us", sa.BigInteger, nullable=False),
+)
+"""The projections a writer keeps folding (``watch`` folds every row here after each
+batch): registered by the first ``serve``/``export`` that names one. ``projection``
+(``source:default``) is always present."""
 
 record_changes = sa.Table(
     "record_changes",
