@@ -110,3 +110,40 @@ def test_versions_serials_journals_and_snapshots_are_per_projection(tmp_path: Pa
             (True, _rec("10.9.0.1"))]
     finally:
         store.close()
+
+
+def test_each_cluster_local_projection_folds_only_its_source(tmp_path: Path) -> None:
+    """The same Service name in two sources: each source's projection has only its own
+    cluster IP, its own serials and its own read model."""
+    import json
+
+    from tests.test_readmodel import service
+    from zonegen.model import ADDED, SERVICE, Event
+    from zonegen.runner import ProjectionRunner, ensure_projected
+
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    try:
+        events = [Event(0, T0, src, ADDED, SERVICE, "shop", "web", f"u-{src}", "1",
+                        json.dumps(service("web", cluster_ip=ip)), "test")
+                  for src, ip in (("default", "10.96.0.1"), ("east", "10.96.0.2"))]
+        store.append_events(events)
+        east = parse_target("source:east")
+        made = ProjectionRunner(store, clock=lambda: 2e9, spec=east).catch_up()
+        assert [v.serial for v in made] == [2_000_000_000]
+        assert store.latest_version() is None
+        done = ensure_projected(store, lambda: 1.9e9)
+        assert done.version is not None
+        assert done.version.serial == 1_900_000_000
+        a = Record("web.shop.svc", A, ("10.96.0.1",))
+        b = Record("web.shop.svc", A, ("10.96.0.2",))
+        with store.current_records() as (_v, records):
+            mine = set(records)
+        with store.current_records(east.name) as (_v, records):
+            theirs = set(records)
+        assert a in mine
+        assert b not in mine
+        assert b in theirs
+        assert a not in theirs
+        assert ensure_projected(store, spec=east).made == ()
+    finally:
+        store.close()

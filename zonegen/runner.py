@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from zonegen import project
 from zonegen.changes import to_change
 from zonegen.clock import Clock
-from zonegen.errors import InvalidName, StoreError
+from zonegen.errors import InvalidInput, InvalidName, StoreError
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
@@ -31,9 +31,9 @@ from zonegen.model import (
 )
 from zonegen.partial import PartialProjection
 from zonegen.progress import Progress
+from zonegen.projections import CLUSTER_LOCAL, DEFAULT, ProjectionSpec
 from zonegen.serial import next_serial
-from zonegen.sources import DEFAULT_SOURCE
-from zonegen.store import PROJECTION, CheckpointMoved, ReadModelChange, Store
+from zonegen.store import CheckpointMoved, ReadModelChange, Store
 
 log = logging.getLogger("zonegen.runner")
 
@@ -48,7 +48,8 @@ class Projected:
 
 
 def ensure_projected(store: Store, clock: Clock = time.time, *,
-                     runner: ProjectionRunner | None = None) -> Projected:
+                     runner: ProjectionRunner | None = None,
+                     spec: ProjectionSpec = DEFAULT) -> Projected:
     """The single entry for "pending events? then project": the newest zone version,
     after projecting whatever events are pending (or making the first version).
 
@@ -59,11 +60,16 @@ def ensure_projected(store: Store, clock: Clock = time.time, *,
     loaded between calls (and its ``live`` metrics apply); a one-shot command passes
     none and gets a fresh one on ``store`` with ``clock``.
 
+    ``spec``: the projection (default ``source:default``; ignored when ``runner`` is
+    given: the runner's own).
+
     :raises StoreError: the store cannot be read or written.
     """
-    checkpoint = store.max_tracking_seq(PROJECTION)
+    if runner is not None:
+        spec = runner.spec
+    checkpoint = store.max_tracking_seq(spec.name)
     newest = store.max_event_seq()
-    latest = store.latest_version()
+    latest = store.latest_version(spec.name)
     if newest <= checkpoint and latest is not None:
         return Projected(latest, (), False)
     if store.read_only:
@@ -73,7 +79,7 @@ def ensure_projected(store: Store, clock: Clock = time.time, *,
                         f"serial {latest.serial}" if latest else "no zone version")
         return Projected(latest, (), newest > checkpoint)
     if runner is None:
-        runner = ProjectionRunner(store, clock=clock)
+        runner = ProjectionRunner(store, clock=clock, spec=spec)
     made = runner.catch_up()
     return Projected(runner.version, tuple(made), False)
 
@@ -116,23 +122,25 @@ class ProjectionRunner:
         *,
         live: bool = False,
         metrics: Metrics | None = None,
-        name: str = PROJECTION,
+        spec: ProjectionSpec = DEFAULT,
     ) -> None:
         """``live``: the events arrive now (watch, serve --watch), so each committed
         version observes their arrival-to-version latency in ``metrics`` (default: the
         process's); a rebuild or an ingest of old files would record their age instead,
-        so only the version count moves then. ``name``: the projection (its checkpoint
-        and read model)."""
+        so only the version count moves then. ``spec``: the projection (its name keys
+        its checkpoint, versions and read model; its sources are the only events it
+        folds, so another cluster's objects with the same names never reach it)."""
         self.store = store
         self.live = live
         self.metrics = metrics if metrics is not None else process_metrics()
         self.clock = clock
         self.batch_size = batch_size
-        self.name = name
-        # The sources this projection folds: the default zone is the `default` source's
-        # cluster only, so another cluster's objects with the same names never reach it
-        # (docs/multicluster.md; per-source zones are the next step of issue #13).
-        self.sources: tuple[str, ...] = (DEFAULT_SOURCE,)
+        if spec.kind != CLUSTER_LOCAL:
+            raise InvalidInput(f"projection {spec.target}: this runner folds cluster-local "
+                               "projections only")
+        self.spec = spec
+        self.name = spec.name
+        self.sources: tuple[str, ...] = spec.sources
         self._version: ZoneVersion | None = None
         self._known = False  # _version was read or made by this runner
         self.snapshot_every = snapshot_every
@@ -150,7 +158,7 @@ class ProjectionRunner:
     def version(self) -> ZoneVersion | None:
         """The newest zone version (after :meth:`catch_up`, the one it made or found)."""
         if not self._known:
-            return self.store.latest_version()
+            return self.store.latest_version(self.name)
         return self._version
 
     def records(self) -> frozenset[Record]:
@@ -201,7 +209,7 @@ class ProjectionRunner:
         therefore never published as partial zones, however large it is."""
         checkpoint = self.store.max_tracking_seq(self.name)
         upto = self.store.max_event_seq()
-        version = self.store.latest_version()
+        version = self.store.latest_version(self.name)
         self._version, self._known = version, True
         if upto <= checkpoint and version is not None:
             return []
@@ -285,7 +293,7 @@ class ProjectionRunner:
         the zone itself (and ``snapshot_every``), store a snapshot of this version, so
         ``export --serial``/``--at`` folds at most about one zone's worth of changes."""
         if self._since_snapshot is None:
-            self._since_snapshot = self.store.changes_since_snapshot()
+            self._since_snapshot = self.store.changes_since_snapshot(self.name)
         else:
             self._since_snapshot += changed
         if self._since_snapshot >= max(self.snapshot_every, 2 * size):
