@@ -83,6 +83,7 @@ from bench._issue11_data import (  # noqa: E402
     ip,
     prepare,
 )
+from tests.integration.conftest import free_port  # noqa: E402
 
 ZONE = "cluster.local"
 ROWS = ("ingest", "export", "serve", "burst", "rebuild", "dnsperf", "axfr", "rss")
@@ -169,21 +170,6 @@ def timed(*cmd: str) -> Timed:
 
 def zonegen_cmd(db: Path, *args: str) -> list[str]:
     return [sys.executable, "cli.py", "--db", f"sqlite:///{db}", *args]
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            t.bind(("127.0.0.1", 0))
-            port = int(t.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 class Processes:
