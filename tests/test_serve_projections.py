@@ -29,6 +29,7 @@ from tests.helpers import cli, wait_until
 from zonegen.errors import InvalidOption
 from zonegen.health import Readiness
 from zonegen.ingest import ingest_files
+from zonegen.metrics import Metrics
 from zonegen.names import zone_config
 from zonegen.projections import DEFAULT, parse_target
 from zonegen.serve import (
@@ -149,15 +150,25 @@ def notified() -> Iterator[NotifyListener]:
 
 
 @pytest.fixture
-def running(store: Store, notified: NotifyListener) -> Iterator[tuple[ServerThread, Readiness]]:
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def running(store: Store, notified: NotifyListener,
+            metrics: Metrics) -> Iterator[tuple[ServerThread, Readiness]]:
     """One server publishing source a, source b and source c (no event yet)."""
     readiness = Readiness()
     feeds = [StoreFeed(store, [config], spec=spec)
              for config, spec in ((A, SPEC_A), (B, SPEC_B), (C, SPEC_C))]
     options = ServeOptions(listen=((HOST, 0),), poll=0.05, notify=((HOST, notified.port),))
-    server = ServerThread(options, feeds, readiness=readiness).start()
+    server = ServerThread(options, feeds, readiness=readiness, metrics=metrics).start()
     yield server, readiness
     server.stop()
+
+
+def gauge(metrics: Metrics, name: str, zone: str) -> float | None:
+    return metrics.registry.get_sample_value(name, {"zone": zone})
 
 
 def test_each_projection_is_its_own_zone_with_exact_records(
@@ -210,7 +221,7 @@ def test_a_projection_without_version_is_servfail_while_others_answer(
 
 def test_a_change_in_one_source_moves_only_its_zone(
         running: tuple[ServerThread, Readiness], store: Store, tmp_path: Path,
-        notified: NotifyListener) -> None:
+        notified: NotifyListener, metrics: Metrics) -> None:
     server, _ = running
     port = server.port
     serial_a, serial_b = soa_serial(port, A.zone), soa_serial(port, B.zone)
@@ -228,6 +239,12 @@ def test_a_change_in_one_source_moves_only_its_zone(
     new_b = soa_serial(port, B.zone)
     assert new_b is not None
     assert soa_serial(port, A.zone) == serial_a  # a's zone did not move
+    # the per-zone gauges: b's serial moved, a's did not; c has none before its version
+    assert wait_until(lambda: gauge(metrics, "zonegen_zone_serial", B.zone) == new_b)
+    assert gauge(metrics, "zonegen_zone_serial", A.zone) == serial_a
+    assert gauge(metrics, "zonegen_zone_records", B.zone) == len(expected(
+        ("web", "10.2.0.1"), ("db", "10.2.0.3"))) + 1  # and the SOA
+    assert gauge(metrics, "zonegen_zone_serial", C.zone) is None
     # IXFR of b from its old serial: incremental (old SOA second), the one change
     query, _ = dns.xfr.make_query(before_b, serial=serial_b)
     answer = dns.query.tcp(query, HOST, port=port, timeout=5, one_rr_per_rrset=True).answer
@@ -338,3 +355,69 @@ def test_one_feed_per_projection(store: Store) -> None:
     with pytest.raises(InvalidOption, match="zone served twice: a.k8s.example.org."):
         Server(ServeOptions(), feeds)
 
+
+
+def test_serve_watch_folds_every_served_projection(tmp_path: Path) -> None:
+    """``serve --watch`` watching cluster a, serving a's and b's zones: a's changes are
+    folded into a's zone in this process (the watcher projects only the default
+    projection), b's events stored by another command into b's, each at its serial."""
+    from tests.helpers import fast
+    from tests.kubeapi import FakeKubeAPI
+    from tests.test_watch import add_ready
+    from zonegen.serve import WatchConfig
+
+    api = FakeKubeAPI().start()
+    st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    stop = threading.Event()
+    ready: list[str] = []
+    result: list[object] = []
+    plan = projection_zones([f"{A.zone}=source:a", f"{B.zone}=source:b"])
+    options = ServeOptions(listen=((HOST, 0),), poll=0.1)
+    watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None,
+                        fast(source="a"))
+    add_ready(api, "web", ["10.1.0.1"])
+
+    def run() -> None:
+        try:
+            result.append(serve(st, (), options, watch=watch, ready=ready.append, stop=stop,
+                                projections=plan))
+        except BaseException as e:  # noqa: BLE001 - surfaced below
+            result.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def port() -> int:
+        bound = re.search(r"#(\d+) \(udp, tcp\)", ready[0])
+        assert bound is not None, ready
+        return int(bound.group(1))
+
+    def answer(name: str) -> set[str]:
+        if not ready:
+            assert not result, result
+            return set()
+        r = dns.query.udp(dns.message.make_query(name, "A"), HOST, port=port(), timeout=5)
+        return {rd.address for rr in r.answer for rd in rr}
+
+    try:
+        assert wait_until(lambda: answer(f"web.default.svc.{A.zone}") == {"10.1.0.1"}, 60)
+        assert soa_serial(port(), B.zone) is None  # no event of b yet
+        add_ready(api, "api", ["10.1.0.2"])
+        assert wait_until(lambda: answer(f"api.default.svc.{A.zone}") == {"10.1.0.2"}, 60)
+        events = tmp_path / "events"
+        events.mkdir()
+        ingest(st, events, "b", service("web", "10.2.0.1"))
+        assert wait_until(lambda: answer(f"web.shop.svc.{B.zone}") == {"10.2.0.1"}, 60)
+        assert answer(f"web.shop.svc.{A.zone}") == set()  # b's Service stays in b's zone
+        va, vb = st.latest_version(SPEC_A.name), st.latest_version(SPEC_B.name)
+        assert va is not None
+        assert vb is not None
+        assert soa_serial(port(), A.zone) == va.serial
+        assert soa_serial(port(), B.zone) == vb.serial
+    finally:
+        stop.set()
+        thread.join(60)
+        api.stop()
+        st.close()
+    assert not thread.is_alive()
+    assert not isinstance(result[0], BaseException), result[0]
