@@ -421,3 +421,23 @@ def test_serve_watch_folds_every_served_projection(tmp_path: Path) -> None:
         st.close()
     assert not thread.is_alive()
     assert not isinstance(result[0], BaseException), result[0]
+
+
+def test_one_projection_is_one_feed(store: Store) -> None:
+    from zonegen.serve import Server
+
+    feeds = [StoreFeed(store, [A], spec=SPEC_A), StoreFeed(store, [B], spec=SPEC_A)]
+    with pytest.raises(InvalidOption, match="projection served by two feeds: source:a"):
+        Server(ServeOptions(), feeds)
+
+
+def test_a_projection_without_events_of_its_sources_makes_no_version(store: Store) -> None:
+    """The log holds events of a and b only: the default projection's feed (and c's)
+    load nothing, rather than a first version with an empty zone (SERVFAIL until the
+    cluster's events arrive, as for an empty log)."""
+    for spec in (DEFAULT, SPEC_C):
+        assert StoreFeed(store, [zone_config()], spec=spec).load() is None
+        assert store.latest_version(spec.name) is None
+    loaded = StoreFeed(store, [A], spec=SPEC_A).load()
+    assert loaded is not None
+    assert len(loaded.primary) == len(expected(("web", "10.1.0.1"))) + 1

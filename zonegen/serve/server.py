@@ -175,7 +175,9 @@ class Server:
         self.options = options
         self.feeds = {feed.name: feed for feed in feeds}
         if len(self.feeds) != len(feeds):
-            raise InvalidOption("a projection is served by two feeds")
+            names = [feed.spec.target for feed in feeds]
+            raise InvalidOption("projection served by two feeds: " + ", ".join(
+                dict.fromkeys(n for n in names if names.count(n) > 1)))
         self.source = feeds[0] if feeds else None
         self.served = ServedZones.of(zones) if zones is not None else ServedZones.waiting(
             [(feed.name, [c.zone for c in feed.configs]) for feed in feeds])
