@@ -441,3 +441,26 @@ def test_a_projection_without_events_of_its_sources_makes_no_version(store: Stor
     loaded = StoreFeed(store, [A], spec=SPEC_A).load()
     assert loaded is not None
     assert len(loaded.primary) == len(expected(("web", "10.1.0.1"))) + 1
+
+
+def test_a_zone_inside_another_projections_zone_is_servfail_until_loaded(
+        store: Store, tmp_path: Path) -> None:
+    """``k8s.example.org`` from source a encloses ``c.k8s.example.org`` from source c:
+    before c's first version a name in c's zone is SERVFAIL (not an answer or NXDOMAIN
+    from a's zone, the closest zone that is loaded); then c's zone answers."""
+    outer = zone_config(zone="k8s.example.org")
+    feeds = [StoreFeed(store, [outer], spec=SPEC_A), StoreFeed(store, [C], spec=SPEC_C)]
+    with ServerThread(ServeOptions(listen=((HOST, 0),), poll=0.05), feeds) as server:
+        def rcode(name: str) -> int:
+            r = dns.query.udp(dns.message.make_query(name, "A"), HOST, port=server.port,
+                              timeout=5)
+            return int(r.rcode())
+
+        assert rcode("web.shop.svc.k8s.example.org.") == dns.rcode.NOERROR
+        assert rcode("web.shop.svc.c.k8s.example.org.") == dns.rcode.SERVFAIL
+        assert rcode("c.k8s.example.org.") == dns.rcode.SERVFAIL
+        ingest(store, tmp_path, "c", service("web", "10.3.0.1"))
+        server.wake()
+        assert wait_until(lambda: rcode("web.shop.svc.c.k8s.example.org.") == 0)
+        assert rcode("db.shop.svc.c.k8s.example.org.") == dns.rcode.NXDOMAIN
+        assert rcode("web.shop.svc.k8s.example.org.") == dns.rcode.NOERROR
