@@ -270,7 +270,8 @@ class Server:
         started = fields(listeners=[where(h, p) for h, p in self.addresses],
                          zones=list(self.report.zones),
                          serial=zones.serial if zones is not None else None,
-                         serials=dict(self.report.serials) if len(self.feeds) > 1 else None,
+                         serials=[self.report.serials[z] for z in self.report.zones]
+                         if len(self.feeds) > 1 else None,  # each zone's, as zones
                          database=self.source.store.where if self.source is not None
                          else None)
         waiting = [name for name, s in self.served.sets.items() if s is None]
@@ -397,11 +398,14 @@ class Server:
             log.info("%sfirst zone version: serial %d", of, new.serial,
                      extra=fields(serial=new.serial, ms=round(ms, 1), projection=name))
         else:
+            # version ids are shared by every projection: count this one's journal steps
+            steps = new.steps_since(current.serial)
+            versions = len(steps) if steps is not None else max(
+                0, new.version_id - current.version_id)
             log.info("%sserial %d -> %d (%d versions) in %.1f ms", of, current.serial,
-                     new.serial, max(0, new.version_id - current.version_id), ms,
+                     new.serial, versions, ms,
                      extra=fields(serial=new.serial, previous_serial=current.serial,
-                                  versions=max(0, new.version_id - current.version_id),
-                                  ms=round(ms, 1), projection=name))
+                                  versions=versions, ms=round(ms, 1), projection=name))
         await self.publish(new, counts, projection=name)
 
     def _refresh_failed(self, error: BaseException) -> None:
