@@ -25,7 +25,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from tests.helpers import cli, wait_until
+from tests.helpers import cli, http_get, wait_until
 from zonegen.errors import InvalidOption
 from zonegen.health import Readiness
 from zonegen.ingest import ingest_files
@@ -314,19 +314,22 @@ def test_serve_zone_options_are_usage_errors(tmp_path: Path, args: list[str],
     assert "Traceback" not in result.output
 
 
-def test_serve_registers_and_serves_every_projection(store: Store) -> None:
+def test_serve_registers_and_serves_every_projection(store: Store, tmp_path: Path) -> None:
     """``serve()`` as the command runs it: the projections are registered, each zone is
-    named with its serial in the ready line, and the summary gives each zone's serial."""
+    named with its serial in the ready line, /readyz names the projection without a
+    version until it has one, and the summary gives each zone's serial."""
     stop = threading.Event()
     ready: list[str] = []
     result: list[object] = []
     plan = projection_zones(["a.k8s.example.org=source:a", "b.k8s.example.org=source:b",
                              "c.k8s.example.org=source:c"])
+    options = ServeOptions(listen=((HOST, 0),), poll=0.05, metrics_listen=(HOST, 0))
 
     def run() -> None:
         try:
-            result.append(serve(store, (), ServeOptions(listen=((HOST, 0),), poll=0.05),
-                                ready=ready.append, stop=stop, projections=plan))
+            result.append(serve(store, (), options, ready=ready.append, stop=stop,
+                                projections=plan, metrics=Metrics(),
+                                readiness=Readiness()))
         except BaseException as e:  # noqa: BLE001 - surfaced below
             result.append(e)
 
@@ -340,7 +343,13 @@ def test_serve_registers_and_serves_every_projection(store: Store) -> None:
         assert re.fullmatch(
             rf"serving a\.k8s\.example\.org\. serial {va.serial}, b\.k8s\.example\.org\. "
             rf"serial {vb.serial}, c\.k8s\.example\.org\. \(no version yet: SERVFAIL\) "
-            r"on 127\.0\.0\.1#\d+ \(udp, tcp\)", ready[0]), ready
+            r"on 127\.0\.0\.1#\d+ \(udp, tcp\); metrics on http://127\.0\.0\.1:\d+/metrics",
+            ready[0]), ready
+        metrics_port = int(ready[0].rsplit(":", 1)[1].split("/")[0])
+        assert http_get(metrics_port, "/readyz") == (
+            503, "serve: no zone version loaded for c.k8s.example.org. (source:c)\n")
+        ingest(store, tmp_path, "c", service("web", "10.3.0.1"))
+        assert wait_until(lambda: http_get(metrics_port, "/readyz") == (200, "ok\n"))
         assert {s.target for s in store.projections()} >= {
             "source:a", "source:b", "source:c"}
     finally:
@@ -349,7 +358,11 @@ def test_serve_registers_and_serves_every_projection(store: Store) -> None:
     assert not thread.is_alive()
     report = result[0]
     assert not isinstance(report, BaseException), report
-    assert "c.k8s.example.org. (no zone version was ever stored)" in report.summary()  # type: ignore[attr-defined]
+    summary = report.summary()  # type: ignore[attr-defined]
+    assert re.match(r"served a\.k8s\.example\.org\. up to serial \d+, b\.k8s\.example\.org\. up "
+                    r"to serial \d+, c\.k8s\.example\.org\. up to serial \d+: ", summary) or \
+        re.match(r"served a\.k8s\.example\.org\., b\.k8s\.example\.org\., c\.k8s\.example\."
+                 r"org\. up to serial \d+: ", summary), summary
 
 
 def test_one_feed_per_projection(store: Store) -> None:
