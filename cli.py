@@ -811,11 +811,28 @@ def compact(ctx: click.Context, keep_days: float | None, keep_versions: int | No
 # --------------------------------------------------------------------------- serve
 
 
+def _zones_repeatable(func: F) -> F:
+    """serve: ``--zone ZONE[=TARGET]`` repeatable, one zone per projection or several
+    (the shared ``zone_options`` take one zone)."""
+    params: list[click.Parameter] = getattr(func, "__click_params__", [])
+    for i, param in enumerate(params):
+        if param.name == "zone":
+            params[i] = click.Option(
+                ["--zone", "zones"], multiple=True, metavar="ZONE[=TARGET]",
+                help="Zone to publish (repeatable; default cluster.local): ZONE alone is "
+                     "the default source's projection; ZONE=source:NAME one cluster's, "
+                     "ZONE=imports:NAME or ZONE=exports:A,B,... a clusterset. Each "
+                     "projection has its own serial, journal and NOTIFY.")
+    return func
+
+
 @main.command()
+@_zones_repeatable
 @zone_options
-@click.option("--extra-zone", "extra_zones", multiple=True, metavar="ZONE",
-              help="Also serve ZONE (e.g. 10.in-addr.arpa) from the same log at the same "
-                   "serial, with the same SOA/NS options (repeatable).")
+@click.option("--extra-zone", "extra_zones", multiple=True, metavar="ZONE[=TARGET]",
+              help="Also serve ZONE (e.g. 10.in-addr.arpa) at the serial of the first "
+                   "--zone's projection (or of TARGET's), with its forward zone and NS "
+                   "names (repeatable).")
 @click.option("--listen", multiple=True, metavar="HOST:PORT",
               help="Address to answer on, UDP and TCP (repeatable; IPv6 as [::1]:5353). "
                    "Default 127.0.0.1:5353.")
@@ -863,8 +880,10 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
     \b
         zonegen serve --watch --listen 0.0.0.0:53 --notify 192.0.2.2:53 \\
             --tsig-keyfile /etc/zonegen/transfer.key
+        zonegen serve --zone a.k8s.example.org=source:a \\
+            --zone b.k8s.example.org=source:b --zone clusterset.local=exports:a,b
     """
-    from zonegen.serve import serve_command, serve_options, watch_config
+    from zonegen.serve import projection_zones, serve_command, serve_options, watch_config
     from zonegen.watch import WatchOptions
 
     options = serve_options(listen=listen, allow_transfer=allow_transfer,
@@ -874,10 +893,9 @@ def serve(ctx: click.Context, /, extra_zones: tuple[str, ...], listen: tuple[str
     watching = watch_config(watch_cluster, kubeconfig, context, WatchOptions(
         namespaces=namespaces, legacy_endpoints=legacy_endpoints, source=source,
         request_timeout=request_timeout), lease_seconds=kwargs.pop("lease_seconds"))
-    report = serve_command(_open_store(ctx, "write" if watch_cluster else "read"),
-                           _zone_config(kwargs), extra_zones=extra_zones,
-                           options=options, watch=watching,
-                           ready=_ready_line(ctx))
+    plan = projection_zones(kwargs.pop("zones"), extra_zones, **kwargs)
+    report = serve_command(_open_store(ctx, "write" if watch_cluster else "read"), plan,
+                           options=options, watch=watching, ready=_ready_line(ctx))
     click.echo(report.summary())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from zonegen.clock import Clock
@@ -22,7 +23,8 @@ class ServerThread:
 
     ``with ServerThread(options, feed) as st: st.port ...``"""
 
-    def __init__(self, options: ServeOptions, source: StoreFeed | None = None, *,
+    def __init__(self, options: ServeOptions,
+                 source: StoreFeed | Sequence[StoreFeed] | None = None, *,
                  zones: ZoneSet | None = None, clock: Clock = time.time,
                  metrics: Metrics | None = None, readiness: Readiness | None = None) -> None:
         self.server = Server(options, source, zones=zones, clock=clock, metrics=metrics,

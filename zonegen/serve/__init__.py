@@ -7,6 +7,7 @@ The package holds the I/O side; every DNS message is built sans I/O by
 - :mod:`~zonegen.serve.keyfile`: TSIG keys from options and BIND key files;
 - :mod:`~zonegen.serve.options`: :class:`ServeOptions` from command-line strings;
 - :mod:`~zonegen.serve.zoneset`: the immutable :class:`ZoneSet` served at one moment;
+- :mod:`~zonegen.serve.served`: :class:`ServedZones`, every projection's ZoneSet at once;
 - :mod:`~zonegen.serve.feed`: :class:`StoreFeed`, keeping a ZoneSet level with the store;
 - :mod:`~zonegen.serve.responder`: one request to its reply (ACL, TSIG checks);
 - :mod:`~zonegen.serve.notify`: NOTIFY out;
@@ -20,23 +21,28 @@ from zonegen.serve.command import serve, serve_command
 from zonegen.serve.feed import StoreFeed
 from zonegen.serve.keyfile import parse_keyfile, parse_tsig_key
 from zonegen.serve.options import (
+    ProjectionZones,
     ServeOptions,
     WatchConfig,
     extra_zone_config,
     parse_hostport,
     parse_network,
+    projection_zones,
     serve_options,
     watch_config,
 )
 from zonegen.serve.responder import Responder, Transfer
+from zonegen.serve.served import ServedZones
 from zonegen.serve.server import ServeError, Server, ServeReport
 from zonegen.serve.zoneset import ZoneSet
 
 __all__ = [
+    "ProjectionZones",
     "Responder",
     "ServeError",
     "ServeOptions",
     "ServeReport",
+    "ServedZones",
     "Server",
     "StoreFeed",
     "Transfer",
@@ -47,6 +53,7 @@ __all__ = [
     "parse_keyfile",
     "parse_network",
     "parse_tsig_key",
+    "projection_zones",
     "serve",
     "serve_command",
     "serve_options",

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 from zonegen import election as replicas
 from zonegen.errors import InvalidInput
 from zonegen.health import MetricsServer, Readiness, process_readiness
+from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import ZoneConfig
+from zonegen.projections import DEFAULT
 from zonegen.serve.feed import StoreFeed
-from zonegen.serve.options import ServeOptions, WatchConfig, extra_zone_config
+from zonegen.serve.options import ProjectionZones, ServeOptions, WatchConfig, extra_zone_config
 from zonegen.serve.server import Server, ServeReport, where
 
 if TYPE_CHECKING:
@@ -28,9 +30,15 @@ log = logging.getLogger("zonegen")
 def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
           watch: WatchConfig | None = None, ready: Callable[[str], None] | None = None,
           stop: threading.Event | None = None, metrics: Metrics | None = None,
-          readiness: Readiness | None = None) -> ServeReport:
+          readiness: Readiness | None = None,
+          projections: Sequence[ProjectionZones] = ()) -> ServeReport:
     """``zonegen serve``: serve ``configs`` from ``store`` until SIGINT/SIGTERM (or
     ``stop``), then close every socket and return the totals.
+
+    ``configs`` are the default projection's zones; ``projections`` (instead) name the
+    zones of each projection served (``--zone a.k8s.example.org=source:a``): each has its
+    own feed, serial, journal, NOTIFY and readiness condition, and is registered in the
+    store (``Store.register_projection``) so every writer keeps folding it.
 
     With ``watch``, the Kubernetes watcher runs in this process (a thread) and wakes the
     server after each commit, so new versions are served and NOTIFYed at once; it then
@@ -47,21 +55,32 @@ def serve(store: Store, configs: Sequence[ZoneConfig], options: ServeOptions, *,
     :raises StoreError: the store cannot be read.
     :raises WatchError: ``watch`` configuration unusable.
     """
-    feed = StoreFeed(store, configs, project=watch is None and not store.read_only,
-                     max_versions=options.journal_versions,
-                     max_records=options.journal_records)
+    plan = tuple(projections) or (ProjectionZones(DEFAULT, tuple(configs)),)
+    if not store.read_only:
+        for p in plan:
+            if store.register_projection(p.spec):
+                log.info("projection %s registered", p.spec.target,
+                         extra=fields(projection=p.spec.name))
+    # With --watch, the watcher projects the default projection's events as it commits
+    # them; every other served projection is folded by its feed (after one quiet poll
+    # interval, so a writer that folds it too is not raced).
+    feeds = [StoreFeed(store, p.configs, spec=p.spec,
+                       project=(watch is None or p.spec != DEFAULT) and not store.read_only,
+                       max_versions=options.journal_versions,
+                       max_records=options.journal_records) for p in plan]
 
     metrics_listen = options.metrics_listen
     if metrics_listen is not None:
         metrics = metrics if metrics is not None else process_metrics()
         readiness = readiness if readiness is not None else process_readiness()
-    feed.metrics = metrics
-    server = Server(options, feed, metrics=metrics, readiness=readiness)
+    for each in feeds:
+        each.metrics = metrics
+    server = Server(options, feeds, metrics=metrics, readiness=readiness)
     endpoint = None
     if metrics_listen is not None and metrics is not None and readiness is not None:
         endpoint = MetricsServer(*metrics_listen, metrics, readiness).start()
     try:
-        return asyncio.run(_serve_main(server, feed, watch, ready, stop, endpoint))
+        return asyncio.run(_serve_main(server, feeds[0], watch, ready, stop, endpoint))
     finally:
         if endpoint is not None:
             endpoint.stop()
@@ -92,8 +111,11 @@ async def _serve_main(server: Server, feed: StoreFeed, watch: WatchConfig | None
 
             cluster = connect(watch.kubeconfig, watch.context)
 
+            several = len(server.feeds) > 1
+
             def on_commit(commit: Commit) -> None:
-                if commit.versions:
+                # another projection's events (no default version) are news for its feed
+                if commit.versions or (several and commit.stored):
                     server.wake()
 
             # the watcher projects its own commits (the feed does not, in this mode) and
@@ -118,9 +140,8 @@ async def _serve_main(server: Server, feed: StoreFeed, watch: WatchConfig | None
                                               daemon=True)
             watcher_thread.start()
         if ready is not None:
-            serial = server.report.serial
-            at = f"serial {serial}" if serial is not None else "(no version yet: SERVFAIL)"
-            ready(f"serving {', '.join(server.report.zones)} {at} on "
+            zones = server.report.where(upto="serial ", never="(no version yet: SERVFAIL)")
+            ready(f"serving {zones} on "
                   + ", ".join(f"{where(h, p)} (udp, tcp)" for h, p in server.addresses)
                   + (f"; metrics on http://{where_http(endpoint.host, endpoint.port)}"
                      "/metrics" if endpoint is not None else ""))
@@ -145,15 +166,21 @@ def where_http(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def serve_command(store: Store, config: ZoneConfig, *, extra_zones: Sequence[str] = (),
-                  options: ServeOptions | None = None, watch: WatchConfig | None = None,
+def serve_command(store: Store, config: ZoneConfig | Sequence[ProjectionZones], *,
+                  extra_zones: Sequence[str] = (), options: ServeOptions | None = None,
+                  watch: WatchConfig | None = None,
                   ready: Callable[[str], None] | None = None) -> ServeReport:
-    """``zonegen serve``: ``config`` plus ``extra_zones``, until SIGINT/SIGTERM.
+    """``zonegen serve``: ``config`` plus ``extra_zones`` (the default projection), or
+    each projection's zones (:func:`~zonegen.serve.options.projection_zones`), until
+    SIGINT/SIGTERM.
 
     :raises ZonegenError: bad options, an address in use, an unreadable store.
     """
-    configs = [config, *(extra_zone_config(config, z) for z in extra_zones)]
-    zones = [c.zone for c in configs]
-    if len(set(zones)) != len(zones):
-        raise InvalidInput(f"zone served twice: {', '.join(zones)}")
-    return serve(store, configs, options or ServeOptions(), watch=watch, ready=ready)
+    if isinstance(config, ZoneConfig):
+        configs = [config, *(extra_zone_config(config, z) for z in extra_zones)]
+        zones = [c.zone for c in configs]
+        if len(set(zones)) != len(zones):
+            raise InvalidInput(f"zone served twice: {', '.join(zones)}")
+        return serve(store, configs, options or ServeOptions(), watch=watch, ready=ready)
+    return serve(store, (), options or ServeOptions(), watch=watch, ready=ready,
+                 projections=config)

@@ -14,6 +14,7 @@ from zonegen.journal_step import JournalStep
 from zonegen.logs import fields
 from zonegen.metrics import Metrics
 from zonegen.model import ZoneConfig
+from zonegen.projections import DEFAULT, ProjectionSpec
 from zonegen.selection import NotInOrder
 from zonegen.serve.zoneset import ZoneSet
 
@@ -39,11 +40,15 @@ class StoreFeed:
     With ``metrics``, each version it commits counts in ``zonegen_zone_versions_total``
     (no latency: those events were stored by a command that chose not to project); the
     server counts the store errors its calls raise.
+
+    ``spec``: the projection whose versions it serves (default ``source:default``); each
+    projection a ``serve`` publishes has its own feed (``zonegen.serve.served``).
     """
 
     def __init__(self, store: Store, configs: Sequence[ZoneConfig], *, project: bool = True,
                  clock: Clock = time.time, max_versions: int = 1000,
-                 max_records: int = 500_000, metrics: Metrics | None = None) -> None:
+                 max_records: int = 500_000, metrics: Metrics | None = None,
+                 spec: ProjectionSpec = DEFAULT) -> None:
         if not configs:
             raise InvalidInput("no zone to serve")
         self.store = store
@@ -53,19 +58,28 @@ class StoreFeed:
         self.max_versions = max_versions
         self.max_records = max_records
         self.metrics = metrics
+        self.spec = spec
+        self.name = spec.name
         self._runner: ProjectionRunner | None = None
         self._stalled_at: int | None = None  # checkpoint seen with events pending
 
     def _catch_up(self) -> None:
-        from zonegen.runner import ProjectionRunner, ensure_projected
+        from zonegen import runner
+        from zonegen.runner import ensure_projected
 
+        if self.store.latest_version(self.name) is None and not self.store.select_events(
+                limit=1, sources=self.spec.sources):
+            return  # its first version waits for an event of its sources: no empty zone
         if self._runner is None:
             # Events nobody projected (ingest --no-project): not live, so the runner
             # counts the version but records no event-to-version latency; it logs the
             # serial. It reloads itself when another projector moved ahead, and starts
             # from the store again after any failed commit.
-            self._runner = ProjectionRunner(self.store, clock=self.clock,
-                                            metrics=self.metrics)
+            make = getattr(runner, "runner_for", None)  # clusterset kinds, where built
+            self._runner = make(self.store, self.spec, clock=self.clock,
+                                metrics=self.metrics) if make is not None else \
+                runner.ProjectionRunner(self.store, clock=self.clock, metrics=self.metrics,
+                                        spec=self.spec)
         ensure_projected(self.store, self.clock, runner=self._runner)
 
     def project_pending(self, force: bool = False) -> None:
@@ -73,7 +87,7 @@ class StoreFeed:
         ``force``)."""
         if not self.project and not force:
             return
-        done = self.store.max_tracking_seq()
+        done = self.store.max_tracking_seq(self.name)
         if self.store.max_event_seq() <= done:
             self._stalled_at = None
             return
@@ -98,7 +112,7 @@ class StoreFeed:
         if self.project:
             self.project_pending(force=True)
         zones: ZoneSet | None = None
-        with self.store.current_records() as (version, records):
+        with self.store.current_records(self.name) as (version, records):
             if version is None:
                 return None
             try:
@@ -110,7 +124,7 @@ class StoreFeed:
         if zones is None:  # outside the block: it holds the only connection of sqlite://
             zones = ZoneSet.build(self.configs, self.store.records_at(version.version_id),
                                   version.serial, version.version_id)
-        count = self.store.record_count()
+        count = self.store.record_count(self.name)
         ms = (time.perf_counter() - started) * 1000
         log.info("loaded %s serial %d: %d records in %.0f ms",
                  ", ".join(c.zone for c in self.configs), version.serial, count, ms,
@@ -127,13 +141,13 @@ class StoreFeed:
         :raises StoreError: the store cannot be read.
         """
         self.project_pending()
-        latest = self.store.latest_version()
+        latest = self.store.latest_version(self.name)
         if latest is None or (current is not None and latest.version_id == current.version_id):
             return None
         if current is None:
             return self.load()
         if latest.version_id > current.version_id:
-            versions = self.store.journal(current.version_id, latest.version_id)
+            versions = self.store.journal(current.version_id, latest.version_id, self.name)
             if versions and versions[0].step.from_serial == current.serial and all(
                     jv.step.from_serial is not None for jv in versions):
                 return current.advance([(jv.version.version_id, jv.step) for jv in versions],
@@ -146,10 +160,10 @@ class StoreFeed:
         """The stored steps from ``serial`` to ``current``, for a client older than the
         in-memory journal; None when the store does not have them either, or they hold
         more records than the journal limit (then a full transfer is cheaper)."""
-        version = self.store.get_version(serial)
+        version = self.store.get_version(serial, self.name)
         if version is None or version.version_id >= current.version_id:
             return None
-        versions = self.store.journal(version.version_id, current.version_id)
+        versions = self.store.journal(version.version_id, current.version_id, self.name)
         steps = [jv.step for jv in versions]
         if sum(len(s.added) + len(s.removed) for s in steps) > self.max_records:
             return None

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import dns.tsig
 
 from zonegen.errors import InvalidInput, InvalidOption
-from zonegen.model import ZoneConfig
+from zonegen.model import NameServer, ZoneConfig
+from zonegen.projections import DEFAULT, ProjectionSpec, parse_zone_option
 from zonegen.serve.keyfile import parse_keyfile, parse_tsig_key
 
 if TYPE_CHECKING:
@@ -148,7 +149,6 @@ def extra_zone_config(config: ZoneConfig, zone: str) -> ZoneConfig:
 
     :raises InvalidZone: the zone name or a derived option is unusable.
     """
-    from zonegen.model import NameServer
     from zonegen.names import in_zone, zone_config
 
     name = zone.lower().rstrip(".") + "."
@@ -158,6 +158,64 @@ def extra_zone_config(config: ZoneConfig, zone: str) -> ZoneConfig:
     return zone_config(zone=zone, forward_zone=config.forward_zone, nameservers=servers,
                        hostmaster=config.hostmaster, ttl=config.ttl, refresh=config.refresh,
                        retry=config.retry, expire=config.expire, minimum=config.minimum)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionZones:
+    """The zones ``serve`` publishes from one projection, all at its serial."""
+
+    spec: ProjectionSpec
+    configs: tuple[ZoneConfig, ...]
+
+
+def projection_zones(zones: Sequence[str], extra_zones: Sequence[str] = (), *,
+                     forward_zone: str | None = None,
+                     nameservers: Sequence[str | NameServer] = (),
+                     hostmaster: str | None = None, ttl: int = 5, refresh: int = 7200,
+                     retry: int = 1800, expire: int = 86400, minimum: int = 5
+                     ) -> list[ProjectionZones]:
+    """``serve --zone ZONE[=TARGET]`` (repeatable) and ``--extra-zone ZONE[=TARGET]`` as
+    the zones of each projection, in the order the projections are first named.
+
+    A zone without ``=TARGET`` is the default projection's (``source:default``); an
+    ``--extra-zone`` without one joins the first ``--zone``'s projection (what it always
+    did: another zone at the same serial, e.g. a reverse zone). Each projection's first
+    zone gets the SOA/NS options as a single ``--zone`` does; its further zones are
+    :func:`extra_zone_config` of that one (same forward zone, NS names, hostmaster).
+    ``--forward-zone`` names one projection's forward zone, so it is refused when
+    several are served (each one's forward zone is then its first zone).
+
+    :raises InvalidOption: a malformed target, a zone named twice, ``--forward-zone``
+        with several projections.
+    :raises InvalidZone: a zone name or a derived option is unusable.
+    """
+    from zonegen.names import zone_config
+
+    named = [parse_zone_option(z) for z in zones] or [("cluster.local", DEFAULT)]
+    first = named[0][1]
+    for text in extra_zones:
+        zone, spec = parse_zone_option(text)
+        named.append((zone, spec if "=" in text else first))
+    groups: dict[ProjectionSpec, list[str]] = {}
+    for zone, spec in named:
+        groups.setdefault(spec, []).append(zone)
+    if forward_zone is not None and len(groups) > 1:
+        raise InvalidOption("--forward-zone applies to one projection; with several, "
+                            "each projection's first --zone is its forward zone")
+    plan: list[ProjectionZones] = []
+    seen: dict[str, str] = {}
+    for spec, texts in groups.items():
+        main = zone_config(zone=texts[0], forward_zone=forward_zone,
+                           nameservers=list(nameservers), hostmaster=hostmaster, ttl=ttl,
+                           refresh=refresh, retry=retry, expire=expire, minimum=minimum)
+        configs = (main, *(extra_zone_config(main, z) for z in texts[1:]))
+        for config in configs:
+            if config.zone in seen:
+                raise InvalidOption(f"zone {config.zone} is served twice "
+                                    f"({seen[config.zone]} and {spec.target})")
+            seen[config.zone] = spec.target
+        plan.append(ProjectionZones(spec, configs))
+    return plan
 
 
 def serve_options(*, listen: Sequence[str] = (), allow_transfer: Sequence[str] = (),

@@ -21,8 +21,10 @@ import dns.xfr
 from zonegen import answer, tsig, wire, xfr
 from zonegen.clock import Clock
 from zonegen.journal_step import JournalStep
+from zonegen.projections import DEFAULT_NAME
 from zonegen.quickanswer import quick_answer
 from zonegen.serve.options import ServeOptions
+from zonegen.serve.served import ServedZones
 from zonegen.serve.zoneset import ZoneSet
 from zonegen.wire import WireZone
 
@@ -43,13 +45,15 @@ class Outcome:
 
 @dataclass(slots=True)
 class Transfer:
-    """A TCP transfer to prepare off the loop: the query, its zone, and the key that
-    signed it (every response message is then signed, RFC 8945 §5.3.1)."""
+    """A TCP transfer to prepare off the loop: the query, its zone (with its
+    projection's zones, whose journal an IXFR reads), and the key that signed it (every
+    response message is then signed, RFC 8945 §5.3.1)."""
 
     query: dns.message.Message
     zones: ZoneSet
     wirezone: WireZone
     key: dns.tsig.Key | None
+    projection: str = DEFAULT_NAME
 
 
 
@@ -103,13 +107,17 @@ class Responder:
         return Outcome([tsig.tsig_error_response(query, error, now, key)], "tsig",
                        reason=f"{reason} ({query.keyname})")
 
-    def respond(self, wire: bytes, peer: str, zones: ZoneSet | None, *, tcp: bool
-                ) -> Outcome | Transfer | None:
+    def respond(self, wire: bytes, peer: str, zones: ServedZones | ZoneSet | None, *,
+                tcp: bool) -> Outcome | Transfer | None:
         """The reply to ``wire`` from ``peer``; a :class:`Transfer` for AXFR/IXFR over
-        TCP that passed the ACL and TSIG checks. ``zones`` None: no zone version is
-        stored yet (see :meth:`_unloaded`)."""
-        if zones is not None:
-            # plain queries (no TSIG, no EDNS option) from the zones' wire fragments
+        TCP that passed the ACL and TSIG checks. A zone whose projection has no version
+        stored yet (``zones`` None: none has) answers as :meth:`_unloaded` says."""
+        if isinstance(zones, ZoneSet):
+            zones = ServedZones.of(zones)
+        if zones is not None and zones.complete:
+            # plain queries (no TSIG, no EDNS option) from the zones' wire fragments;
+            # while a projection is not loaded, a name in its zone must not be answered
+            # by an enclosing zone of another, so every query takes the parsed path
             reply = quick_answer(wire, zones.zones, self.options.udp_payload, tcp=tcp)
             if reply is not None:
                 return Outcome([reply])
@@ -117,15 +125,22 @@ class Responder:
         if not isinstance(parsed, dns.message.Message):
             return parsed
         query = parsed
-        if zones is None:
+        primary = zones.primary if zones is not None else None
+        if zones is None or primary is None:
             return self._unloaded(query)
         if query.opcode() != dns.opcode.QUERY or len(query.question) != 1:
-            reply = answer.answer(query, zones.primary, self.options.udp_payload, tcp=tcp)
+            reply = answer.answer(query, primary, self.options.udp_payload, tcp=tcp)
             return Outcome([reply] if reply else [])
         q = query.question[0]
-        wz = zones.find(q.name)
+        found = zones.find(q.name)
+        if found is not None and found.zones is None:
+            return self._unloaded(query)
+        wz = found.wirezone if found is not None else None
         if q.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
-            return self._transfer(query, peer, zones, wz, tcp=tcp)
+            if found is None or found.zones is None or wz is None:
+                return self._transfer(query, peer, None, None, tcp=tcp)
+            return self._transfer(query, peer, found.zones, wz, tcp=tcp,
+                                  projection=found.projection)
         if wz is None:
             response = dns.message.make_response(query, our_payload=self.options.udp_payload)
             response.set_rcode(dns.rcode.REFUSED)  # not ours, and we do not recurse
@@ -148,8 +163,9 @@ class Responder:
         return Outcome([xfr.error_response(query, dns.rcode.SERVFAIL)], "unloaded", zone,
                        reason="no zone version stored yet")
 
-    def _transfer(self, query: dns.message.Message, peer: str, zones: ZoneSet,
-                  wz: WireZone | None, *, tcp: bool) -> Outcome | Transfer:
+    def _transfer(self, query: dns.message.Message, peer: str, zones: ZoneSet | None,
+                  wz: WireZone | None, *, tcp: bool,
+                  projection: str = DEFAULT_NAME) -> Outcome | Transfer:
         q = query.question[0]
         kind = dns.rdatatype.to_text(q.rdtype)
         zone = q.name.to_text()
@@ -157,7 +173,7 @@ class Responder:
             return self._refuse(query, kind, zone, "address not in --allow-transfer")
         if self.keys and not query.had_tsig:
             return self._refuse(query, kind, zone, "request not signed with a TSIG key")
-        if wz is None or wz.config.zone != q.name.canonicalize().to_text():
+        if zones is None or wz is None or wz.config.zone != q.name.canonicalize().to_text():
             # RFC 5936 §2.2.1: not authoritative for that zone
             return Outcome([xfr.error_response(query, dns.rcode.NOTAUTH)], "refused", zone,
                            reason="not a zone served here")
@@ -186,7 +202,7 @@ class Responder:
                 messages = tsig.sign_messages(messages, key, query.mac or b"",
                                              int(self.clock()))
             return Outcome(messages, "IXFR/UDP", wz.config.zone, wz.serial)
-        return Transfer(query, zones, wz, key)
+        return Transfer(query, zones, wz, key, projection)
 
     def _refuse(self, query: dns.message.Message, kind: str, zone: str, reason: str
                 ) -> Outcome:

@@ -27,7 +27,7 @@ import dns.rdatatype
 
 from zonegen import pgnotify, wire, xfr
 from zonegen.clock import Clock
-from zonegen.errors import StoreError, ZonegenError
+from zonegen.errors import InvalidOption, StoreError, ZonegenError
 from zonegen.health import Readiness
 from zonegen.logs import fields
 from zonegen.metrics import Metrics
@@ -35,6 +35,7 @@ from zonegen.serve.feed import StoreFeed
 from zonegen.serve.notify import Notifier
 from zonegen.serve.options import HostPort, ServeOptions
 from zonegen.serve.responder import Outcome, Responder, Transfer
+from zonegen.serve.served import ServedZones
 from zonegen.serve.zoneset import ZoneSet, zone_changes
 
 log = logging.getLogger("zonegen")
@@ -52,7 +53,8 @@ class ServeError(ZonegenError):
 
 _AXFR, _IXFR = int(dns.rdatatype.AXFR), int(dns.rdatatype.IXFR)
 
-#: The readiness conditions serve holds (zonegen.health.Readiness keys).
+#: The readiness conditions serve holds (zonegen.health.Readiness keys): one
+#: ``serve:loaded:<projection>`` per projection without a loaded version, and the store.
 NOT_LOADED = "serve:loaded"
 STORE_UNREADABLE = "serve:store"
 
@@ -68,18 +70,29 @@ class ServeReport:
     dropped: int = 0
     unloaded: int = 0  # SERVFAIL answers given before the first stored version
     versions: int = 0
-    serial: int | None = None
+    serial: int | None = None  # the first projection's
     zones: tuple[str, ...] = ()
     addresses: list[HostPort] = field(default_factory=list)
+    serials: dict[str, int | None] = field(default_factory=dict)  # per zone served
 
     def summary(self) -> str:
-        upto = (f"up to serial {self.serial}" if self.serial is not None
-                else "(no zone version was ever stored)")
         early = (f", {self.unloaded} SERVFAIL before the first version"
                  if self.unloaded else "")
-        return (f"served {', '.join(self.zones)} {upto}: "
+        return (f"served {self.where()}: "
                 f"{self.queries} queries, {self.transfers} transfers, {self.refused} "
                 f"refused, {self.dropped} dropped{early}; {self.versions} new versions")
+
+    def where(self, *, upto: str = "up to serial ",
+              never: str = "(no zone version was ever stored)") -> str:
+        """The zones with their serials: ``a., b. up to serial 7``, or per zone when
+        the zones' projections are at different serials."""
+        serials = [self.serials.get(z, self.serial) for z in self.zones]
+        if len(set(serials)) <= 1:
+            serial = serials[0] if serials else self.serial
+            at = f"{upto}{serial}" if serial is not None else never
+            return f"{', '.join(self.zones)} {at}"
+        return ", ".join(f"{z} {upto}{s}" if s is not None else f"{z} {never}"
+                         for z, s in zip(self.zones, serials, strict=True))
 
 
 class _Udp:
@@ -139,33 +152,50 @@ class _Udp:
 
 class Server:
     """The asyncio server: UDP and TCP listeners on every address, the store poll, and
-    NOTIFY. ``source`` (a :class:`StoreFeed`) loads and refreshes the zones; without
-    one, pass ``zones`` and call :meth:`publish` (benchmarks).
+    NOTIFY. ``source`` (a :class:`StoreFeed`, or one per projection served: each
+    projection's zones have their own serial, journal and NOTIFY) loads and refreshes
+    the zones; without one, pass ``zones`` and call :meth:`publish` (benchmarks).
 
     With ``metrics``, every answered request, transfer, NOTIFY outcome and published
     serial moves its ``zonegen_*`` family; with ``readiness``, the server holds a
-    condition until the newest stored version is loaded and served (and while the store
-    cannot be read, as it cannot tell then whether it serves the newest)."""
+    condition per projection until its newest stored version is loaded and served (and
+    while the store cannot be read, as it cannot tell then whether it serves the
+    newest).
 
-    def __init__(self, options: ServeOptions, source: StoreFeed | None = None, *,
+    :raises InvalidOption: two feeds serve the same zone, or the same projection.
+    """
+
+    def __init__(self, options: ServeOptions,
+                 source: StoreFeed | Sequence[StoreFeed] | None = None, *,
                  zones: ZoneSet | None = None, clock: Clock = time.time,
                  metrics: Metrics | None = None, readiness: Readiness | None = None) -> None:
-        if source is None and zones is None:
+        feeds = (source,) if isinstance(source, StoreFeed) else tuple(source or ())
+        if not feeds and zones is None:
             raise ValueError("Server needs a source or zones")
         self.options = options
-        self.source = source
-        self.zones: ZoneSet | None = zones
+        self.feeds = {feed.name: feed for feed in feeds}
+        if len(self.feeds) != len(feeds):
+            names = [feed.spec.target for feed in feeds]
+            raise InvalidOption("projection served by two feeds: " + ", ".join(
+                dict.fromkeys(n for n in names if names.count(n) > 1)))
+        self.source = feeds[0] if feeds else None
+        self.served = ServedZones.of(zones) if zones is not None else ServedZones.waiting(
+            [(feed.name, [c.zone for c in feed.configs]) for feed in feeds])
+        zone_names = [z.to_text() for z in self.served.apexes]
+        if feeds and len(self.served.apexes) != sum(len(feed.configs) for feed in feeds):
+            names = [c.zone for feed in feeds for c in feed.configs]
+            raise InvalidOption("zone served twice: " + ", ".join(
+                dict.fromkeys(n for n in names if names.count(n) > 1)))
         self.metrics = metrics
         self.readiness = readiness
         # proto -> QTYPE and QCLASS octets -> header octet 3 (RCODE and flags) -> the
         # pre-bound inc() of its zonegen_dns_requests_total (see _account)
         self._requests: dict[str, dict[bytes, list[Callable[[], int] | None]]] = {
             "udp": {}, "tcp": {}}
-        if readiness is not None and zones is None:
-            readiness.block(NOT_LOADED, "serve: no zone version loaded")
-        configs = source.configs if source is not None else [
-            wz.config for wz in zones.zones.values()] if zones is not None else []
-        self.responder = Responder(options, clock, [c.zone for c in configs])
+        if readiness is not None:
+            for feed in feeds:
+                readiness.block(self._not_loaded(feed.name), self._not_loaded_reason(feed))
+        self.responder = Responder(options, clock, zone_names)
         self.report = ServeReport()
         self.addresses: list[HostPort] = []
         self.notifier = Notifier(options.notify, options.keys[0] if options.keys else None,
@@ -183,9 +213,30 @@ class Server:
 
     # ----------------------------------------------------------------- lifecycle
 
+    @staticmethod
+    def _not_loaded(projection: str) -> str:
+        """The readiness key held while ``projection`` has no version loaded."""
+        return f"{NOT_LOADED}:{projection}"
+
+    def _not_loaded_reason(self, feed: StoreFeed) -> str:
+        if len(self.feeds) == 1:
+            return "serve: no zone version loaded"
+        return (f"serve: no zone version loaded for {', '.join(c.zone for c in feed.configs)}"
+                f" ({feed.spec.target})")
+
+    def _zones_of(self, projection: str) -> str:
+        return ", ".join(z.to_text() for z, name in self.served.apexes.items()
+                         if name == projection)
+
+    @property
+    def zones(self) -> ZoneSet | None:
+        """The first projection's zones (a single-projection server's only ones), or
+        None before its first version; :attr:`served` holds every projection's."""
+        return self.served.first
+
     async def start(self) -> None:
-        """Load the zones, bind every address (UDP and TCP on the same port; port 0
-        picks a free one), start polling, NOTIFY the current serial.
+        """Load every projection's zones, bind every address (UDP and TCP on the same
+        port; port 0 picks a free one), start polling, NOTIFY the current serials.
 
         :raises ServeError: an address cannot be bound.
         :raises StoreError: the store cannot be read.
@@ -195,14 +246,17 @@ class Server:
         if self.source is not None:  # listen first, then read: no version falls between
             self._waker = await self._loop.run_in_executor(
                 self._pool, pgnotify.waker_for, self.source.store.engine.url, self.wake)
-        if self.zones is None and self.source is not None:
-            self.zones = await self._loop.run_in_executor(self._pool, self.source.load)
+        for name, feed in self.feeds.items():
+            loaded = await self._loop.run_in_executor(self._pool, feed.load)
+            if loaded is not None:
+                self.served = self.served.with_set(name, loaded)
+        for name, loaded in self.served.loaded():
+            self._published(name, None, loaded, await self._loop.run_in_executor(
+                self._pool, _records_per_zone, loaded))
         zones = self.zones
-        if zones is not None:
-            self._published(None, zones, await self._loop.run_in_executor(
-                self._pool, _records_per_zone, zones))
         self.report.zones = tuple(str(z) for z in self.responder.served)
         self.report.serial = zones.serial if zones is not None else None
+        self.report.serials = {z: self.report.serials.get(z) for z in self.report.zones}
         try:
             for host, port in self.options.listen:
                 self.addresses.append(await self._bind(host, port))
@@ -216,16 +270,26 @@ class Server:
         started = fields(listeners=[where(h, p) for h, p in self.addresses],
                          zones=list(self.report.zones),
                          serial=zones.serial if zones is not None else None,
+                         serials=[self.report.serials[z] for z in self.report.zones]
+                         if len(self.feeds) > 1 else None,  # each zone's, as zones
                          database=self.source.store.where if self.source is not None
                          else None)
-        if zones is None:
+        waiting = [name for name, s in self.served.sets.items() if s is None]
+        for name in waiting:
             log.warning("no zone version stored yet: answering SERVFAIL for %s on %s "
-                        "until the first one", ", ".join(self.report.zones), listening,
+                        "until the first one", self._zones_of(name), listening,
                         extra=started)
+        if len(waiting) == len(self.served.sets):
             return
-        self.notifier.notify(zones)
-        log.info("serving %s serial %d on %s", ", ".join(self.report.zones), zones.serial,
-                 listening, extra=started)
+        for _name, loaded in self.served.loaded():
+            self.notifier.notify(loaded)
+        if len(self.served.sets) == 1 and zones is not None:
+            log.info("serving %s serial %d on %s", ", ".join(self.report.zones),
+                     zones.serial, listening, extra=started)
+        else:
+            log.info("serving %s on %s", self.report.where(upto="serial ",
+                                                            never="(no version yet)"),
+                     listening, extra=started)
 
     async def _bind(self, host: str, port: int) -> HostPort:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -283,10 +347,12 @@ class Server:
 
     @property
     def current(self) -> ZoneSet:
-        """The zones served now (after :meth:`start`, once a version is stored)."""
-        if self.zones is None:
+        """The first projection's zones served now (after :meth:`start`, once a version
+        is stored)."""
+        zones = self.zones
+        if zones is None:
             raise RuntimeError("no zones loaded")
-        return self.zones
+        return zones
 
     def wake(self) -> None:
         """Poll the store now (thread-safe): ``serve --watch`` calls it on each commit."""
@@ -296,42 +362,51 @@ class Server:
     # ----------------------------------------------------------------- new versions
 
     async def _poll(self) -> None:
-        loop = asyncio.get_running_loop()
         wake = self._wake or asyncio.Event()
-        source = self.source
-        if source is None:
+        if not self.feeds:
             return
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), self.options.poll)
             wake.clear()
-            current = self.zones
-            started = time.perf_counter()
-            try:
-                refreshed = await loop.run_in_executor(self._pool, _refreshed, source, current)
-            except ZonegenError as e:
-                self._refresh_failed(e)
-                continue
-            except Exception as e:
-                log.exception("cannot refresh the zone")
-                self._refresh_failed(e)
-                continue
-            if self.readiness is not None:
+            failed: BaseException | None = None
+            for name, feed in self.feeds.items():
+                try:
+                    await self._refresh(name, feed)
+                except ZonegenError as e:
+                    failed = e
+                except Exception as e:
+                    log.exception("cannot refresh the zone")
+                    failed = e
+            if failed is not None:
+                self._refresh_failed(failed)
+            elif self.readiness is not None:
                 self.readiness.unblock(STORE_UNREADABLE)
-            if refreshed is not None:
-                new, counts = refreshed
-                ms = (time.perf_counter() - started) * 1000
-                if current is None:
-                    log.info("first zone version: serial %d", new.serial,
-                             extra=fields(serial=new.serial, ms=round(ms, 1)))
-                else:
-                    log.info("serial %d -> %d (%d versions) in %.1f ms", current.serial,
-                             new.serial, max(0, new.version_id - current.version_id), ms,
-                             extra=fields(serial=new.serial, previous_serial=current.serial,
-                                          versions=max(0, new.version_id
-                                                       - current.version_id),
-                                          ms=round(ms, 1)))
-                await self.publish(new, counts)
+
+    async def _refresh(self, name: str, feed: StoreFeed) -> None:
+        """Serve projection ``name``'s newest stored version, if it has a new one."""
+        loop = asyncio.get_running_loop()
+        current = self.served.sets.get(name)
+        started = time.perf_counter()
+        refreshed = await loop.run_in_executor(self._pool, _refreshed, feed, current)
+        if refreshed is None:
+            return
+        new, counts = refreshed
+        ms = (time.perf_counter() - started) * 1000
+        of = f"{self._zones_of(name)}: " if len(self.feeds) > 1 else ""
+        if current is None:
+            log.info("%sfirst zone version: serial %d", of, new.serial,
+                     extra=fields(serial=new.serial, ms=round(ms, 1), projection=name))
+        else:
+            # version ids are shared by every projection: count this one's journal steps
+            steps = new.steps_since(current.serial)
+            versions = len(steps) if steps is not None else max(
+                0, new.version_id - current.version_id)
+            log.info("%sserial %d -> %d (%d versions) in %.1f ms", of, current.serial,
+                     new.serial, versions, ms,
+                     extra=fields(serial=new.serial, previous_serial=current.serial,
+                                  versions=versions, ms=round(ms, 1), projection=name))
+        await self.publish(new, counts, projection=name)
 
     def _refresh_failed(self, error: BaseException) -> None:
         if isinstance(error, ZonegenError):
@@ -341,26 +416,31 @@ class Server:
         if self.readiness is not None:
             self.readiness.block(STORE_UNREADABLE, f"serve: cannot read the store: {error}")
 
-    async def publish(self, zones: ZoneSet,
-                      counts: ZoneCounts | None = None) -> None:
-        """Serve ``zones`` from now on (transfers under way keep theirs) and NOTIFY.
-        ``counts``: per zone, its records and those added and removed since the zones
-        served before (computed off the loop; :func:`_refreshed`)."""
-        old = self.zones
-        self.zones = zones
-        self.report.serial = zones.serial
+    async def publish(self, zones: ZoneSet, counts: ZoneCounts | None = None, *,
+                      projection: str | None = None) -> None:
+        """Serve ``zones`` as ``projection``'s (default: the first projection's) from
+        now on (transfers under way keep theirs) and NOTIFY its zones, only theirs, when
+        its serial moved. ``counts``: per zone, its records and those added and removed
+        since the zones served before (computed off the loop; :func:`_refreshed`)."""
+        name = projection if projection is not None else next(iter(self.served.sets))
+        old = self.served.sets.get(name)
+        self.served = self.served.with_set(name, zones)
         if old is None or old.serial != zones.serial:
             self.report.versions += 1
-            self._published(old, zones, counts)
+            self._published(name, old, zones, counts)
             self.notifier.notify(zones)
 
-    def _published(self, old: ZoneSet | None, zones: ZoneSet,
+    def _published(self, projection: str, old: ZoneSet | None, zones: ZoneSet,
                    counts: ZoneCounts | None) -> None:
-        """Log each zone's new serial and move its gauges; ready from now on."""
+        """Log each zone's new serial and move its gauges; that projection is ready
+        from now on."""
         if self.readiness is not None:
-            self.readiness.unblock(NOT_LOADED)
+            self.readiness.unblock(self._not_loaded(projection))
+        first = self.zones
+        self.report.serial = first.serial if first is not None else None
         for wz in zones.zones.values():
             zone = wz.config.zone
+            self.report.serials[zone] = wz.serial
             records, added, removed = counts[zone] if counts and zone in counts else (
                 len(wz), None, None)
             if self.metrics is not None:
@@ -370,14 +450,15 @@ class Server:
             log.info("%s serial %d: %d records (%s)", zone, wz.serial, records, change,
                      extra=fields(zone=zone, serial=wz.serial,
                                   previous_serial=old.serial if old is not None else None,
-                                  records=records, added=added, removed=removed))
+                                  records=records, added=added, removed=removed,
+                                  projection=projection))
 
     # ----------------------------------------------------------------- UDP
 
     def handle_datagram(self, data: bytes, addr: Any) -> bytes | None:
         """One UDP request; never raises (a bad packet must not stop the server)."""
         try:
-            outcome = self.responder.respond(data, addr[0], self.zones, tcp=False)
+            outcome = self.responder.respond(data, addr[0], self.served, tcp=False)
             if outcome is None or isinstance(outcome, Transfer):
                 self.report.dropped += 1
                 return None
@@ -505,7 +586,7 @@ class Server:
             (length,) = struct.unpack("!H", head)
             wire = await asyncio.wait_for(reader.readexactly(length), idle)
             try:
-                outcome = self.responder.respond(wire, peer[0], self.zones, tcp=True)
+                outcome = self.responder.respond(wire, peer[0], self.served, tcp=True)
             except Exception:  # noqa: BLE001 - a query we cannot handle: drop the connection
                 log.debug("failed on a TCP request from %s", peer[0], exc_info=True)
                 self.report.dropped += 1
@@ -543,7 +624,8 @@ class Server:
         messages: list[bytes] = []
         try:
             started = time.perf_counter()
-            older = self.source.older_steps if self.source is not None else None
+            feed = self.feeds.get(transfer.projection)
+            older = feed.older_steps if feed is not None else None
             kind, messages = await loop.run_in_executor(
                 self._pool, self.responder.prepare, transfer, older)
             await self._send(writer, messages)
