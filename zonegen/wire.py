@@ -365,10 +365,11 @@ class WireZoneBuilder:
     The CNAME rule's set-aside records and those equal once published (equal
     fragments) go to the zone's ``extra``, as :meth:`WireZone.apply` needs them."""
 
-    __slots__ = ("_config", "_counts", "_data", "_enc", "_extra", "_names", "_pending",
-                 "_serial", "_sizes")
+    __slots__ = ("_added", "_config", "_counts", "_data", "_enc", "_extra", "_names",
+                 "_pending", "_serial", "_sizes")
 
     _TRIM = 1 << 16  # cached names the encoder keeps at most
+    _CHECK = 4096  # owners added between two looks at the encoder's caches
 
     def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None) -> None:
         self._config = config
@@ -379,6 +380,7 @@ class WireZoneBuilder:
         self._sizes = array("Q")
         self._counts = array("Q")
         self._extra: dict[str, dict[bytes, int]] = {}
+        self._added = 0
         apex: dict[str, list[bytes]] = {}
         for owner, frag in self._enc.apex():  # NS and glue lead their owners' records
             apex.setdefault(owner, []).append(frag)
@@ -388,31 +390,47 @@ class WireZoneBuilder:
 
     def add(self, owner: str, selection: Selection) -> None:
         """``owner``'s records (kept and set aside), after every owner added before it
-        in canonical order."""
-        key = canonical_key(owner)
+        in canonical order. Equal fragments (records equal once published) are served
+        once; the rest go to ``extra``, with the set-aside ones."""
         pending = self._pending
         first: list[bytes] = []
-        while pending and pending[-1][0] <= key:
-            at_key, at, frags = pending.pop()
-            if at_key == key:
-                first = frags
-            else:
-                self._pack(at, frags)
+        if pending:  # NS and glue owners not placed yet: only then is the key needed
+            key = canonical_key(owner)
+            while pending and pending[-1][0] <= key:
+                at_key, at, at_frags = pending.pop()
+                if at_key == key:
+                    first = at_frags
+                else:
+                    self._pack(at, at_frags)
         enc = self._enc
-        frags = first + enc.owner_fragments(owner, selection.records)
-        aside = enc.owner_fragments(owner, selection.shadowed)
-        if len(frags) > 1 or aside:
+        frags = enc.owner_fragments(owner, selection.records)
+        if first:
+            frags = first + frags
+        if selection.shadowed:
+            aside = enc.owner_fragments(owner, selection.shadowed)
             raw = _counted(frags + aside)
             frags = [f for f in raw if f not in aside]
             left = _minus(raw, frags)
             if left:
                 self._extra[owner] = left
+        elif len(frags) > 1:
+            unique = list(dict.fromkeys(frags))
+            if len(unique) < len(frags):
+                self._extra[owner] = _minus(_counted(frags), unique)
+                frags = unique
         if frags:
-            self._pack(owner, frags)
-        if len(enc.owners) + len(enc.targets) + len(enc.addresses) > self._TRIM:
-            enc.owners.clear()
-            enc.targets.clear()
-            enc.addresses.clear()
+            blob = b"".join(frags)
+            self._names.append(owner)
+            self._data += blob
+            self._sizes.append(len(blob))
+            self._counts.append(len(frags))
+        self._added += 1
+        if self._added >= self._CHECK:
+            self._added = 0
+            if len(enc.owners) + len(enc.targets) + len(enc.addresses) > self._TRIM:
+                enc.owners.clear()
+                enc.targets.clear()
+                enc.addresses.clear()
 
     def _pack(self, owner: str, frags: list[bytes]) -> None:
         blob = b"".join(frags)

@@ -20,11 +20,13 @@ from zonegen.model import AAAA, PTR, SRV, TXT, A, RData, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
     PUBLISHED_TYPES,
+    StoredRecord,
     ZoneRR,
     absolute_name,
     canonical_key,
     select,
-    select_owners,
+    select_owner_rows,
+    stored_rows,
     zone_records,
 )
 from zonegen.serial import MODULUS
@@ -40,6 +42,7 @@ __all__ = [
     "parse",
     "parse_zone",
     "render",
+    "render_rows",
     "render_sorted",
     "txt_text",
     "write",
@@ -177,11 +180,23 @@ def render_sorted(records: Iterable[Record], config: ZoneConfig, serial: int,
     """:func:`render`'s bytes from ``records`` given in DNSSEC canonical owner order (as
     ``Store.current_records`` streams them; order within an owner does not matter):
     only each owner's few lines are sorted, so memory is one owner's records and one
-    block of text, not the zone (issue #11).
+    block of text, not the zone (issue #11). :func:`render_rows` on the records as
+    stored.
 
     :raises zonegen.selection.NotInOrder: ``records`` were not in owner order for this
         zone (then nothing past the header and the owners before is right: the caller
         renders with :func:`render` instead).
+    """
+    return render_rows(stored_rows(records), config, serial, warnings)
+
+
+def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
+                warnings: list[str] | None = None) -> Iterator[str]:
+    """:func:`render_sorted` from the rows of ``Store.current_rows`` (``(owner, rtype,
+    rdata text, ttl)``, in canonical owner order): what ``export`` writes, with no
+    ``Record`` made per row (:meth:`~zonegen.selection.OwnerSelector.add_rows`).
+
+    :raises zonegen.selection.NotInOrder: as :func:`render_sorted`.
     """
     header = _header(config, serial)
     yield "".join(header)
@@ -189,10 +204,15 @@ def render_sorted(records: Iterable[Record], config: ZoneConfig, serial: int,
     default_ttl = config.ttl
     glue = _glue(header)
     out: list[str] = []
-    for owner, selection in select_owners(records, config, warnings):
+    add = out.append
+    for owner, selection in select_owner_rows(rows, config, warnings):
         rel = relative_to(owner, zone)
-        group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
-                 for _, rtype, rdata, ttl, target in selection.records]
+        group = []
+        for _, rtype, rdata, ttl, target in selection.records:
+            if rtype == A and (ttl is None or ttl == default_ttl):  # the common line
+                group.append(f"\x01{rel} IN A {rdata[0]}\n")
+            else:
+                group.append(_typed_line(rel, rtype, rdata, ttl, target, default_ttl))
         if len(group) > 1:
             group.sort()
             previous = ""
@@ -200,15 +220,16 @@ def render_sorted(records: Iterable[Record], config: ZoneConfig, serial: int,
                 if typed != previous:
                     previous = typed
                     line = typed[1:]
-                    if line not in glue:
-                        out.append(line)
+                    if not glue or line not in glue:
+                        add(line)
         elif group:  # none when the CNAME rule dropped a CNAME beside the SOA or glue
             line = group[0][1:]
-            if line not in glue:
-                out.append(line)
+            if not glue or line not in glue:
+                add(line)
         if len(out) >= _BLOCK:
             yield "".join(out)
             out = []
+            add = out.append
     yield "".join(out)
 
 
