@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter, itemgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from zonegen.model import (
     AAAA,
@@ -43,6 +43,7 @@ from zonegen.names import in_zone
 
 __all__ = [
     "PUBLISHED_TYPES",
+    "FastPath",
     "NotInOrder",
     "OwnerSelector",
     "Selected",
@@ -113,6 +114,18 @@ class Selection:
 
     records: list[Selected]
     shadowed: list[Selected]
+    ready: Sequence[Any] = ()
+    """What an :class:`OwnerSelector`'s ``fast`` function already made of the owner's
+    records (lines, fragments): then ``records`` and ``shadowed`` are empty."""
+
+
+FastPath = Callable[[str, "list[StoredRecord]"], "list[Any] | None"]
+"""``fast(owner, rows)``: what a consumer makes of one run of stored rows at an absolute
+owner (zone-file lines, wire fragments) straight from their text, or None (having
+warned about nothing) when some row needs the general path: a type other than A, SRV
+and PTR, an invalid address or target, rdata that is not the common shape. It checks
+rows with :meth:`OwnerSelector.address` and :meth:`OwnerSelector.target`, so the rules
+stay here."""
 
 
 class _Names:
@@ -296,14 +309,18 @@ class OwnerSelector:
     :raises NotInOrder: an owner arrived at or below the previous one in canonical order.
     """
 
-    __slots__ = ("_closed", "_cnames", "_config", "_key", "_names", "_open", "_owner",
-                 "_rdata")
+    __slots__ = ("_closed", "_cnames", "_config", "_fast", "_key", "_names", "_open",
+                 "_owner", "_rdata", "_ready", "_ready_rows")
 
     _TRIM = 1 << 16  # cached names kept at most (then only the invalid ones are kept)
     _CHECK = 1024  # owners closed between two looks at the caches' sizes
 
-    def __init__(self, config: ZoneConfig, warnings: list[str] | None) -> None:
+    def __init__(self, config: ZoneConfig, warnings: list[str] | None,
+                 fast: FastPath | None = None) -> None:
         self._config = config
+        self._fast = fast
+        self._ready: list[Any] = []  # what ``fast`` made of the open owner
+        self._ready_rows: list[list[StoredRecord]] = []  # the rows it made it from
         self._names = _Names(config, warnings)
         self._owner = ""
         self._key: str | None = None
@@ -322,11 +339,13 @@ class OwnerSelector:
     def add_rows(self, stored: str, rows: Iterable[StoredRecord]
                  ) -> tuple[str, Selection] | None:
         """:meth:`add` for rows as the read model stores them, ``(owner, rtype, rdata
-        text, ttl)`` (``Store.current_rows``), all with owner ``stored``: the rdata is
-        decoded here (:func:`decode_rdata`), once per distinct text, and only for
-        records of this zone; A, SRV and PTR (nearly every record of a cluster) are
-        selected in place, any other type through :func:`_select_into` as a
-        :class:`Record` (the same rules)."""
+        text, ttl)`` (``Store.current_rows``), all with owner ``stored``.
+
+        With a ``fast`` function, the rows go to it first: what it makes is the owner's
+        :attr:`Selection.ready`. Otherwise (it returned None, or the owner has records
+        on the general path already) the rdata is decoded here (:func:`decode_rdata`),
+        once per distinct text; A, SRV and PTR are selected in place, any other type
+        through :func:`_select_into` as a :class:`Record` (the same rules)."""
         names = self._names
         owner = names.owners.get(stored)
         if owner is None:
@@ -336,13 +355,34 @@ class OwnerSelector:
         done = None
         if owner != self._owner:
             done = self._next(owner)
+        fast = self._fast
+        if fast is not None:
+            run = rows if isinstance(rows, list) else list(rows)
+            if not self._open:
+                made = fast(owner, run)
+                if made is not None:
+                    self._ready += made
+                    self._ready_rows.append(run)
+                    return done
+            if self._ready_rows:  # one owner in two spellings, the second not fast
+                for earlier in self._ready_rows:
+                    self._general(owner, earlier)
+                self._ready = []
+                self._ready_rows = []
+            rows = run
+        self._general(owner, rows)
+        return done
+
+    def _general(self, owner: str, rows: Iterable[StoredRecord]) -> None:
+        """Select stored rows at ``owner`` into the open owner's records."""
+        names = self._names
         add = self._open.append
         decoded = self._rdata
         decoded_get = decoded.get
         addresses_get = names.addresses.get
         names_get = names.names.get
         others: list[Record] = []
-        for _, rtype, text, ttl in rows:
+        for stored, rtype, text, ttl in rows:
             if rtype == A:
                 rdata = decoded_get(text)
                 if rdata is None:
@@ -368,7 +408,32 @@ class OwnerSelector:
                 others.append(Record(stored, rtype, decode_rdata(text), ttl))
         if others:
             _select_into(others, names, add, self._cnames)
-        return done
+
+    def address(self, text: str) -> str | None:
+        """The address of stored A rdata ``text`` when it is a valid one (what the
+        general path publishes), else None; never warns (the general path will)."""
+        rdata = self._rdata.get(text)
+        if rdata is None:
+            rdata = self._rdata[text] = decode_rdata(text)
+        if len(rdata) != 1 or type(rdata[0]) is not str:
+            return None
+        address = rdata[0]
+        valid = self._names.addresses.get(address)
+        if valid is None and _IPV4.match(address) is not None:
+            valid = self._names.addresses[address] = True
+        return address if valid else None
+
+    def target(self, text: str) -> tuple[RData, str] | None:
+        """Stored SRV or PTR rdata ``text`` decoded, and its target made absolute, when
+        the target is a valid name (what the general path publishes), else None."""
+        rdata = self._rdata.get(text)
+        if rdata is None:
+            rdata = self._rdata[text] = decode_rdata(text)
+        given = rdata[-1]
+        target = self._names.names.get(given)
+        if target is None:
+            target = self._names.target(given)
+        return (rdata, target) if target else None
 
     def _enter(self, stored: str) -> tuple[str, tuple[str, Selection] | None]:
         """The absolute owner of ``stored`` ("" when not in this zone), and the owner
@@ -399,6 +464,11 @@ class OwnerSelector:
                     > self._TRIM:
                 self._names.trim()
                 self._rdata.clear()
+        if self._ready:
+            ready, self._ready = self._ready, []
+            self._ready_rows = []
+            return self._owner, Selection([], [], ready)
+        self._ready_rows = []
         if not self._open:
             return None
         out, self._open = self._open, []
@@ -427,13 +497,14 @@ def select_owners(records: Iterable[Record], config: ZoneConfig,
 
 
 def select_owner_rows(rows: Iterable[StoredRecord], config: ZoneConfig,
-                      warnings: list[str] | None = None
+                      warnings: list[str] | None = None, fast: FastPath | None = None
                       ) -> Iterator[tuple[str, Selection]]:
-    """:func:`select_owners` over stored rows (:meth:`OwnerSelector.add_rows`).
+    """:func:`select_owners` over stored rows (:meth:`OwnerSelector.add_rows`, with
+    ``fast``).
 
     :raises NotInOrder: see :class:`OwnerSelector`.
     """
-    selector = OwnerSelector(config, warnings)
+    selector = OwnerSelector(config, warnings, fast)
     add = selector.add_rows
     for stored, group in groupby(rows, _row_owner):
         done = add(stored, group)
@@ -447,21 +518,22 @@ def select_owner_rows(rows: Iterable[StoredRecord], config: ZoneConfig,
 def decode_rdata(text: str) -> RData:
     """Stored rdata (compact JSON, :func:`~zonegen.model.encode_rdata`) as the tuple
     ``json.loads`` gives. The two shapes of nearly every record, ``["text"]`` (A, AAAA,
-    PTR, CNAME) and ``[int,int,int,"text"]`` (SRV), are cut out of the text when no
-    character in them needs JSON's escapes (what ``encode_rdata`` writes for names and
-    addresses); anything else is parsed by ``json``."""
-    if text[-2:] == '"]' and text[:1] == "[" and len(text) > 3:
-        quote = text.find('"')
-        inner = text[quote + 1:-2]
-        if '"' not in inner and "\\" not in inner:
-            if quote == 1:
-                return (inner,)
-            head = text[1:quote].split(",")
-            if len(head) == 4 and not head[3] and all(
-                    p.isdigit() and p.isascii() and (p == "0" or p[0] != "0")
-                    for p in head[:3]):
-                return int(head[0]), int(head[1]), int(head[2]), inner
+    PTR, CNAME) and ``[int,int,int,"text"]`` (SRV), are matched whole by one regular
+    expression when nothing in them needs JSON's escapes (what ``encode_rdata`` writes
+    for names and addresses); anything else is parsed by ``json``."""
+    m = _ONE_TEXT.match(text)
+    if m is not None:
+        return (m[1],)
+    m = _SRV_TEXT.match(text)
+    if m is not None:
+        return int(m[1]), int(m[2]), int(m[3]), m[4]
     return tuple(_loads(text))
+
+
+_JSON_TEXT = r'"([^"\\\x00-\x1f]*)"'  # a JSON string needing no escapes: taken as is
+_JSON_INT = r"(0|[1-9][0-9]*)"  # a JSON integer >= 0 as json writes it
+_ONE_TEXT = re.compile(rf"\[{_JSON_TEXT}\]\Z")
+_SRV_TEXT = re.compile(rf"\[{_JSON_INT},{_JSON_INT},{_JSON_INT},{_JSON_TEXT}\]\Z")
 
 
 def stored_rows(records: Iterable[Record]) -> Iterator[StoredRecord]:

@@ -12,7 +12,7 @@ import dns.name
 
 from zonegen.journal_step import JournalStep
 from zonegen.model import Diff, Record, ZoneConfig
-from zonegen.selection import OwnerSelector, StoredRecord, stored_rows
+from zonegen.selection import StoredRecord, stored_rows
 from zonegen.serial import MODULUS
 from zonegen.wire import WireZone, WireZoneBuilder
 
@@ -72,8 +72,8 @@ class ZoneSet:
         :raises zonegen.selection.NotInOrder: as :meth:`from_sorted`.
         """
         warnings: list[str] = []
-        pairs = [(OwnerSelector(c, warnings), WireZoneBuilder(c, serial, warnings))
-                 for c in configs]
+        builders = [WireZoneBuilder(c, serial, warnings) for c in configs]
+        pairs = [(b.owner_selector(), b) for b in builders]
         if len(pairs) == 1:  # one zone: each owner's rows are read once, no list
             selector, builder = pairs[0]
             add, pack = selector.add_rows, builder.add
