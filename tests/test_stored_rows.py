@@ -162,3 +162,19 @@ def test_serve_load_logs_the_stored_count_without_asking_again(
     loaded = [r for r in caplog.records if r.getMessage().startswith("loaded ")]
     assert len(loaded) == 1
     assert f": {store.record_count()} records in " in loaded[0].getMessage()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.lists(st.sampled_from(["a", "b", "_tcp", "svc", "ns1"]), max_size=5).map(tuple)),
+       st.sampled_from(["cluster.local.", "."]))
+def test_names_below_counted_per_parent_is_counted_per_owner(
+        labels: set[tuple[str, ...]], zone: str) -> None:
+    """The served zone's empty non-terminals (RFC 8020) come from these counts."""
+    from zonegen.wire import _count_ancestors, _names_below
+
+    owners = [".".join((*ls, zone.rstrip("."))) + "." if ls else zone for ls in labels]
+    owners = [o.replace("..", ".") if o != "." else o for o in owners]
+    want: dict[str, int] = {}
+    for owner in owners:
+        _count_ancestors(want, owner, zone, 1)
+    assert _names_below(owners, zone) == want

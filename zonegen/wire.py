@@ -274,9 +274,7 @@ class _Packed:
 
     def __init__(self, zone: str, names: list[str], data: bytes, sizes: Iterable[int],
                  counts: Iterable[int]) -> None:
-        tree: dict[str, int] = {}
-        for name in names:
-            _count_ancestors(tree, name, zone, 1)
+        tree = _names_below(names, zone)
         owners = len(names)
         seen = set(names)
         names.extend(name for name in tree if name not in seen)
@@ -901,6 +899,25 @@ def _ancestors(owner: str, zone: str) -> Iterator[str]:
         if len(name) <= len(zone):
             return
         yield name
+
+
+def _names_below(owners: Iterable[str], zone: str) -> dict[str, int]:
+    """Every name strictly between an owner and ``zone`` -> how many ``owners`` lie
+    below it. Counted per parent first (the owners of a zone share few parents: a
+    Service's pods, its ports), then each parent's count added up its ancestors, so
+    the walk up is per parent, not per owner."""
+    direct: dict[str, int] = {}
+    get = direct.get
+    shortest = len(zone)
+    for owner in owners:
+        parent = owner[owner.find(".") + 1:]
+        if len(parent) > shortest:
+            direct[parent] = get(parent, 0) + 1
+    tree: dict[str, int] = {}
+    for parent, count in direct.items():
+        tree[parent] = tree.get(parent, 0) + count
+        _count_ancestors(tree, parent, zone, count)
+    return tree
 
 
 def _count_ancestors(tree: dict[str, int], owner: str, zone: str, delta: int) -> None:
