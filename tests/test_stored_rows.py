@@ -23,6 +23,8 @@ from zonegen.serve.feed import StoreFeed
 from zonegen.serve.zoneset import ZoneSet
 from zonegen.wire import WireZone
 
+pytest_plugins = ["tests.postgres"]  # backend_url: SQLite and PostgreSQL
+
 # --------------------------------------------------------------------------- decoding
 
 field = st.one_of(st.integers(-(2**40), 2**40), st.text(max_size=12),
@@ -141,6 +143,44 @@ def test_current_rows_are_current_records_as_stored(tmp_path: Path) -> None:
     assert row_version == version is not None
     assert got == want
     assert len(got) == store.record_count()
+
+
+def test_current_rows_on_every_backend_export_and_serve_what_the_version_holds(
+        backend_url: str, tmp_path: Path) -> None:
+    """SQLite's rows come from the driver's cursor, PostgreSQL's through SQLAlchemy:
+    both stream the stored columns, and the zone made of them is the version's."""
+    import io
+
+    from tests.test_readmodel import endpoint_slice, ingest, service
+    from zonegen.export import export_zone
+    from zonegen.store import Store
+
+    store = Store.open(backend_url)
+    try:
+        objs = [service("api", cluster_ip="10.96.0.10"), service("db"),
+                endpoint_slice("db-1", "db", ["10.0.0.1", "10.0.0.2"],
+                               hostnames=["db-0", None]),
+                endpoint_slice("api-1", "api", ["10.96.0.10", "10.0.0.3"])]
+        ingest(store, tmp_path, *objs)
+        with store.current_records() as (version, records):
+            want = [(r.owner, r.rtype, r.rdata, r.ttl) for r in records]
+        with store.current_rows() as (row_version, rows):
+            got = [(o, t, decode_rdata(d), ttl) for o, t, d, ttl in rows]
+        assert row_version == version is not None
+        assert got == want
+        for config in (ZoneConfig(), ZoneConfig(zone="10.in-addr.arpa.")):
+            out = io.StringIO()
+            export_zone(store, config, stream=out)
+            assert out.getvalue() == "".join(zonefile.render(
+                store.records_at(version.version_id), config, version.serial))
+        zones = StoreFeed(store, [ZoneConfig()]).load()
+        assert zones is not None
+        built = WireZone.build(store.records_at(version.version_id), ZoneConfig(),
+                               version.serial)
+        assert [(o, sorted(f)) for o, f in zones.primary.owners()] == \
+            [(o, sorted(f)) for o, f in built.owners()]
+    finally:
+        store.close()
 
 
 def test_current_rows_before_the_first_version_is_empty(tmp_path: Path) -> None:
