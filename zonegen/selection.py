@@ -312,8 +312,11 @@ class OwnerSelector:
     __slots__ = ("_closed", "_cnames", "_config", "_fast", "_key", "_names", "_open",
                  "_owner", "_rdata", "_ready", "_ready_rows")
 
-    _TRIM = 1 << 16  # cached names kept at most (then only the invalid ones are kept)
-    _CHECK = 1024  # owners closed between two looks at the caches' sizes
+    # cached names kept at most (then only the invalid ones are kept): a name recurs
+    # close by in the stream (a Service's pods are its SRV targets), and the cache is
+    # most of what a load holds besides the zone
+    _TRIM = 1 << 14
+    _CHECK = 256  # owners closed between two looks at the caches' sizes
 
     def __init__(self, config: ZoneConfig, warnings: list[str] | None,
                  fast: FastPath | None = None) -> None:
@@ -412,9 +415,7 @@ class OwnerSelector:
     def address(self, text: str) -> str | None:
         """The address of stored A rdata ``text`` when it is a valid one (what the
         general path publishes), else None; never warns (the general path will)."""
-        rdata = self._rdata.get(text)
-        if rdata is None:
-            rdata = self._rdata[text] = decode_rdata(text)
+        rdata = decode_rdata(text)  # once per text: the caller keeps what it makes of it
         if len(rdata) != 1 or type(rdata[0]) is not str:
             return None
         address = rdata[0]
@@ -426,9 +427,7 @@ class OwnerSelector:
     def target(self, text: str) -> tuple[RData, str] | None:
         """Stored SRV or PTR rdata ``text`` decoded, and its target made absolute, when
         the target is a valid name (what the general path publishes), else None."""
-        rdata = self._rdata.get(text)
-        if rdata is None:
-            rdata = self._rdata[text] = decode_rdata(text)
+        rdata = decode_rdata(text)
         given = rdata[-1]
         target = self._names.names.get(given)
         if target is None:

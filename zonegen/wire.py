@@ -377,8 +377,8 @@ class WireZoneBuilder:
                  "_names", "_pending", "_ptr", "_selector", "_serial", "_sizes", "_srv",
                  "_warnings")
 
-    _TRIM = 1 << 16  # cached names the encoder keeps at most
-    _CHECK = 4096  # owners added between two looks at the encoder's caches
+    _TRIM = 1 << 14  # cached names the encoder keeps at most (they recur close by)
+    _CHECK = 1024  # owners added between two looks at the encoder's caches
 
     def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None) -> None:
         self._config = config
