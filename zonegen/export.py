@@ -109,7 +109,8 @@ def export_zone(
     to ``stream``.
 
     The current zone (no ``serial``, no ``at``) is streamed from the persisted read
-    model in canonical order (``Store.current_records``, :func:`zonefile.render_sorted`):
+    model in canonical order as stored rows (``Store.current_rows``,
+    :func:`zonefile.render_rows`):
     memory is one owner and one block of text, not the zone, and nothing is sorted but
     each owner's few lines (issue #11). A past zone is folded from the journal and
     sorted whole (:func:`zone_content`).
@@ -129,13 +130,13 @@ def export_zone(
         if serial is None and at is None:
             ensure_projected(store)
             unordered = False
-            with store.current_records() as (version, records):
+            with store.current_rows() as (version, rows):
                 if version is None:  # only a read-only database never projected
                     raise UnknownSerial(f"{store.where}: no zone version exists yet")
                 number = version.serial
                 try:
-                    counted = _render(zonefile.render_sorted(records, config, number,
-                                                             warnings), output, spool)
+                    counted = _render(zonefile.render_rows(rows, config, number, warnings),
+                                      output, spool)
                 except NotInOrder as e:
                     log.debug("%s: stored order is not %s's (%s); sorting the zone instead",
                               store.where, config.zone, e)

@@ -18,28 +18,46 @@ in any form (the wire side keeps them as fragments). Pure: no I/O.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from operator import attrgetter
-from typing import TypeVar
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar
 
-from zonegen.model import AAAA, CNAME, PTR, SRV, TXT, TYPE_NAMES, A, RData, Record, ZoneConfig
+from zonegen.model import (
+    AAAA,
+    CNAME,
+    PTR,
+    SRV,
+    TXT,
+    TYPE_NAMES,
+    A,
+    RData,
+    Record,
+    ZoneConfig,
+    encode_rdata,
+)
 from zonegen.names import in_zone
 
 __all__ = [
     "PUBLISHED_TYPES",
+    "FastPath",
     "NotInOrder",
     "OwnerSelector",
     "Selected",
     "Selection",
+    "StoredRecord",
     "ZoneRR",
     "absolute_name",
     "canonical_key",
+    "decode_rdata",
     "cname_alone",
     "select",
+    "select_owner_rows",
     "select_owners",
+    "stored_rows",
     "zone_records",
 ]
 
@@ -48,6 +66,10 @@ Selected = tuple[str, int, RData, "int | None", str]
 ``target`` (the last rdata field of SRV/CNAME/PTR made absolute, "" for other types)
 absolute, rdata as given. Plain tuples: building 1M dataclass instances would cost more
 than rendering them (docs/PERFORMANCE.md)."""
+
+StoredRecord = tuple[str, int, str, "int | None"]
+"""A record as the read model stores it: ``(owner, rtype, rdata as compact JSON, ttl)``
+(``Store.current_rows``; the same alias as ``zonegen.store.readmodel.StoredRecord``)."""
 
 ZoneRR = tuple[str, int, RData, "int | None"]
 """``(owner, rtype, rdata, ttl)`` with owner and rdata names absolute: field order of
@@ -92,17 +114,31 @@ class Selection:
 
     records: list[Selected]
     shadowed: list[Selected]
+    ready: Sequence[Any] = ()
+    """What an :class:`OwnerSelector`'s ``fast`` function already made of the owner's
+    records (lines, fragments): then ``records`` and ``shadowed`` are empty."""
+
+
+FastPath = Callable[[str, "list[StoredRecord]"], "list[Any] | None"]
+"""``fast(owner, rows)``: what a consumer makes of one run of stored rows at an absolute
+owner (zone-file lines, wire fragments) straight from their text, or None (having
+warned about nothing) when some row needs the general path: a type other than A, SRV
+and PTR, an invalid address or target, rdata that is not the common shape. It checks
+rows with :meth:`OwnerSelector.address` and :meth:`OwnerSelector.target`, so the rules
+stay here."""
 
 
 class _Names:
     """Per-call caches of name conversions: a 1M-record zone with 300k distinct owners
     converts each once, and equal names share one ``str`` object afterwards."""
 
-    __slots__ = ("addresses", "forward", "names", "owners", "warnings", "zone")
+    __slots__ = ("addresses", "below", "forward", "names", "owners", "warnings", "zone")
 
     def __init__(self, config: ZoneConfig, warnings: list[str] | None) -> None:
         self.forward = config.forward_zone
         self.zone = config.zone
+        # what every name below the zone ends with (in_zone's test, for lowercase names)
+        self.below = "." if config.zone == "." else "." + config.zone
         self.warnings = warnings
         self.names: dict[str | int, str] = {}  # given -> absolute, "" when invalid
         self.owners: dict[str, str] = {}  # given -> absolute, "" when not in this zone
@@ -130,7 +166,7 @@ class _Names:
         if not full:
             self.warn(f"{name}: owner is not a valid DNS name (label over 63 octets, name "
                       "over 255, or a character needing escapes); skipped")
-        elif not in_zone(full, self.zone):
+        elif full != self.zone and not full.endswith(self.below):  # in_zone: lowercase
             full = ""
         self.owners[name] = full
         return full
@@ -273,20 +309,46 @@ class OwnerSelector:
     :raises NotInOrder: an owner arrived at or below the previous one in canonical order.
     """
 
-    __slots__ = ("_cnames", "_config", "_key", "_names", "_open", "_owner")
+    __slots__ = ("_closed", "_cnames", "_config", "_fast", "_key", "_names", "_open",
+                 "_owner", "_rdata", "_ready", "_ready_rows")
 
-    _TRIM = 1 << 16  # cached names kept at most (then only the invalid ones are kept)
+    # cached names kept at most (then only the invalid ones are kept): a name recurs
+    # close by in the stream (a Service's pods are its SRV targets), and the cache is
+    # most of what a load holds besides the zone
+    _TRIM = 1 << 14
+    _CHECK = 256  # owners closed between two looks at the caches' sizes
 
-    def __init__(self, config: ZoneConfig, warnings: list[str] | None) -> None:
+    def __init__(self, config: ZoneConfig, warnings: list[str] | None,
+                 fast: FastPath | None = None) -> None:
         self._config = config
+        self._fast = fast
+        self._ready: list[Any] = []  # what ``fast`` made of the open owner
+        self._ready_rows: list[list[StoredRecord]] = []  # the rows it made it from
         self._names = _Names(config, warnings)
         self._owner = ""
         self._key: str | None = None
         self._open: list[Selected] = []
         self._cnames: set[str] = set()
+        self._rdata: dict[str, RData] = {}  # stored rdata text -> decoded (A, SRV, PTR)
+        self._closed = 0
 
     def add(self, stored: str, records: Iterable[Record]) -> tuple[str, Selection] | None:
         """Select ``records`` (all with owner ``stored``, as stored)."""
+        owner, done = self._enter(stored)
+        if owner:
+            _select_into(records, self._names, self._open.append, self._cnames)
+        return done
+
+    def add_rows(self, stored: str, rows: Iterable[StoredRecord]
+                 ) -> tuple[str, Selection] | None:
+        """:meth:`add` for rows as the read model stores them, ``(owner, rtype, rdata
+        text, ttl)`` (``Store.current_rows``), all with owner ``stored``.
+
+        With a ``fast`` function, the rows go to it first: what it makes is the owner's
+        :attr:`Selection.ready`. Otherwise (it returned None, or the owner has records
+        on the general path already) the rdata is decoded here (:func:`decode_rdata`),
+        once per distinct text; A, SRV and PTR are selected in place, any other type
+        through :func:`_select_into` as a :class:`Record` (the same rules)."""
         names = self._names
         owner = names.owners.get(stored)
         if owner is None:
@@ -295,18 +357,117 @@ class OwnerSelector:
             return None
         done = None
         if owner != self._owner:
-            key = canonical_key(owner)
-            if self._key is not None and key <= self._key:
-                raise NotInOrder(f"{owner} after {self._owner}")
-            done = self.close()
-            self._owner, self._key = owner, key
-        _select_into(records, names, self._open.append, self._cnames)
+            done = self._next(owner)
+        fast = self._fast
+        if fast is not None:
+            run = rows if isinstance(rows, list) else list(rows)
+            if not self._open:
+                made = fast(owner, run)
+                if made is not None:
+                    self._ready += made
+                    self._ready_rows.append(run)
+                    return done
+            if self._ready_rows:  # one owner in two spellings, the second not fast
+                for earlier in self._ready_rows:
+                    self._general(owner, earlier)
+                self._ready = []
+                self._ready_rows = []
+            rows = run
+        self._general(owner, rows)
+        return done
+
+    def _general(self, owner: str, rows: Iterable[StoredRecord]) -> None:
+        """Select stored rows at ``owner`` into the open owner's records."""
+        names = self._names
+        add = self._open.append
+        decoded = self._rdata
+        decoded_get = decoded.get
+        addresses_get = names.addresses.get
+        names_get = names.names.get
+        others: list[Record] = []
+        for stored, rtype, text, ttl in rows:
+            if rtype == A:
+                rdata = decoded_get(text)
+                if rdata is None:
+                    rdata = decoded[text] = decode_rdata(text)
+                valid = addresses_get(rdata[0])
+                if valid is None:
+                    valid = names.address(owner, A, rdata[0])
+                if valid:
+                    add((owner, A, rdata, ttl, ""))
+            elif rtype in (SRV, PTR):
+                rdata = decoded_get(text)
+                if rdata is None:
+                    rdata = decoded[text] = decode_rdata(text)
+                given = rdata[-1]
+                target = names_get(given)
+                if target is None:
+                    target = names.target(given)
+                if target:
+                    add((owner, rtype, rdata, ttl, target))
+                else:
+                    names.skip(owner, rtype, given)
+            else:
+                others.append(Record(stored, rtype, decode_rdata(text), ttl))
+        if others:
+            _select_into(others, names, add, self._cnames)
+
+    def address(self, text: str) -> str | None:
+        """The address of stored A rdata ``text`` when it is a valid one (what the
+        general path publishes), else None; never warns (the general path will)."""
+        rdata = decode_rdata(text)  # once per text: the caller keeps what it makes of it
+        if len(rdata) != 1 or type(rdata[0]) is not str:
+            return None
+        address = rdata[0]
+        valid = self._names.addresses.get(address)
+        if valid is None and _IPV4.match(address) is not None:
+            valid = self._names.addresses[address] = True
+        return address if valid else None
+
+    def target(self, text: str) -> tuple[RData, str] | None:
+        """Stored SRV or PTR rdata ``text`` decoded, and its target made absolute, when
+        the target is a valid name (what the general path publishes), else None."""
+        rdata = decode_rdata(text)
+        given = rdata[-1]
+        target = self._names.names.get(given)
+        if target is None:
+            target = self._names.target(given)
+        return (rdata, target) if target else None
+
+    def _enter(self, stored: str) -> tuple[str, tuple[str, Selection] | None]:
+        """The absolute owner of ``stored`` ("" when not in this zone), and the owner
+        finished by entering it (when it differs from the open one)."""
+        names = self._names
+        owner = names.owners.get(stored)
+        if owner is None:
+            owner = names.owner(stored)
+        if not owner or owner == self._owner:
+            return owner, None
+        return owner, self._next(owner)
+
+    def _next(self, owner: str) -> tuple[str, Selection] | None:
+        """Open ``owner`` (after the open one in canonical order); the one finished."""
+        key = canonical_key(owner)
+        if self._key is not None and key <= self._key:
+            raise NotInOrder(f"{owner} after {self._owner}")
+        done = self.close()
+        self._owner, self._key = owner, key
         return done
 
     def close(self) -> tuple[str, Selection] | None:
         """The open owner's records, finished (None when it has none)."""
-        if len(self._names.names) + len(self._names.owners) > self._TRIM:
-            self._names.trim()
+        self._closed += 1
+        if self._closed >= self._CHECK:
+            self._closed = 0
+            if len(self._names.names) + len(self._names.owners) + len(self._rdata) \
+                    > self._TRIM:
+                self._names.trim()
+                self._rdata.clear()
+        if self._ready:
+            ready, self._ready = self._ready, []
+            self._ready_rows = []
+            return self._owner, Selection([], [], ready)
+        self._ready_rows = []
         if not self._open:
             return None
         out, self._open = self._open, []
@@ -334,7 +495,55 @@ def select_owners(records: Iterable[Record], config: ZoneConfig,
         yield done
 
 
+def select_owner_rows(rows: Iterable[StoredRecord], config: ZoneConfig,
+                      warnings: list[str] | None = None, fast: FastPath | None = None
+                      ) -> Iterator[tuple[str, Selection]]:
+    """:func:`select_owners` over stored rows (:meth:`OwnerSelector.add_rows`, with
+    ``fast``).
+
+    :raises NotInOrder: see :class:`OwnerSelector`.
+    """
+    selector = OwnerSelector(config, warnings, fast)
+    add = selector.add_rows
+    for stored, group in groupby(rows, _row_owner):
+        done = add(stored, group)
+        if done is not None:
+            yield done
+    done = selector.close()
+    if done is not None:
+        yield done
+
+
+def decode_rdata(text: str) -> RData:
+    """Stored rdata (compact JSON, :func:`~zonegen.model.encode_rdata`) as the tuple
+    ``json.loads`` gives. The two shapes of nearly every record, ``["text"]`` (A, AAAA,
+    PTR, CNAME) and ``[int,int,int,"text"]`` (SRV), are matched whole by one regular
+    expression when nothing in them needs JSON's escapes (what ``encode_rdata`` writes
+    for names and addresses); anything else is parsed by ``json``."""
+    m = _ONE_TEXT.match(text)
+    if m is not None:
+        return (m[1],)
+    m = _SRV_TEXT.match(text)
+    if m is not None:
+        return int(m[1]), int(m[2]), int(m[3]), m[4]
+    return tuple(_loads(text))
+
+
+_JSON_TEXT = r'"([^"\\\x00-\x1f]*)"'  # a JSON string needing no escapes: taken as is
+_JSON_INT = r"(0|[1-9][0-9]*)"  # a JSON integer >= 0 as json writes it
+_ONE_TEXT = re.compile(rf"\[{_JSON_TEXT}\]\Z")
+_SRV_TEXT = re.compile(rf"\[{_JSON_INT},{_JSON_INT},{_JSON_INT},{_JSON_TEXT}\]\Z")
+
+
+def stored_rows(records: Iterable[Record]) -> Iterator[StoredRecord]:
+    """Records as the read model stores them (``Store.current_rows``' tuples)."""
+    for r in records:
+        yield r.owner, r.rtype, encode_rdata(r.rdata), r.ttl
+
+
 _stored_owner = attrgetter("owner")
+_row_owner = itemgetter(0)
+_loads = json.loads
 
 
 def _apply_cname_rule(out: list[Selected], cname_owners: set[str], config: ZoneConfig,

@@ -21,15 +21,25 @@ from operator import itemgetter
 import dns.rdataclass
 import dns.rdatatype
 
-from zonegen.model import AAAA, NS, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
+from zonegen.model import AAAA, NS, PTR, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
-from zonegen.selection import Selected, Selection, canonical_key, cname_alone, select
+from zonegen.selection import (
+    OwnerSelector,
+    Selected,
+    Selection,
+    StoredRecord,
+    canonical_key,
+    cname_alone,
+    select,
+)
 from zonegen.serial import MODULUS
 
 HEADER = struct.Struct("!HHHHHH")
 RR_HEAD = struct.Struct("!HHIH")  # type, class, TTL, rdlength
 _SRV_HEAD = struct.Struct("!HHIHHHH")  # the above + priority, weight, port
 _SOA_TAIL = struct.Struct("!IIIII")
+_TYPE_HEAD = struct.Struct("!HHI")  # type, class, TTL: RR_HEAD without the rdlength
+_SRV_FIELDS = struct.Struct("!HHH")  # priority, weight, port
 _IN = dns.rdataclass.IN
 _POINTER = b"\xc0\x0c"  # the question name, which every message we build starts with
 
@@ -264,9 +274,7 @@ class _Packed:
 
     def __init__(self, zone: str, names: list[str], data: bytes, sizes: Iterable[int],
                  counts: Iterable[int]) -> None:
-        tree: dict[str, int] = {}
-        for name in names:
-            _count_ancestors(tree, name, zone, 1)
+        tree = _names_below(names, zone)
         owners = len(names)
         seen = set(names)
         names.extend(name for name in tree if name not in seen)
@@ -365,10 +373,12 @@ class WireZoneBuilder:
     The CNAME rule's set-aside records and those equal once published (equal
     fragments) go to the zone's ``extra``, as :meth:`WireZone.apply` needs them."""
 
-    __slots__ = ("_config", "_counts", "_data", "_enc", "_extra", "_names", "_pending",
-                 "_serial", "_sizes")
+    __slots__ = ("_a", "_added", "_config", "_counts", "_data", "_enc", "_extra", "_heads",
+                 "_names", "_pending", "_ptr", "_selector", "_serial", "_sizes", "_srv",
+                 "_warnings")
 
-    _TRIM = 1 << 16  # cached names the encoder keeps at most
+    _TRIM = 1 << 14  # cached names the encoder keeps at most (they recur close by)
+    _CHECK = 1024  # owners added between two looks at the encoder's caches
 
     def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None) -> None:
         self._config = config
@@ -379,6 +389,14 @@ class WireZoneBuilder:
         self._sizes = array("Q")
         self._counts = array("Q")
         self._extra: dict[str, dict[bytes, int]] = {}
+        self._added = 0
+        self._warnings = warnings
+        self._selector: OwnerSelector | None = None
+        # the fast path's fragment tails (type to rdata, default TTL) per rdata text
+        self._a: dict[str, bytes] = {}
+        self._srv: dict[str, bytes] = {}
+        self._ptr: dict[str, bytes] = {}
+        self._heads = {t: _TYPE_HEAD.pack(t, _IN, config.ttl) for t in (A, SRV, PTR)}
         apex: dict[str, list[bytes]] = {}
         for owner, frag in self._enc.apex():  # NS and glue lead their owners' records
             apex.setdefault(owner, []).append(frag)
@@ -386,33 +404,127 @@ class WireZoneBuilder:
         self._pending = sorted(((canonical_key(o), o, f) for o, f in apex.items()),
                                reverse=True)
 
+    def owner_selector(self) -> OwnerSelector:
+        """An :class:`~zonegen.selection.OwnerSelector` for this zone whose fast path
+        (:meth:`fast`) encodes plain A, SRV and PTR rows straight from their text: what
+        :meth:`ZoneSet.from_rows <zonegen.serve.zoneset.ZoneSet.from_rows>` feeds."""
+        self._selector = OwnerSelector(self._config, self._warnings, self.fast)
+        return self._selector
+
+    def fast(self, owner: str, rows: list[StoredRecord]) -> list[bytes] | None:
+        """The fragments :meth:`Encoder.owner_fragments` makes of ``rows`` (stored rows
+        at ``owner``) when all are plain A, SRV and PTR of this zone, else None (a
+        :data:`~zonegen.selection.FastPath`): each distinct rdata text is checked and
+        encoded once (its tail: type to rdata at the default TTL), each row then costs
+        one lookup and one join."""
+        enc = self._enc
+        prefix = enc.owners.get(owner)
+        if prefix is None:
+            prefix = enc.owner_prefix(owner)
+        default_ttl = self._config.ttl
+        a_get, srv_get, ptr_get = self._a.get, self._srv.get, self._ptr.get
+        out: list[bytes] = []
+        add = out.append
+        for _, rtype, text, ttl in rows:
+            if rtype == A:
+                tail = a_get(text)
+            elif rtype == SRV:
+                tail = srv_get(text)
+            elif rtype == PTR:
+                tail = ptr_get(text)
+            else:
+                return None
+            if tail is None:
+                tail = self._tail(rtype, text)
+                if tail is None:
+                    return None
+            if ttl is None or ttl == default_ttl:
+                add(prefix + tail)
+            else:
+                add(prefix + _TYPE_HEAD.pack(rtype, _IN, ttl) + tail[8:])
+        return out
+
+    def _tail(self, rtype: int, text: str) -> bytes | None:
+        """The fragment after the owner of a valid plain record at the default TTL,
+        kept; else None."""
+        selector = self._selector
+        if selector is None:
+            raise RuntimeError("WireZoneBuilder.fast used without owner_selector()")
+        enc = self._enc
+        if rtype == A:
+            address = selector.address(text)
+            if address is None:
+                return None
+            packed = enc.address(A, address)
+            if packed is None:
+                return None
+            cache, data = self._a, packed
+        else:
+            found = selector.target(text)
+            if found is None:
+                return None
+            rdata, target = found
+            wire = enc.target(target)
+            if rtype == PTR:
+                cache, data = self._ptr, wire
+            elif len(rdata) == 4 and all(type(x) is int for x in rdata[:3]):
+                cache, data = self._srv, _SRV_FIELDS.pack(*rdata[:3]) + wire
+            else:
+                return None
+        tail = self._heads[rtype] + len(data).to_bytes(2, "big") + data
+        if len(cache) >= self._KEEP:
+            cache.clear()
+        cache[text] = tail
+        return tail
+
+    _KEEP = 1 << 12  # tails kept per type (an address or target recurs close by)
+
     def add(self, owner: str, selection: Selection) -> None:
         """``owner``'s records (kept and set aside), after every owner added before it
-        in canonical order."""
-        key = canonical_key(owner)
+        in canonical order. Equal fragments (records equal once published) are served
+        once; the rest go to ``extra``, with the set-aside ones."""
         pending = self._pending
         first: list[bytes] = []
-        while pending and pending[-1][0] <= key:
-            at_key, at, frags = pending.pop()
-            if at_key == key:
-                first = frags
-            else:
-                self._pack(at, frags)
+        if pending:  # NS and glue owners not placed yet: only then is the key needed
+            key = canonical_key(owner)
+            while pending and pending[-1][0] <= key:
+                at_key, at, at_frags = pending.pop()
+                if at_key == key:
+                    first = at_frags
+                else:
+                    self._pack(at, at_frags)
         enc = self._enc
-        frags = first + enc.owner_fragments(owner, selection.records)
-        aside = enc.owner_fragments(owner, selection.shadowed)
-        if len(frags) > 1 or aside:
+        if selection.ready:
+            frags = list(selection.ready)
+        else:
+            frags = enc.owner_fragments(owner, selection.records)
+        if first:
+            frags = first + frags
+        if selection.shadowed:
+            aside = enc.owner_fragments(owner, selection.shadowed)
             raw = _counted(frags + aside)
             frags = [f for f in raw if f not in aside]
             left = _minus(raw, frags)
             if left:
                 self._extra[owner] = left
+        elif len(frags) > 1:
+            unique = list(dict.fromkeys(frags))
+            if len(unique) < len(frags):
+                self._extra[owner] = _minus(_counted(frags), unique)
+                frags = unique
         if frags:
-            self._pack(owner, frags)
-        if len(enc.owners) + len(enc.targets) + len(enc.addresses) > self._TRIM:
-            enc.owners.clear()
-            enc.targets.clear()
-            enc.addresses.clear()
+            blob = b"".join(frags)
+            self._names.append(owner)
+            self._data += blob
+            self._sizes.append(len(blob))
+            self._counts.append(len(frags))
+        self._added += 1
+        if self._added >= self._CHECK:
+            self._added = 0
+            if len(enc.owners) + len(enc.targets) + len(enc.addresses) > self._TRIM:
+                enc.owners.clear()
+                enc.targets.clear()
+                enc.addresses.clear()
 
     def _pack(self, owner: str, frags: list[bytes]) -> None:
         blob = b"".join(frags)
@@ -787,6 +899,25 @@ def _ancestors(owner: str, zone: str) -> Iterator[str]:
         if len(name) <= len(zone):
             return
         yield name
+
+
+def _names_below(owners: Iterable[str], zone: str) -> dict[str, int]:
+    """Every name strictly between an owner and ``zone`` -> how many ``owners`` lie
+    below it. Counted per parent first (the owners of a zone share few parents: a
+    Service's pods, its ports), then each parent's count added up its ancestors, so
+    the walk up is per parent, not per owner."""
+    direct: dict[str, int] = {}
+    get = direct.get
+    shortest = len(zone)
+    for owner in owners:
+        parent = owner[owner.find(".") + 1:]
+        if len(parent) > shortest:
+            direct[parent] = get(parent, 0) + 1
+    tree: dict[str, int] = {}
+    for parent, count in direct.items():
+        tree[parent] = tree.get(parent, 0) + count
+        _count_ancestors(tree, parent, zone, count)
+    return tree
 
 
 def _count_ancestors(tree: dict[str, int], owner: str, zone: str, delta: int) -> None:

@@ -13,6 +13,8 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from zonegen.errors import ZonegenError
@@ -20,11 +22,14 @@ from zonegen.model import AAAA, PTR, SRV, TXT, A, RData, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
     PUBLISHED_TYPES,
+    OwnerSelector,
+    Selection,
+    StoredRecord,
     ZoneRR,
     absolute_name,
     canonical_key,
     select,
-    select_owners,
+    stored_rows,
     zone_records,
 )
 from zonegen.serial import MODULUS
@@ -40,6 +45,7 @@ __all__ = [
     "parse",
     "parse_zone",
     "render",
+    "render_rows",
     "render_sorted",
     "txt_text",
     "write",
@@ -121,6 +127,7 @@ def _glue(header: list[str]) -> set[str]:
 
 
 _BLOCK = 16384  # lines yielded at a time
+_row_owner = itemgetter(0)
 
 
 def render(records: Iterable[Record], config: ZoneConfig, serial: int,
@@ -177,39 +184,154 @@ def render_sorted(records: Iterable[Record], config: ZoneConfig, serial: int,
     """:func:`render`'s bytes from ``records`` given in DNSSEC canonical owner order (as
     ``Store.current_records`` streams them; order within an owner does not matter):
     only each owner's few lines are sorted, so memory is one owner's records and one
-    block of text, not the zone (issue #11).
+    block of text, not the zone (issue #11). :func:`render_rows` on the records as
+    stored.
 
     :raises zonegen.selection.NotInOrder: ``records`` were not in owner order for this
         zone (then nothing past the header and the owners before is right: the caller
         renders with :func:`render` instead).
+    """
+    return render_rows(stored_rows(records), config, serial, warnings)
+
+
+def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
+                warnings: list[str] | None = None) -> Iterator[str]:
+    """:func:`render_sorted` from the rows of ``Store.current_rows`` (``(owner, rtype,
+    rdata text, ttl)``, in canonical owner order): what ``export`` writes. The lines of
+    an owner whose rows are all plain A, SRV and PTR are made straight from the rows
+    (:class:`_Lines`), each distinct rdata text rendered once; any other owner goes
+    through :meth:`~zonegen.selection.OwnerSelector.add_rows`' general path, as
+    :func:`render` would render it.
+
+    :raises zonegen.selection.NotInOrder: as :func:`render_sorted`.
     """
     header = _header(config, serial)
     yield "".join(header)
     zone = config.zone
     default_ttl = config.ttl
     glue = _glue(header)
+    lines = _Lines(config)
+    selector = lines.selector = OwnerSelector(config, warnings, lines.make)
     out: list[str] = []
-    for owner, selection in select_owners(records, config, warnings):
-        rel = relative_to(owner, zone)
-        group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
-                 for _, rtype, rdata, ttl, target in selection.records]
+    add = out.append
+    for owner, selection in _owners(rows, selector):
+        group = selection.ready
+        if not group:
+            rel = relative_to(owner, zone)
+            group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
+                     for _, rtype, rdata, ttl, target in selection.records]
         if len(group) > 1:
-            group.sort()
             previous = ""
-            for typed in group:
+            for typed in sorted(group):
                 if typed != previous:
                     previous = typed
                     line = typed[1:]
-                    if line not in glue:
-                        out.append(line)
+                    if not glue or line not in glue:
+                        add(line)
         elif group:  # none when the CNAME rule dropped a CNAME beside the SOA or glue
             line = group[0][1:]
-            if line not in glue:
-                out.append(line)
+            if not glue or line not in glue:
+                add(line)
         if len(out) >= _BLOCK:
             yield "".join(out)
             out = []
+            add = out.append
     yield "".join(out)
+
+
+def _owners(rows: Iterable[StoredRecord], selector: OwnerSelector
+            ) -> Iterator[tuple[str, Selection]]:
+    add = selector.add_rows
+    for stored, group in groupby(rows, _row_owner):
+        done = add(stored, group)
+        if done is not None:
+            yield done
+    done = selector.close()
+    if done is not None:
+        yield done
+
+
+class _Lines:
+    """The fast path of :func:`render_rows` (a :data:`~zonegen.selection.FastPath`):
+    one owner's plain A, SRV and PTR rows as :func:`_typed_line` writes them, the text
+    after the owner and TTL kept per distinct rdata text (an address or a target is
+    rendered once however many owners hold it); None for anything else."""
+
+    __slots__ = ("a", "default_ttl", "ptr", "selector", "srv", "zone")
+
+    # texts kept per type at most, then the cache starts again: an address or target
+    # recurs close by (a Service's owners, then its pods'), so a small one is enough
+    _KEEP = 1 << 12
+
+    def __init__(self, config: ZoneConfig) -> None:
+        self.zone = config.zone
+        self.default_ttl = config.ttl
+        self.selector: OwnerSelector | None = None
+        self.a: dict[str, str] = {}
+        self.srv: dict[str, str] = {}
+        self.ptr: dict[str, str] = {}
+
+    def make(self, owner: str, rows: list[StoredRecord]) -> list[str] | None:
+        rel = relative_to(owner, self.zone)
+        default_ttl = self.default_ttl
+        a_get, srv_get, ptr_get = self.a.get, self.srv.get, self.ptr.get
+        out: list[str] = []
+        add = out.append
+        for _, rtype, text, ttl in rows:
+            if rtype == A:
+                tail = a_get(text)
+                if tail is None:
+                    tail = self._tail(A, text)
+                    if tail is None:
+                        return None
+                lead = "\x01"
+            elif rtype == SRV:
+                tail = srv_get(text)
+                if tail is None:
+                    tail = self._tail(SRV, text)
+                    if tail is None:
+                        return None
+                lead = "\x21"
+            elif rtype == PTR:
+                tail = ptr_get(text)
+                if tail is None:
+                    tail = self._tail(PTR, text)
+                    if tail is None:
+                        return None
+                lead = "\x0c"
+            else:
+                return None
+            if ttl is None or ttl == default_ttl:
+                add(lead + rel + tail)
+            else:
+                add(f"{lead}{rel} {ttl}{tail}")
+        return out
+
+    def _tail(self, rtype: int, text: str) -> str | None:
+        """The line after owner and TTL of a valid plain record, kept; else None."""
+        selector = self.selector
+        if selector is None:
+            raise RuntimeError("_Lines used before its OwnerSelector was set")
+        if rtype == A:
+            address = selector.address(text)
+            if address is None:
+                return None
+            cache, tail = self.a, f" IN A {address}\n"
+        else:
+            found = selector.target(text)
+            if found is None:
+                return None
+            rdata, target = found
+            if rtype == PTR:
+                cache, tail = self.ptr, f" IN PTR {target}\n"
+            elif len(rdata) == 4:
+                cache, tail = self.srv, f" IN SRV {rdata[0]} {rdata[1]} {rdata[2]} {target}\n"
+            else:
+                return None
+        if len(cache) >= self._KEEP:
+            cache.clear()
+        cache[text] = tail
+        return tail
 
 
 # --------------------------------------------------------------------------- writing

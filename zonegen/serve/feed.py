@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from zonegen.clock import Clock
@@ -15,7 +15,7 @@ from zonegen.logs import fields
 from zonegen.metrics import Metrics
 from zonegen.model import ZoneConfig
 from zonegen.projections import DEFAULT, ProjectionSpec
-from zonegen.selection import NotInOrder
+from zonegen.selection import NotInOrder, StoredRecord
 from zonegen.serve.zoneset import ZoneSet
 
 if TYPE_CHECKING:
@@ -103,8 +103,10 @@ class StoreFeed:
         served (no zone made up from an empty or half-listed log, docs/DESIGN.md).
 
         Built from the persisted read model streamed in canonical order with its
-        version in one snapshot (``Store.current_records``, :meth:`ZoneSet.from_sorted`):
-        no projection and no journal fold is loaded to start serving (issue #11).
+        version in one snapshot, as stored rows (``Store.current_rows``,
+        :meth:`ZoneSet.from_rows`): no projection, no journal fold and no ``Record`` per
+        row is made to start serving (issue #11). The records logged are the rows
+        streamed (the stored visible count, without a second query).
 
         :raises StoreError: the store cannot be read.
         """
@@ -112,19 +114,21 @@ class StoreFeed:
         if self.project:
             self.project_pending(force=True)
         zones: ZoneSet | None = None
-        with self.store.current_records(self.name) as (version, records):
+        counted = _Counted()
+        with self.store.current_rows(self.name) as (version, rows):
             if version is None:
                 return None
             try:
-                zones = ZoneSet.from_sorted(self.configs, records, version.serial,
-                                            version.version_id)
+                zones = ZoneSet.from_rows(self.configs, counted.through(rows),
+                                          version.serial, version.version_id)
             except NotInOrder as e:
                 log.debug("stored order is not a served zone's (%s); building from the "
                           "whole record set", e)
         if zones is None:  # outside the block: it holds the only connection of sqlite://
-            zones = ZoneSet.build(self.configs, self.store.records_at(version.version_id),
-                                  version.serial, version.version_id)
-        count = self.store.record_count(self.name)
+            records = self.store.records_at(version.version_id)
+            counted.rows = len(records)
+            zones = ZoneSet.build(self.configs, records, version.serial, version.version_id)
+        count = counted.rows
         ms = (time.perf_counter() - started) * 1000
         log.info("loaded %s serial %d: %d records in %.0f ms",
                  ", ".join(c.zone for c in self.configs), version.serial, count, ms,
@@ -172,3 +176,16 @@ class StoreFeed:
         return steps
 
 
+
+
+class _Counted:
+    """Counts the rows passing through to the builder (the loaded-records log field)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def through(self, rows: Iterable[StoredRecord]) -> Iterator[StoredRecord]:
+        for self.rows, row in enumerate(rows, 1):  # noqa: B007 - the count is the point
+            yield row

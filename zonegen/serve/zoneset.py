@@ -6,17 +6,19 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from operator import attrgetter
+from operator import itemgetter
 
 import dns.name
 
 from zonegen.journal_step import JournalStep
 from zonegen.model import Diff, Record, ZoneConfig
-from zonegen.selection import OwnerSelector
+from zonegen.selection import StoredRecord, stored_rows
 from zonegen.serial import MODULUS
 from zonegen.wire import WireZone, WireZoneBuilder
 
 log = logging.getLogger("zonegen")
+
+_row_owner = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +60,34 @@ class ZoneSet:
         :raises zonegen.selection.NotInOrder: ``records`` were not in owner order for
             some zone (the caller builds from the whole set instead).
         """
+        return cls.from_rows(configs, stored_rows(records), serial, version_id)
+
+    @classmethod
+    def from_rows(cls, configs: Sequence[ZoneConfig], rows: Iterable[StoredRecord],
+                  serial: int, version_id: int = 0) -> ZoneSet:
+        """:meth:`from_sorted` from the rows of ``Store.current_rows`` (``(owner, rtype,
+        rdata text, ttl)`` in canonical owner order): no ``Record`` is made per row
+        (:meth:`~zonegen.selection.OwnerSelector.add_rows`).
+
+        :raises zonegen.selection.NotInOrder: as :meth:`from_sorted`.
+        """
         warnings: list[str] = []
-        pairs = [(OwnerSelector(c, warnings), WireZoneBuilder(c, serial, warnings))
-                 for c in configs]
-        for stored, group in groupby(records, attrgetter("owner")):
-            run = list(group)
-            for selector, builder in pairs:
-                done = selector.add(stored, run)
+        builders = [WireZoneBuilder(c, serial, warnings) for c in configs]
+        pairs = [(b.owner_selector(), b) for b in builders]
+        if len(pairs) == 1:  # one zone: each owner's rows are read once, no list
+            selector, builder = pairs[0]
+            add, pack = selector.add_rows, builder.add
+            for stored, group in groupby(rows, _row_owner):
+                done = add(stored, group)
                 if done is not None:
-                    builder.add(*done)
+                    pack(*done)
+        else:
+            for stored, group in groupby(rows, _row_owner):
+                run = list(group)
+                for selector, builder in pairs:
+                    done = selector.add_rows(stored, run)
+                    if done is not None:
+                        builder.add(*done)
         for selector, builder in pairs:
             done = selector.close()
             if done is not None:
