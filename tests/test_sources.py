@@ -43,7 +43,8 @@ from zonegen.health import Readiness
 from zonegen.ingest import ingest_files
 from zonegen.metrics import Metrics
 from zonegen.model import ADDED, DELETED, SERVICE, SERVICE_EXPORT, SERVICE_IMPORT, Event
-from zonegen.runner import ensure_projected
+from zonegen.projections import parse_target
+from zonegen.runner import ensure_projected, waiting_sources
 from zonegen.sources import check_source_name, resume_key, split_resume_key
 from zonegen.store import Store
 from zonegen.store.schema import sources as sources_table
@@ -261,13 +262,17 @@ def test_several_sources_in_one_process_sync_then_watch_and_resume(
         s: str(api.rv) for s, api in apis.items()}
 
 
-def test_no_zone_version_until_every_source_synced(
+def test_each_projection_waits_for_its_own_sources_initial_lists(
         tmp_path: Path, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI]) -> None:
+    """The initial sync gate is per projection: ``source:a`` publishes once a's lists are
+    stored while b is still listing; ``source:b`` (and anything folding b) waits."""
     a, b, _ = clusters
     add_service(a, "web", "10.1.0.1")
     add_service(b, "web", "10.2.0.1")
     b.hold(SERVICES)
     store = Store.open(f"sqlite:///{tmp_path / 'gate.db'}")
+    for target in ("source:a", "source:b"):
+        store.register_projection(parse_target(target))
     readiness, metrics = Readiness(), Metrics()
     synced = metrics.watch_synced_gauge
     try:
@@ -278,23 +283,58 @@ def test_no_zone_version_until_every_source_synced(
             # b's MCS kinds list on their own, outside its initial round
             wait_for(lambda: watchers.watchers[1].synced.get("ServiceExport")
                      and watchers.watchers[1].synced.get("ServiceImport"), "b's MCS lists")
-            # a's lists are stored, b's are not: no version yet; readiness and the
-            # synced gauge say which source holds it.
+            wait_for(lambda: store.latest_version("source:a") is not None, "a's version")
+            # a's lists are stored, b's are not: b's projection has no version yet;
+            # readiness and the synced gauge say which source holds it.
             assert {r[0] for r in rows(store)} == {"a"}
-            assert store.latest_version() is None
+            assert store.latest_version("source:b") is None
+            assert waiting_sources(store, parse_target("exports:a,b")) == ("b",)
             assert readiness.reasons() == [
                 "watch (source b): initial list of Service not stored",
                 "watch (source b): initial list of EndpointSlice not stored"]
             assert synced.labels("a", "Service")._value.get() == 1
             assert synced.labels("b", "Service")._value.get() == 0
             b.release(SERVICES)
-            wait_for(lambda: store.latest_version() is not None, "the first version")
+            wait_for(lambda: store.latest_version("source:b") is not None, "b's version")
             assert {r[0] for r in rows(store)} == {"a", "b"}
             wait_for(lambda: readiness.ready, "ready")
             assert synced.labels("b", "ServiceImport")._value.get() == 1
             assert metrics.events_stored.labels("b", "Service", ADDED)._value.get() == 1
+            assert waiting_sources(store, parse_target("exports:a,b")) == ()
+        # Neither projection folded the other's Service.
+        for name, address in (("source:a", "10.1.0.1"), ("source:b", "10.2.0.1")):
+            with store.current_records(name) as (_, records):
+                assert {(r.owner, r.rdata) for r in records if r.rtype == 1} == {
+                    ("web.shop.svc", (address,)),
+                    (f"{address.replace('.', '-')}.web.shop.svc", (address,))}
+        # The default projection folds the source default, of which nothing is stored.
+        assert store.latest_version() is None
     finally:
         store.close()
+
+
+def test_the_gate_reads_the_log_for_sources_other_processes_watch(store: Store,
+                                                                  tmp_path: Path) -> None:
+    """A source with nothing stored (its ``watch --source`` process has not stored its
+    initial list) holds a first version; an event or a resume point (an empty cluster's
+    list) releases it; a projection with a version never waits again."""
+    spec = parse_target("exports:a,b")
+    store.register_source("a")
+    store.register_source("b")
+    assert waiting_sources(store, spec) == ("a", "b")
+    store.append_events([], resume=[("a", "Service", "5")])
+    assert waiting_sources(store, spec) == ("b",)
+    assert waiting_sources(store, spec, unlisted={"a"}) == ("a", "b")
+    listing = tmp_path / "b.json"
+    listing.write_text(json.dumps({**service("web", "shop"), "kind": "Service",
+                                   "metadata": {"name": "web", "namespace": "shop",
+                                                "uid": "u", "resourceVersion": "1"}}))
+    ingest_files(store, [str(listing)], source="b", project=False)
+    assert waiting_sources(store, spec) == ()
+    one = parse_target("source:c")
+    assert waiting_sources(store, one) == ("c",)
+    ensure_projected(store, spec=one)  # a one-shot command publishes what the log holds
+    assert waiting_sources(store, one) == ()
 
 
 # --------------------------------------------------------------------------- MCS kinds
@@ -455,7 +495,9 @@ def test_cli_watch_several_sources_once(
                                                                ("b", "watch:ctx-b2")]
         assert [(s.name, s.cluster_id) for s in store.sources()] == [
             ("a", "a"), ("b", "b.prod"), ("default", "default")]
-        assert store.latest_version() is not None
+        # The default zone folds the source default, of which nothing was listed: the
+        # writer makes no version of it (per-source zones: test_zones.py).
+        assert store.latest_version() is None
     finally:
         store.close()
 

@@ -248,6 +248,15 @@ class EventLog(Database):
             return [_source_from_row(r)
                     for r in conn.execute(sa.select(sources).order_by(sources.c.name))]
 
+    def resume_sources(self, kind: str | None = None) -> set[str]:
+        """The sources with a resume point (of ``kind``), in any namespace: whose
+        watch stored that kind's initial list. The resume-point table is small."""
+        q = sa.select(resume_points.c.source).distinct()
+        if kind is not None:
+            q = q.where(resume_points.c.kind == kind)
+        with self._wrap("reading resume points"), self._read() as conn:
+            return {split_resume_key(str(key))[0] for key in conn.execute(q).scalars()}
+
     def source_states(self) -> list[SourceState]:
         """Per source (registered, or only named by events): events stored, the newest
         arrival, and its watch resume points."""
