@@ -149,6 +149,40 @@ def ensure_projected(store: Store, clock: Clock = time.time, *,
     return Projected(runner.version, tuple(made), False)
 
 
+def adopt_projection(store: Store, spec: ProjectionSpec) -> None:
+    """Make sure ``spec`` is registered, so every writer (``watch``, ``ingest``, ``source
+    remove``) keeps folding it: the first command that names a projection (``export
+    --zone ZONE=TARGET``, ``--source NAME``) registers it. Its sources must be known
+    to the log (registered by ``watch``/``ingest``, or named by events).
+
+    :raises InvalidInput: a source is unknown, the kind cannot be folded by this build,
+        or the database is read-only and the projection not registered (one line each).
+    """
+    if any(known.name == spec.name for known in store.projections()):
+        return
+    known = {state.source.name for state in store.source_states()}
+    missing = [s for s in spec.sources if s not in known]
+    if missing:
+        raise InvalidInput(f"projection {spec.target}: no such source {missing[0]} in "
+                           f"{store.where} (known: {', '.join(sorted(known)) or 'none'})")
+    if store.read_only:
+        raise InvalidInput(f"projection {spec.target} is not registered in {store.where}, "
+                           "which is read-only: name it once with write access first "
+                           f"(zonegen export --zone ZONE={spec.target})")
+    runner_for(store, spec)  # refuses a kind this build cannot fold, before registering
+    if store.register_projection(spec):
+        log.info("projection %s registered: writers fold it from now on", spec.target,
+                 extra=fields(projection=spec.name, sources=list(spec.sources)))
+
+
+def project_all(store: Store, clock: Clock = time.time) -> dict[str, Projected]:
+    """:func:`ensure_projected` for every registered projection (``store.projections()``,
+    the default first), as one-shot writers (``ingest``, ``project``) call it, so a
+    zone ``export --zone ZONE=TARGET`` registered once keeps up with every write."""
+    return {spec.name: ensure_projected(store, clock, spec=spec)
+            for spec in store.projections()}
+
+
 @dataclass(frozen=True, slots=True)
 class RebuildReport:
     """What ``project --rebuild`` found: the replayed record set against the current one."""

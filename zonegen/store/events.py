@@ -314,6 +314,15 @@ class EventAppender:
     def get_event(self, seq: int) -> Event | None:
         return _select_event(self._conn, seq)
 
+    def forget_source(self, name: str) -> int:
+        """Drop ``name``'s resume points (every namespace) and its ``sources`` row, in
+        this transaction (``zonegen source remove``); the number of resume points."""
+        keys = resume_points.c.source
+        dropped = self._conn.execute(resume_points.delete().where(
+            sa.or_(keys == name, keys.like(f"{name}@%")))).rowcount
+        self._conn.execute(sources.delete().where(sources.c.name == name))
+        return int(dropped or 0)
+
     def heads_for(self, keys: Sequence[tuple[str, str, str]], source: str = DEFAULT_SOURCE,
                   ) -> dict[tuple[str, str, str], ObjectHead]:
         out: dict[tuple[str, str, str], ObjectHead] = {}
