@@ -496,7 +496,7 @@ def test_cli_watch_several_sources_once(
         assert [(s.name, s.cluster_id) for s in store.sources()] == [
             ("a", "a"), ("b", "b.prod"), ("default", "default")]
         # The default zone folds the source default, of which nothing was listed: the
-        # writer makes no version of it (per-source zones: test_zones.py).
+        # writer makes no version of it (per-source zones: test_projections.py).
         assert store.latest_version() is None
     finally:
         store.close()
