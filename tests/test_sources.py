@@ -632,3 +632,99 @@ def test_a_410_relist_of_one_source_leaves_the_others_alone(
         ("b", "watch:ctx-b", DELETED, SERVICE_IMPORT, "shop/web")]
     assert not any(h.deleted for h in store.heads(source="a").values())
     assert store.heads(source="b")[(SERVICE, "shop", "web")].deleted
+
+
+# --------------------------------------------------------------------------- per-source zones
+
+
+def _zone_of(db: str, *args: str) -> str:
+    done = run_cli(db, "export", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _headless_zone(zone: str, serial: int, *services: tuple[str, str]) -> str:
+    body = "".join(
+        f"{name}.shop.svc IN A {ip}\n"
+        f"{name}.shop.svc IN SRV 0 100 80 {ip.replace('.', '-')}.{name}.shop.svc.{zone}.\n"
+        f"{ip.replace('.', '-')}.{name}.shop.svc IN A {ip}\n"
+        f"_http._tcp.{name}.shop.svc IN SRV 0 100 80 "
+        f"{ip.replace('.', '-')}.{name}.shop.svc.{zone}.\n"
+        for name, ip in sorted(services, key=lambda s: s[0]))
+    return (f"$ORIGIN {zone}.\n$TTL 5\n"
+            f"@ IN SOA ns.dns.{zone}. hostmaster.{zone}. {serial} 7200 1800 86400 5\n"
+            f"@ IN NS ns.dns.{zone}.\nns.dns IN A 127.0.0.1\n"
+            'dns-version 28800 IN TXT "1.1.0"\n' + body)
+
+
+def test_cli_watch_of_two_sources_keeps_each_sources_zone_and_resumes(
+        tmp_path: Path, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI]) -> None:
+    """``watch --source a ... --source b ...`` in one process: each source's zone
+    (``export --zone a.k8s.example.org=source:a``, ``--source b``) has its records only
+    and its own serials; the watch's writer folds every registered projection, a
+    change in b moves only b's serial, and a restart resumes each source."""
+    a, b, _ = clusters
+    add_service(a, "web", "10.1.0.1")
+    add_service(b, "web", "10.2.0.1")
+    db = f"sqlite:///{tmp_path / 'z.db'}"
+    store = Store.open(db)
+    args = ["-v", "watch", "--source", "a", "--kubeconfig", str(kubeconfig(a, tmp_path, "a")),
+            "--source", "b", "--kubeconfig", str(kubeconfig(b, tmp_path, "b"))]
+
+    def serial(name: str) -> int | None:
+        version = store.latest_version(name)
+        return version.serial if version is not None else None
+
+    try:
+        with (tmp_path / "watch.log").open("wb") as err:
+            proc = subprocess.Popen(_cli(db, *args), cwd=ROOT, env=_env(),
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                wait_for(lambda: len(rows(store)) == 4, "both initial lists", DEADLINE)
+                zone_a = _zone_of(db, "--zone", "a.k8s.example.org=source:a")
+                a1 = serial("source:a")
+                assert a1 is not None
+                assert zone_a == _headless_zone("a.k8s.example.org", a1,
+                                                ("web", "10.1.0.1"))
+                zone_b = _zone_of(db, "--source", "b")
+                b1 = serial("source:b")
+                assert b1 is not None
+                assert zone_b == _headless_zone("cluster.local", b1, ("web", "10.2.0.1"))
+                wait_for(lambda: b.watches("services") and b.watches("endpointslices"),
+                         "b watching")
+                # The running watch folds the projections export registered.
+                add_service(b, "api", "10.2.0.9")
+                wait_for(lambda: (serial("source:b") or 0) > b1, "b's new serial", DEADLINE)
+                assert serial("source:a") == a1
+                b2 = serial("source:b")
+                assert b2 is not None
+                assert store.max_tracking_seq("source:a") == store.max_tracking_seq(
+                    "source:b") == store.max_event_seq()
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(DEADLINE) == 0
+        # While stopped: a change in a. Restarted, each source resumes from its own
+        # resume point (no second list of Services) and only a's serial moves.
+        lists = {n: len(api.lists("services")) for n, api in (("a", a), ("b", b))}
+        add_service(a, "api", "10.1.0.9")
+        with (tmp_path / "watch2.log").open("wb") as err:
+            proc = subprocess.Popen(_cli(db, *args), cwd=ROOT, env=_env(),
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                wait_for(lambda: (serial("source:a") or 0) > a1, "a's new serial", DEADLINE)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(DEADLINE) == 0
+        assert {n: len(api.lists("services")) for n, api in (("a", a), ("b", b))} == lists
+        assert serial("source:b") == b2
+        a2 = serial("source:a")
+        assert a2 is not None
+        assert _zone_of(db, "--zone", "a.k8s.example.org=source:a") == _headless_zone(
+            "a.k8s.example.org", a2, ("web", "10.1.0.1"), ("api", "10.1.0.9"))
+        assert _zone_of(db, "--source", "b") == _headless_zone(
+            "cluster.local", b2, ("web", "10.2.0.1"), ("api", "10.2.0.9"))
+        history = run_cli(db, "history", "--source", "b", "api.shop.svc", "--type", "A")
+        assert history.returncode == 0, history.stderr
+        assert history.stdout.splitlines()[1].endswith("source=b")
+    finally:
+        store.close()
