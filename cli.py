@@ -497,7 +497,13 @@ def project_cmd(ctx: click.Context, rebuild: bool, projection_source: str | None
 
 @main.group("source")
 def source_group() -> None:
-    """The sources (clusters) in the log: list them, remove one that went away."""
+    """The sources (clusters) in the log: list them, remove one that went away.
+
+    Example:
+
+    \b
+        zonegen source remove b
+    """
 
 
 @source_group.command("list")
