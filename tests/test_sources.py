@@ -44,11 +44,12 @@ from zonegen.ingest import ingest_files
 from zonegen.metrics import Metrics
 from zonegen.model import ADDED, DELETED, SERVICE, SERVICE_EXPORT, SERVICE_IMPORT, Event
 from zonegen.projections import parse_target
-from zonegen.runner import ensure_projected, waiting_sources
+from zonegen.runner import adopt_projection, ensure_projected, waiting_sources
 from zonegen.sources import check_source_name, resume_key, split_resume_key
 from zonegen.store import Store
 from zonegen.store.schema import sources as sources_table
 from zonegen.watch import SourceWatchers, Watcher, connect
+from zonegen.writer import Commit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
@@ -728,3 +729,27 @@ def test_cli_watch_of_two_sources_keeps_each_sources_zone_and_resumes(
         assert history.stdout.splitlines()[1].endswith("source=b")
     finally:
         store.close()
+
+
+def test_the_watch_writer_tells_on_commit_every_projections_versions(
+        store: Store, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI],
+        tmp_path: Path) -> None:
+    """``Commit.projected`` carries each projection's new versions; ``Commit.versions``
+    stays the default zone's (none here: nothing of the source default is listed)."""
+    a, _, _ = clusters
+    add_service(a, "web", "10.1.0.1")
+    store.register_source("a")
+    adopt_projection(store, parse_target("source:a"))
+    commits: list[Commit] = []
+    cluster = connect(str(kubeconfig(a, tmp_path, "a")))
+    try:
+        Watcher(store, cluster, fast(source="a", project=True),
+                on_commit=commits.append).sync_once()
+    finally:
+        cluster.close()
+    made = [c for c in commits if c.projected]
+    assert len(made) == 1
+    assert made[0].versions == ()
+    version = store.latest_version("source:a")
+    assert made[0].projected == (("source:a", (version,)),)
+    assert store.latest_version() is None
