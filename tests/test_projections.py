@@ -303,7 +303,10 @@ def test_source_remove_drops_only_that_clusters_records(two_sources: str) -> Non
             ][-2:] == [("DELETED", "db", "source-remove"), ("DELETED", "web", "source-remove")]
     # The registration is gone (its cluster id is free); its events stay.
     listed = json.loads(ok(db, "source", "list", "--json"))
-    assert listed["b"]["events"] == 4
+    assert (listed["b"]["events"], listed["b"]["registered"]) == (4, False)
+    assert ok(db, "source", "list").splitlines()[1] == (
+        "b: cluster id b, 4 events, last " + listed["b"]["last_event"]
+        + ", no watch resume point (not registered)")
     assert ok(db, "source", "remove", "b").startswith("source b removed: 0 objects deleted")
     refused = zg(db, "source", "remove", "default")
     assert (refused.returncode, refused.stderr) == (

@@ -110,7 +110,8 @@ def test_status_text_is_aligned_and_json_is_one_object(db: Path) -> None:
             {"source": "default", "kind": "Service", "resource_version": "120"},
             {"source": "default@shop", "kind": "EndpointSlice", "resource_version": "456"}],
         "sources": {"default": {
-            "cluster_id": "default", "events": 3, "last_event": "2026-01-01T00:05:00Z",
+            "cluster_id": "default", "registered": True, "events": 3,
+            "last_event": "2026-01-01T00:05:00Z",
             "synced": True, "resume_points": [
                 {"namespace": None, "kind": "Service", "resource_version": "120"},
                 {"namespace": "shop", "kind": "EndpointSlice", "resource_version": "456"}]}},
@@ -191,7 +192,8 @@ def test_status_per_source(db: Path, tmp_path: Path) -> None:
         "(2 resume points)",
         "east: cluster id east.prod, 1 events, last 2026-01-01T00:09:30Z, no watch resume "
         "point",
-        "west: cluster id west, 0 events, last none, watch synced (1 resume points)",
+        "west: cluster id west, 0 events, last none, watch synced (1 resume points) "
+        "(not registered)",
     ]
     assert report.to_json()["sources"]["west"]["resume_points"] == [
         {"namespace": "shop", "kind": "Service", "resource_version": "77"}]

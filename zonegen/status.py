@@ -48,6 +48,7 @@ class SourceStatus:
     events: int
     last_event: datetime | None
     resume_points: tuple[tuple[str | None, str, str], ...]  # (namespace, kind, rv)
+    registered: bool = True  # False: only its events name it (``source remove``d)
 
     @property
     def synced(self) -> bool:
@@ -57,11 +58,13 @@ class SourceStatus:
         last = _iso(self.last_event) if self.last_event is not None else "none"
         watch = (f"watch synced ({len(self.resume_points)} resume points)" if self.synced
                  else "no watch resume point")
+        gone = "" if self.registered else " (not registered)"
         return (f"{self.name}: cluster id {self.cluster_id}, {self.events} events, "
-                f"last {last}, {watch}")
+                f"last {last}, {watch}{gone}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"cluster_id": self.cluster_id, "events": self.events,
+        return {"cluster_id": self.cluster_id, "registered": self.registered,
+                "events": self.events,
                 "last_event": _iso(self.last_event), "synced": self.synced,
                 "resume_points": [{"namespace": ns, "kind": kind, "resource_version": rv}
                                   for ns, kind, rv in self.resume_points]}
@@ -215,8 +218,9 @@ def status(store: Store, configs: Sequence[ZoneConfig],
 def source_list(store: Store) -> tuple[SourceStatus, ...]:
     """Every source the log knows (registered, or named by events: a removed source
     keeps its events), for ``status`` and ``source list``."""
+    registered = {s.name for s in store.sources()}
     return tuple(SourceStatus(s.source.name, s.source.cluster_id, s.events,
-                              s.last_event_at, s.resume_points)
+                              s.last_event_at, s.resume_points, s.source.name in registered)
                  for s in store.source_states())
 
 
