@@ -25,6 +25,7 @@ from zonegen.logs import LOG_FORMATS
 
 if TYPE_CHECKING:
     from zonegen.model import ZoneConfig
+    from zonegen.projections import ProjectionSpec
     from zonegen.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,11 +239,61 @@ def _source_name(ctx: click.Context, param: click.Parameter, value: str | None) 
     return _checked_by(check_source_name)(ctx, param, value)
 
 
+def _sources_names(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+                   ) -> tuple[str, ...]:
+    """A repeatable ``--source``: each an RFC 1123 label, else a usage error."""
+    return tuple(str(_source_name(ctx, param, v)) for v in value)
+
+
 def _cluster_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--cluster-id``: an RFC 1123 subdomain, else a usage error."""
     from zonegen.sources import check_cluster_id
 
     return _checked_by(check_cluster_id)(ctx, param, value)
+
+
+def projection_option(func: F) -> F:
+    """``--source NAME``: the commands that read one zone (export, history, diff, why,
+    status) read the zone of that source's projection instead of the default one.
+    ``--zone ZONE=TARGET`` says the same with a zone name and any projection."""
+    return click.option(
+        "--source", "projection_source", default=None, callback=_source_name,
+        metavar="NAME",
+        help="The zone of this source (cluster): the projection source:NAME, published "
+             "as --zone (default cluster.local). Same as --zone ZONE=source:NAME; "
+             "--zone ZONE=imports:HUB or ZONE=exports:A,B,... name a clusterset "
+             "projection.")(func)
+
+
+def _zone_and_projection(ctx: click.Context, kwargs: dict[str, Any]
+                         ) -> tuple[ZoneConfig, ProjectionSpec]:
+    """The zone options as a ZoneConfig and the projection they select: ``--zone
+    ZONE[=TARGET]`` or ``--source NAME`` (not both); bad targets are usage errors."""
+    from zonegen.projections import CLUSTER_LOCAL, ProjectionSpec, parse_zone_option
+
+    source = kwargs.pop("projection_source", None)
+    try:
+        zone, spec = parse_zone_option(kwargs["zone"])
+    except InvalidOption as e:
+        raise click.BadParameter(str(e), ctx, param_hint="'--zone'") from None
+    if source is not None:
+        if "=" in kwargs["zone"]:
+            raise click.UsageError("--source NAME and --zone ZONE=TARGET both pick a "
+                                   "projection; give one of them")
+        spec = ProjectionSpec(CLUSTER_LOCAL, (source,))
+    kwargs["zone"] = zone
+    return _zone_config(kwargs), spec
+
+
+def _projection_store(ctx: click.Context, spec: ProjectionSpec,
+                      mode: Literal["read", "inspect", "write"] = "read") -> Store:
+    """The store for a command reading ``spec``'s zone; the first use of a projection
+    registers it, so writers keep it folded (zonegen.runner.adopt_projection)."""
+    from zonegen.runner import adopt_projection
+
+    store = _open_store(ctx, mode)
+    adopt_projection(store, spec)
+    return store
 
 
 def watch_options(func: F) -> F:
@@ -375,36 +426,137 @@ def ingest(ctx: click.Context, files: tuple[str, ...], snapshot: bool, source: s
 @click.option("--rebuild", is_flag=True,
               help="Replay the whole log from nothing and check that it yields the "
                    "identical record set.")
+@click.option("--source", "projection_source", default=None, callback=_source_name,
+              metavar="NAME", help="Only the projection source:NAME (default: every "
+                                   "registered projection).")
+@click.option("--projection", "target", default=None, metavar="TARGET",
+              help="Only this projection: source:NAME, imports:NAME or exports:A,B,...")
 @click.option("--json", "as_json", is_flag=True,
               help="The summary as one JSON object on stdout.")
 @click.pass_context
-def project_cmd(ctx: click.Context, rebuild: bool, as_json: bool) -> None:
-    """Fold pending events into a new zone version and print its serial.
+def project_cmd(ctx: click.Context, rebuild: bool, projection_source: str | None,
+                target: str | None, as_json: bool) -> None:
+    """Fold pending events into new zone versions and print the serials.
+
+    Every registered projection (the default zone, and each one `export --zone
+    ZONE=TARGET` or `--source` named) is folded; --source/--projection pick one.
 
     Example:
 
     \b
         zonegen project --rebuild
+        zonegen project --rebuild --source b
     """
     from zonegen.export import project_pending, rebuild_check
+    from zonegen.projections import CLUSTER_LOCAL, ProjectionSpec, parse_target
 
+    if projection_source is not None and target is not None:
+        raise click.UsageError("--source and --projection both pick a projection; "
+                               "give one of them")
     store = _open_store(ctx, "write")
+    specs = store.projections()
+    if target is not None:
+        try:
+            specs = [parse_target(target)]
+        except InvalidOption as e:
+            raise click.BadParameter(str(e), ctx, param_hint="'--projection'") from None
+    elif projection_source is not None:
+        specs = [ProjectionSpec(CLUSTER_LOCAL, (projection_source,))]
+    if target is not None or projection_source is not None:
+        from zonegen.runner import adopt_projection
+
+        adopt_projection(store, specs[0])  # registers it when new
+    label = len(specs) > 1 or specs[0].name != "projection"
     if rebuild:
-        report = rebuild_check(store)
+        reports = [(spec, rebuild_check(store, spec=spec)) for spec in specs]
         if as_json:
-            _echo_json({"events": report.events, "records": report.records,
-                        "identical": report.identical, "missing": len(report.missing),
-                        "extra": len(report.extra), "seconds": round(report.seconds, 6)})
+            rows = {spec.target: {
+                "events": r.events, "records": r.records, "identical": r.identical,
+                "missing": len(r.missing), "extra": len(r.extra),
+                "seconds": round(r.seconds, 6)} for spec, r in reports}
+            _echo_json(next(iter(rows.values())) if len(rows) == 1 else rows)
         else:
-            click.echo(report.summary())
-        if not report.identical:
+            for spec, report in reports:
+                click.echo(f"{spec.target}: {report.summary()}" if label
+                           else report.summary())
+        if not all(r.identical for _, r in reports):
             sys.exit(1)
         return
-    result = project_pending(store)
+    results = [(spec, project_pending(store, spec=spec)) for spec in specs]
     if as_json:
-        _echo_json({"serial": result.serial, "versions": result.versions})
+        values = {spec.target: {"serial": r.serial, "versions": r.versions}
+                  for spec, r in results}
+        _echo_json(next(iter(values.values())) if len(values) == 1 else values)
     else:
-        click.echo(result.summary())
+        for spec, result in results:
+            click.echo(f"{spec.target}: {result.summary()}" if label else result.summary())
+
+
+# --------------------------------------------------------------------------- source
+
+
+@main.group("source")
+def source_group() -> None:
+    """The sources (clusters) in the log: list them, remove one that went away.
+
+    Example:
+
+    \b
+        zonegen source remove b
+    """
+
+
+@source_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.pass_context
+def source_list_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Every source the log knows: cluster id, events, newest arrival, resume points.
+
+    Example:
+
+    \b
+        zonegen source list
+    """
+    from zonegen.status import source_list
+
+    states = source_list(_open_store(ctx))
+    if as_json:
+        _echo_json({s.name: s.to_json() for s in states})
+        return
+    for state in states:
+        click.echo(state.text())
+
+
+@source_group.command("remove")
+@click.argument("name", callback=_source_name)
+@click.option("--force", is_flag=True, help="Also remove the source default.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The summary as one JSON object on stdout.")
+@click.pass_context
+def source_remove_cmd(ctx: click.Context, name: str, force: bool, as_json: bool) -> None:
+    """A cluster went away: delete every object of source NAME from its zones.
+
+    Appends a DELETED event for every live object of NAME, drops its watch resume
+    points and its registration (its cluster id is free again), then folds every
+    projection: each drops exactly that cluster's records, and `history` and `why`
+    name the source of the removals. Its events stay in the log (past zones remain
+    exportable). Stop any `watch --source NAME` first: a running watch would list the
+    cluster again and re-add everything. `default` needs --force.
+
+    Example:
+
+    \b
+        zonegen source remove b
+    """
+    from zonegen.removal import remove_source
+
+    report = remove_source(_open_store(ctx, "write"), name, force=force)
+    if as_json:
+        _echo_json({"source": report.source, "deleted": report.deleted,
+                    "resume_points": report.resume_points,
+                    "serials": dict(report.serials)})
+    else:
+        click.echo(report.summary())
 
 
 # --------------------------------------------------------------------------- export
@@ -412,6 +564,7 @@ def project_cmd(ctx: click.Context, rebuild: bool, as_json: bool) -> None:
 
 @main.command()
 @zone_options
+@projection_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=False),
               default=None, help="Write the zone atomically to FILE (default: stdout).")
 @click.option("--serial", type=click.IntRange(0, 2**32 - 1), default=None,
@@ -427,10 +580,15 @@ def export(ctx: click.Context, /, output: str | None, serial: int | None,
            at: datetime | None, as_json: bool, **kwargs: Any) -> None:
     """Write the zone as an RFC 1035 master file.
 
+    --zone ZONE=source:NAME (or --source NAME) writes the zone of one source (cluster),
+    with its own serials; the first use registers that projection, so `watch` and
+    `ingest` keep it up to date from then on.
+
     Example:
 
     \b
         zonegen export --zone cluster.local -o /var/lib/bind/cluster.local.zone
+        zonegen export --zone a.k8s.example.org=source:a -o a.k8s.example.org.zone
     """
     from zonegen.export import export_zone
 
@@ -439,9 +597,9 @@ def export(ctx: click.Context, /, output: str | None, serial: int | None,
     if as_json and not output:
         raise click.UsageError("--json summarizes the file written by -o; without -o "
                                "standard output is the zone itself")
-    config = _zone_config(kwargs)
-    result = export_zone(_open_store(ctx), config, serial=serial, at=at,
-                         output=output, stream=None if output else sys.stdout)
+    config, spec = _zone_and_projection(ctx, kwargs)
+    result = export_zone(_projection_store(ctx, spec), config, serial=serial, at=at,
+                         output=output, stream=None if output else sys.stdout, spec=spec)
     if as_json:
         _echo_json({"zone": result.zone, "serial": result.serial, "records": result.records,
                     "path": result.path})
@@ -627,6 +785,7 @@ def _print_json_lines(values: Iterable[dict[str, Any]]) -> None:
 
 @main.command()
 @zone_options
+@projection_option
 @click.argument("name")
 @click.option("--type", "rtype", default=None, metavar="TYPE",
               help="Only records of this type (A, AAAA, CNAME, PTR, SRV, TXT).")
@@ -651,11 +810,11 @@ def history(ctx: click.Context, /, name: str, rtype: str | None, since: datetime
     """
     from zonegen.history import format_history, name_history
 
-    config = _zone_config(kwargs)
-    store = _open_store(ctx)
+    config, spec = _zone_and_projection(ctx, kwargs)
+    store = _projection_store(ctx, spec)
     entries = name_history(store, name, config, type=rtype, since=since,
-                           until=until)
-    note = store.history_note()
+                           until=until, spec=spec)
+    note = store.history_note(projection=spec.name)
     if as_json:
         if note:
             click.echo(f"zonegen: {note}", err=True)
@@ -672,6 +831,7 @@ def history(ctx: click.Context, /, name: str, rtype: str | None, since: datetime
 
 @main.command()
 @zone_options
+@projection_option
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
 @click.option("--json", "as_json", is_flag=True,
@@ -690,7 +850,8 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
     """
     from zonegen.history import diff_versions, format_diff
 
-    result = diff_versions(_open_store(ctx), a, b, _zone_config(kwargs))
+    config, spec = _zone_and_projection(ctx, kwargs)
+    result = diff_versions(_projection_store(ctx, spec), a, b, config, spec)
     if as_json:
         added = sum(1 for line in result.lines if line.change == "+")
         _echo_json({"zone": result.zone,
@@ -711,6 +872,8 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
 @click.option("--kind", default=None, help="Service, EndpointSlice or Endpoints.")
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
 @click.option("--name", default=None, help="Only objects of this name.")
+@click.option("--source", "sources", multiple=True, callback=_sources_names, metavar="NAME",
+              help="Only events of this source (cluster; repeatable).")
 @click.option("--last", type=click.IntRange(max=MAX_COUNT), default=None, metavar="N",
               help="Only the newest N events.")
 @click.option("--json", "as_json", is_flag=True,
@@ -718,7 +881,8 @@ def diff(ctx: click.Context, /, a: str, b: str, as_json: bool, **kwargs: Any) ->
 @click.pass_context
 def log_cmd(ctx: click.Context, since: datetime | None, until: datetime | None,
             kind: str | None,
-            namespace: str | None, name: str | None, last: int | None, as_json: bool) -> None:
+            namespace: str | None, name: str | None, sources: tuple[str, ...],
+            last: int | None, as_json: bool) -> None:
     """The raw event log, newest last: what Kubernetes said, and when.
 
     Example:
@@ -730,7 +894,8 @@ def log_cmd(ctx: click.Context, since: datetime | None, until: datetime | None,
 
     store = _open_store(ctx)
     events = event_log(store, since=since, until=until, kind=kind,
-                       namespace=namespace, name=name, last=last)
+                       namespace=namespace, name=name, last=last,
+                       sources=list(sources) or None)
     if as_json:
         _print_json_lines(event_json(e) for e in events)
         return
@@ -743,6 +908,7 @@ def log_cmd(ctx: click.Context, since: datetime | None, until: datetime | None,
 
 @main.command()
 @zone_options
+@projection_option
 @click.argument("name")
 @click.argument("rtype", metavar="TYPE")
 @click.argument("rdata", nargs=-1, required=True, metavar="RDATA...")
@@ -761,7 +927,9 @@ def why(ctx: click.Context, /, name: str, rtype: str, rdata: tuple[str, ...], as
     from zonegen.history import format_why, to_json_line
     from zonegen.history import why as explain
 
-    report = explain(_open_store(ctx), name, rtype, " ".join(rdata), _zone_config(kwargs))
+    config, spec = _zone_and_projection(ctx, kwargs)
+    report = explain(_projection_store(ctx, spec), name, rtype, " ".join(rdata), config,
+                     spec)
     if as_json:
         click.echo(to_json_line(report.to_json()))
         return
@@ -916,6 +1084,7 @@ def _ready_line(ctx: click.Context) -> Callable[[str], None]:
 
 @main.command("status")
 @zone_options
+@projection_option
 @click.option("--extra-zone", "extra_zones", multiple=True, metavar="ZONE",
               help="Also count the records of ZONE (e.g. 10.in-addr.arpa), as "
                    "`serve --extra-zone` publishes it (repeatable).")
@@ -937,9 +1106,9 @@ def status_command(ctx: click.Context, /, extra_zones: tuple[str, ...], as_json:
     from zonegen.serve.options import extra_zone_config
     from zonegen.status import status
 
-    config = _zone_config(kwargs)
+    config, spec = _zone_and_projection(ctx, kwargs)
     configs = [config, *(extra_zone_config(config, z) for z in extra_zones)]
-    report = status(_open_store(ctx), configs)
+    report = status(_open_store(ctx), configs, spec)
     if as_json:
         click.echo(json.dumps(report.to_json(), separators=(",", ":")))
         return

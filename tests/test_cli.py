@@ -283,7 +283,8 @@ def test_history_finds_a_full_name_without_trailing_dot(consul_db: Path) -> None
 
 COMMANDS = [["db"], ["db", "upgrade"], ["db", "current"], ["ingest"], ["project"],
             ["export"], ["demo"], ["watch"], ["history"], ["diff"], ["log"], ["why"],
-            ["compact"], ["serve"], ["status"]]
+            ["compact"], ["serve"], ["status"], ["source"], ["source", "list"],
+            ["source", "remove"]]
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
@@ -295,7 +296,9 @@ def test_every_command_help_shows_an_example(args: list[str]) -> None:
 
 
 def test_every_command_is_covered_by_the_help_test() -> None:
-    from cli import db, main
+    from cli import db, main, source_group
 
     assert {c[0] for c in COMMANDS} == set(main.commands)
-    assert {c[1] for c in COMMANDS if len(c) > 1} == set(db.commands)
+    assert {c[1] for c in COMMANDS if len(c) > 1 and c[0] == "db"} == set(db.commands)
+    assert {c[1] for c in COMMANDS if len(c) > 1 and c[0] == "source"} == set(
+        source_group.commands)

@@ -43,11 +43,13 @@ from zonegen.health import Readiness
 from zonegen.ingest import ingest_files
 from zonegen.metrics import Metrics
 from zonegen.model import ADDED, DELETED, SERVICE, SERVICE_EXPORT, SERVICE_IMPORT, Event
-from zonegen.runner import ensure_projected
+from zonegen.projections import parse_target
+from zonegen.runner import adopt_projection, ensure_projected, waiting_sources
 from zonegen.sources import check_source_name, resume_key, split_resume_key
 from zonegen.store import Store
 from zonegen.store.schema import sources as sources_table
 from zonegen.watch import SourceWatchers, Watcher, connect
+from zonegen.writer import Commit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
@@ -261,13 +263,17 @@ def test_several_sources_in_one_process_sync_then_watch_and_resume(
         s: str(api.rv) for s, api in apis.items()}
 
 
-def test_no_zone_version_until_every_source_synced(
+def test_each_projection_waits_for_its_own_sources_initial_lists(
         tmp_path: Path, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI]) -> None:
+    """The initial sync gate is per projection: ``source:a`` publishes once a's lists are
+    stored while b is still listing; ``source:b`` (and anything folding b) waits."""
     a, b, _ = clusters
     add_service(a, "web", "10.1.0.1")
     add_service(b, "web", "10.2.0.1")
     b.hold(SERVICES)
     store = Store.open(f"sqlite:///{tmp_path / 'gate.db'}")
+    for target in ("source:a", "source:b"):
+        store.register_projection(parse_target(target))
     readiness, metrics = Readiness(), Metrics()
     synced = metrics.watch_synced_gauge
     try:
@@ -278,23 +284,58 @@ def test_no_zone_version_until_every_source_synced(
             # b's MCS kinds list on their own, outside its initial round
             wait_for(lambda: watchers.watchers[1].synced.get("ServiceExport")
                      and watchers.watchers[1].synced.get("ServiceImport"), "b's MCS lists")
-            # a's lists are stored, b's are not: no version yet; readiness and the
-            # synced gauge say which source holds it.
+            wait_for(lambda: store.latest_version("source:a") is not None, "a's version")
+            # a's lists are stored, b's are not: b's projection has no version yet;
+            # readiness and the synced gauge say which source holds it.
             assert {r[0] for r in rows(store)} == {"a"}
-            assert store.latest_version() is None
+            assert store.latest_version("source:b") is None
+            assert waiting_sources(store, parse_target("exports:a,b")) == ("b",)
             assert readiness.reasons() == [
                 "watch (source b): initial list of Service not stored",
                 "watch (source b): initial list of EndpointSlice not stored"]
             assert synced.labels("a", "Service")._value.get() == 1
             assert synced.labels("b", "Service")._value.get() == 0
             b.release(SERVICES)
-            wait_for(lambda: store.latest_version() is not None, "the first version")
+            wait_for(lambda: store.latest_version("source:b") is not None, "b's version")
             assert {r[0] for r in rows(store)} == {"a", "b"}
             wait_for(lambda: readiness.ready, "ready")
             assert synced.labels("b", "ServiceImport")._value.get() == 1
             assert metrics.events_stored.labels("b", "Service", ADDED)._value.get() == 1
+            assert waiting_sources(store, parse_target("exports:a,b")) == ()
+        # Neither projection folded the other's Service.
+        for name, address in (("source:a", "10.1.0.1"), ("source:b", "10.2.0.1")):
+            with store.current_records(name) as (_, records):
+                assert {(r.owner, r.rdata) for r in records if r.rtype == 1} == {
+                    ("web.shop.svc", (address,)),
+                    (f"{address.replace('.', '-')}.web.shop.svc", (address,))}
+        # The default projection folds the source default, of which nothing is stored.
+        assert store.latest_version() is None
     finally:
         store.close()
+
+
+def test_the_gate_reads_the_log_for_sources_other_processes_watch(store: Store,
+                                                                  tmp_path: Path) -> None:
+    """A source with nothing stored (its ``watch --source`` process has not stored its
+    initial list) holds a first version; an event or a resume point (an empty cluster's
+    list) releases it; a projection with a version never waits again."""
+    spec = parse_target("exports:a,b")
+    store.register_source("a")
+    store.register_source("b")
+    assert waiting_sources(store, spec) == ("a", "b")
+    store.append_events([], resume=[("a", "Service", "5")])
+    assert waiting_sources(store, spec) == ("b",)
+    assert waiting_sources(store, spec, unlisted={"a"}) == ("a", "b")
+    listing = tmp_path / "b.json"
+    listing.write_text(json.dumps({**service("web", "shop"), "kind": "Service",
+                                   "metadata": {"name": "web", "namespace": "shop",
+                                                "uid": "u", "resourceVersion": "1"}}))
+    ingest_files(store, [str(listing)], source="b", project=False)
+    assert waiting_sources(store, spec) == ()
+    one = parse_target("source:c")
+    assert waiting_sources(store, one) == ("c",)
+    ensure_projected(store, spec=one)  # a one-shot command publishes what the log holds
+    assert waiting_sources(store, one) == ()
 
 
 # --------------------------------------------------------------------------- MCS kinds
@@ -455,7 +496,9 @@ def test_cli_watch_several_sources_once(
                                                                ("b", "watch:ctx-b2")]
         assert [(s.name, s.cluster_id) for s in store.sources()] == [
             ("a", "a"), ("b", "b.prod"), ("default", "default")]
-        assert store.latest_version() is not None
+        # The default zone folds the source default, of which nothing was listed: the
+        # writer makes no version of it (per-source zones: test_projections.py).
+        assert store.latest_version() is None
     finally:
         store.close()
 
@@ -590,3 +633,123 @@ def test_a_410_relist_of_one_source_leaves_the_others_alone(
         ("b", "watch:ctx-b", DELETED, SERVICE_IMPORT, "shop/web")]
     assert not any(h.deleted for h in store.heads(source="a").values())
     assert store.heads(source="b")[(SERVICE, "shop", "web")].deleted
+
+
+# --------------------------------------------------------------------------- per-source zones
+
+
+def _zone_of(db: str, *args: str) -> str:
+    done = run_cli(db, "export", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _headless_zone(zone: str, serial: int, *services: tuple[str, str]) -> str:
+    body = "".join(
+        f"{name}.shop.svc IN A {ip}\n"
+        f"{name}.shop.svc IN SRV 0 100 80 {ip.replace('.', '-')}.{name}.shop.svc.{zone}.\n"
+        f"{ip.replace('.', '-')}.{name}.shop.svc IN A {ip}\n"
+        f"_http._tcp.{name}.shop.svc IN SRV 0 100 80 "
+        f"{ip.replace('.', '-')}.{name}.shop.svc.{zone}.\n"
+        for name, ip in sorted(services, key=lambda s: s[0]))
+    return (f"$ORIGIN {zone}.\n$TTL 5\n"
+            f"@ IN SOA ns.dns.{zone}. hostmaster.{zone}. {serial} 7200 1800 86400 5\n"
+            f"@ IN NS ns.dns.{zone}.\nns.dns IN A 127.0.0.1\n"
+            'dns-version 28800 IN TXT "1.1.0"\n' + body)
+
+
+def test_cli_watch_of_two_sources_keeps_each_sources_zone_and_resumes(
+        tmp_path: Path, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI]) -> None:
+    """``watch --source a ... --source b ...`` in one process: each source's zone
+    (``export --zone a.k8s.example.org=source:a``, ``--source b``) has its records only
+    and its own serials; the watch's writer folds every registered projection, a
+    change in b moves only b's serial, and a restart resumes each source."""
+    a, b, _ = clusters
+    add_service(a, "web", "10.1.0.1")
+    add_service(b, "web", "10.2.0.1")
+    db = f"sqlite:///{tmp_path / 'z.db'}"
+    store = Store.open(db)
+    args = ["-v", "watch", "--source", "a", "--kubeconfig", str(kubeconfig(a, tmp_path, "a")),
+            "--source", "b", "--kubeconfig", str(kubeconfig(b, tmp_path, "b"))]
+
+    def serial(name: str) -> int | None:
+        version = store.latest_version(name)
+        return version.serial if version is not None else None
+
+    try:
+        with (tmp_path / "watch.log").open("wb") as err:
+            proc = subprocess.Popen(_cli(db, *args), cwd=ROOT, env=_env(),
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                wait_for(lambda: len(rows(store)) == 4, "both initial lists", DEADLINE)
+                zone_a = _zone_of(db, "--zone", "a.k8s.example.org=source:a")
+                a1 = serial("source:a")
+                assert a1 is not None
+                assert zone_a == _headless_zone("a.k8s.example.org", a1,
+                                                ("web", "10.1.0.1"))
+                zone_b = _zone_of(db, "--source", "b")
+                b1 = serial("source:b")
+                assert b1 is not None
+                assert zone_b == _headless_zone("cluster.local", b1, ("web", "10.2.0.1"))
+                wait_for(lambda: b.watches("services") and b.watches("endpointslices"),
+                         "b watching")
+                # The running watch folds the projections export registered.
+                add_service(b, "api", "10.2.0.9")
+                wait_for(lambda: (serial("source:b") or 0) > b1, "b's new serial", DEADLINE)
+                assert serial("source:a") == a1
+                b2 = serial("source:b")
+                assert b2 is not None
+                assert store.max_tracking_seq("source:a") == store.max_tracking_seq(
+                    "source:b") == store.max_event_seq()
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(DEADLINE) == 0
+        # While stopped: a change in a. Restarted, each source resumes from its own
+        # resume point (no second list of Services) and only a's serial moves.
+        lists = {n: len(api.lists("services")) for n, api in (("a", a), ("b", b))}
+        add_service(a, "api", "10.1.0.9")
+        with (tmp_path / "watch2.log").open("wb") as err:
+            proc = subprocess.Popen(_cli(db, *args), cwd=ROOT, env=_env(),
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                wait_for(lambda: (serial("source:a") or 0) > a1, "a's new serial", DEADLINE)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(DEADLINE) == 0
+        assert {n: len(api.lists("services")) for n, api in (("a", a), ("b", b))} == lists
+        assert serial("source:b") == b2
+        a2 = serial("source:a")
+        assert a2 is not None
+        assert _zone_of(db, "--zone", "a.k8s.example.org=source:a") == _headless_zone(
+            "a.k8s.example.org", a2, ("web", "10.1.0.1"), ("api", "10.1.0.9"))
+        assert _zone_of(db, "--source", "b") == _headless_zone(
+            "cluster.local", b2, ("web", "10.2.0.1"), ("api", "10.2.0.9"))
+        history = run_cli(db, "history", "--source", "b", "api.shop.svc", "--type", "A")
+        assert history.returncode == 0, history.stderr
+        assert history.stdout.splitlines()[1].endswith("source=b")
+    finally:
+        store.close()
+
+
+def test_the_watch_writer_tells_on_commit_every_projections_versions(
+        store: Store, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI],
+        tmp_path: Path) -> None:
+    """``Commit.projected`` carries each projection's new versions; ``Commit.versions``
+    stays the default zone's (none here: nothing of the source default is listed)."""
+    a, _, _ = clusters
+    add_service(a, "web", "10.1.0.1")
+    store.register_source("a")
+    adopt_projection(store, parse_target("source:a"))
+    commits: list[Commit] = []
+    cluster = connect(str(kubeconfig(a, tmp_path, "a")))
+    try:
+        Watcher(store, cluster, fast(source="a", project=True),
+                on_commit=commits.append).sync_once()
+    finally:
+        cluster.close()
+    made = [c for c in commits if c.projected]
+    assert len(made) == 1
+    assert made[0].versions == ()
+    version = store.latest_version("source:a")
+    assert made[0].projected == (("source:a", (version,)),)
+    assert store.latest_version() is None

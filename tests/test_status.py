@@ -110,11 +110,16 @@ def test_status_text_is_aligned_and_json_is_one_object(db: Path) -> None:
             {"source": "default", "kind": "Service", "resource_version": "120"},
             {"source": "default@shop", "kind": "EndpointSlice", "resource_version": "456"}],
         "sources": {"default": {
-            "cluster_id": "default", "events": 3, "last_event": "2026-01-01T00:05:00Z",
+            "cluster_id": "default", "registered": True, "events": 3,
+            "last_event": "2026-01-01T00:05:00Z",
             "synced": True, "resume_points": [
                 {"namespace": None, "kind": "Service", "resource_version": "120"},
                 {"namespace": "shop", "kind": "EndpointSlice", "resource_version": "456"}]}},
         "oldest_serial": S0, "compacted_at": None, "writer": None,
+        "projection": "source:default",
+        "projections": {"source:default": {
+            "name": "projection", "serial": S0, "serial_time": "2026-01-01T00:00:00Z",
+            "checkpoint": 2, "lag": 1, "lag_exact": True, "records": 11}},
     }
 
 
@@ -187,7 +192,42 @@ def test_status_per_source(db: Path, tmp_path: Path) -> None:
         "(2 resume points)",
         "east: cluster id east.prod, 1 events, last 2026-01-01T00:09:30Z, no watch resume "
         "point",
-        "west: cluster id west, 0 events, last none, watch synced (1 resume points)",
+        "west: cluster id west, 0 events, last none, watch synced (1 resume points) "
+        "(not registered)",
     ]
     assert report.to_json()["sources"]["west"]["resume_points"] == [
         {"namespace": "shop", "kind": "Service", "resource_version": "77"}]
+
+
+def test_status_per_projection(db: Path, tmp_path: Path) -> None:
+    """A line per registered projection: serial, records, checkpoint and the events of
+    its own sources not folded yet; ``spec`` selects the zone the report is about."""
+    from zonegen.projections import parse_target
+    from zonegen.runner import adopt_projection
+
+    store = Store.open(f"sqlite:///{db}")
+    try:
+        path = tmp_path / "east.json"
+        path.write_text(json.dumps({"kind": "List", "items": [headless("9")]}))
+        ingest_files(store, [str(path)], source="east", when=T2, project=False)
+        east = parse_target("source:east")
+        adopt_projection(store, east)
+        before = status(store, CONFIGS[:1], east)
+        ingest_files(store, [str(path)], source="east", when=T2)  # folds every projection
+        after = status(store, CONFIGS[:1], east)
+        text = after.lines()
+    finally:
+        store.close()
+    assert [p.text() for p in before.projections] == [
+        # the fixture leaves one default event unprojected; status never projects
+        f"source:default: serial {S0} (2026-01-01T00:00:00Z), 11 records, checkpoint "
+        "seq 2, 1 events behind",
+        "source:east: no version yet, 0 records, checkpoint seq 0, 1 events behind"]
+    assert before.serial is None
+    assert after.projections[1].text() == (
+        f"source:east: serial {int(T2.timestamp())} (2026-01-01T00:09:30Z), 1 records, "
+        "checkpoint seq 4, 0 events behind")
+    assert (after.serial, after.projection) == (int(T2.timestamp()), "source:east")
+    assert [z.records for z in after.zones] == [4]  # SOA, NS, glue, dns-version
+    assert text[text.index(next(t for t in text if t.startswith("projections"))) + 1] \
+        .strip() == after.projections[1].text()

@@ -25,7 +25,8 @@ from zonegen.clock import Clock
 from zonegen.errors import UnknownSerial
 from zonegen.model import Record, ZoneConfig
 from zonegen.progress import Progress
-from zonegen.runner import ProjectionRunner, RebuildReport, ensure_projected
+from zonegen.projections import DEFAULT, ProjectionSpec
+from zonegen.runner import RebuildReport, ensure_projected, runner_for
 from zonegen.selection import NotInOrder
 from zonegen.store import Store
 
@@ -55,22 +56,24 @@ class ExportResult:
         return f"{self.zone} serial {self.serial}: {self.records} records written{where}"
 
 
-def project_pending(store: Store, clock: Clock = time.time) -> ProjectResult:
+def project_pending(store: Store, clock: Clock = time.time,
+                    spec: ProjectionSpec = DEFAULT) -> ProjectResult:
     """Fold every pending event; the result names the current serial."""
-    done = ensure_projected(store, clock)
+    done = ensure_projected(store, clock, spec=spec)
     return ProjectResult(len(done.made),
                          done.version.serial if done.version is not None else None)
 
 
-def rebuild_check(store: Store, progress: Progress | None = None) -> RebuildReport:
+def rebuild_check(store: Store, progress: Progress | None = None,
+                  spec: ProjectionSpec = DEFAULT) -> RebuildReport:
     """``project --rebuild``: replay the whole log and compare with the current zone
     (``progress``, default a bar on stderr when it is a terminal, counts the events)."""
-    return ProjectionRunner(store).rebuild(progress)
+    return runner_for(store, spec).rebuild(progress)
 
 
 def zone_content(store: Store, serial: int | None = None, at: datetime | None = None,
-                 clock: Clock = time.time, progress: Progress | None = None
-                 ) -> tuple[int, Iterable[Record]]:
+                 clock: Clock = time.time, progress: Progress | None = None,
+                 spec: ProjectionSpec = DEFAULT) -> tuple[int, Iterable[Record]]:
     """The serial and records of the current zone, or of a past one. A past one may fold
     much history: ``progress`` (default: a bar on stderr when it is a terminal) counts
     the stored rows folded.
@@ -79,12 +82,12 @@ def zone_content(store: Store, serial: int | None = None, at: datetime | None = 
         first version.
     """
     if serial is not None:
-        version = store.find_version(serial)
+        version = store.find_version(serial, projection=spec.name)
     else:
         # Pending events may make the version current at ``at`` (now, or later).
-        current = ensure_projected(store, clock).version
+        current = ensure_projected(store, clock, spec=spec).version
         if at is not None:
-            version = store.find_version_at(at)
+            version = store.find_version_at(at, projection=spec.name)
         elif current is None:  # only a read-only database that was never projected
             raise UnknownSerial(f"{store.where}: no zone version exists yet")
         else:
@@ -104,6 +107,7 @@ def export_zone(
     output: str | None = None,
     stream: IO[str] | None = None,
     progress: Progress | None = None,
+    spec: ProjectionSpec = DEFAULT,
 ) -> ExportResult:
     """Render a zone and write it atomically to ``output`` (``-``: standard output), or
     to ``stream``.
@@ -128,9 +132,9 @@ def export_zone(
     with tempfile.SpooledTemporaryFile(max_size=1 << 24, mode="w+", encoding="utf-8",
                                        newline="\n") as spool:
         if serial is None and at is None:
-            ensure_projected(store)
+            ensure_projected(store, spec=spec)
             unordered = False
-            with store.current_rows() as (version, rows):
+            with store.current_rows(spec.name) as (version, rows):
                 if version is None:  # only a read-only database never projected
                     raise UnknownSerial(f"{store.where}: no zone version exists yet")
                 number = version.serial
@@ -148,7 +152,7 @@ def export_zone(
                 counted = _render(zonefile.render(store.records_at(version.version_id),
                                                   config, number, warnings), output, spool)
         else:
-            number, past = zone_content(store, serial, at, progress=progress)
+            number, past = zone_content(store, serial, at, progress=progress, spec=spec)
             counted = _render(zonefile.render(past, config, number, warnings), output, spool)
         if output is None and stream is not None:
             spool.seek(0)

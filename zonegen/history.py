@@ -42,6 +42,7 @@ from zonegen.model import (
 )
 from zonegen.names import qualify
 from zonegen.progress import Progress
+from zonegen.projections import CLUSTER_LOCAL, DEFAULT, ProjectionSpec
 from zonegen.runner import ensure_projected
 from zonegen.sources import DEFAULT_SOURCE
 from zonegen.store import EventRef, HistoryStart, NameChange, Store
@@ -251,7 +252,8 @@ def owner_names(name: str, config: ZoneConfig) -> tuple[str, list[str]]:
     return full, owners
 
 
-def resolve_version(store: Store, selector: str | int | datetime) -> VersionRef:
+def resolve_version(store: Store, selector: str | int | datetime,
+                    spec: ProjectionSpec = DEFAULT) -> VersionRef:
     """The version a user means by a serial (all digits) or a time (ISO 8601, UTC when
     no offset): a time selects the version that was current then.
 
@@ -259,10 +261,10 @@ def resolve_version(store: Store, selector: str | int | datetime) -> VersionRef:
     :raises InvalidTime: the text is neither a serial nor a time.
     """
     if isinstance(selector, int) or (isinstance(selector, str) and selector.strip().isdigit()):
-        version = store.find_version(int(selector))
+        version = store.find_version(int(selector), projection=spec.name)
     else:
         when = selector if isinstance(selector, datetime) else parse_time(selector)
-        version = store.find_version_at(when)
+        version = store.find_version_at(when, projection=spec.name)
     return VersionRef(version.serial, version.created_at, version.version_id)
 
 
@@ -276,8 +278,10 @@ def name_history(
     type: str | int | None = None,  # noqa: A002 - the CLI option's name
     since: datetime | None = None,
     until: datetime | None = None,
+    spec: ProjectionSpec = DEFAULT,
 ) -> list[HistoryEntry]:
-    """Every kept change of the records at ``name``, oldest first.
+    """Every kept change of the records at ``name`` in projection ``spec``, oldest
+    first; each names its cause's source when it is not ``default``.
 
     Within one serial, removals come before additions (the order they were committed).
     After ``compact``, records already present at the oldest kept version come first as
@@ -287,14 +291,15 @@ def name_history(
     """
     full, owners = owner_names(name, zone_config)
     rtype = record_type(type) if isinstance(type, str) else type
-    ensure_projected(store)
-    changes = store.name_changes(owners, rtype, since, until)
+    ensure_projected(store, spec=spec)
+    changes = store.name_changes(owners, rtype, since, until, projection=spec.name)
     entries: list[HistoryEntry] = []
-    start = store.history_start()
+    start = store.history_start(spec.name)
     if start is not None and start.compacted_at is not None and start.snapshot and (
             since is None or since <= start.version.created_at) and (
             until is None or until >= start.version.created_at):
-        entries.extend(_present_at_start(store, start, owners, rtype, zone_config, full))
+        entries.extend(_present_at_start(store, start, owners, rtype, zone_config, full,
+                                         spec))
     for ch in changes:
         entries.append(_entry(ch.version.created_at, ch.version.serial,
                               "added" if ch.added else "removed", full, ch.record,
@@ -303,11 +308,12 @@ def name_history(
 
 
 def _present_at_start(store: Store, start: HistoryStart, owners: list[str],
-                      rtype: int | None, config: ZoneConfig, full: str) -> list[HistoryEntry]:
+                      rtype: int | None, config: ZoneConfig, full: str,
+                      spec: ProjectionSpec) -> list[HistoryEntry]:
     """Records at the name just before the oldest kept version's own changes: its
     snapshot with those changes undone (they are listed as changes after this)."""
     own = itertools.takewhile(lambda ch: ch.version.version_id == start.version.version_id,
-                              store.name_changes(owners, rtype))
+                              store.name_changes(owners, rtype, projection=spec.name))
     # Undo them: an addition goes, a removal comes back (-1: its adding change was
     # compacted away with its event).
     snap = fold(((not ch.added, ch.record, -1) for ch in own),
@@ -347,7 +353,7 @@ def rdata_text(rtype: int, rdata: Sequence[str | int], forward_zone: str) -> str
 
 
 def diff_versions(store: Store, a: str | int | datetime, b: str | int | datetime,
-                  zone_config: ZoneConfig) -> VersionDiff:
+                  zone_config: ZoneConfig, spec: ProjectionSpec = DEFAULT) -> VersionDiff:
     """Records of the zone added and removed going from version ``a`` to ``b`` (either
     may be the later one; the diff then reads backwards).
 
@@ -356,11 +362,12 @@ def diff_versions(store: Store, a: str | int | datetime, b: str | int | datetime
 
     :raises UnknownSerial: a version does not exist (or was compacted).
     """
-    ensure_projected(store)
-    old, new = resolve_version(store, a), resolve_version(store, b)
+    ensure_projected(store, spec=spec)
+    old, new = resolve_version(store, a, spec), resolve_version(store, b, spec)
     lo, hi = sorted((old.version_id, new.version_id))
     added, removed = net_change((was_added, rec, None)
-                                for was_added, rec in store.changes_between(lo, hi))
+                                for was_added, rec in store.changes_between(
+                                    lo, hi, projection=spec.name))
     if old.version_id > new.version_id:
         added, removed = removed, added
     lines: list[tuple[tuple[tuple[str, ...], int, int, str], DiffLine]] = []
@@ -385,6 +392,7 @@ def event_log(
     namespace: str | None = None,
     name: str | None = None,
     last: int | None = None,
+    sources: Sequence[str] | None = None,
 ) -> Iterator[Event]:
     """The raw event log, oldest first (newest last), filtered; ``last`` keeps only the
     newest N matches. Streams, so a 10M-event log prints in constant memory.
@@ -400,8 +408,9 @@ def event_log(
     if last is not None:
         if last < 1:
             raise InvalidQuery(f"--last {last}: must be at least 1")
-        return iter(store.last_events(last, since, until, kinds, namespace, name))
-    return store.iter_events(since, until, kinds, namespace, name)
+        return iter(store.last_events(last, since, until, kinds, namespace, name,
+                                      sources=sources))
+    return store.iter_events(since, until, kinds, namespace, name, sources=sources)
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -421,7 +430,7 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 def why(store: Store, name: str, type: str, rdata: str,  # noqa: A002
-        zone_config: ZoneConfig) -> WhyReport:
+        zone_config: ZoneConfig, spec: ProjectionSpec = DEFAULT) -> WhyReport:
     """The chain from a current record back to the events that justify it: the change
     that added it (serial, time, causing event) and the current Service, EndpointSlices
     and Endpoints of the Service it belongs to, with resourceVersions and event seqs.
@@ -433,8 +442,8 @@ def why(store: Store, name: str, type: str, rdata: str,  # noqa: A002
     full, owners = owner_names(name, zone_config)
     rtype = record_type(type)
     wanted = _normal_rdata(rtype, rdata, zone_config)
-    ensure_projected(store)
-    start = store.history_start()
+    ensure_projected(store, spec=spec)
+    start = store.history_start(spec.name)
     if start is None:
         raise InvalidQuery("no zone version exists yet")
     base: dict[Record, tuple[NameChange | None, int]] = {}
@@ -444,7 +453,7 @@ def why(store: Store, name: str, type: str, rdata: str,  # noqa: A002
     # The oldest kept version's own removals are already in its snapshot; its additions
     # still say when the record was added.
     current = fold(((ch.added, ch.record, (ch, ch.cause_seq))
-                    for ch in store.name_changes(owners, rtype)
+                    for ch in store.name_changes(owners, rtype, projection=spec.name)
                     if ch.added or not (start.compacted_at and
                                         ch.version.version_id == start.version.version_id)),
                    base)
@@ -457,7 +466,7 @@ def why(store: Store, name: str, type: str, rdata: str,  # noqa: A002
         raise InvalidQuery(f"{line} is not in the current zone{hint}; see "
                            "`zonegen history` for its past")
     rec, (change, cause_seq) = match[0]
-    latest = store.latest_version()
+    latest = store.latest_version(spec.name)
     assert latest is not None  # noqa: S101 - start exists, so a latest version does
     cause: EventRef | None
     if change is None:
@@ -467,7 +476,11 @@ def why(store: Store, name: str, type: str, rdata: str,  # noqa: A002
         serial, added_at, cause = change.version.serial, change.version.created_at, \
             change.cause
     service = _service_of(rec)
-    objects = _service_objects(store, service) if service is not None else ()
+    # A cluster-local zone has one source: its objects are that source's. (A
+    # clusterset's record is explained by its cause; its objects span sources.)
+    source = spec.sources[0] if spec.kind == CLUSTER_LOCAL else None
+    objects = _service_objects(store, service, source) \
+        if service is not None and source is not None else ()
     return WhyReport(
         record=f"{full} {zone_config.ttl if rec.ttl is None else rec.ttl} IN "
                f"{TYPE_NAMES[rtype]} {wanted}",
@@ -524,9 +537,10 @@ def _service_of(rec: Record) -> tuple[str, str] | None:
     return (m.group(2), m.group(1)) if m else None
 
 
-def _service_objects(store: Store, service: tuple[str, str]) -> list[ObjectState]:
+def _service_objects(store: Store, service: tuple[str, str],
+                     source: str = DEFAULT_SOURCE) -> list[ObjectState]:
     namespace, svc = service
-    heads = store.heads(kinds=[SERVICE, ENDPOINTS], namespaces=[namespace])
+    heads = store.heads(kinds=[SERVICE, ENDPOINTS], namespaces=[namespace], source=source)
     states: list[ObjectState] = []
     refs = store.event_refs(h.last_seq for (k, ns, n), h in heads.items() if n == svc)
     for kind in (SERVICE, ENDPOINTS):
@@ -539,7 +553,7 @@ def _service_objects(store: Store, service: tuple[str, str]) -> list[ObjectState
             ref.received_at if ref else datetime.fromtimestamp(0, UTC),
             ref.type if ref else "?", head.deleted))
     for event in store.live_objects(ENDPOINT_SLICE, namespace):
-        if event.source != DEFAULT_SOURCE:  # the zone is the default source's
+        if event.source != source:  # the zone is this source's
             continue
         try:
             owner = EndpointSlice.from_api(event.object()).service_name

@@ -474,9 +474,13 @@ def ingest_files(
         import time
 
         from zonegen.clock import fixed_clock
-        from zonegen.runner import ensure_projected
+        from zonegen.runner import project_all
 
-        version = ensure_projected(store, fixed_clock(when) if when else time.time).version
+        # Every registered projection folds these events (another source's only move
+        # its checkpoint); the serial reported is the first one's that folds this source.
+        done = project_all(store, fixed_clock(when) if when else time.time)
+        specs = [spec for spec in store.projections() if source in spec.sources]
+        version = done[specs[0].name].version if specs else None
         report.serial = version.serial if version is not None else None
     return report
 

@@ -10,12 +10,14 @@ go to one channel: the ``zonegen.runner`` logger, each naming the event or objec
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from zonegen import project
 from zonegen.changes import to_change
@@ -24,6 +26,7 @@ from zonegen.errors import InvalidInput, InvalidName, StoreError
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
+    SERVICE,
     Change,
     Record,
     RecordChange,
@@ -47,8 +50,70 @@ class Projected:
     pending: bool  # events are left unprojected (a read-only database)
 
 
+class Runner(Protocol):
+    """What every projection runner offers (cluster-local here; the clusterset ones in
+    ``zonegen.clusterset_runner``): writers, ``export`` and ``project`` use only this."""
+
+    spec: ProjectionSpec
+    name: str
+
+    @property
+    def version(self) -> ZoneVersion | None: ...
+
+    def catch_up(self) -> list[ZoneVersion]: ...
+
+    def records(self) -> frozenset[Record]: ...
+
+    def rebuild(self, progress: Progress | None = None) -> RebuildReport: ...
+
+
+def runner_for(store: Store, spec: ProjectionSpec = DEFAULT, clock: Clock = time.time, *,
+               live: bool = False, metrics: Metrics | None = None) -> Runner:
+    """The runner that folds ``spec``: :class:`ProjectionRunner` for a cluster-local
+    projection, ``zonegen.clusterset_runner.ClustersetRunner`` for the clusterset kinds.
+    The one place that maps a projection kind to its runner.
+
+    :raises InvalidInput: this build cannot fold that kind (names the projection).
+    """
+    if spec.kind == CLUSTER_LOCAL:
+        return ProjectionRunner(store, clock, live=live, metrics=metrics, spec=spec)
+    try:
+        # By name: the clusterset runner is its own module (and may be absent).
+        module = importlib.import_module("zonegen.clusterset_runner")
+    except ImportError:
+        raise InvalidInput(f"projection {spec.target}: {spec.kind} projections are not "
+                           "available in this build") from None
+    runner: Runner = module.ClustersetRunner(store, clock, live=live, metrics=metrics,
+                                             spec=spec)
+    return runner
+
+
+def waiting_sources(store: Store, spec: ProjectionSpec,
+                    unlisted: Collection[str] = ()) -> tuple[str, ...]:
+    """The sources ``spec`` still waits for before its FIRST version (none once it has
+    one): those in ``unlisted`` (the caller's own watchers have not stored the initial
+    lists ``spec`` reads) and those whose initial list the log does not hold: no
+    Service resume point (a watch stores its core kinds' lists and their resume points
+    in one transaction; MCS kinds list apart, so their points do not count) and, for a
+    source without any resume point, no event either (``ingest`` stores an input whole,
+    in one transaction). So a ``watch --source b`` process elsewhere gates too, and a
+    clusterset over a, b, c never publishes a first version while b is half listed.
+    The writers of ``watch`` apply it; one-shot commands (``export``, ``project``)
+    publish what the log holds."""
+    if store.latest_version(spec.name) is not None:
+        return ()
+    waiting = {s for s in spec.sources if s in unlisted}
+    rest = [s for s in spec.sources if s not in waiting]
+    if rest:
+        listed = store.resume_sources(SERVICE)
+        watched = store.resume_sources() - listed
+        waiting.update(s for s in rest if s not in listed and (
+            s in watched or not store.select_events(limit=1, sources=[s])))
+    return tuple(sorted(waiting))
+
+
 def ensure_projected(store: Store, clock: Clock = time.time, *,
-                     runner: ProjectionRunner | None = None,
+                     runner: Runner | None = None,
                      spec: ProjectionSpec = DEFAULT) -> Projected:
     """The single entry for "pending events? then project": the newest zone version,
     after projecting whatever events are pending (or making the first version).
@@ -79,9 +144,43 @@ def ensure_projected(store: Store, clock: Clock = time.time, *,
                         f"serial {latest.serial}" if latest else "no zone version")
         return Projected(latest, (), newest > checkpoint)
     if runner is None:
-        runner = ProjectionRunner(store, clock=clock, spec=spec)
+        runner = runner_for(store, spec, clock=clock)
     made = runner.catch_up()
     return Projected(runner.version, tuple(made), False)
+
+
+def adopt_projection(store: Store, spec: ProjectionSpec) -> None:
+    """Make sure ``spec`` is registered, so every writer (``watch``, ``ingest``, ``source
+    remove``) keeps folding it: the first command that names a projection (``export
+    --zone ZONE=TARGET``, ``--source NAME``) registers it. Its sources must be known
+    to the log (registered by ``watch``/``ingest``, or named by events).
+
+    :raises InvalidInput: a source is unknown, the kind cannot be folded by this build,
+        or the database is read-only and the projection not registered (one line each).
+    """
+    if any(known.name == spec.name for known in store.projections()):
+        return
+    known = {state.source.name for state in store.source_states()}
+    missing = [s for s in spec.sources if s not in known]
+    if missing:
+        raise InvalidInput(f"projection {spec.target}: no such source {missing[0]} in "
+                           f"{store.where} (known: {', '.join(sorted(known)) or 'none'})")
+    if store.read_only:
+        raise InvalidInput(f"projection {spec.target} is not registered in {store.where}, "
+                           "which is read-only: name it once with write access first "
+                           f"(zonegen export --zone ZONE={spec.target})")
+    runner_for(store, spec)  # refuses a kind this build cannot fold, before registering
+    if store.register_projection(spec):
+        log.info("projection %s registered: writers fold it from now on", spec.target,
+                 extra=fields(projection=spec.name, sources=list(spec.sources)))
+
+
+def project_all(store: Store, clock: Clock = time.time) -> dict[str, Projected]:
+    """:func:`ensure_projected` for every registered projection (``store.projections()``,
+    the default first), as one-shot writers (``ingest``, ``project``) call it, so a
+    zone ``export --zone ZONE=TARGET`` registered once keeps up with every write."""
+    return {spec.name: ensure_projected(store, clock, spec=spec)
+            for spec in store.projections()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,10 @@ from typing import Any
 
 from zonegen.export import zone_size
 from zonegen.model import ZoneConfig
+from zonegen.projections import DEFAULT, ProjectionSpec
 from zonegen.store import Store
+
+LAG_COUNTED = 10_000  # events behind a checkpoint counted exactly, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class SourceStatus:
     events: int
     last_event: datetime | None
     resume_points: tuple[tuple[str | None, str, str], ...]  # (namespace, kind, rv)
+    registered: bool = True  # False: only its events name it (``source remove``d)
 
     @property
     def synced(self) -> bool:
@@ -54,14 +58,44 @@ class SourceStatus:
         last = _iso(self.last_event) if self.last_event is not None else "none"
         watch = (f"watch synced ({len(self.resume_points)} resume points)" if self.synced
                  else "no watch resume point")
+        gone = "" if self.registered else " (not registered)"
         return (f"{self.name}: cluster id {self.cluster_id}, {self.events} events, "
-                f"last {last}, {watch}")
+                f"last {last}, {watch}{gone}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"cluster_id": self.cluster_id, "events": self.events,
+        return {"cluster_id": self.cluster_id, "registered": self.registered,
+                "events": self.events,
                 "last_event": _iso(self.last_event), "synced": self.synced,
                 "resume_points": [{"namespace": ns, "kind": kind, "resource_version": rv}
                                   for ns, kind, rv in self.resume_points]}
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    """One registered projection (a zone's record set): its newest serial, how far its
+    checkpoint is behind the log (events of its own sources only; counted up to
+    :data:`LAG_COUNTED`), and its records in the read model (apex records included)."""
+
+    name: str  # stored name (``projection`` for source:default)
+    target: str  # source:a, exports:a,b
+    serial: int | None
+    serial_time: datetime | None
+    checkpoint: int  # last event seq folded
+    lag: int  # events of its sources after the checkpoint
+    records: int
+
+    def text(self) -> str:
+        serial = "no version yet" if self.serial is None else \
+            f"serial {self.serial} ({_iso(self.serial_time)})"
+        lag = f"{self.lag}+" if self.lag > LAG_COUNTED else str(self.lag)
+        return (f"{self.target}: {serial}, {self.records} records, checkpoint seq "
+                f"{self.checkpoint}, {lag} events behind")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "serial": self.serial,
+                "serial_time": _iso(self.serial_time), "checkpoint": self.checkpoint,
+                "lag": self.lag, "lag_exact": self.lag <= LAG_COUNTED,
+                "records": self.records}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +123,8 @@ class StatusReport:
     compacted_at: datetime | None
     writer: Writer | None = None  # None: no replica ever held the writer lease
     sources: tuple[SourceStatus, ...] = ()
+    projection: str = DEFAULT.target  # the projection serial/zones/pending are of
+    projections: tuple[ProjectionStatus, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +139,8 @@ class StatusReport:
                                "resource_version": p.resource_version}
                               for p in self.resume_points],
             "sources": {s.name: s.to_json() for s in self.sources},
+            "projection": self.projection,
+            "projections": {p.target: p.to_json() for p in self.projections},
             "oldest_serial": self.oldest_serial,
             "compacted_at": _iso(self.compacted_at),
             "writer": None if self.writer is None else {
@@ -125,6 +163,9 @@ class StatusReport:
         rows += _group("resume points", [f"{p.source} {p.kind} {p.resource_version}"
                                          for p in self.resume_points])
         rows += _group("sources", [s.text() for s in self.sources])
+        if self.projections != () and [p.target for p in self.projections] != [
+                DEFAULT.target]:
+            rows += _group("projections", [p.text() for p in self.projections])
         if self.oldest_serial is None:
             rows.append(("oldest serial", "none"))
         else:
@@ -138,20 +179,22 @@ class StatusReport:
         return [f"{label.ljust(width)}  {value}".rstrip() for label, value in rows]
 
 
-def status(store: Store, configs: Sequence[ZoneConfig]) -> StatusReport:
+def status(store: Store, configs: Sequence[ZoneConfig],
+           spec: ProjectionSpec = DEFAULT) -> StatusReport:
     """The state of ``store`` for the zones ``configs`` (the forward zone and any
-    reverse zones, as given by the zone options).
+    reverse zones, as given by the zone options) of projection ``spec``, and a line
+    per registered projection and per source.
 
     :raises StoreError: the store cannot be read.
     """
-    latest = store.latest_version()
+    latest = store.latest_version(spec.name)
     zones: tuple[ZoneCount, ...] = ()
     if latest is not None:
         records = store.records_at(latest.version_id)
         zones = tuple(ZoneCount(c.zone, zone_size(records, c, latest.serial))
                       for c in configs)
-    summary = store.log_summary()
-    start = store.history_start()
+    summary = store.log_summary(spec.name)
+    start = store.history_start(spec.name)
     lease = store.current_lease()
     return StatusReport(
         database=store.where,
@@ -166,10 +209,30 @@ def status(store: Store, configs: Sequence[ZoneConfig]) -> StatusReport:
         compacted_at=start.compacted_at if start is not None else None,
         writer=None if lease is None else Writer(
             lease.holder, lease.epoch, datetime.fromtimestamp(lease.expires_us / 1e6, UTC)),
-        sources=tuple(SourceStatus(s.source.name, s.source.cluster_id, s.events,
-                                   s.last_event_at, s.resume_points)
-                      for s in store.source_states()),
+        sources=source_list(store),
+        projection=spec.target,
+        projections=tuple(projection_status(store, p) for p in store.projections()),
     )
+
+
+def source_list(store: Store) -> tuple[SourceStatus, ...]:
+    """Every source the log knows (registered, or named by events: a removed source
+    keeps its events), for ``status`` and ``source list``."""
+    registered = {s.name for s in store.sources()}
+    return tuple(SourceStatus(s.source.name, s.source.cluster_id, s.events,
+                              s.last_event_at, s.resume_points, s.source.name in registered)
+                 for s in store.source_states())
+
+
+def projection_status(store: Store, spec: ProjectionSpec) -> ProjectionStatus:
+    """One projection's line of ``status``."""
+    latest = store.latest_version(spec.name)
+    checkpoint = store.max_tracking_seq(spec.name)
+    behind = store.select_events(gt=checkpoint, limit=LAG_COUNTED + 1, sources=spec.sources)
+    return ProjectionStatus(spec.name, spec.target,
+                            latest.serial if latest is not None else None,
+                            latest.created_at if latest is not None else None,
+                            checkpoint, len(behind), store.record_count(spec.name))
 
 
 def _group(label: str, values: list[str]) -> list[tuple[str, str]]:

@@ -59,6 +59,7 @@ from zonegen.health import MetricsServer, Readiness, process_readiness
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import ADDED, DELETED, ENDPOINT_SLICE, ENDPOINTS, MODIFIED, SERVICE, Event
+from zonegen.projections import CLUSTER_LOCAL, ProjectionSpec
 from zonegen.reconcile import Reconciler, Vanished, decode
 from zonegen.sources import DEFAULT_SOURCE, resume_key
 from zonegen.store import Store
@@ -320,6 +321,8 @@ class Watcher:
         self.writer = writer if writer is not None else EventWriter(
             store, self.options.writer, clock, self.report, self._lock, on_commit, runner,
             self.metrics)
+        if self._owns_writer:
+            self.writer.unlisted = self.unlisted
         self._discovered = not self.options.mcs  # MCS kinds looked up (or not wanted)
         self.units = [self._unit(RESOURCES[kind], ns) for kind in self.options.kinds
                       for ns in self._namespaces]
@@ -351,6 +354,21 @@ class Watcher:
         """Whether every stream's initial list is stored (or was, in an earlier run)."""
         with self._lock:
             return self._discovered and all(u.synced for u in self.units)
+
+    def unlisted(self, spec: ProjectionSpec) -> frozenset[str]:
+        """This watcher's source while the initial lists ``spec`` reads are not all
+        stored: the writer makes no first version of a projection that folds it
+        (:func:`zonegen.runner.waiting_sources`). A cluster-local projection reads the
+        core kinds only (a slow MCS discovery must not hold the cluster's zone); a
+        clusterset one also waits for discovery and the MCS lists."""
+        if spec.sources and self.source not in spec.sources:
+            return frozenset()
+        with self._lock:
+            if spec.kind == CLUSTER_LOCAL:
+                done = all(u.synced for u in self.units if u.kind not in MCS_KINDS)
+            else:
+                done = self._discovered and all(u.synced for u in self.units)
+        return frozenset() if done else frozenset((self.source,))
 
     def _discover(self) -> list[int]:
         """Add the MCS kinds this API server serves (``multicluster.x-k8s.io``, by
@@ -977,12 +995,14 @@ class SourceWatchers:
     sharing one :class:`~zonegen.writer.EventWriter`, so the process has one writer
     transaction at a time and one projector.
 
-    The initial sync gate spans the process: each source's initial lists are still one
-    transaction of their own, but the writer projects nothing until *every* source has
-    stored its initial lists (or resumed from resume points), so no zone version is made
-    from some clusters and not yet the others. After that each commit projects as for one
-    source. A source whose API server never answers therefore holds every version back;
-    that is readiness's job to show (``/readyz`` names the source).
+    The initial sync gate is per projection: each source's initial lists are one
+    transaction of their own, and the writer makes no first version of a projection
+    until every source *it folds* has stored its initial lists (or resumed from resume
+    points; :func:`zonegen.runner.waiting_sources`, which also asks the log, so a
+    ``watch --source b`` in another process gates the same way). ``source:a`` publishes
+    as soon as ``a`` is listed; a clusterset over ``a`` and ``b`` waits for both. A source
+    whose API server never answers holds back the projections that fold it; that is
+    readiness's job to show (``/readyz`` names the source).
     """
 
     def __init__(self, store: Store, clusters: Sequence[tuple[Cluster, WatchOptions]],
@@ -995,13 +1015,16 @@ class SourceWatchers:
         self._lock = threading.Lock()
         first = clusters[0][1]
         self.writer = EventWriter(store, first.writer, clock, self.report, self._lock,
-                                  None, None, self.metrics, hold=self._held)
+                                  None, None, self.metrics)
         self.watchers = [Watcher(store, cluster, options, clock, metrics=self.metrics,
                                  readiness=readiness, writer=self.writer)
                          for cluster, options in clusters]
+        self.writer.unlisted = self.unlisted
 
-    def _held(self) -> bool:
-        return not all(w.initial_synced for w in self.watchers)
+    def unlisted(self, spec: ProjectionSpec) -> frozenset[str]:
+        """The sources of this process whose initial lists ``spec`` reads are not all
+        stored."""
+        return frozenset().union(*(w.unlisted(spec) for w in self.watchers))
 
     def summary_report(self) -> WatchReport:
         """The process's totals: the writer's, with every watcher's lists,

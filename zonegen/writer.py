@@ -28,7 +28,8 @@ from zonegen.model import Event, ZoneVersion
 from zonegen.store import Store
 
 if TYPE_CHECKING:
-    from zonegen.runner import ProjectionRunner
+    from zonegen.projections import ProjectionSpec
+    from zonegen.runner import ProjectionRunner, Runner
 
 log = logging.getLogger("zonegen")
 
@@ -45,7 +46,9 @@ class Commit:
     duplicates: int  # events already in the log, skipped (idempotency key)
     last_seq: int  # highest sequence number stored by this commit (0: none)
     resume: tuple[Resume, ...]  # (source, kind, resourceVersion) moved
-    versions: tuple[ZoneVersion, ...]  # zone versions projected after this commit
+    versions: tuple[ZoneVersion, ...]  # default projection's versions after this commit
+    # every projection that made versions after this commit: (name, versions)
+    projected: tuple[tuple[str, tuple[ZoneVersion, ...]], ...] = ()
 
 
 @dataclass
@@ -306,22 +309,62 @@ class EventWriter:
                                               for e in events).items():
             self.metrics.event_stored(kind, typ, n, source)
 
+    # Sources whose initial lists this process has not stored yet (set by the watcher
+    # that owns this writer: ``zonegen.watch``); the log tells the rest.
+    unlisted: Callable[[ProjectionSpec], frozenset[str]] | None = None
+    _runners: dict[str, Runner]
+
     def _project(self, stored: int) -> None:
-        """Fold pending events into zone versions and tell ``on_commit`` about them."""
-        from zonegen.runner import ensure_projected
+        """Fold pending events into every registered projection (one runner each, kept
+        between calls) and tell ``on_commit``: ``versions`` are the default projection's,
+        ``projected`` every projection's that moved. A projection without a version yet
+        waits until every source it folds has stored its initial list
+        (:func:`zonegen.runner.waiting_sources`), so no first version is made from some
+        clusters only; events of sources a projection does not fold only move its
+        checkpoint."""
+        from zonegen.projections import DEFAULT_NAME
+        from zonegen.runner import ensure_projected, waiting_sources
 
         # The runner logs each new serial (it holds the diff) and observes the
         # event-to-version latency: these events arrive live.
-        versions = ensure_projected(self.store, self.clock,
-                                    runner=self._projection_runner()).made
+        made: dict[str, tuple[ZoneVersion, ...]] = {}
+        for runner in self._projection_runners():
+            unlisted = self.unlisted(runner.spec) if self.unlisted is not None else ()
+            if waiting_sources(self.store, runner.spec, unlisted):
+                continue
+            versions = ensure_projected(self.store, self.clock, runner=runner).made
+            if versions:
+                made[runner.name] = versions
+        default = made.get(DEFAULT_NAME, ())
         with self._lock:
-            self.totals.versions.extend(versions)
+            self.totals.versions.extend(default)
         if self.on_commit is not None:
             last = self._last_commit if stored else Commit(0, 0, 0, (), ())
             self.on_commit(Commit(last.stored, last.duplicates, last.last_seq, last.resume,
-                                  versions))
+                                  default, tuple(made.items())))
+
+    def _projection_runners(self) -> list[Runner]:
+        """One runner per registered projection (``store.projections()``: one small
+        query, so a projection ``export --zone`` registered meanwhile is folded from the
+        next commit on); the default one is ``runner`` when one was handed over."""
+        from zonegen.runner import runner_for
+
+        specs = self.store.projections()
+        runners = dict(getattr(self, "_runners", {}))
+        if self._runner is not None:
+            runners.setdefault(self._runner.name, self._runner)
+        kept: dict[str, Runner] = {}
+        for spec in specs:
+            runner = runners.get(spec.name)
+            if runner is None or runner.spec != spec:
+                runner = runner_for(self.store, spec, self.clock, live=True,
+                                    metrics=self.metrics)
+            kept[spec.name] = runner
+        self._runners = kept
+        return list(kept.values())
 
     def _projection_runner(self) -> ProjectionRunner:
+        """The default projection's runner (kept for callers from before projections)."""
         if self._runner is None:
             from zonegen.runner import ProjectionRunner
 

@@ -19,7 +19,7 @@ from zonegen.selection import NotInOrder, StoredRecord
 from zonegen.serve.zoneset import ZoneSet
 
 if TYPE_CHECKING:
-    from zonegen.runner import ProjectionRunner
+    from zonegen.runner import Runner
     from zonegen.store import Store
 
 log = logging.getLogger("zonegen")
@@ -60,12 +60,11 @@ class StoreFeed:
         self.metrics = metrics
         self.spec = spec
         self.name = spec.name
-        self._runner: ProjectionRunner | None = None
+        self._runner: Runner | None = None
         self._stalled_at: int | None = None  # checkpoint seen with events pending
 
     def _catch_up(self) -> None:
-        from zonegen import runner
-        from zonegen.runner import ensure_projected
+        from zonegen.runner import ensure_projected, runner_for
 
         if self.store.latest_version(self.name) is None and not self.store.select_events(
                 limit=1, sources=self.spec.sources):
@@ -75,11 +74,8 @@ class StoreFeed:
             # counts the version but records no event-to-version latency; it logs the
             # serial. It reloads itself when another projector moved ahead, and starts
             # from the store again after any failed commit.
-            make = getattr(runner, "runner_for", None)  # clusterset kinds, where built
-            self._runner = make(self.store, self.spec, clock=self.clock,
-                                metrics=self.metrics) if make is not None else \
-                runner.ProjectionRunner(self.store, clock=self.clock, metrics=self.metrics,
-                                        spec=self.spec)
+            self._runner = runner_for(self.store, self.spec, clock=self.clock,
+                                      metrics=self.metrics)
         ensure_projected(self.store, self.clock, runner=self._runner)
 
     def project_pending(self, force: bool = False) -> None:

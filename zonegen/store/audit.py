@@ -158,7 +158,8 @@ class AuditLog(Database):
 
     def iter_events(self, since: datetime | None = None, until: datetime | None = None,
                     kinds: Sequence[str] | None = None, namespace: str | None = None,
-                    name: str | None = None, batch: int = 1000) -> Iterator[Event]:
+                    name: str | None = None, batch: int = 1000,
+                    sources: Sequence[str] | None = None) -> Iterator[Event]:
         """Events matching the filters, oldest first, read in pages by sequence number so
         no read transaction (or the in-memory lock) is held while the caller prints."""
         conds: list[Any] = []
@@ -172,6 +173,8 @@ class AuditLog(Database):
             conds.append(events.c.namespace == namespace)
         if name is not None:
             conds.append(events.c.name == name)
+        if sources is not None:
+            conds.append(events.c.source.in_(list(sources)))
         last = 0
         while True:
             q = (sa.select(events).where(events.c.seq > last, *conds)
@@ -185,7 +188,8 @@ class AuditLog(Database):
 
     def last_events(self, count: int, since: datetime | None = None,
                     until: datetime | None = None, kinds: Sequence[str] | None = None,
-                    namespace: str | None = None, name: str | None = None) -> list[Event]:
+                    namespace: str | None = None, name: str | None = None,
+                    sources: Sequence[str] | None = None) -> list[Event]:
         """The newest ``count`` events matching the filters, oldest first."""
         q = sa.select(events).order_by(events.c.seq.desc()).limit(count)
         if since is not None:
@@ -198,6 +202,8 @@ class AuditLog(Database):
             q = q.where(events.c.namespace == namespace)
         if name is not None:
             q = q.where(events.c.name == name)
+        if sources is not None:
+            q = q.where(events.c.source.in_(list(sources)))
         with self._wrap("reading events"), self._read() as conn:
             return [_event_from_row(r) for r in conn.execute(q)][::-1]
 

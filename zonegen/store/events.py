@@ -248,6 +248,15 @@ class EventLog(Database):
             return [_source_from_row(r)
                     for r in conn.execute(sa.select(sources).order_by(sources.c.name))]
 
+    def resume_sources(self, kind: str | None = None) -> set[str]:
+        """The sources with a resume point (of ``kind``), in any namespace: whose
+        watch stored that kind's initial list. The resume-point table is small."""
+        q = sa.select(resume_points.c.source).distinct()
+        if kind is not None:
+            q = q.where(resume_points.c.kind == kind)
+        with self._wrap("reading resume points"), self._read() as conn:
+            return {split_resume_key(str(key))[0] for key in conn.execute(q).scalars()}
+
     def source_states(self) -> list[SourceState]:
         """Per source (registered, or only named by events): events stored, the newest
         arrival, and its watch resume points."""
@@ -304,6 +313,15 @@ class EventAppender:
 
     def get_event(self, seq: int) -> Event | None:
         return _select_event(self._conn, seq)
+
+    def forget_source(self, name: str) -> int:
+        """Drop ``name``'s resume points (every namespace) and its ``sources`` row, in
+        this transaction (``zonegen source remove``); the number of resume points."""
+        keys = resume_points.c.source
+        dropped = self._conn.execute(resume_points.delete().where(
+            sa.or_(keys == name, keys.like(f"{name}@%")))).rowcount
+        self._conn.execute(sources.delete().where(sources.c.name == name))
+        return int(dropped or 0)
 
     def heads_for(self, keys: Sequence[tuple[str, str, str]], source: str = DEFAULT_SOURCE,
                   ) -> dict[tuple[str, str, str], ObjectHead]:
