@@ -78,7 +78,10 @@ class ReadModelChange:
     ``removed`` are ids of stored rows and ``added`` new rows of Services' raw record
     sets (with their visibility), ``shown``/``hidden`` ids of rows that stay but change
     visibility (shadowing toggled), ``objects`` upserted and ``dropped`` object keys of
-    ``projected_objects``, and ``records`` the visible count afterwards."""
+    ``projected_objects``, and ``records`` the visible count afterwards. ``replaced``
+    is a removal and an addition of the same Service in one: the stored row (id) takes
+    the new record and visibility, updated in place, which costs the database about
+    half of a delete and an insert (the Service index does not move)."""
 
     projection: str = PROJECTION
     removed: Sequence[int] = ()
@@ -88,10 +91,11 @@ class ReadModelChange:
     objects: Sequence[ObjectRow] = ()
     dropped: Sequence[tuple[str, str, str]] = ()
     records: int = 0
+    replaced: Sequence[tuple[int, Record, bool]] = ()
 
     def rows(self) -> int:
         return (len(self.removed) + len(self.added) + len(self.shown) + len(self.hidden)
-                + len(self.objects) + len(self.dropped))
+                + len(self.objects) + len(self.dropped) + len(self.replaced))
 
 
 @dataclass(slots=True)
@@ -277,6 +281,10 @@ def write_change(conn: Connection, change: ReadModelChange, version_id: int | No
     name = change.projection
     _execute_many(conn, "DELETE FROM current_records WHERE id = ?",
                   ((row_id,) for row_id in change.removed))
+    _execute_many(conn, "UPDATE current_records SET owner = ?, rtype = ?, ttl = ?, "
+                        "rdata = ?, sort_key = ?, visible = ? WHERE id = ?",
+                  ((r.owner, r.rtype, r.ttl, encode_rdata(r.rdata), sort_key(r.owner),
+                    visible, row_id) for row_id, r, visible in change.replaced))
     for visible, ids in ((True, change.shown), (False, change.hidden)):
         _execute_many(conn, "UPDATE current_records SET visible = ? WHERE id = ?",
                       ((visible, row_id) for row_id in ids))
