@@ -91,17 +91,11 @@ class EventLog(Database):
             return AppendResult((), 0)
         # Look up exactly the idempotency keys of this batch (the unique index), not
         # every event of its objects: an object's history may be long.
-        existing: set[tuple[str, str, str, str]] = set()
         keys = sorted({(e.source, e.uid, e.resource_version, e.type) for e in new_events})
-        key_cols = sa.tuple_(events.c.source, events.c.uid, events.c.resource_version,
-                             events.c.type)
-        for chunk in _batched(keys, 250):
-            rows = conn.execute(
-                sa.select(events.c.source, events.c.uid, events.c.resource_version,
-                          events.c.type)
-                .where(key_cols.in_(chunk))
-            )
-            existing.update((r.source, r.uid, r.resource_version, r.type) for r in rows)
+        idempotency = ("source", "uid", "resource_version", "type")
+        existing: set[tuple[str, str, str, str]] = {
+            (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+            for r in _select_keys(conn, events, idempotency, idempotency, keys)}
         fresh: list[Event] = []
         for e in new_events:
             k = (e.source, e.uid, e.resource_version, e.type)
@@ -126,10 +120,10 @@ class EventLog(Database):
                 "resource_version": e.resource_version, "last_seq": seq,
                 "deleted": e.type == DELETED,
             }
-        for chunk in _batched(list(heads), 250):
-            conn.execute(object_heads.delete().where(
-                sa.tuple_(object_heads.c.source, object_heads.c.kind,
-                          object_heads.c.namespace, object_heads.c.name).in_(chunk)))
+        # By primary key, one statement per head (executemany): a list of row values
+        # in one DELETE made SQLite scan the whole table for every chunk.
+        _execute_many(conn, "DELETE FROM object_heads WHERE source = ? AND kind = ? "
+                            "AND namespace = ? AND name = ?", list(heads))
         conn.execute(object_heads.insert(), list(heads.values()))
         return AppendResult(tuple(seqs), len(new_events) - len(fresh))
 
@@ -292,15 +286,10 @@ class EventAppender:
         """Which ``(uid, resourceVersion)`` pairs the log already holds as an object
         version (ADDED or MODIFIED) of ``source``: re-reading an older version is not
         news."""
-        found: set[tuple[str, str]] = set()
-        cols = sa.tuple_(events.c.uid, events.c.resource_version)
-        for chunk in _batched(sorted(set(pairs)), 300):
-            rows = self._conn.execute(
-                sa.select(events.c.uid, events.c.resource_version)
-                .where(cols.in_(chunk), events.c.type != DELETED,
-                       events.c.source == source))
-            found.update((r.uid, r.resource_version) for r in rows)
-        return found
+        keys = sorted({(source, uid, rv) for uid, rv in pairs})
+        return {(str(r[0]), str(r[1])) for r in _select_keys(
+            self._conn, events, ("uid", "resource_version", "type"),
+            ("source", "uid", "resource_version"), keys) if r[2] != DELETED}
 
     def get_event(self, seq: int) -> Event | None:
         return _select_event(self._conn, seq)
@@ -308,14 +297,17 @@ class EventAppender:
     def heads_for(self, keys: Sequence[tuple[str, str, str]], source: str = DEFAULT_SOURCE,
                   ) -> dict[tuple[str, str, str], ObjectHead]:
         out: dict[tuple[str, str, str], ObjectHead] = {}
-        unique = sorted(set(keys))
-        for chunk in _batched(unique, 300):
-            rows = self._conn.execute(sa.select(object_heads).where(
-                object_heads.c.source == source,
-                sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
-                .in_(chunk)))
-            for r in rows:
-                out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
+        names: dict[tuple[str, str], set[str]] = {}
+        for kind, namespace, name in keys:
+            names.setdefault((kind, namespace), set()).add(name)
+        # Per (kind, namespace), the names in one IN list: an index range each.
+        for (kind, namespace), group in sorted(names.items()):
+            for chunk in _batched(sorted(group), 500):
+                rows = self._conn.execute(sa.select(object_heads).where(
+                    object_heads.c.source == source, object_heads.c.kind == kind,
+                    object_heads.c.namespace == namespace, object_heads.c.name.in_(chunk)))
+                for r in rows:
+                    out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
         return out
 
 
@@ -338,6 +330,47 @@ def _select_heads(conn: Connection, source: str, kinds: Iterable[str] | None = N
         q = q.where(object_heads.c.namespace.in_(list(namespaces)))
     return {(r.kind, r.namespace, r.name): _head_from_row(r) for r in conn.execute(q)}
 
+
+
+KEYS_PER_QUERY = 200
+"""Keys per ``OR`` list of :func:`_select_keys`."""
+
+
+def _select_keys(conn: Connection, table: sa.Table, columns: Sequence[str],
+                 key_columns: Sequence[str], keys: Iterable[Sequence[Any]]
+                 ) -> list[Sequence[Any]]:
+    """``columns`` of the rows of ``table`` whose ``key_columns`` equal one of ``keys``.
+
+    Written as ``(a = ? AND b = ?) OR ...``, which SQLite answers with one index
+    look-up per key and PostgreSQL with a bitmap OR: SQLite (3.40) answers a list of
+    row values, ``(a, b) IN (VALUES ...)``, by scanning every row that matches the
+    leading equality, so the cost grew with the table, not with the keys. Only our own
+    table and column names go into the text, quoted; values are bound."""
+    quote = conn.dialect.identifier_preparer.quote
+    one = "(" + " AND ".join(f"{quote(c)} = ?" for c in key_columns) + ")"
+    head = (f"SELECT {', '.join(quote(c) for c in columns)} "  # noqa: S608
+            f"FROM {quote(table.name)} WHERE ")
+    out: list[Sequence[Any]] = []
+    for batch in _batched(keys, KEYS_PER_QUERY):
+        sql = _marks(conn, head + " OR ".join([one] * len(batch)))
+        out.extend(conn.exec_driver_sql(sql, tuple(v for key in batch for v in key)).all())
+    return out
+
+
+def _execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``sql`` (our own fixed text, with ``?`` marks) through the driver's executemany."""
+    if rows:
+        conn.exec_driver_sql(_marks(conn, sql), [tuple(r) for r in rows])
+
+
+def _marks(conn: Connection, sql: str) -> str:
+    """``sql`` written with ``?`` marks in the driver's paramstyle."""
+    style = conn.dialect.paramstyle
+    if style in ("format", "pyformat"):
+        return sql.replace("?", "%s")
+    if style != "qmark":
+        raise ValueError(f"unsupported paramstyle {style}")
+    return sql
 
 
 def _lock_event_log(conn: Connection) -> None:

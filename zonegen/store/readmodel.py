@@ -156,28 +156,29 @@ class ReadModel(Database):
     def objects_of(self, services: Iterable[ServiceKey], projection: str = PROJECTION
                    ) -> list[ObjectRow]:
         """The ``projected_objects`` rows feeding ``services``."""
-        cols = sa.tuple_(projected_objects.c.service_namespace,
-                         projected_objects.c.service_name)
+        c = projected_objects.c
         out: list[ObjectRow] = []
         with self._wrap("reading projected objects"), self._read() as conn:
-            for chunk in _batched(sorted(set(services)), IN_CHUNK):
+            for ns, names in _by_namespace(services):
                 out.extend(_object_row(r) for r in conn.execute(
                     sa.select(projected_objects).where(
-                        projected_objects.c.projection == projection, cols.in_(chunk))))
+                        c.projection == projection, c.service_namespace == ns,
+                        c.service_name.in_(names))))
         return out
 
     def slice_services(self, slices: Iterable[tuple[str, str]],
                        projection: str = PROJECTION) -> dict[tuple[str, str], ServiceKey]:
         """(namespace, name) of EndpointSlices -> the Service each fed at the checkpoint
         (slices the projection does not hold are absent)."""
-        cols = sa.tuple_(projected_objects.c.namespace, projected_objects.c.name)
+        c = projected_objects.c
         out: dict[tuple[str, str], ServiceKey] = {}
         with self._wrap("reading projected objects"), self._read() as conn:
-            for chunk in _batched(sorted(set(slices)), IN_CHUNK):
-                for r in conn.execute(sa.select(projected_objects).where(
-                        projected_objects.c.projection == projection,
-                        projected_objects.c.kind == "EndpointSlice", cols.in_(chunk))):
-                    out[(r.namespace, r.name)] = (r.service_namespace, r.service_name)
+            for ns, names in _by_namespace(slices):
+                for name, service_ns, service_name in conn.execute(
+                        sa.select(c.name, c.service_namespace, c.service_name).where(
+                            c.projection == projection, c.kind == "EndpointSlice",
+                            c.namespace == ns, c.name.in_(names))):
+                    out[(ns, name)] = (service_ns, service_name)
         return out
 
     def events_by_seq(self, seqs: Iterable[int]) -> list[Event]:
@@ -341,10 +342,13 @@ def _execute_many(conn: Connection, sql: str, rows: Iterable[tuple[Any, ...]],
         conn.exec_driver_sql(sql, batch)
 
 
-def _by_namespace(services: Iterable[ServiceKey]) -> Iterator[tuple[str, list[str]]]:
-    """``services`` as (namespace, up to IN_CHUNK names), each name once, sorted."""
+def _by_namespace(keys: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
+    """(namespace, name) ``keys`` as (namespace, up to IN_CHUNK names), each name once,
+    sorted: asked as ``namespace = ? AND name IN (...)``, an index range per name. SQLite
+    (3.40) answers a list of row values, ``(a, b) IN (VALUES ...)``, by scanning every
+    row of the projection instead, so a one-change catch-up cost the cluster's size."""
     names: dict[str, set[str]] = {}
-    for ns, name in services:
+    for ns, name in keys:
         names.setdefault(ns, set()).add(name)
     for ns in sorted(names):
         for chunk in _batched(sorted(names[ns]), IN_CHUNK):
