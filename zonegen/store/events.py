@@ -24,7 +24,7 @@ from zonegen.errors import InvalidOption
 from zonegen.model import DELETED, Event
 from zonegen.reconcile import ObjectHead as ObjectHead  # re-exported: its home is the reconcile
 from zonegen.sources import DEFAULT_SOURCE, Source, split_resume_key
-from zonegen.store.database import Database, _batched
+from zonegen.store.database import Database, _batched, _insert_many
 from zonegen.store.schema import events, from_us, object_heads, resume_points, sources, to_us
 
 
@@ -104,14 +104,11 @@ class EventLog(Database):
                 fresh.append(e)
         if not fresh:
             return AppendResult((), len(new_events))
-        # RETURNING with executemany (SQLAlchemy 2 "insertmanyvalues"): our own rows'
-        # sequence numbers, in input order, on SQLite and PostgreSQL alike.
-        new_rows = [_event_row(e) for e in fresh]
-        _number_like_sqlite(conn, new_rows)
-        inserted = conn.execute(
-            events.insert().returning(events.c.seq, sort_by_parameter_order=True), new_rows,
-        ).all()
-        seqs = [int(r.seq) for r in inserted]
+        # Numbered here, then one driver executemany: SQLAlchemy sends an INSERT ...
+        # RETURNING with its parameters' order kept one row at a time on SQLite.
+        seqs = _next_seqs(conn, len(fresh))
+        _insert_many(conn, events, EVENT_COLUMNS, (
+            (seq, *_event_values(e)) for seq, e in zip(seqs, fresh, strict=True)))
         heads: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for seq, e in zip(seqs, fresh, strict=True):
             heads[(e.source, *e.key)] = {
@@ -388,28 +385,28 @@ def _lock_event_log(conn: Connection) -> None:
         conn.exec_driver_sql(f"LOCK TABLE {events.name} IN EXCLUSIVE MODE")
 
 
-def _number_like_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: give new events ``max(seq) + 1, + 2, …`` explicitly, as SQLite's
-    INTEGER PRIMARY KEY does, instead of taking numbers from the column's sequence.
+def _next_seqs(conn: Connection, n: int) -> list[int]:
+    """The sequence numbers of ``n`` new events: ``max(seq) + 1, + 2, …``, given
+    explicitly, which is what SQLite's INTEGER PRIMARY KEY would choose, and on
+    PostgreSQL instead of numbers from the column's sequence.
 
     A sequence is not transactional: a rolled-back ingest would use numbers up, and
     every later ``log``/``history``/``why`` would print other seq= values than SQLite
-    for the same input. Safe only under :func:`_lock_event_log` (no other appender can
-    read the same maximum), which every append transaction takes first."""
-    if conn.dialect.name != "postgresql" or not rows:
-        return
+    for the same input. Safe only while no other appender can read the same maximum:
+    under :func:`_lock_event_log` on PostgreSQL, which every append transaction takes
+    first, and SQLite's write lock (``BEGIN IMMEDIATE``)."""
     top = int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
-    for offset, row in enumerate(rows, 1):
-        row["seq"] = top + offset
+    return list(range(top + 1, top + 1 + n))
 
 
-def _event_row(e: Event) -> dict[str, Any]:
-    return {
-        "received_us": to_us(e.received_at), "source": e.source, "type": e.type,
-        "kind": e.kind, "namespace": e.namespace, "name": e.name, "uid": e.uid,
-        "resource_version": e.resource_version, "object": e.object_json,
-        "origin": e.origin,
-    }
+EVENT_COLUMNS = ("seq", "received_us", "source", "type", "kind", "namespace", "name", "uid",
+                 "resource_version", "object", "origin")
+
+
+def _event_values(e: Event) -> tuple[Any, ...]:
+    """An event's columns after ``seq``, in the order of :data:`EVENT_COLUMNS`."""
+    return (to_us(e.received_at), e.source, e.type, e.kind, e.namespace, e.name, e.uid,
+            e.resource_version, e.object_json, e.origin)
 
 
 def _event_from_row(r: Any) -> Event:
