@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
 
+from zonegen.changes import to_change
 from zonegen.errors import InvalidInput
 from zonegen.ingest import ingest_files
 from zonegen.model import decode_rdata, encode_rdata
 from zonegen.project import rebuild
-from zonegen.runner import to_change
 from zonegen.store import Store, current_records
 
 BIG_TABLES = ("events", "object_heads", "projected_objects", "current_records",
