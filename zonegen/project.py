@@ -688,6 +688,8 @@ class Projection:
             counts = cluster if _is_cluster_ptr(r) else endpoint
             counts[r.owner] = counts.get(r.owner, 0) + 1
         after = {o for o in owners if o in cluster}
+        if not before and not after:
+            return came, gone  # no cluster IP at these reverse names: nothing shadowed
         removed = {r for r in gone if not (r.rtype == PTR and r.owner in before
                                            and not _is_cluster_ptr(r))}
         added = {r for r in came if not self._shadowed(r)}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,10 +229,13 @@ class ReadModel(Database):
                     rows[new(owner, rtype, decode(rdata), ttl)] = (row_id, bool(visible))
         return out
 
-    def ptrs_at(self, owners: Iterable[str], projection: str = PROJECTION
+    def ptrs_at(self, owners: Iterable[str], projection: str = PROJECTION,
+                known: Mapping[int, Record] | None = None
                 ) -> list[tuple[ServiceKey, Record, StoredRow]]:
         """Every stored PTR (shadowed ones too) at these reverse owners, with its Service
-        and row: what the cross-Service PTR rule needs there."""
+        and row: what the cross-Service PTR rule needs there. ``known``: records already
+        read, by row id (the caller's loaded Services'), taken instead of decoded."""
+        known = known or {}
         c = current_records.c
         out: list[tuple[ServiceKey, Record, StoredRow]] = []
         new, decode = Record, decode_rdata
@@ -243,8 +246,10 @@ class ReadModel(Database):
                      .where(c.projection == projection, c.sort_key.in_(chunk),
                             c.rtype == PTR))
                 for ns, name, row_id, owner, rtype, rdata, ttl, visible in conn.execute(q).all():
-                    out.append(((ns, name), new(owner, rtype, decode(rdata), ttl),
-                                (row_id, bool(visible))))
+                    r = known.get(row_id)
+                    if r is None:
+                        r = new(owner, rtype, decode(rdata), ttl)
+                    out.append(((ns, name), r, (row_id, bool(visible))))
         return out
 
     def iter_model(self, projection: str = PROJECTION
