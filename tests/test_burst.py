@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from zonegen.model import decode_rdata, encode_rdata
 from zonegen.project import rebuild
 from zonegen.store import Store, current_records
 
+ROOT = Path(__file__).resolve().parent.parent
 BIG_TABLES = ("events", "object_heads", "projected_objects", "current_records",
               "record_changes")
 # An index search bounded only by the leading columns every row shares reads the table.
@@ -143,6 +146,26 @@ def test_a_moved_service_keeps_its_rows(cluster: Store, tmp_path: Path) -> None:
     checkpoint = cluster.max_tracking_seq()
     full = rebuild(to_change(e) for e in cluster.select_events(lte=checkpoint))
     assert sorted(cluster.iter_model(), key=repr) == sorted(full.rows(), key=repr)
+
+
+def test_bench_splits_a_burst_by_phase(cluster: Store, tmp_path: Path) -> None:
+    """bench/bench_burst.py's ``split`` times one whole ingest of a burst phase by
+    phase, on a copy of the database (run as its own process: it wraps functions)."""
+    db = cluster.engine.url.database
+    assert db is not None
+    burst = write(tmp_path / "burst.json", [endpoint_slice(s, 50 + s, 3) for s in range(40)])
+    before = cluster.max_event_seq()
+    done = subprocess.run([sys.executable, "-m", "bench.bench_burst", "split", db, burst],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"ingest of {burst}: 40 new events")
+    labels = [line.rsplit(None, 2)[0].strip() for line in lines[1:]]
+    assert labels[:3] == ["open the store", "reconcile (decode, reduce, look up the log)",
+                          "append events"]
+    assert "their stored records" in labels
+    assert "read-model rows" in labels
+    assert all(float(line.rsplit(None, 2)[1]) >= 0 for line in lines[1:])
+    assert cluster.max_event_seq() == before
 
 
 def test_ingest_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
