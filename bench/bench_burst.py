@@ -10,7 +10,14 @@ over SERVICES headless Services already projected, folded as one batch:
 
     python -m bench.bench_burst [BURST] [SERVICES] [RUNS]   (default 10000 2000 3)
 
-The whole-process table of issue #11 is bench/bench_issue11.py.
+Where the time of one whole ``ingest`` of a burst goes (the phases of the ingest and of
+its catch-up, each timed around its function; nested rows are part of the row above):
+
+    python -m bench.bench_burst split DB FILE   (DB is copied first, never changed)
+
+e.g. with bench/bench_issue11.py's cached inputs: ``split CACHE/small-*/cluster-1000.db
+CACHE/small-*/burst.jsonl``. The whole-process table of issue #11 is
+bench/bench_issue11.py.
 """
 
 from __future__ import annotations
@@ -113,7 +120,79 @@ def _journal(rows: int) -> float:
     return time.perf_counter() - t
 
 
+# (module, attribute path, label, depth): the phases of one ingest and its catch-up.
+PHASES = (
+    ("zonegen.ingest", "_Ingester.drain", "reconcile (decode, reduce, look up the log)", 0),
+    ("zonegen.ingest", "_Ingester.flush", "append events", 1),
+    ("zonegen.runner", "ProjectionRunner._catch_up", "catch-up", 0),
+    ("zonegen.store.events", "EventLog.select_events", "read the chunk's events", 1),
+    ("zonegen.runner", "to_change", "reduce the chunk's events", 1),
+    ("zonegen.partial", "PartialProjection.before", "load the touched Services", 1),
+    ("zonegen.store.readmodel", "ReadModel.slice_services", "slices' old Services", 2),
+    ("zonegen.store.readmodel", "ReadModel.objects_of", "their objects' rows", 2),
+    ("zonegen.store.readmodel", "ReadModel.events_by_seq", "their objects' events", 2),
+    ("zonegen.partial", "to_change", "reduce their objects", 2),
+    ("zonegen.store.readmodel", "ReadModel.records_of", "their stored records", 2),
+    ("zonegen.store.readmodel", "ReadModel.ptrs_at", "PTRs at their reverse names", 2),
+    ("zonegen.project", "Projection.apply_many", "apply_many (recompute, causes)", 1),
+    ("zonegen.partial", "PartialProjection.change", "read-model change", 1),
+    ("zonegen.runner", "ProjectionRunner._commit", "commit", 1),
+    ("zonegen.store.journal", "ZoneJournal.commit_version", "commit_version", 2),
+    ("zonegen.store.readmodel", "write_change", "read-model rows", 3),
+    ("zonegen.runner", "ProjectionRunner._maybe_snapshot", "record snapshot", 2),
+)
+
+
+def split(db: str, path: str) -> None:
+    """Time one whole ingest of ``path`` into a copy of ``db``, phase by phase."""
+    import functools
+    import importlib
+    import shutil
+    import tempfile
+    from collections import defaultdict
+    from pathlib import Path
+
+    spent: defaultdict[str, float] = defaultdict(float)
+    for module_name, attr, label, _depth in PHASES:
+        owner: Any = importlib.import_module(module_name)
+        *parents, name = attr.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        f = getattr(owner, name)
+
+        def timed(*a: Any, _f: Any = f, _label: str = label, **k: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return _f(*a, **k)
+            finally:
+                spent[_label] += time.perf_counter() - t
+
+        setattr(owner, name, functools.wraps(f)(timed))
+    from zonegen.ingest import ingest_files
+    from zonegen.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "burst.db"
+        for suffix in ("", "-wal", "-shm"):
+            if Path(db + suffix).exists():
+                shutil.copyfile(db + suffix, str(copy) + suffix)
+        t0 = time.perf_counter()
+        store = Store.open(f"sqlite:///{copy}")
+        opened = time.perf_counter() - t0
+        report = ingest_files(store, [path])
+        total = time.perf_counter() - t0
+        store.close()
+    print(f"ingest of {path}: {report.summary()}")
+    print(f"  {'open the store':46s} {opened:7.3f} s")
+    for _m, _a, label, depth in PHASES:
+        print(f"  {'  ' * depth + label:46s} {spent[label]:7.3f} s")
+    print(f"  {'whole ingest (open to commit)':46s} {total:7.3f} s")
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "split":
+        split(sys.argv[2], sys.argv[3])
+        return
     burst = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     services = int(sys.argv[2]) if len(sys.argv) > 2 else 2_000
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3

@@ -878,6 +878,42 @@ def test_apply_many_equals_one_by_one_with_causes(prefix: list[Change],
     assert rebuild(c for c in final.values() if c.obj is not None).records() == many.records()
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(changes(), max_size=30), st.lists(changes(), max_size=40),
+       st.integers(1, 6))
+def test_apply_many_in_chunks_into_one_diff_equals_one_batch(
+        prefix: list[Change], rest: list[Change], chunk: int) -> None:
+    """A catch-up reads its events in chunks: folding them ``into`` one BatchDiff gives
+    exactly the records and causes of one apply_many over them all."""
+    whole, chunked = Projection(), Projection()
+    for c in prefix:
+        whole.apply(c)
+        chunked.apply(c)
+    batch = [(seq, c) for seq, c in enumerate(rest, start=100)]
+    want = whole.apply_many(batch)
+    total = got = chunked.apply_many([])
+    for start in range(0, len(batch), chunk):
+        got = chunked.apply_many(batch[start:start + chunk], into=total)
+    assert got is total
+    assert got.added == want.added
+    assert got.removed == want.removed
+    assert chunked.records() == whole.records()
+
+
+def test_a_record_removed_and_added_again_in_a_later_chunk_is_caused_by_that_add() -> None:
+    """Added by seq 2 (first chunk), removed by 3 and added again by 4 (second chunk):
+    its cause is 4. Netting each chunk on its own loses that (the second chunk nets to
+    nothing for it), so chunks are folded into one diff."""
+    proj = rebuild([change(svc("web", headless=True))])
+    with_a = eps("web-a", "web", ep("10.0.0.1"))
+    without = eps("web-a", "web", ep("10.0.0.2"))
+    a = Record("10-0-0-1.web.default.svc", model.A, ("10.0.0.1",))
+    total = proj.apply_many([(2, change(with_a))])
+    assert total.added[a] == 2
+    proj.apply_many([(3, change(without)), (4, change(with_a))], into=total)
+    assert total.added[a] == 4
+
+
 def test_apply_many_cause_is_the_event_that_changed_the_record() -> None:
     """A Service touched twice in one batch: a record added by the first event keeps
     that event as its cause even though the second event touched the Service too."""

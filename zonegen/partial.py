@@ -89,7 +89,9 @@ class PartialProjection:
                       if r.rtype == PTR)
         need = proj.needs_ptr_owners(owners)
         if need:
-            found = [] if self.empty else self.store.ptrs_at(need, self.name)
+            known = {row_id: r for records in stored.values()
+                     for r, (row_id, _visible) in records.items() if r.rtype == PTR}
+            found = [] if self.empty else self.store.ptrs_at(need, self.name, known)
             proj.load_ptrs(need, ((k, r) for k, r, _v in found))
             for key, r, row in found:
                 if not proj.is_loaded(key):
@@ -102,27 +104,37 @@ class PartialProjection:
         proj = self.projection
         removed: list[int] = []
         added: list[tuple[ServiceKey, Record, bool]] = []
+        replaced: list[tuple[int, Record, bool]] = []
         shown: list[int] = []
         hidden: list[int] = []
         count = records_before
         if self.empty:
             added.extend((NO_SERVICE, r, True) for r in project.APEX_RECORDS)
             count += len(project.APEX_RECORDS)
+        visible = proj.visible
         for key in proj.loaded_services():
             old = self._stored.get(key, {})
             new = proj.service_records(*key)
+            if not old and not new:
+                continue
+            free: list[int] = []  # rows of this Service's removed records
             for r, (row_id, was) in old.items():
                 if r not in new:
-                    removed.append(row_id)
+                    free.append(row_id)
                     count -= was
-                elif r.rtype == PTR and proj.visible(r) != was:
+                elif r.rtype == PTR and visible(r) != was:
                     (hidden if was else shown).append(row_id)
                     count += -1 if was else 1
             for r in new:
                 if r not in old:
-                    now = r.rtype != PTR or proj.visible(r)
-                    added.append((key, r, now))
+                    now = r.rtype != PTR or visible(r)
                     count += now
+                    # A removed record's row of the same Service takes the new one.
+                    if free:
+                        replaced.append((free.pop(), r, now))
+                    else:
+                        added.append((key, r, now))
+            removed.extend(free)
         for _key, r in proj.other_ptrs():
             row_id, was = self._other_rows[r]
             if proj.visible(r) != was:
@@ -130,7 +142,7 @@ class PartialProjection:
                 count += -1 if was else 1
         objects, dropped = project.object_rows(self._objects.values())
         return ReadModelChange(self.name, removed, added, shown, hidden, objects, dropped,
-                               count)
+                               count, replaced)
 
 
 def _addresses_of(obj: object, out: set[str]) -> None:

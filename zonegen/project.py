@@ -528,7 +528,8 @@ class Projection:
         return total
 
     def apply_many(self, changes: Iterable[tuple[int, Change]],
-                   warnings: list[InvalidName] | None = None) -> BatchDiff:
+                   warnings: list[InvalidName] | None = None, *,
+                   into: BatchDiff | None = None) -> BatchDiff:
         """Fold a batch of ``(seq, change)`` and return its net effect with each record's
         cause: the seq of the last event whose own diff added (or removed) it, exactly
         what folding :meth:`apply` one change at a time and ``net_change`` give.
@@ -541,9 +542,15 @@ class Projection:
         Services' records) sees the same states. Exact causes need the intermediate
         records of a Service touched twice, so such a Service is still recomputed once
         per touch; a burst over distinct Services recomputes each once.
+
+        ``into``: the net effect of earlier batches of the same version (a catch-up
+        read in chunks), folded on in place and returned. Merging separately netted
+        chunks is not the same: a record added by one chunk, removed and added again by
+        the next, is no change within the second, yet its cause is the second add.
         """
-        added: dict[Record, int] = {}
-        removed: dict[Record, int] = {}
+        if into is None:
+            into = BatchDiff()
+        added, removed = into.added, into.removed
         pending: list[tuple[int, tuple[ServiceKey, ...]]] = []  # oldest first
         waiting: dict[ServiceKey, int] = {}  # key -> index in pending of its touch
         done = 0  # pending[:done] are flushed
@@ -576,7 +583,7 @@ class Projection:
                     waiting[key] = len(pending)
                 pending.append((seq, keys))
         flush(len(pending))
-        return BatchDiff(added, removed)
+        return into
 
     def _keys_before(self, change: Change) -> tuple[ServiceKey, ...]:
         """The Service keys :meth:`_fold` may touch for ``change``, read before it runs
@@ -688,6 +695,8 @@ class Projection:
             counts = cluster if _is_cluster_ptr(r) else endpoint
             counts[r.owner] = counts.get(r.owner, 0) + 1
         after = {o for o in owners if o in cluster}
+        if not before and not after:
+            return came, gone  # no cluster IP at these reverse names: nothing shadowed
         removed = {r for r in gone if not (r.rtype == PTR and r.owner in before
                                            and not _is_cluster_ptr(r))}
         added = {r for r in came if not self._shadowed(r)}

@@ -316,8 +316,8 @@ class ProjectionRunner:
         load = PartialProjection(self.store, self.name, empty=state is None)
         name_warnings: list[InvalidName] = []
         arrivals: Counter[float] = Counter()
-        added: dict[Record, int] = {}
-        removed: dict[Record, int] = {}
+        total = project.BatchDiff()  # every chunk folds into it: exact causes (#11)
+        added, removed = total.added, total.removed
         last_seq = checkpoint
         while last_seq < upto:
             chunk = self.store.select_events(gt=last_seq, lte=upto, limit=self.batch_size,
@@ -333,13 +333,7 @@ class ProjectionRunner:
             load.before(changes)
             # Burst folding (#11): each Service is recomputed once unless touched again,
             # and the causes are exactly what apply() per event and net_change give.
-            batch = load.projection.apply_many(changes, name_warnings)
-            for r, seq in batch.removed.items():
-                if added.pop(r, _ABSENT) is _ABSENT:
-                    removed[r] = seq
-            for r, seq in batch.added.items():
-                if removed.pop(r, _ABSENT) is _ABSENT:
-                    added[r] = seq
+            load.projection.apply_many(changes, name_warnings, into=total)
             last_seq = chunk[-1].seq
         for warning in name_warnings:
             log.warning("%s", warning)

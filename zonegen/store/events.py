@@ -24,7 +24,7 @@ from zonegen.errors import InvalidOption
 from zonegen.model import DELETED, Event
 from zonegen.reconcile import ObjectHead as ObjectHead  # re-exported: its home is the reconcile
 from zonegen.sources import DEFAULT_SOURCE, Source, split_resume_key
-from zonegen.store.database import Database, _batched
+from zonegen.store.database import Database, _batched, _insert_many
 from zonegen.store.schema import events, from_us, object_heads, resume_points, sources, to_us
 
 
@@ -91,17 +91,11 @@ class EventLog(Database):
             return AppendResult((), 0)
         # Look up exactly the idempotency keys of this batch (the unique index), not
         # every event of its objects: an object's history may be long.
-        existing: set[tuple[str, str, str, str]] = set()
         keys = sorted({(e.source, e.uid, e.resource_version, e.type) for e in new_events})
-        key_cols = sa.tuple_(events.c.source, events.c.uid, events.c.resource_version,
-                             events.c.type)
-        for chunk in _batched(keys, 250):
-            rows = conn.execute(
-                sa.select(events.c.source, events.c.uid, events.c.resource_version,
-                          events.c.type)
-                .where(key_cols.in_(chunk))
-            )
-            existing.update((r.source, r.uid, r.resource_version, r.type) for r in rows)
+        idempotency = ("source", "uid", "resource_version", "type")
+        existing: set[tuple[str, str, str, str]] = {
+            (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
+            for r in _select_keys(conn, events, idempotency, idempotency, keys)}
         fresh: list[Event] = []
         for e in new_events:
             k = (e.source, e.uid, e.resource_version, e.type)
@@ -110,14 +104,11 @@ class EventLog(Database):
                 fresh.append(e)
         if not fresh:
             return AppendResult((), len(new_events))
-        # RETURNING with executemany (SQLAlchemy 2 "insertmanyvalues"): our own rows'
-        # sequence numbers, in input order, on SQLite and PostgreSQL alike.
-        new_rows = [_event_row(e) for e in fresh]
-        _number_like_sqlite(conn, new_rows)
-        inserted = conn.execute(
-            events.insert().returning(events.c.seq, sort_by_parameter_order=True), new_rows,
-        ).all()
-        seqs = [int(r.seq) for r in inserted]
+        # Numbered here, then one driver executemany: SQLAlchemy sends an INSERT ...
+        # RETURNING with its parameters' order kept one row at a time on SQLite.
+        seqs = _next_seqs(conn, len(fresh))
+        _insert_many(conn, events, EVENT_COLUMNS, (
+            (seq, *_event_values(e)) for seq, e in zip(seqs, fresh, strict=True)))
         heads: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for seq, e in zip(seqs, fresh, strict=True):
             heads[(e.source, *e.key)] = {
@@ -126,10 +117,10 @@ class EventLog(Database):
                 "resource_version": e.resource_version, "last_seq": seq,
                 "deleted": e.type == DELETED,
             }
-        for chunk in _batched(list(heads), 250):
-            conn.execute(object_heads.delete().where(
-                sa.tuple_(object_heads.c.source, object_heads.c.kind,
-                          object_heads.c.namespace, object_heads.c.name).in_(chunk)))
+        # By primary key, one statement per head (executemany): a list of row values
+        # in one DELETE made SQLite scan the whole table for every chunk.
+        _execute_many(conn, "DELETE FROM object_heads WHERE source = ? AND kind = ? "
+                            "AND namespace = ? AND name = ?", list(heads))
         conn.execute(object_heads.insert(), list(heads.values()))
         return AppendResult(tuple(seqs), len(new_events) - len(fresh))
 
@@ -301,15 +292,10 @@ class EventAppender:
         """Which ``(uid, resourceVersion)`` pairs the log already holds as an object
         version (ADDED or MODIFIED) of ``source``: re-reading an older version is not
         news."""
-        found: set[tuple[str, str]] = set()
-        cols = sa.tuple_(events.c.uid, events.c.resource_version)
-        for chunk in _batched(sorted(set(pairs)), 300):
-            rows = self._conn.execute(
-                sa.select(events.c.uid, events.c.resource_version)
-                .where(cols.in_(chunk), events.c.type != DELETED,
-                       events.c.source == source))
-            found.update((r.uid, r.resource_version) for r in rows)
-        return found
+        keys = sorted({(source, uid, rv) for uid, rv in pairs})
+        return {(str(r[0]), str(r[1])) for r in _select_keys(
+            self._conn, events, ("uid", "resource_version", "type"),
+            ("source", "uid", "resource_version"), keys) if r[2] != DELETED}
 
     def get_event(self, seq: int) -> Event | None:
         return _select_event(self._conn, seq)
@@ -326,14 +312,17 @@ class EventAppender:
     def heads_for(self, keys: Sequence[tuple[str, str, str]], source: str = DEFAULT_SOURCE,
                   ) -> dict[tuple[str, str, str], ObjectHead]:
         out: dict[tuple[str, str, str], ObjectHead] = {}
-        unique = sorted(set(keys))
-        for chunk in _batched(unique, 300):
-            rows = self._conn.execute(sa.select(object_heads).where(
-                object_heads.c.source == source,
-                sa.tuple_(object_heads.c.kind, object_heads.c.namespace, object_heads.c.name)
-                .in_(chunk)))
-            for r in rows:
-                out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
+        names: dict[tuple[str, str], set[str]] = {}
+        for kind, namespace, name in keys:
+            names.setdefault((kind, namespace), set()).add(name)
+        # Per (kind, namespace), the names in one IN list: an index range each.
+        for (kind, namespace), group in sorted(names.items()):
+            for chunk in _batched(sorted(group), 500):
+                rows = self._conn.execute(sa.select(object_heads).where(
+                    object_heads.c.source == source, object_heads.c.kind == kind,
+                    object_heads.c.namespace == namespace, object_heads.c.name.in_(chunk)))
+                for r in rows:
+                    out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
         return out
 
 
@@ -358,6 +347,47 @@ def _select_heads(conn: Connection, source: str, kinds: Iterable[str] | None = N
 
 
 
+KEYS_PER_QUERY = 200
+"""Keys per ``OR`` list of :func:`_select_keys`."""
+
+
+def _select_keys(conn: Connection, table: sa.Table, columns: Sequence[str],
+                 key_columns: Sequence[str], keys: Iterable[Sequence[Any]]
+                 ) -> list[Sequence[Any]]:
+    """``columns`` of the rows of ``table`` whose ``key_columns`` equal one of ``keys``.
+
+    Written as ``(a = ? AND b = ?) OR ...``, which SQLite answers with one index
+    look-up per key and PostgreSQL with a bitmap OR: SQLite (3.40) answers a list of
+    row values, ``(a, b) IN (VALUES ...)``, by scanning every row that matches the
+    leading equality, so the cost grew with the table, not with the keys. Only our own
+    table and column names go into the text, quoted; values are bound."""
+    quote = conn.dialect.identifier_preparer.quote
+    one = "(" + " AND ".join(f"{quote(c)} = ?" for c in key_columns) + ")"
+    head = (f"SELECT {', '.join(quote(c) for c in columns)} "  # noqa: S608
+            f"FROM {quote(table.name)} WHERE ")
+    out: list[Sequence[Any]] = []
+    for batch in _batched(keys, KEYS_PER_QUERY):
+        sql = _marks(conn, head + " OR ".join([one] * len(batch)))
+        out.extend(conn.exec_driver_sql(sql, tuple(v for key in batch for v in key)).all())
+    return out
+
+
+def _execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``sql`` (our own fixed text, with ``?`` marks) through the driver's executemany."""
+    if rows:
+        conn.exec_driver_sql(_marks(conn, sql), [tuple(r) for r in rows])
+
+
+def _marks(conn: Connection, sql: str) -> str:
+    """``sql`` written with ``?`` marks in the driver's paramstyle."""
+    style = conn.dialect.paramstyle
+    if style in ("format", "pyformat"):
+        return sql.replace("?", "%s")
+    if style != "qmark":
+        raise ValueError(f"unsupported paramstyle {style}")
+    return sql
+
+
 def _lock_event_log(conn: Connection) -> None:
     """Make event sequence order equal commit order: call first in every transaction
     that appends events.
@@ -373,28 +403,28 @@ def _lock_event_log(conn: Connection) -> None:
         conn.exec_driver_sql(f"LOCK TABLE {events.name} IN EXCLUSIVE MODE")
 
 
-def _number_like_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: give new events ``max(seq) + 1, + 2, …`` explicitly, as SQLite's
-    INTEGER PRIMARY KEY does, instead of taking numbers from the column's sequence.
+def _next_seqs(conn: Connection, n: int) -> list[int]:
+    """The sequence numbers of ``n`` new events: ``max(seq) + 1, + 2, …``, given
+    explicitly, which is what SQLite's INTEGER PRIMARY KEY would choose, and on
+    PostgreSQL instead of numbers from the column's sequence.
 
     A sequence is not transactional: a rolled-back ingest would use numbers up, and
     every later ``log``/``history``/``why`` would print other seq= values than SQLite
-    for the same input. Safe only under :func:`_lock_event_log` (no other appender can
-    read the same maximum), which every append transaction takes first."""
-    if conn.dialect.name != "postgresql" or not rows:
-        return
+    for the same input. Safe only while no other appender can read the same maximum:
+    under :func:`_lock_event_log` on PostgreSQL, which every append transaction takes
+    first, and SQLite's write lock (``BEGIN IMMEDIATE``)."""
     top = int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
-    for offset, row in enumerate(rows, 1):
-        row["seq"] = top + offset
+    return list(range(top + 1, top + 1 + n))
 
 
-def _event_row(e: Event) -> dict[str, Any]:
-    return {
-        "received_us": to_us(e.received_at), "source": e.source, "type": e.type,
-        "kind": e.kind, "namespace": e.namespace, "name": e.name, "uid": e.uid,
-        "resource_version": e.resource_version, "object": e.object_json,
-        "origin": e.origin,
-    }
+EVENT_COLUMNS = ("seq", "received_us", "source", "type", "kind", "namespace", "name", "uid",
+                 "resource_version", "object", "origin")
+
+
+def _event_values(e: Event) -> tuple[Any, ...]:
+    """An event's columns after ``seq``, in the order of :data:`EVENT_COLUMNS`."""
+    return (to_us(e.received_at), e.source, e.type, e.kind, e.namespace, e.name, e.uid,
+            e.resource_version, e.object_json, e.origin)
 
 
 def _event_from_row(r: Any) -> Event:

@@ -1,0 +1,204 @@
+"""Issue #11's burst and one-change ingest: the work of an ingest and its catch-up
+follows the change, not the cluster (statements, query plans, rows touched), with the
+results unchanged (tests/test_readmodel.py proves the model equals a replay)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event as sa_event
+
+from zonegen.changes import to_change
+from zonegen.errors import InvalidInput
+from zonegen.ingest import ingest_files
+from zonegen.model import decode_rdata, encode_rdata
+from zonegen.project import rebuild
+from zonegen.store import Store, current_records
+
+ROOT = Path(__file__).resolve().parent.parent
+BIG_TABLES = ("events", "object_heads", "projected_objects", "current_records",
+              "record_changes")
+# An index search bounded only by the leading columns every row shares reads the table.
+_WHOLE = ("(source=?)", "(projection=?)", "(projection=? AND kind=?)")
+
+
+def service(s: int) -> dict[str, Any]:
+    return {"kind": "Service",
+            "metadata": {"name": f"svc-{s}", "namespace": f"ns{s % 3}", "uid": f"u-svc-{s}",
+                         "resourceVersion": "1"},
+            "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80}]}}
+
+
+def endpoint_slice(s: int, rv: int, gen: int = 0) -> dict[str, Any]:
+    return {"kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"svc-{s}-x", "namespace": f"ns{s % 3}",
+                         "uid": f"u-sl-{s}", "resourceVersion": str(rv),
+                         "labels": {"kubernetes.io/service-name": f"svc-{s}"}},
+            "endpoints": [{"addresses": [f"10.{s}.{gen}.{p + 1}"],
+                           "conditions": {"ready": True}, "hostname": f"p{p}"}
+                          for p in range(3)],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+
+
+def write(path: Path, objs: list[dict[str, Any]]) -> str:
+    path.write_text("".join(json.dumps({"type": "MODIFIED", "object": o}) + "\n"
+                            for o in objs))
+    return str(path)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Store]:
+    """A file database (query plans need a real one) of 40 projected Services."""
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    path = tmp_path / "cluster.json"
+    path.write_text(json.dumps({"kind": "List", "items": [
+        o for s in range(40) for o in (service(s), endpoint_slice(s, 1))]}))
+    ingest_files(store, [str(path)])
+    yield store
+    store.close()
+
+
+class Statements:
+    """Every statement the store's engine runs, with its first parameter set."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+        self.seen: list[tuple[str, Any]] = []
+        sa_event.listen(self.engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, sql: str, params: Any, _context: Any,
+                executemany: bool) -> None:
+        self.seen.append((sql, params[0] if executemany and params else params))
+
+    def stop(self) -> None:
+        sa_event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def on(self, table: str) -> list[tuple[str, Any]]:
+        return [(sql, p) for sql, p in self.seen if f" {table}" in sql.replace('"', " ")]
+
+
+def whole_table_reads(store: Store, statements: list[tuple[str, Any]]) -> list[str]:
+    """The plan lines of ``statements`` that read a big table whole (or all of one
+    source or projection)."""
+    out: list[str] = []
+    with store.engine.connect() as conn:
+        for sql, params in statements:
+            if not sql.lstrip().upper().startswith(("SELECT", "DELETE", "UPDATE")):
+                continue
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
+            for row in plan:
+                detail = str(row[-1])
+                words = detail.split()
+                table = words[1] if len(words) > 1 else ""
+                if table in BIG_TABLES and (words[0] == "SCAN" or detail.endswith(_WHOLE)):
+                    out.append(f"{detail}  <-  {sql[:120]}")
+    return out
+
+
+def test_a_one_change_ingest_reads_no_table_whole(cluster: Store, tmp_path: Path) -> None:
+    """Every look-up of a one-change ingest and its catch-up is an index search by the
+    changed object's or Service's key: none reads all events, heads, objects or records
+    (SQLite answered row-value ``IN`` lists by reading every row of the source)."""
+    watched = Statements(cluster)
+    report = ingest_files(cluster, [write(tmp_path / "one.json", [endpoint_slice(7, 2, 1)])])
+    watched.stop()
+    assert report.new_events == 1
+    assert whole_table_reads(cluster, watched.seen) == []
+
+
+def test_a_burst_is_looked_up_in_bulk(cluster: Store, tmp_path: Path) -> None:
+    """120 updates of known objects: the log is asked a few statements per batch, not
+    one per object (whether each version was stored before, the heads)."""
+    burst = [endpoint_slice(s % 40, 10 + s, 1 + s // 40) for s in range(120)]
+    watched = Statements(cluster)
+    report = ingest_files(cluster, [write(tmp_path / "burst.json", burst)], project=False)
+    watched.stop()
+    assert report.new_events == 120
+    assert len(watched.on("events")) <= 10
+    assert len(watched.on("object_heads")) <= 10
+
+
+def test_a_moved_service_keeps_its_rows(cluster: Store, tmp_path: Path) -> None:
+    """Every endpoint of a Service moves: its removed records' rows take the added ones
+    (updated in place), and the model still equals a full replay."""
+    def rows() -> dict[int, tuple[str, str]]:
+        c = current_records.c
+        with cluster.engine.connect() as conn:
+            return {int(r.id): (r.owner, r.rdata) for r in conn.execute(
+                sa.select(c.id, c.owner, c.rdata).where(c.service_name == "svc-5"))}
+
+    before = rows()
+    ingest_files(cluster, [write(tmp_path / "move.json", [endpoint_slice(5, 2, 9)])])
+    after = rows()
+    assert set(after) == set(before)
+    assert {rdata for _o, rdata in after.values()} >= {'["10.5.9.1"]', '["10.5.9.2"]'}
+    assert not {rdata for _o, rdata in after.values()} & {'["10.5.0.1"]'}
+    checkpoint = cluster.max_tracking_seq()
+    full = rebuild(to_change(e) for e in cluster.select_events(lte=checkpoint))
+    assert sorted(cluster.iter_model(), key=repr) == sorted(full.rows(), key=repr)
+
+
+def test_bench_splits_a_burst_by_phase(cluster: Store, tmp_path: Path) -> None:
+    """bench/bench_burst.py's ``split`` times one whole ingest of a burst phase by
+    phase, on a copy of the database (run as its own process: it wraps functions)."""
+    db = cluster.engine.url.database
+    assert db is not None
+    burst = write(tmp_path / "burst.json", [endpoint_slice(s, 50 + s, 3) for s in range(40)])
+    before = cluster.max_event_seq()
+    done = subprocess.run([sys.executable, "-m", "bench.bench_burst", "split", db, burst],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"ingest of {burst}: 40 new events")
+    labels = [line.rsplit(None, 2)[0].strip() for line in lines[1:]]
+    assert labels[:3] == ["open the store", "reconcile (decode, reduce, look up the log)",
+                          "append events"]
+    assert "their stored records" in labels
+    assert "read-model rows" in labels
+    assert all(float(line.rsplit(None, 2)[1]) >= 0 for line in lines[1:])
+    assert cluster.max_event_seq() == before
+
+
+def test_ingest_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    store = Store.open("sqlite://")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    try:
+        assert gc.isenabled()
+        ingest_files(store, [write(tmp_path / "a.json", [service(1)])])
+        assert gc.isenabled()
+        with pytest.raises(InvalidInput):
+            ingest_files(store, [str(bad)])
+        assert gc.isenabled()
+        gc.disable()
+        ingest_files(store, [write(tmp_path / "b.json", [endpoint_slice(1, 2)])])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        store.close()
+
+
+_text = st.text(st.characters(codec="utf-8"), max_size=12)
+_rdata = st.one_of(
+    st.tuples(_text), st.tuples(st.integers(0, 65535), st.integers(0, 65535),
+                                st.integers(0, 65535), _text),
+    st.lists(st.one_of(st.integers(-2**40, 2**40), _text), max_size=5).map(tuple))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_rdata)
+def test_rdata_is_stored_as_json_writes_it_and_read_back_exactly(rdata: tuple[Any, ...]
+                                                                  ) -> None:
+    text = encode_rdata(rdata)
+    assert text == json.dumps(list(rdata), separators=(",", ":"))
+    assert decode_rdata(text) == rdata
+    assert [type(x) for x in decode_rdata(text)] == [type(x) for x in rdata]
