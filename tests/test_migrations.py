@@ -285,8 +285,27 @@ def test_projections_migration_refuses_to_downgrade_with_other_zones(tmp_path: P
     store = Store.open(url)
     try:
         store.commit_version(("source:east", 0, 0), serial=5)
+        migrate.downgrade(store.engine, PROJECTIONS_REVISION)
         with pytest.raises(RuntimeError, match="other than the default"):
             migrate.downgrade(store.engine, "0005")
-        assert store.current_revision() == migrate.head()
+        assert store.current_revision() == PROJECTIONS_REVISION
+    finally:
+        store.close()
+
+
+def test_0007_object_index_covers_the_source(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    try:
+        def columns() -> list[str | None]:
+            index = next(i for i in sa.inspect(store.engine).get_indexes("events")
+                         if i["name"] == "ix_events_object")
+            return list(index["column_names"])
+
+        assert columns() == ["kind", "namespace", "name", "source", "seq"]
+        migrate.downgrade(store.engine, "0006")
+        assert columns() == ["kind", "namespace", "name", "seq"]
+        store.upgrade()
+        assert columns() == ["kind", "namespace", "name", "source", "seq"]
+        assert _diff(store.engine) == []
     finally:
         store.close()

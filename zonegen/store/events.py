@@ -25,7 +25,15 @@ from zonegen.model import DELETED, Event
 from zonegen.reconcile import ObjectHead as ObjectHead  # re-exported: its home is the reconcile
 from zonegen.sources import DEFAULT_SOURCE, Source, split_resume_key
 from zonegen.store.database import Database, _batched, _insert_many
-from zonegen.store.schema import events, from_us, object_heads, resume_points, sources, to_us
+from zonegen.store.schema import (
+    events,
+    from_us,
+    object_heads,
+    resume_points,
+    sources,
+    to_us,
+    unindexed,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +175,11 @@ class EventLog(Database):
         object is (source, kind, namespace, name); only ``sources`` when given."""
         where = [events.c.seq <= lte]
         if sources is not None:
-            where.append(events.c.source.in_(sorted(sources)))
+            where.append(unindexed(events.c.source).in_(sorted(sources)))
         newest = (
             sa.select(sa.func.max(events.c.seq).label("seq"))
             .where(*where)
-            .group_by(events.c.source, events.c.kind, events.c.namespace, events.c.name)
+            .group_by(events.c.kind, events.c.namespace, events.c.name, events.c.source)
         ).subquery()
         q = (
             sa.select(events).join(newest, newest.c.seq == events.c.seq)

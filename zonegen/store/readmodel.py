@@ -43,6 +43,7 @@ from zonegen.store.schema import (
     events,
     projected_objects,
     read_models,
+    unindexed,
     zone_versions,
 )
 
@@ -236,9 +237,9 @@ class ReadModel(Database):
         never the stored objects."""
         q = (sa.select(sa.func.max(events.c.seq), sa.func.count())
              .where(events.c.seq <= lte)
-             .group_by(events.c.source, events.c.kind, events.c.namespace, events.c.name))
+             .group_by(events.c.kind, events.c.namespace, events.c.name, events.c.source))
         if sources is not None:
-            q = q.where(events.c.source.in_(sorted(sources)))
+            q = q.where(unindexed(events.c.source).in_(sorted(sources)))
         with self._wrap("reading events"), self._read() as conn:
             for seq, n in conn.execute(q, execution_options={"yield_per": batch}):
                 yield int(seq), int(n)

@@ -99,7 +99,7 @@ class Retention(ZoneJournal):
             newest = (
                 sa.select(sa.func.max(events.c.seq).label("seq"))
                 .where(events.c.seq <= lowest)
-                .group_by(events.c.source, events.c.kind, events.c.namespace, events.c.name)
+                .group_by(events.c.kind, events.c.namespace, events.c.name, events.c.source)
             ).subquery()
             keep = (sa.select(events.c.seq).join(newest, newest.c.seq == events.c.seq)
                     .where(events.c.type != DELETED))

@@ -68,7 +68,7 @@ events = sa.Table(
     sa.Column("origin", sa.String(255), nullable=False, server_default=""),  # the feed
     sa.UniqueConstraint("source", "uid", "resource_version", "type",
                         name="uq_events_idempotency"),
-    sa.Index("ix_events_object", "kind", "namespace", "name", "seq"),
+    sa.Index("ix_events_object", "kind", "namespace", "name", "source", "seq"),
     sa.Index("ix_events_received", "received_us"),
     sa.Index("ix_events_source", "source", "seq"),
 )
@@ -242,6 +242,14 @@ read_models = sa.Table(
 """One row per projection: its newest zone version and how many visible records it
 holds (``len`` without a scan)."""
 
+
+
+def unindexed(column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+    """``column`` as an expression no index can serve: a filter on the source of a scan
+    grouped by object must be read from ``ix_events_object`` (which covers it), but
+    without table statistics SQLite would take ``ix_events_source`` for it and read
+    every event row for the object's name (a 1M-event rebuild: 63 s instead of ~10)."""
+    return column.concat("")
 
 
 def to_us(when: datetime) -> int:

@@ -1,0 +1,141 @@
+"""BIND as a real secondary of ``clusterset.local`` (issue #13): a hub cluster's
+ServiceImports and MCS EndpointSlices ingested as the source ``hub``, one ``zonegen serve
+--zone clusterset.local=imports:hub`` (a subprocess, as an operator runs it), and ``named``
+loading the zone by AXFR, then answering the Multi-Cluster Services DNS specification's
+queries (docs/multicluster.md); a cluster going away reaches BIND by NOTIFY and IXFR.
+Answers are read from ``named`` with dnspython."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from tests.helpers import wait_until
+from tests.integration.conftest import Secondary, free_port, needs_named
+from tests.integration.test_secondaries_projections import (
+    HOST,
+    ROOT,
+    soa_serial,
+    start_named,
+    zonegen,
+)
+from tests.test_clusterset import ep, mcs_slice, service_import
+
+pytestmark = [pytest.mark.integration, needs_named]
+
+ZONE = "clusterset.local"
+
+
+def ask(port: int, name: str, rtype: str) -> tuple[int, set[str]]:
+    """(rcode, {rdata text}) of ``name``/``rtype`` asked of 127.0.0.1#port."""
+    r = dns.query.udp(dns.message.make_query(name, rtype), HOST, port=port, timeout=5)
+    return r.rcode(), {rd.to_text() for rrset in r.answer for rd in rrset}
+
+
+def hub() -> list[dict[str, Any]]:
+    return [
+        service_import("web", ips=("10.42.0.1",), ports=({"name": "http", "port": 80},)),
+        service_import("db", kind="Headless", ports=({"name": "pg", "port": 5432},)),
+        service_import("idle", kind="Headless", ports=({"name": "pg", "port": 5432},)),
+        # east.prod: a dotted cluster id; one endpoint without a hostname, one not ready
+        mcs_slice("db-east", "db", "east.prod",
+                  [ep("10.1.0.1", "db-0"), ep("10.1.0.2"), ep("10.1.0.3", "db-2", ready=False)]),
+        mcs_slice("db-west", "db", "west", [ep("10.2.0.1", "db-0")]),
+        mcs_slice("idle-east", "idle", "east.prod", [ep("10.1.0.9", ready=False)]),
+    ]
+
+
+def ingest(db: Path, tmp_path: Path, source: str, *items: dict[str, Any],
+           snapshot: bool = False) -> None:
+    """``zonegen ingest --source`` of ``items`` (with ``--snapshot``: every object of the
+    source not among them was deleted)."""
+    path = tmp_path / f"{source}-{len(list(tmp_path.glob('*.json')))}.json"
+    path.write_text(json.dumps({"kind": "List", "items": list(items)}))
+    done = zonegen(db, "ingest", "--source", source, "--no-project",
+                   *(["--snapshot"] if snapshot else []), str(path))
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def named_secondary() -> Iterator[list[Secondary]]:
+    started: list[Secondary] = []
+    try:
+        yield started
+    finally:
+        for sec in started:
+            sec.stop()
+
+
+def test_bind_serves_clusterset_local_as_the_mcs_dns_spec_answers(
+        tmp_path: Path, named_secondary: list[Secondary]) -> None:
+    db = tmp_path / "zonegen.db"
+    events = tmp_path / "events"
+    events.mkdir()
+    ingest(db, events, "hub", *hub())
+    serve_port, named_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [sys.executable, "cli.py", "--db", f"sqlite:///{db}", "serve",
+         "--zone", f"{ZONE}=imports:hub",
+         "--listen", f"{HOST}:{serve_port}", "--notify", f"{HOST}:{named_port}",
+         "--poll", "0.1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: soa_serial(serve_port, ZONE) is not None, 60), \
+            server.poll()
+        first = soa_serial(serve_port, ZONE)
+        assert first is not None
+        named = start_named(tmp_path / "named", [ZONE], serve_port, named_port)
+        named_secondary.append(named)
+        assert wait_until(lambda: soa_serial(named_port, ZONE) == first, 30), \
+            named.describe()
+        # The spec's queries, answered by BIND from what it transferred.
+        assert ask(named_port, f"dns-version.{ZONE}.", "TXT") == (0, {'"1.0.0"'})
+        assert ask(named_port, f"web.shop.svc.{ZONE}.", "A") == (0, {"10.42.0.1"})
+        assert ask(named_port, f"_http._tcp.web.shop.svc.{ZONE}.", "SRV") == (
+            0, {f"0 100 80 web.shop.svc.{ZONE}."})
+        assert ask(named_port, f"db.shop.svc.{ZONE}.", "A") == (
+            0, {"10.1.0.1", "10.1.0.2", "10.2.0.1"})
+        assert ask(named_port, f"db-0.east.prod.db.shop.svc.{ZONE}.", "A") == (
+            0, {"10.1.0.1"})
+        assert ask(named_port, f"10-1-0-2.east.prod.db.shop.svc.{ZONE}.", "A") == (
+            0, {"10.1.0.2"})
+        assert ask(named_port, f"db-0.west.db.shop.svc.{ZONE}.", "A") == (0, {"10.2.0.1"})
+        assert ask(named_port, f"_pg._tcp.db.shop.svc.{ZONE}.", "SRV") == (0, {
+            f"0 100 5432 db-0.east.prod.db.shop.svc.{ZONE}.",
+            f"0 100 5432 10-1-0-2.east.prod.db.shop.svc.{ZONE}.",
+            f"0 100 5432 db-0.west.db.shop.svc.{ZONE}."})
+        # Not ready: no name. No ready endpoint anywhere: NXDOMAIN.
+        assert ask(named_port, f"db-2.east.prod.db.shop.svc.{ZONE}.", "A")[0] == \
+            dns.rcode.NXDOMAIN
+        assert ask(named_port, f"idle.shop.svc.{ZONE}.", "A")[0] == dns.rcode.NXDOMAIN
+        # <clusterid>.<svc>.<ns>.svc is reserved: no data there (an empty non-terminal).
+        assert ask(named_port, f"west.db.shop.svc.{ZONE}.", "A") == (0, set())
+
+        # The west cluster goes away: its slice is deleted on the hub.
+        ingest(db, events, "hub", *[o for o in hub() if o["metadata"]["name"] != "db-west"],
+               snapshot=True)
+        assert wait_until(lambda: (soa_serial(named_port, ZONE) or 0) > first, 30), \
+            named.describe()
+        assert ask(named_port, f"db.shop.svc.{ZONE}.", "A") == (0, {"10.1.0.1", "10.1.0.2"})
+        assert ask(named_port, f"db-0.west.db.shop.svc.{ZONE}.", "A")[0] == \
+            dns.rcode.NXDOMAIN
+        assert ask(named_port, f"db-0.east.prod.db.shop.svc.{ZONE}.", "A") == (
+            0, {"10.1.0.1"})
+        log = named.log.read_text(errors="replace")
+        assert "IXFR" in log or "ixfr" in log.lower(), log[-2000:]
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
