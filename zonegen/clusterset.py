@@ -379,6 +379,15 @@ class _RecordsByService:
     def records(self) -> RecordSet:
         return frozenset(chain(APEX_RECORDS, *self._records.values()))
 
+    def keys(self) -> list[tuple[str, str]]:
+        """The ``(namespace, name)`` keys that hold records now (apex records apart)."""
+        return list(self._records)
+
+    def records_of(self, key: tuple[str, str]) -> RecordSet:
+        """The records of one key (empty when it has none): what the runner stores
+        per key in the read model."""
+        return self._records.get(key, _EMPTY)
+
     def _replace(self, key: tuple[str, str], new: RecordSet) -> Diff:
         """Make ``new`` the records of ``key``; what that did to the zone."""
         old = self._records.get(key, _EMPTY)
