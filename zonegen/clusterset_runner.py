@@ -26,6 +26,7 @@ cluster-local owners are relative to the cluster domain; names are checked again
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -58,6 +59,7 @@ from zonegen.model import (
     ENDPOINT_SLICE,
     ENDPOINTS,
     SERVICE,
+    TXT,
     Diff,
     Endpoints,
     EndpointSlice,
@@ -78,6 +80,12 @@ if TYPE_CHECKING:
     from zonegen.runner import RebuildReport
 
 log = logging.getLogger("zonegen.runner")  # the projections' one warning channel
+
+IDS_KEY: ServiceKey = ("", "#cluster-ids")
+IDS_OWNER = "#cluster-ids"
+"""Where an exports projection's read model keeps the cluster ids its rows were made
+with: one invisible row (not a name any Service can have), so a restarted runner knows
+without reading every row whether a source's ``--cluster-id`` changed since."""
 
 EXPORT_KINDS = (SERVICE, ENDPOINT_SLICE, ENDPOINTS, SERVICE_EXPORT)
 """The kinds an exports projection reads of each source."""
@@ -100,21 +108,39 @@ class ClustersetState:
         first time the event is projected)."""
         proj = self.projection
         if isinstance(proj, ClustersetProjection):
-            if event.kind == SERVICE_IMPORT:
-                imp = to_change(event, report=report).obj
-                return proj.apply(SERVICE_IMPORT, event.namespace, event.name,
-                                  imp if isinstance(imp, ServiceImport) else None, warnings)
-            if event.kind == ENDPOINT_SLICE:
-                return proj.apply(ENDPOINT_SLICE, event.namespace, event.name,
-                                  _mcs_slice(event, report), warnings)
-            return Diff()
+            imported = self._imported(event, report)
+            return proj.apply(*imported, warnings) if imported is not None else Diff()
+        exported = self._exported(event, report)
+        return proj.apply(*exported, warnings) if exported is not None else Diff()
+
+    def load(self, events: Iterable[Event]) -> None:
+        """Fold many events (a state's newest events), each key recomputed once, without
+        diffs or warnings (they were reported when the events were first projected)."""
+        proj = self.projection
+        if isinstance(proj, ClustersetProjection):
+            proj.load(i for e in events if (i := self._imported(e, False)) is not None)
+        else:
+            proj.load(x for e in events if (x := self._exported(e, False)) is not None)
+
+    def _imported(self, event: Event, report: bool) -> tuple[
+            str, str, str, ServiceImport | McsEndpointSlice | None] | None:
+        if event.kind == SERVICE_IMPORT:
+            imp = to_change(event, report=report).obj
+            return (SERVICE_IMPORT, event.namespace, event.name,
+                    imp if isinstance(imp, ServiceImport) else None)
+        if event.kind == ENDPOINT_SLICE:
+            return (ENDPOINT_SLICE, event.namespace, event.name, _mcs_slice(event, report))
+        return None
+
+    def _exported(self, event: Event, report: bool) -> tuple[
+            str, str, str, str,
+            Service | EndpointSlice | Endpoints | ServiceExport | None] | None:
         if event.kind not in EXPORT_KINDS:
-            return Diff()
+            return None
         obj = to_change(event, report=report).obj
         if not isinstance(obj, Service | EndpointSlice | Endpoints | ServiceExport):
             obj = None
-        return proj.apply(self.cluster_ids[event.source], event.kind, event.namespace,
-                          event.name, obj, warnings)
+        return (self.cluster_ids[event.source], event.kind, event.namespace, event.name, obj)
 
 
 def _mcs_slice(event: Event, report: bool) -> McsEndpointSlice | None:
@@ -222,8 +248,7 @@ class ClustersetRunner:
         """The state at ``checkpoint``: the newest event of each live object of the
         sources up to it, folded without warnings (reported when first projected)."""
         state = ClustersetState(self.spec.kind, ids)
-        for event in self.store.iter_latest_events(checkpoint, sources=self.sources):
-            state.fold(event, None)
+        state.load(self.store.iter_latest_events(checkpoint, sources=self.sources))
         self.full_loads += 1
         return state
 
@@ -265,10 +290,13 @@ class ClustersetRunner:
         added: dict[Record, int] = {}
         removed: dict[Record, int] = {}
         first = self.store.read_model_state(self.name) is None
+        ids_row: tuple[list[int], Record] | None = None
         if state is None or self._state_at != at or state.cluster_ids != ids:
             state = self._load(checkpoint, ids)
-            if not first:
-                touched |= self._differing(state)
+            if self.spec.kind == CLUSTERSET_EXPORTS:
+                ids_row = self._ids_row(ids, first)
+                if ids_row is not None and not first:
+                    touched |= self._differing(state)
         self._state = self._state_at = None  # mutated below: valid again once committed
         name_warnings: list[InvalidName] = []
         arrivals: Counter[float] = Counter()
@@ -295,11 +323,22 @@ class ClustersetRunner:
         for warning in name_warnings:
             log.warning("%s", warning)
         made = self._commit(state, first, checkpoint, last_seq, touched, added, removed,
-                            arrivals)
+                            arrivals, ids_row)
         committed = self._version
         self._state = state
         self._state_at = (last_seq, committed.version_id if committed is not None else None)
         return [made] if made is not None else []
+
+    def _ids_row(self, ids: dict[str, str], first: bool) -> tuple[list[int], Record] | None:
+        """The read model's record of the cluster ids its rows were made with (an
+        invisible row under :data:`IDS_KEY`, never in the zone or its journal), when it
+        must be (re)written: (stored row ids to delete, the new row); None when the
+        stored ids are these."""
+        record = Record(IDS_OWNER, TXT, (json.dumps(ids, sort_keys=True),))
+        stored = {} if first else self.store.records_of([IDS_KEY], self.name).get(IDS_KEY, {})
+        if set(stored) == {record}:
+            return None
+        return [row_id for row_id, _visible in stored.values()], record
 
     def _differing(self, state: ClustersetState) -> set[ServiceKey]:
         """Keys whose stored records differ from the freshly loaded state's (normally
@@ -307,7 +346,7 @@ class ClustersetRunner:
         was written by another rule): repaired in the next version."""
         stored: dict[ServiceKey, set[Record]] = {}
         for key, r, _visible in self.store.iter_model(self.name):
-            if key != NO_SERVICE:
+            if key not in (NO_SERVICE, IDS_KEY):
                 stored.setdefault(key, set()).add(r)
         proj = state.projection
         keys = set(stored) | set(proj.keys())
@@ -319,7 +358,8 @@ class ClustersetRunner:
 
     def _commit(self, state: ClustersetState, first: bool, from_seq: int, to_seq: int,
                 touched: set[ServiceKey], added: dict[Record, int],
-                removed: dict[Record, int], arrivals: Counter[float]) -> ZoneVersion | None:
+                removed: dict[Record, int], arrivals: Counter[float],
+                ids_row: tuple[list[int], Record] | None) -> ZoneVersion | None:
         """Commit stored -> ``state`` for the ``touched`` keys (the version's record
         changes ARE the read-model difference, each with the event that caused it: 0 for
         a repair) with the checkpoint move, in one transaction."""
@@ -354,6 +394,9 @@ class ClustersetRunner:
                     rm_added.append((key, r, True))
                     new_records.append(r)
         count += len(new_records) - len(gone)
+        if ids_row is not None:
+            rm_removed.extend(ids_row[0])
+            rm_added.append((IDS_KEY, ids_row[1], False))
         now = self.clock()
         serial: int | None = None
         if new_records or gone or self._version is None:
@@ -413,8 +456,7 @@ class ClustersetRunner:
                 count += n
                 bar.update(n)
             seqs.sort()
-            for event in _events(self.store, seqs):
-                state.fold(event, None)
+            state.load(_events(self.store, seqs))
         return count, state.projection.records()
 
     def rebuild(self, progress: Progress | None = None) -> RebuildReport:
