@@ -55,3 +55,21 @@ def test_every_row_is_measured_at_a_tiny_scale(tmp_path: Path) -> None:
     assert any((tmp_path / "cache").iterdir())
     main(["--clean", "--cache", str(tmp_path / "cache")])
     assert not (tmp_path / "cache").exists()
+
+
+def test_sources_bench_at_a_tiny_scale(tmp_path: Path) -> None:
+    """bench/bench_sources.py (issue #13): every row measured on both sides; the three
+    members' clusterset and the one big source's hold the same number of records."""
+    from bench.bench_sources import ROWS as SOURCE_ROWS
+    from bench.bench_sources import main as sources_main
+
+    text = sources_main(["--services", "2", "--workdir", str(tmp_path)])
+    lines = text.splitlines()
+    assert lines[2] == "| | 3 x 2 Services | 1 x 6 Services |"
+    assert len(lines) == 4 + len(SOURCE_ROWS)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines[4:]}
+    assert list(rows) == list(SOURCE_ROWS)
+    # 6 clusterset Services' worth of pods, 4 records each, + dns-version, on both sides
+    assert rows["clusterset (exports)"].count(f"{2 * 3 * PODS * 4 + 1:,} records") == 2
+    assert rows["clusterset rebuild check"].count("identical") == 2
+    assert "DIFFERS" not in text

@@ -379,6 +379,15 @@ class _RecordsByService:
     def records(self) -> RecordSet:
         return frozenset(chain(APEX_RECORDS, *self._records.values()))
 
+    def keys(self) -> list[tuple[str, str]]:
+        """The ``(namespace, name)`` keys that hold records now (apex records apart)."""
+        return list(self._records)
+
+    def records_of(self, key: tuple[str, str]) -> RecordSet:
+        """The records of one key (empty when it has none): what the runner stores
+        per key in the read model."""
+        return self._records.get(key, _EMPTY)
+
     def _replace(self, key: tuple[str, str], new: RecordSet) -> Diff:
         """Make ``new`` the records of ``key``; what that did to the zone."""
         old = self._records.get(key, _EMPTY)
@@ -458,6 +467,21 @@ class ClustersetProjection(_RecordsByService):
         to the zone. ``kind`` is ``ServiceImport`` or ``EndpointSlice``; other kinds, and
         deleting an unknown object, change nothing. A slice whose import is absent is
         kept and yields records once the import appears."""
+        return self._recompute_all(self._file(kind, namespace, name, obj), warnings)
+
+    def load(self, changes: Iterable[tuple[str, str, str, ServiceImport | McsEndpointSlice
+                                           | None]]) -> None:
+        """Fold many ``(kind, namespace, name, obj)`` changes, recomputing each touched
+        import once at the end, without diffs or warnings: loading a state (the records
+        are what :meth:`apply` one at a time gives)."""
+        touched: set[tuple[str, str]] = set()
+        for kind, namespace, name, obj in changes:
+            touched.update(self._file(kind, namespace, name, obj))
+        self._recompute_all(sorted(touched), None)
+
+    def _file(self, kind: str, namespace: str, name: str,
+              obj: ServiceImport | McsEndpointSlice | None) -> list[tuple[str, str]]:
+        """Keep the object; the import keys whose records must be recomputed."""
         touched: list[tuple[str, str]] = []
         if kind == SERVICE_IMPORT:
             key = (namespace, name)
@@ -468,7 +492,7 @@ class ClustersetProjection(_RecordsByService):
             mcs = obj if isinstance(obj, McsEndpointSlice) else None
             touched += _move_slice(self._slices, self._slice_import, namespace, name, mcs,
                                    mcs.import_key if mcs is not None else None)
-        return self._recompute_all(touched, warnings)
+        return touched
 
     def _recompute(self, key: tuple[str, str], warnings: list[InvalidName] | None) -> Diff:
         imp = self._imports.get(key)
@@ -520,6 +544,25 @@ class ExportsProjection(_RecordsByService):
 
         :raises InvalidZone: ``cluster_id`` is not an RFC 1123 subdomain.
         """
+        return self._recompute_all(self._file(cluster_id, kind, namespace, name, obj),
+                                   warnings)
+
+    def load(self, changes: Iterable[tuple[str, str, str, str, Service | EndpointSlice
+                                           | Endpoints | ServiceExport | None]]) -> None:
+        """Fold many ``(cluster_id, kind, namespace, name, obj)`` changes, recomputing
+        each touched Service once at the end, without diffs or warnings: loading a state.
+
+        :raises InvalidZone: a cluster id is not an RFC 1123 subdomain.
+        """
+        touched: set[tuple[str, str]] = set()
+        for cluster_id, kind, namespace, name, obj in changes:
+            touched.update(self._file(cluster_id, kind, namespace, name, obj))
+        self._recompute_all(sorted(touched), None)
+
+    def _file(self, cluster_id: str, kind: str, namespace: str, name: str,
+              obj: Service | EndpointSlice | Endpoints | ServiceExport | None
+              ) -> list[tuple[str, str]]:
+        """Keep the object; the Service keys whose records must be recomputed."""
         index = self._clusters.get(cluster_id)
         if index is None:
             reasons = check_cluster_id(cluster_id)
@@ -545,7 +588,7 @@ class ExportsProjection(_RecordsByService):
             piece = obj if isinstance(obj, EndpointSlice) and obj.service_name else None
             touched += _move_slice(index.slices, index.slice_service, namespace, name, piece,
                                    piece.service_key if piece is not None else None)
-        return self._recompute_all(touched, warnings)
+        return touched
 
     def _recompute(self, key: tuple[str, str], warnings: list[InvalidName] | None) -> Diff:
         members = [m for cid, index in sorted(self._clusters.items())
