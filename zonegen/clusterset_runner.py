@@ -32,7 +32,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from zonegen.changes import to_change
 from zonegen.clock import Clock
@@ -73,11 +72,9 @@ from zonegen.model import (
 from zonegen.progress import Progress
 from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.projections import CLUSTERSET_EXPORTS, CLUSTERSET_IMPORTS, ProjectionSpec
+from zonegen.runner import RebuildReport, StoredZone
 from zonegen.serial import next_serial
 from zonegen.store import CheckpointMoved, ReadModelChange, Store
-
-if TYPE_CHECKING:
-    from zonegen.runner import RebuildReport
 
 log = logging.getLogger("zonegen.runner")  # the projections' one warning channel
 
@@ -168,7 +165,7 @@ def _mcs_slice(event: Event, report: bool) -> McsEndpointSlice | None:
             log.warning("%s", message)
 
 
-class ClustersetRunner:
+class ClustersetRunner(StoredZone):
     """Folds pending events of a clusterset projection's sources into ONE zone version
     per catch-up (none when nothing DNS-visible changed), as
     :class:`zonegen.runner.ProjectionRunner` does for cluster-local zones."""
@@ -211,18 +208,6 @@ class ClustersetRunner:
         self.full_loads = 0  # how many catch-ups loaded the state from the log (metrics)
 
     # ----------------------------------------------------------------- state
-
-    @property
-    def version(self) -> ZoneVersion | None:
-        """The newest zone version (after :meth:`catch_up`, the one it made or found)."""
-        if not self._known:
-            return self.store.latest_version(self.name)
-        return self._version
-
-    def records(self) -> frozenset[Record]:
-        """The current zone as the read model holds it."""
-        with self.store.current_records(self.name) as (_version, records):
-            return frozenset(records)
 
     def cluster_ids(self) -> dict[str, str]:
         """Source name -> cluster id for this projection's sources (an unregistered
@@ -462,7 +447,6 @@ class ClustersetRunner:
     def rebuild(self, progress: Progress | None = None) -> RebuildReport:
         """Replay the sources' log from nothing and compare with the persisted read model
         at its checkpoint (they must be identical, as for cluster-local zones)."""
-        from zonegen.runner import RebuildReport  # runner imports this module
 
         self.catch_up()
         started = time.perf_counter()

@@ -205,7 +205,29 @@ class RebuildReport:
                        f"{len(self.extra)} extra)")
 
 
-class ProjectionRunner:
+class StoredZone:
+    """What every runner reads back the same way: its projection's newest version (the
+    one its last catch-up made or found) and its current records from the read model."""
+
+    store: Store
+    name: str
+    _version: ZoneVersion | None
+    _known: bool  # _version was read or made by this runner
+
+    @property
+    def version(self) -> ZoneVersion | None:
+        """The newest zone version (after :meth:`catch_up`, the one it made or found)."""
+        if not self._known:
+            return self.store.latest_version(self.name)
+        return self._version
+
+    def records(self) -> frozenset[Record]:
+        """The current zone as the read model holds it."""
+        with self.store.current_records(self.name) as (_version, records):
+            return frozenset(records)
+
+
+class ProjectionRunner(StoredZone):
     """Folds pending events on the persisted read model (docs/DESIGN.md "Read model").
 
     Holds nothing between calls but the newest version: each :meth:`catch_up` loads
@@ -253,18 +275,6 @@ class ProjectionRunner:
         """The whole projection as of the stored checkpoint, replayed from the newest
         event of each live object (for checks and tests; folding never loads it)."""
         return self._load()
-
-    @property
-    def version(self) -> ZoneVersion | None:
-        """The newest zone version (after :meth:`catch_up`, the one it made or found)."""
-        if not self._known:
-            return self.store.latest_version(self.name)
-        return self._version
-
-    def records(self) -> frozenset[Record]:
-        """The current zone as the read model holds it."""
-        with self.store.current_records(self.name) as (_version, records):
-            return frozenset(records)
 
     def _load(self) -> project.Projection:
         """The in-memory projection as of the stored checkpoint: the newest event of

@@ -257,7 +257,7 @@ class _Lines:
     after the owner and TTL kept per distinct rdata text (an address or a target is
     rendered once however many owners hold it); None for anything else."""
 
-    __slots__ = ("a", "default_ttl", "ptr", "selector", "srv", "zone")
+    __slots__ = ("_kinds", "a", "default_ttl", "ptr", "selector", "srv", "zone")
 
     # texts kept per type at most, then the cache starts again: an address or target
     # recurs close by (a Service's owners, then its pods'), so a small one is enough
@@ -270,37 +270,27 @@ class _Lines:
         self.a: dict[str, str] = {}
         self.srv: dict[str, str] = {}
         self.ptr: dict[str, str] = {}
+        # rtype -> (its kept tails, its sort lead in the owner's lines): the caches are
+        # cleared in place, never replaced, so this table stays valid.
+        self._kinds: dict[int, tuple[dict[str, str], str]] = {
+            A: (self.a, "\x01"), SRV: (self.srv, "\x21"), PTR: (self.ptr, "\x0c")}
 
     def make(self, owner: str, rows: list[StoredRecord]) -> list[str] | None:
         rel = relative_to(owner, self.zone)
         default_ttl = self.default_ttl
-        a_get, srv_get, ptr_get = self.a.get, self.srv.get, self.ptr.get
+        kinds = self._kinds
         out: list[str] = []
         add = out.append
         for _, rtype, text, ttl in rows:
-            if rtype == A:
-                tail = a_get(text)
-                if tail is None:
-                    tail = self._tail(A, text)
-                    if tail is None:
-                        return None
-                lead = "\x01"
-            elif rtype == SRV:
-                tail = srv_get(text)
-                if tail is None:
-                    tail = self._tail(SRV, text)
-                    if tail is None:
-                        return None
-                lead = "\x21"
-            elif rtype == PTR:
-                tail = ptr_get(text)
-                if tail is None:
-                    tail = self._tail(PTR, text)
-                    if tail is None:
-                        return None
-                lead = "\x0c"
-            else:
+            kind = kinds.get(rtype)
+            if kind is None:
                 return None
+            cache, lead = kind
+            tail = cache.get(text)
+            if tail is None:
+                tail = self._tail(rtype, text)
+                if tail is None:
+                    return None
             if ttl is None or ttl == default_ttl:
                 add(lead + rel + tail)
             else:

@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.integration.conftest import Secondary, free_port, needs_named
 from tests.integration.test_secondaries_projections import (
     HOST,
     ROOT,
+    ask,
     soa_serial,
     start_named,
     zonegen,
@@ -34,12 +34,6 @@ from tests.test_clusterset import ep, mcs_slice, service_import
 pytestmark = [pytest.mark.integration, needs_named]
 
 ZONE = "clusterset.local"
-
-
-def ask(port: int, name: str, rtype: str) -> tuple[int, set[str]]:
-    """(rcode, {rdata text}) of ``name``/``rtype`` asked of 127.0.0.1#port."""
-    r = dns.query.udp(dns.message.make_query(name, rtype), HOST, port=port, timeout=5)
-    return r.rcode(), {rd.to_text() for rrset in r.answer for rd in rrset}
 
 
 def hub() -> list[dict[str, Any]]:
@@ -66,18 +60,8 @@ def ingest(db: Path, tmp_path: Path, source: str, *items: dict[str, Any],
     assert done.returncode == 0, done.stderr
 
 
-@pytest.fixture
-def named_secondary() -> Iterator[list[Secondary]]:
-    started: list[Secondary] = []
-    try:
-        yield started
-    finally:
-        for sec in started:
-            sec.stop()
-
-
 def test_bind_serves_clusterset_local_as_the_mcs_dns_spec_answers(
-        tmp_path: Path, named_secondary: list[Secondary]) -> None:
+        tmp_path: Path, secondaries: list[Secondary]) -> None:
     db = tmp_path / "zonegen.db"
     events = tmp_path / "events"
     events.mkdir()
@@ -95,7 +79,7 @@ def test_bind_serves_clusterset_local_as_the_mcs_dns_spec_answers(
         first = soa_serial(serve_port, ZONE)
         assert first is not None
         named = start_named(tmp_path / "named", [ZONE], serve_port, named_port)
-        named_secondary.append(named)
+        secondaries.append(named)
         assert wait_until(lambda: soa_serial(named_port, ZONE) == first, 30), \
             named.describe()
         # The spec's queries, answered by BIND from what it transferred.

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,18 +106,8 @@ logging {{
     return _daemon("named", ["named", "-c", str(conf), "-u", "root"], sec)
 
 
-@pytest.fixture
-def named_secondary() -> Iterator[list[Secondary]]:
-    started: list[Secondary] = []
-    try:
-        yield started
-    finally:
-        for sec in started:
-            sec.stop()
-
-
 def test_bind_loads_two_clusters_zones_from_one_serve(
-        tmp_path: Path, named_secondary: list[Secondary]) -> None:
+        tmp_path: Path, secondaries: list[Secondary]) -> None:
     db = tmp_path / "zonegen.db"
     events = tmp_path / "events"
     events.mkdir()
@@ -138,7 +127,7 @@ def test_bind_loads_two_clusters_zones_from_one_serve(
         assert first_a is not None
         assert first_b is not None
         named = start_named(tmp_path / "named", [ZONE_A, ZONE_B], serve_port, named_port)
-        named_secondary.append(named)
+        secondaries.append(named)
         assert wait_until(lambda: soa_serial(named_port, ZONE_A) == first_a, 30), \
             named.describe()
         assert wait_until(lambda: soa_serial(named_port, ZONE_B) == first_b, 30), \
