@@ -140,10 +140,10 @@ def _daemon(kind: str, argv: list[str], secondary: Secondary) -> Secondary:
     return secondary
 
 
-def start_named(directory: Path, zone: str, primary_port: int | list[int], *,
+def start_named(directory: Path, zone: str | list[str], primary_port: int | list[int], *,
                 key: bool = False, port: int | None = None) -> Secondary:
-    """``named`` as a secondary of ``zone`` from the primary (or every primary, in
-    order) on loopback at ``primary_port``."""
+    """``named`` as a secondary of ``zone`` (or of every zone in a list) from the
+    primary (or every primary, in order) on loopback at ``primary_port``."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     key_clause = (f'key "{KEY_NAME}" {{ algorithm hmac-sha256; secret "{SECRET}"; }};'
@@ -151,6 +151,16 @@ def start_named(directory: Path, zone: str, primary_port: int | list[int], *,
     key_ref = f' key "{KEY_NAME}"' if key else ""
     ports = primary_port if isinstance(primary_port, list) else [primary_port]
     primaries = " ".join(f"127.0.0.1 port {p}{key_ref};" for p in ports)
+    zones = [zone] if isinstance(zone, str) else zone
+    blocks = "".join(f"""
+zone "{name}" {{
+    type secondary;
+    primaries {{ {primaries} }};
+    file "{name}.db";
+    allow-notify {{ 127.0.0.1; }};
+    request-ixfr yes;
+}};
+""" for name in zones)
     conf = directory / "named.conf"
     conf.write_text(f"""
 options {{
@@ -169,16 +179,9 @@ logging {{
     channel f {{ file "{directory}/named.log"; severity info; print-time yes; }};
     category default {{ f; }}; category xfer-in {{ f; }}; category notify {{ f; }};
 }};
-zone "{zone}" {{
-    type secondary;
-    primaries {{ {primaries} }};
-    file "{zone}.db";
-    allow-notify {{ 127.0.0.1; }};
-    request-ixfr yes;
-}};
-""")
+{blocks}""")
     sec = Secondary("named", directory, port, directory / "named.pid",
-                    directory / "named.log", zone)
+                    directory / "named.log", zones[0])
     return _daemon("named", ["named", "-c", str(conf), "-u", "root"], sec)
 
 

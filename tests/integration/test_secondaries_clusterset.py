@@ -20,13 +20,12 @@ import dns.rcode
 import pytest
 
 from tests.helpers import wait_until
-from tests.integration.conftest import Secondary, free_port, needs_named
+from tests.integration.conftest import Secondary, free_port, needs_named, start_named
 from tests.integration.test_secondaries_projections import (
     HOST,
     ROOT,
     ask,
     soa_serial,
-    start_named,
     zonegen,
 )
 from tests.test_clusterset import ep, mcs_slice, service_import
@@ -78,7 +77,7 @@ def test_bind_serves_clusterset_local_as_the_mcs_dns_spec_answers(
             server.poll()
         first = soa_serial(serve_port, ZONE)
         assert first is not None
-        named = start_named(tmp_path / "named", [ZONE], serve_port, named_port)
+        named = start_named(tmp_path / "named", ZONE, serve_port, port=named_port)
         secondaries.append(named)
         assert wait_until(lambda: soa_serial(named_port, ZONE) == first, 30), \
             named.describe()

@@ -23,9 +23,9 @@ import pytest
 from tests.helpers import wait_until
 from tests.integration.conftest import (
     Secondary,
-    _daemon,
     free_port,
     needs_named,
+    start_named,
 )
 
 pytestmark = [pytest.mark.integration, needs_named]
@@ -71,41 +71,6 @@ def soa_serial(port: int, zone: str) -> int | None:
     return int(next(iter(answer)).split()[2])
 
 
-def start_named(directory: Path, zones: list[str], primary: int, port: int) -> Secondary:
-    """``named`` as a secondary of every zone in ``zones`` from one primary."""
-    directory.mkdir(parents=True, exist_ok=True)
-    blocks = "".join(f"""
-zone "{zone}" {{
-    type secondary;
-    primaries {{ 127.0.0.1 port {primary}; }};
-    file "{zone}.db";
-    allow-notify {{ 127.0.0.1; }};
-    request-ixfr yes;
-}};
-""" for zone in zones)
-    conf = directory / "named.conf"
-    conf.write_text(f"""
-options {{
-    directory "{directory}";
-    pid-file "{directory}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    allow-query {{ 127.0.0.1; }};
-    notify no;
-    dnssec-validation no;
-}};
-controls {{ }};
-logging {{
-    channel f {{ file "{directory}/named.log"; severity info; print-time yes; }};
-    category default {{ f; }}; category xfer-in {{ f; }}; category notify {{ f; }};
-}};
-{blocks}""")
-    sec = Secondary("named", directory, port, directory / "named.pid",
-                    directory / "named.log", zones[0])
-    return _daemon("named", ["named", "-c", str(conf), "-u", "root"], sec)
-
-
 def test_bind_loads_two_clusters_zones_from_one_serve(
         tmp_path: Path, secondaries: list[Secondary]) -> None:
     db = tmp_path / "zonegen.db"
@@ -126,7 +91,7 @@ def test_bind_loads_two_clusters_zones_from_one_serve(
         first_a, first_b = soa_serial(serve_port, ZONE_A), soa_serial(serve_port, ZONE_B)
         assert first_a is not None
         assert first_b is not None
-        named = start_named(tmp_path / "named", [ZONE_A, ZONE_B], serve_port, named_port)
+        named = start_named(tmp_path / "named", [ZONE_A, ZONE_B], serve_port, port=named_port)
         secondaries.append(named)
         assert wait_until(lambda: soa_serial(named_port, ZONE_A) == first_a, 30), \
             named.describe()
