@@ -134,7 +134,7 @@ def export_zone(
         if serial is None and at is None:
             ensure_projected(store, spec=spec)
             unordered = False
-            with store.current_rows(spec.name) as (version, rows):
+            with store.current_rows(spec.name, [config]) as (version, rows):
                 if version is None:  # only a read-only database never projected
                     raise UnknownSerial(f"{store.where}: no zone version exists yet")
                 number = version.serial

@@ -111,7 +111,7 @@ class StoreFeed:
             self.project_pending(force=True)
         zones: ZoneSet | None = None
         counted = _Counted()
-        with self.store.current_rows(self.name) as (version, rows):
+        with self.store.current_rows(self.name, self.configs) as (version, rows):
             if version is None:
                 return None
             try:
