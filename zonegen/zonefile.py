@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PUBLISHED_TYPES",
     "ZoneRR",
+    "count_rows",
     "ZoneWriteError",
     "absolute_name",
     "parse",
@@ -237,6 +238,15 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
             out = []
             add = out.append
     yield "".join(out)
+
+
+def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
+    """How many records :func:`render_rows` writes for ``rows`` (SOA, NS and glue
+    included): ``export``'s count, for ``zonegen status``, by the same selection.
+
+    :raises zonegen.selection.NotInOrder: as :func:`render_rows`.
+    """
+    return sum(block.count("\n") for block in render_rows(rows, config, 0)) - 2
 
 
 def _owners(rows: Iterable[StoredRecord], selector: OwnerSelector
