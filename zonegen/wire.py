@@ -17,6 +17,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, chain, groupby
 from operator import itemgetter
+from socket import inet_aton
 
 import dns.rdataclass
 import dns.rdatatype
@@ -455,10 +456,8 @@ class WireZoneBuilder:
             address = selector.address(text)
             if address is None:
                 return None
-            packed = enc.address(A, address)
-            if packed is None:
-                return None
-            cache, data = self._a, packed
+            # a dotted quad the selection found valid: what inet_aton reads exactly
+            cache, data = self._a, inet_aton(address)
         else:
             found = selector.target(text)
             if found is None:
