@@ -353,6 +353,67 @@ class OwnerSelector:
         on the general path already) the rdata is decoded here (:func:`decode_rdata`),
         once per distinct text; A, SRV and PTR are selected in place, any other type
         through :func:`_select_into` as a :class:`Record` (the same rules)."""
+        owner = self._absolute(stored)
+        if not owner:
+            return None
+        done = None
+        if owner != self._owner:
+            done = self._next(owner)
+        self._take(owner, rows)
+        return done
+
+    def select_rows(self, rows: Iterable[StoredRecord]) -> Iterator[tuple[str, Selection]]:
+        """:meth:`add_rows` over every run of one stored owner in ``rows``, then
+        :meth:`close`: each finished owner, in order. The same results as calling them
+        one by one, with the common owner (a new one, relative, its rows all taken by
+        ``fast``) handled in this one loop: at 1M records, the calls per owner were a
+        third of what ``export`` and ``serve`` spent selecting.
+
+        :raises NotInOrder: see the class.
+        """
+        names = self._names
+        owners_get = names.owners.get
+        suffix = names.suffix
+        longest = _MAX_TEXT - len(suffix)
+        relative = _RELATIVE_NAME.match if self._relative else None
+        fast = self._fast
+        join = "\x01".join
+        for stored, group in groupby(rows, _row_owner):
+            owner = owners_get(stored)
+            if owner is None:
+                if relative is not None and len(stored) <= longest \
+                        and relative(stored) is not None:
+                    owner = stored + suffix
+                else:
+                    owner = names.owner(stored)
+                if not owner:
+                    continue
+            elif not owner:
+                continue
+            if owner != self._owner:
+                key = join(reversed(owner[:-1].split(".")))  # canonical_key
+                if self._key is not None and key <= self._key:
+                    raise NotInOrder(f"{owner} after {self._owner}")
+                done = self.close()
+                self._owner, self._key = owner, key
+                if done is not None:
+                    yield done
+                if fast is not None:  # a new owner: nothing open, nothing ready
+                    run = list(group)
+                    made = fast(owner, run)
+                    if made is not None:
+                        self._ready = made
+                        self._ready_rows.append(run)
+                        continue
+                    self._general(owner, run)
+                    continue
+            self._take(owner, group)
+        done = self.close()
+        if done is not None:
+            yield done
+
+    def _absolute(self, stored: str) -> str:
+        """The absolute owner of ``stored`` in this zone, "" when it is not in it."""
         names = self._names
         owner = names.owners.get(stored)
         if owner is None:
@@ -362,11 +423,10 @@ class OwnerSelector:
                 owner = stored + names.suffix
             else:
                 owner = names.owner(stored)
-        if not owner:
-            return None
-        done = None
-        if owner != self._owner:
-            done = self._next(owner)
+        return owner
+
+    def _take(self, owner: str, rows: Iterable[StoredRecord]) -> None:
+        """Rows at the open ``owner``: to ``fast`` first, else the general path."""
         fast = self._fast
         if fast is not None:
             run = rows if isinstance(rows, list) else list(rows)
@@ -375,7 +435,7 @@ class OwnerSelector:
                 if made is not None:
                     self._ready += made
                     self._ready_rows.append(run)
-                    return done
+                    return
             if self._ready_rows:  # one owner in two spellings, the second not fast
                 for earlier in self._ready_rows:
                     self._general(owner, earlier)
@@ -383,7 +443,6 @@ class OwnerSelector:
                 self._ready_rows = []
             rows = run
         self._general(owner, rows)
-        return done
 
     def _general(self, owner: str, rows: Iterable[StoredRecord]) -> None:
         """Select stored rows at ``owner`` into the open owner's records."""
@@ -524,15 +583,7 @@ def select_owner_rows(rows: Iterable[StoredRecord], config: ZoneConfig,
 
     :raises NotInOrder: see :class:`OwnerSelector`.
     """
-    selector = OwnerSelector(config, warnings, fast)
-    add = selector.add_rows
-    for stored, group in groupby(rows, _row_owner):
-        done = add(stored, group)
-        if done is not None:
-            yield done
-    done = selector.close()
-    if done is not None:
-        yield done
+    return OwnerSelector(config, warnings, fast).select_rows(rows)
 
 
 def decode_rdata(text: str) -> RData:

@@ -13,7 +13,6 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,6 @@ from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
     PUBLISHED_TYPES,
     OwnerSelector,
-    Selection,
     StoredRecord,
     ZoneRR,
     absolute_name,
@@ -215,7 +213,7 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
     selector = lines.selector = OwnerSelector(config, warnings, lines.make)
     out: list[str] = []
     add = out.append
-    for owner, selection in _owners(rows, selector):
+    for owner, selection in selector.select_rows(rows):
         group = selection.ready
         if not group:
             rel = relative_to(owner, zone)
@@ -247,18 +245,6 @@ def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
     :raises zonegen.selection.NotInOrder: as :func:`render_rows`.
     """
     return sum(block.count("\n") for block in render_rows(rows, config, 0)) - 2
-
-
-def _owners(rows: Iterable[StoredRecord], selector: OwnerSelector
-            ) -> Iterator[tuple[str, Selection]]:
-    add = selector.add_rows
-    for stored, group in groupby(rows, _row_owner):
-        done = add(stored, group)
-        if done is not None:
-            yield done
-    done = selector.close()
-    if done is not None:
-        yield done
 
 
 class _Lines:
