@@ -258,3 +258,20 @@ def test_names_below_counted_per_parent_is_counted_per_owner(
     for owner in owners:
         _count_ancestors(want, owner, zone, 1)
     assert _names_below(owners, zone) == want
+
+
+@pytest.mark.parametrize("ttls", [(None, None, None), (None, 5, None), (30, None, None),
+                                  (None, None, 30), (7, 7, 7)])
+def test_rows_of_one_owner_sort_as_render_sorts_them_whatever_their_ttls(
+        ttls: tuple[int | None, int | None, int | None]) -> None:
+    """The fast path writes an owner's lines without their type lead, which sorts them
+    as the lead does only with no TTL column: an owner with one goes the general way."""
+    a, b, c = ttls
+    records = [Record("x.ns.svc", SRV, (0, 10, 80, "a.ns.svc"), a),
+               Record("x.ns.svc", A, ("10.0.0.9",), b),
+               Record("x.ns.svc", A, ("10.0.0.10",), c),
+               Record("x.ns.svc", PTR, ("b.ns.svc",), None),
+               Record("x.ns.svc", A, ("10.0.0.10",), 5 if c is None else c)]
+    rows = sorted(stored_rows(records), key=lambda row: row[1])  # the store's type order
+    assert "".join(zonefile.render_rows(rows, FORWARD, 7)) == \
+        "".join(zonefile.render(records, FORWARD, 7))

@@ -214,11 +214,25 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
     out: list[str] = []
     add = out.append
     for owner, selection in selector.select_rows(rows):
-        group = selection.ready
-        if not group:
-            rel = relative_to(owner, zone)
-            group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
-                     for _, rtype, rdata, ttl, target in selection.records]
+        group = selection.ready  # lines without their type lead (``_Lines.make``)
+        if group:
+            if len(group) > 1:
+                previous = ""
+                for line in sorted(group):
+                    if line != previous:
+                        previous = line
+                        if not glue or line not in glue:
+                            add(line)
+            elif not glue or group[0] not in glue:
+                add(group[0])
+            if len(out) >= _BLOCK:
+                yield "".join(out)
+                out = []
+                add = out.append
+            continue
+        rel = relative_to(owner, zone)
+        group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
+                 for _, rtype, rdata, ttl, target in selection.records]
         if len(group) > 1:
             previous = ""
             for typed in sorted(group):
@@ -253,7 +267,7 @@ class _Lines:
     after the owner and TTL kept per distinct rdata text (an address or a target is
     rendered once however many owners hold it); None for anything else."""
 
-    __slots__ = ("_kinds", "a", "default_ttl", "ptr", "selector", "srv", "zone")
+    __slots__ = ("_cut", "a", "default_ttl", "ptr", "selector", "srv", "zone")
 
     # texts kept per type at most, then the cache starts again: an address or target
     # recurs close by (a Service's owners, then its pods'), so a small one is enough
@@ -266,31 +280,36 @@ class _Lines:
         self.a: dict[str, str] = {}
         self.srv: dict[str, str] = {}
         self.ptr: dict[str, str] = {}
-        # rtype -> (its kept tails, its sort lead in the owner's lines): the caches are
-        # cleared in place, never replaced, so this table stays valid.
-        self._kinds: dict[int, tuple[dict[str, str], str]] = {
-            A: (self.a, "\x01"), SRV: (self.srv, "\x21"), PTR: (self.ptr, "\x0c")}
+        # an owner below the zone without the zone's labels (``relative_to``)
+        self._cut = -1 if config.zone == "." else -len(config.zone) - 1
 
     def make(self, owner: str, rows: list[StoredRecord]) -> list[str] | None:
-        rel = relative_to(owner, self.zone)
+        """The owner's lines, WITHOUT the type lead of :func:`_typed_line`: at one owner
+        ``" IN A "`` < ``" IN PTR "`` < ``" IN SRV "`` sorts lines as the lead would, as
+        long as no line has a TTL column (a row with a TTL other than the default goes
+        the general path: None)."""
+        zone = self.zone
+        rel = "@" if owner == zone else owner[:self._cut]
         default_ttl = self.default_ttl
-        kinds = self._kinds
+        a_get, srv_get, ptr_get = self.a.get, self.srv.get, self.ptr.get
         out: list[str] = []
         add = out.append
         for _, rtype, text, ttl in rows:
-            kind = kinds.get(rtype)
-            if kind is None:
+            if ttl is not None and ttl != default_ttl:
                 return None
-            cache, lead = kind
-            tail = cache.get(text)
+            if rtype == A:
+                tail = a_get(text)
+            elif rtype == SRV:
+                tail = srv_get(text)
+            elif rtype == PTR:
+                tail = ptr_get(text)
+            else:
+                return None
             if tail is None:
                 tail = self._tail(rtype, text)
                 if tail is None:
                     return None
-            if ttl is None or ttl == default_ttl:
-                add(lead + rel + tail)
-            else:
-                add(f"{lead}{rel} {ttl}{tail}")
+            add(rel + tail)
         return out
 
     def _tail(self, rtype: int, text: str) -> str | None:
