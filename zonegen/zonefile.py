@@ -254,11 +254,32 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
 
 def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
     """How many records :func:`render_rows` writes for ``rows`` (SOA, NS and glue
-    included): ``export``'s count, for ``zonegen status``, by the same selection.
+    included): ``export``'s count, for ``zonegen status``, by the same selection and
+    the same dropping of duplicates and glue, without writing a line: an owner's
+    distinct line ends are its distinct lines (its own text starts every one).
 
     :raises zonegen.selection.NotInOrder: as :func:`render_rows`.
     """
-    return sum(block.count("\n") for block in render_rows(rows, config, 0)) - 2
+    header = _header(config, 0)
+    glue = _glue(header)
+    glue_owners = {line.split(" ", 1)[0] for line in glue}
+    zone = config.zone
+    default_ttl = config.ttl
+    tails = _Lines(config)
+    selector = tails.selector = OwnerSelector(config, None, tails.tails)
+    total = len(header) - 2
+    for owner, selection in selector.select_rows(rows):
+        rel = relative_to(owner, zone)
+        if selection.ready:
+            distinct: set[str] = set(selection.ready)
+            total += len(distinct)
+            if rel in glue_owners:
+                total -= sum(1 for tail in distinct if rel + tail in glue)
+            continue
+        typed = {_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
+                 for _, rtype, rdata, ttl, target in selection.records}
+        total += sum(1 for line in typed if line[1:] not in glue)
+    return total
 
 
 class _Lines:
@@ -288,8 +309,14 @@ class _Lines:
         ``" IN A "`` < ``" IN PTR "`` < ``" IN SRV "`` sorts lines as the lead would, as
         long as no line has a TTL column (a row with a TTL other than the default goes
         the general path: None)."""
-        zone = self.zone
-        rel = "@" if owner == zone else owner[:self._cut]
+        ends = self.tails(owner, rows)
+        if ends is None:
+            return None
+        rel = "@" if owner == self.zone else owner[:self._cut]
+        return [rel + tail for tail in ends]
+
+    def tails(self, _owner: str, rows: list[StoredRecord]) -> list[str] | None:
+        """What follows the owner on each of its lines (:meth:`make`), or None."""
         default_ttl = self.default_ttl
         a_get, srv_get, ptr_get = self.a.get, self.srv.get, self.ptr.get
         out: list[str] = []
@@ -309,7 +336,7 @@ class _Lines:
                 tail = self._tail(rtype, text)
                 if tail is None:
                     return None
-            add(rel + tail)
+            add(tail)
         return out
 
     def _tail(self, rtype: int, text: str) -> str | None:
