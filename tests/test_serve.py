@@ -413,7 +413,8 @@ def test_a_transfer_sends_the_version_it_started_with(server: ServerThread,
     zone = dns.versioned.Zone("cluster.local.")
     with dns.xfr.Inbound(zone, dns.rdatatype.AXFR) as inbound:
         for wire in messages:
-            inbound.process_message(dns.message.from_wire(wire, xfr=True, origin=zone.origin))
+            inbound.process_message(dns.message.from_wire(bytes(wire), xfr=True,
+                                                          origin=zone.origin))
     soa = zone.find_rdataset("@", "SOA")[0]
     assert soa.serial == old.serial != server.zones.serial  # type: ignore[attr-defined]
 

@@ -231,3 +231,44 @@ def test_status_per_projection(db: Path, tmp_path: Path) -> None:
     assert [z.records for z in after.zones] == [4]  # SOA, NS, glue, dns-version
     assert text[text.index(next(t for t in text if t.startswith("projections"))) + 1] \
         .strip() == after.projections[1].text()
+
+
+def test_status_counts_each_zone_as_export_writes_it_from_the_read_model(
+        tmp_path: Path) -> None:
+    """Each zone's count is the read model's records as ``export`` selects and writes
+    them (CNAME rule, duplicates, glue, invalid records skipped), not a fold of the
+    journal: this read model was committed with no record changes at all, so a fold
+    would find an empty zone."""
+    import io
+
+    from zonegen.export import export_zone
+    from zonegen.model import AAAA, CNAME, PTR, SRV, TXT, A, Record
+    from zonegen.store.readmodel import ReadModelChange
+
+    records = [
+        Record("a.ns.svc", A, ("10.0.0.1",), None),
+        Record("a.ns.svc", A, ("10.0.0.1",), 5),  # the same line once written
+        Record("a.ns.svc", CNAME, ("b.ns.svc",), None),  # beside other data: skipped
+        Record("b.ns.svc", CNAME, ("c.ns.svc",), None),
+        Record("b.ns.svc", CNAME, ("a.ns.svc",), None),  # several alone: one kept
+        Record("c.ns.svc", A, ("10.0.0.300",), None),  # not an address: skipped
+        Record("c.ns.svc", AAAA, ("fd00::1",), 30),
+        Record("_pg._tcp.db.ns.svc", SRV, (0, 10, 5432, "a.ns.svc"), None),
+        Record("ns.dns", A, ("127.0.0.1",), None),  # the glue itself: written once
+        Record("dns-version", TXT, ("1.1.0",), 28800),
+        Record("1.0.0.10.in-addr.arpa.", PTR, ("a.ns.svc",), None),
+        Record("2.0.0.10.in-addr.arpa.", PTR, ("bad name.ns.svc",), None),  # skipped
+    ]
+    path = tmp_path / "z.db"
+    store = Store.open(f"sqlite:///{path}")
+    store.commit_version(("projection", 0, 0), serial=S0, read_model=ReadModelChange(
+        added=[(("ns", "svc"), r, True) for r in records], records=len(records)))
+    written = {}
+    for config in CONFIGS:
+        out = io.StringIO()
+        written[config.zone] = export_zone(store, config, stream=out).records
+        assert written[config.zone] == out.getvalue().count("\n") - 2
+    assert written == {"cluster.local.": 8, "10.in-addr.arpa.": 3}
+    report = status(store, CONFIGS)
+    assert report.zones == (ZoneCount("cluster.local.", 8), ZoneCount("10.in-addr.arpa.", 3))
+    store.close()

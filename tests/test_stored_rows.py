@@ -201,7 +201,47 @@ def test_serve_load_logs_the_stored_count_without_asking_again(
     assert zones is not None
     loaded = [r for r in caplog.records if r.getMessage().startswith("loaded ")]
     assert len(loaded) == 1
-    assert f": {store.record_count()} records in " in loaded[0].getMessage()
+    with store.current_rows(zones=[config]) as (_, rows):
+        streamed = len(list(rows))
+    assert 0 < streamed < store.record_count()  # the reverse zones' PTRs are not read
+    assert f": {streamed} records in " in loaded[0].getMessage()
+
+
+ODD_OWNERS = ["a.ns.svc", "b.cluster.local.", "C.CLUSTER.LOCAL.", "d.Cluster.Local.",
+              "cluster.local.", "local.", "e.example.", "xcluster.local.", "", "@",
+              "f_x.ns.svc", "1.0.0.10.in-addr.arpa.", "2.0.0.10.IN-ADDR.ARPA.",
+              "3.0.0.11.in-addr.arpa.", "in-addr.arpa.", "g%h.ns.svc", "i.ns.svc."]
+
+
+@pytest.mark.parametrize("zone", ["cluster.local.", "10.in-addr.arpa.", "in-addr.arpa.",
+                                  "local.", "."])
+def test_current_rows_of_zones_hold_every_row_the_zone_publishes(
+        tmp_path: Path, zone: str) -> None:
+    """``current_rows(zones=...)`` reads a superset of what the selection publishes
+    (relative owners below the forward zone, absolute ones compared lowercase): what
+    ``export`` and ``serve`` stream from it is the zone of every stored row."""
+    from zonegen.store import Store
+    from zonegen.store.readmodel import ReadModelChange
+
+    config = ZoneConfig(zone=zone, forward_zone="cluster.local.") if zone != "." else \
+        ZoneConfig(zone=".", forward_zone="cluster.local.")
+    records = [Record(o, PTR if "arpa" in o.lower() else A,
+                      ("x.ns.svc",) if "arpa" in o.lower() else (f"10.0.0.{i}",), None)
+               for i, o in enumerate(ODD_OWNERS)]
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    store.commit_version(("projection", 0, 0), serial=5, read_model=ReadModelChange(
+        added=[(("ns", "svc"), r, True) for r in records], records=len(records)))
+    with store.current_rows(zones=[config]) as (_, rows):
+        got = list(rows)
+    assert set(got) >= {row for row in stored_rows(records)
+                        if zonefile.zone_records([Record(row[0], row[1],
+                                                         decode_rdata(row[2]), row[3])],
+                                                 config)}
+    assert ("e.example." in {row[0] for row in got}) == (zone == ".")
+    want: list[str] = []
+    kept = [Record(o, t, decode_rdata(d), ttl) for o, t, d, ttl in got]
+    assert "".join(zonefile.render(kept, config, 5, [])) == \
+        "".join(zonefile.render(records, config, 5, want))
 
 
 @settings(max_examples=200, deadline=None)
@@ -218,3 +258,20 @@ def test_names_below_counted_per_parent_is_counted_per_owner(
     for owner in owners:
         _count_ancestors(want, owner, zone, 1)
     assert _names_below(owners, zone) == want
+
+
+@pytest.mark.parametrize("ttls", [(None, None, None), (None, 5, None), (30, None, None),
+                                  (None, None, 30), (7, 7, 7)])
+def test_rows_of_one_owner_sort_as_render_sorts_them_whatever_their_ttls(
+        ttls: tuple[int | None, int | None, int | None]) -> None:
+    """The fast path writes an owner's lines without their type lead, which sorts them
+    as the lead does only with no TTL column: an owner with one goes the general way."""
+    a, b, c = ttls
+    records = [Record("x.ns.svc", SRV, (0, 10, 80, "a.ns.svc"), a),
+               Record("x.ns.svc", A, ("10.0.0.9",), b),
+               Record("x.ns.svc", A, ("10.0.0.10",), c),
+               Record("x.ns.svc", PTR, ("b.ns.svc",), None),
+               Record("x.ns.svc", A, ("10.0.0.10",), 5 if c is None else c)]
+    rows = sorted(stored_rows(records), key=lambda row: row[1])  # the store's type order
+    assert "".join(zonefile.render_rows(rows, FORWARD, 7)) == \
+        "".join(zonefile.render(records, FORWARD, 7))

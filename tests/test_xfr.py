@@ -93,6 +93,29 @@ def test_axfr_cached_and_case_of_question_kept() -> None:
     assert first.question[0].name.to_text() == "CLUSTER.Local."
 
 
+@pytest.mark.parametrize("max_size", [200, 1000, xfr.XFR_MESSAGE_SIZE])
+def test_axfr_in_parts_is_the_joined_messages_framed(max_size: int) -> None:
+    """``serve`` writes an unsigned AXFR in parts (the zone's own buffers, no message
+    joined): the bytes on the wire are the joined messages, each length-prefixed."""
+    wz = wire.WireZone.build(V1, CONFIG, 1)
+    wz = wz.apply(Diff(CAME, GONE), 2)  # an overlay's blobs among the base's slices
+    query = dns.message.make_query("CLUSTER.Local.", dns.rdatatype.AXFR)
+    joined = xfr.axfr_response(query, wz, max_size=max_size)
+    parts = xfr.axfr_parts(query, wz, max_size=max_size)
+    assert [bytes(m) for m in parts] == joined
+    assert [len(m) for m in parts] == [len(m) for m in joined]
+    assert [xfr.header_of(m) for m in parts] == [m[:12] for m in joined]
+    sent = b"".join(b"".join(xfr.framed(m)) for m in parts)
+    assert sent == b"".join(len(m).to_bytes(2, "big") + m for m in joined)
+    assert b"".join(xfr.framed(joined[0])) == len(joined[0]).to_bytes(2, "big") + joined[0]
+    zone = dns.versioned.Zone(ORIGIN)
+    receive([bytes(m) for m in parts], zone, dns.rdatatype.AXFR)
+    same(zone, expected_zone(V2, 2))
+    (refused,) = xfr.axfr_parts(dns.message.make_query("example.org.", "AXFR"), wz)
+    assert isinstance(refused, bytes)
+    assert dns.message.from_wire(refused).rcode() == dns.rcode.NOTAUTH
+
+
 def test_axfr_for_another_zone_is_notauth() -> None:
     wz = wire.WireZone.build(V1, CONFIG, 1)
     (reply,) = xfr.axfr_response(dns.message.make_query("example.org.", "AXFR"), wz)

@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
@@ -23,7 +23,7 @@ from typing import IO
 from zonegen import zonefile
 from zonegen.clock import Clock
 from zonegen.errors import UnknownSerial
-from zonegen.model import Record, ZoneConfig
+from zonegen.model import Record, ZoneConfig, ZoneVersion
 from zonegen.progress import Progress
 from zonegen.projections import DEFAULT, ProjectionSpec
 from zonegen.runner import RebuildReport, ensure_projected, runner_for
@@ -134,7 +134,7 @@ def export_zone(
         if serial is None and at is None:
             ensure_projected(store, spec=spec)
             unordered = False
-            with store.current_rows(spec.name) as (version, rows):
+            with store.current_rows(spec.name, [config]) as (version, rows):
                 if version is None:  # only a read-only database never projected
                     raise UnknownSerial(f"{store.where}: no zone version exists yet")
                 number = version.serial
@@ -175,11 +175,38 @@ def _render(lines: Iterable[str], output: str | None, spool: IO[str]) -> _Counte
 
 def zone_size(records: Iterable[Record], config: ZoneConfig, serial: int) -> int:
     """How many records ``config.zone`` holds as ``export`` writes it (SOA, NS and glue
-    included): the count of its summary line, for ``zonegen status``."""
+    included), from a whole record set."""
     counted = _Counted(zonefile.render(records, config, serial, []))
     for _ in counted:
         pass
     return counted.records
+
+
+def current_zone_sizes(store: Store, configs: Sequence[ZoneConfig],
+                       spec: ProjectionSpec = DEFAULT) -> tuple[ZoneVersion | None, list[int]]:
+    """The read model's version and, per zone of ``configs``, how many records ``export``
+    writes for it now (SOA, NS and glue included): what ``zonegen status`` shows.
+
+    Counted from the persisted read model as ``export`` streams it (its rows of that
+    zone only, :func:`zonefile.count_rows`: the same selection, no text made), never by
+    folding the journal (24 s and 880 MB at 1M records). Projects nothing: a read-only
+    report of what is stored (None before the first version).
+    """
+    version: ZoneVersion | None = None
+    sizes: list[int] = []
+    for config in configs:
+        with store.current_rows(spec.name, [config]) as (stored, rows):
+            version = stored
+            if version is None:
+                return None, []
+            try:
+                sizes.append(zonefile.count_rows(rows, config))
+                continue
+            except NotInOrder:
+                pass
+        # outside the block: it holds the only connection of sqlite://
+        sizes.append(zone_size(store.records_at(version.version_id), config, version.serial))
+    return version, sizes
 
 
 class _Counted:

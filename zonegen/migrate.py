@@ -7,15 +7,24 @@ hand; reading commands never migrate (see :mod:`zonegen.store.database`).
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from zonegen.errors import StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+# Alembic (and the parse of every migration it does) costs a reading command about
+# 0.2 s of its start; a database at head is told from the version table and the
+# migration files' own ``revision``/``down_revision`` lines, and Alembic is imported only
+# to migrate or to judge any other revision.
 
 
 def _script_location() -> str:
@@ -29,6 +38,8 @@ def _script_location() -> str:
 
 
 def _config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", _script_location())
     cfg.attributes["engine"] = engine
@@ -40,6 +51,9 @@ class UnknownRevision(StoreError):
 
 
 def _scripts() -> ScriptDirectory:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", _script_location())
     return ScriptDirectory.from_config(cfg)
@@ -47,6 +61,30 @@ def _scripts() -> ScriptDirectory:
 
 def head() -> str | None:
     return _scripts().get_current_head()
+
+
+_REVISION = re.compile(r'^revision(?:: str)? = "([^"]+)"$', re.M)
+_DOWN = re.compile(r'^down_revision(?:: str \| None)? = (?:"([^"]+)"|None)$', re.M)
+
+
+@functools.cache
+def shipped_head() -> str | None:
+    """:func:`head` read from the migration files' plain ``revision = "…"`` and
+    ``down_revision = "…"`` lines, without Alembic: the one revision no other names as
+    its ``down_revision``. None when a file does not say both plainly, or the files do
+    not make one line of revisions (then ask :func:`head`)."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in (Path(_script_location()) / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        rev, down = _REVISION.findall(text), _DOWN.findall(text)
+        if len(rev) != 1 or len(down) != 1:
+            return None
+        revisions.add(rev[0])
+        if down[0]:
+            downs.add(down[0])
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 else None
 
 
 def known(revision: str) -> bool:
@@ -61,7 +99,17 @@ def unknown_revision_message(revision: str) -> str:
 
 
 def current(engine: Engine) -> str | None:
+    """The database's schema revision (None: no zonegen schema yet), read from Alembic's
+    version table directly; Alembic itself only for a table of several rows (branches:
+    it says why that is an error)."""
     with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        if len(rows) <= 1:
+            return str(rows[0][0]) if rows else None
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -72,12 +120,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         newer zonegen migrated it); it is left untouched.
     """
     now = current(engine)
+    if revision == "head" and now is not None and now == shipped_head():
+        return
     if revision == "head" and now == head():
         return
     if now is not None and not known(now):
         raise UnknownRevision(unknown_revision_message(now))
+    from alembic import command
+
     command.upgrade(_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(_config(engine), revision)

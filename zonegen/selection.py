@@ -132,10 +132,13 @@ class _Names:
     """Per-call caches of name conversions: a 1M-record zone with 300k distinct owners
     converts each once, and equal names share one ``str`` object afterwards."""
 
-    __slots__ = ("addresses", "below", "forward", "names", "owners", "warnings", "zone")
+    __slots__ = ("addresses", "below", "forward", "names", "owners", "suffix", "warnings",
+                 "zone")
 
     def __init__(self, config: ZoneConfig, warnings: list[str] | None) -> None:
         self.forward = config.forward_zone
+        # what a relative name gets appended to be absolute (``absolute_name``)
+        self.suffix = "." if config.forward_zone == "." else "." + config.forward_zone
         self.zone = config.zone
         # what every name below the zone ends with (in_zone's test, for lowercase names)
         self.below = "." if config.zone == "." else "." + config.zone
@@ -310,7 +313,7 @@ class OwnerSelector:
     """
 
     __slots__ = ("_closed", "_cnames", "_config", "_fast", "_key", "_names", "_open",
-                 "_owner", "_rdata", "_ready", "_ready_rows")
+                 "_owner", "_rdata", "_ready", "_ready_rows", "_relative")
 
     # cached names kept at most (then only the invalid ones are kept): a name recurs
     # close by in the stream (a Service's pods are its SRV targets), and the cache is
@@ -325,6 +328,7 @@ class OwnerSelector:
         self._ready: list[Any] = []  # what ``fast`` made of the open owner
         self._ready_rows: list[list[StoredRecord]] = []  # the rows it made it from
         self._names = _Names(config, warnings)
+        self._relative = in_zone(config.forward_zone, config.zone)  # relative owners are
         self._owner = ""
         self._key: str | None = None
         self._open: list[Selected] = []
@@ -349,15 +353,80 @@ class OwnerSelector:
         on the general path already) the rdata is decoded here (:func:`decode_rdata`),
         once per distinct text; A, SRV and PTR are selected in place, any other type
         through :func:`_select_into` as a :class:`Record` (the same rules)."""
-        names = self._names
-        owner = names.owners.get(stored)
-        if owner is None:
-            owner = names.owner(stored)
+        owner = self._absolute(stored)
         if not owner:
             return None
         done = None
         if owner != self._owner:
             done = self._next(owner)
+        self._take(owner, rows)
+        return done
+
+    def select_rows(self, rows: Iterable[StoredRecord]) -> Iterator[tuple[str, Selection]]:
+        """:meth:`add_rows` over every run of one stored owner in ``rows``, then
+        :meth:`close`: each finished owner, in order. The same results as calling them
+        one by one, with the common owner (a new one, relative, its rows all taken by
+        ``fast``) handled in this one loop: at 1M records, the calls per owner were a
+        third of what ``export`` and ``serve`` spent selecting.
+
+        :raises NotInOrder: see the class.
+        """
+        names = self._names
+        owners_get = names.owners.get
+        suffix = names.suffix
+        longest = _MAX_TEXT - len(suffix)
+        relative = _RELATIVE_NAME.match if self._relative else None
+        fast = self._fast
+        join = "\x01".join
+        for stored, group in groupby(rows, _row_owner):
+            owner = owners_get(stored)
+            if owner is None:
+                if relative is not None and len(stored) <= longest \
+                        and relative(stored) is not None:
+                    owner = stored + suffix
+                else:
+                    owner = names.owner(stored)
+                if not owner:
+                    continue
+            elif not owner:
+                continue
+            if owner != self._owner:
+                key = join(reversed(owner[:-1].split(".")))  # canonical_key
+                if self._key is not None and key <= self._key:
+                    raise NotInOrder(f"{owner} after {self._owner}")
+                done = self.close()
+                self._owner, self._key = owner, key
+                if done is not None:
+                    yield done
+                if fast is not None:  # a new owner: nothing open, nothing ready
+                    run = list(group)
+                    made = fast(owner, run)
+                    if made is not None:
+                        self._ready = made
+                        self._ready_rows.append(run)
+                        continue
+                    self._general(owner, run)
+                    continue
+            self._take(owner, group)
+        done = self.close()
+        if done is not None:
+            yield done
+
+    def _absolute(self, stored: str) -> str:
+        """The absolute owner of ``stored`` in this zone, "" when it is not in it."""
+        names = self._names
+        owner = names.owners.get(stored)
+        if owner is None:
+            # the common owner: relative, valid labels, below a forward zone in this one
+            if self._relative and _RELATIVE_NAME.match(stored) is not None \
+                    and len(stored) + len(names.suffix) <= _MAX_TEXT:
+                owner = stored + names.suffix
+            else:
+                owner = names.owner(stored)
+        return owner
+
+    def _take(self, owner: str, rows: Iterable[StoredRecord]) -> None:
+        """Rows at the open ``owner``: to ``fast`` first, else the general path."""
         fast = self._fast
         if fast is not None:
             run = rows if isinstance(rows, list) else list(rows)
@@ -366,7 +435,7 @@ class OwnerSelector:
                 if made is not None:
                     self._ready += made
                     self._ready_rows.append(run)
-                    return done
+                    return
             if self._ready_rows:  # one owner in two spellings, the second not fast
                 for earlier in self._ready_rows:
                     self._general(owner, earlier)
@@ -374,7 +443,6 @@ class OwnerSelector:
                 self._ready_rows = []
             rows = run
         self._general(owner, rows)
-        return done
 
     def _general(self, owner: str, rows: Iterable[StoredRecord]) -> None:
         """Select stored rows at ``owner`` into the open owner's records."""
@@ -415,6 +483,9 @@ class OwnerSelector:
     def address(self, text: str) -> str | None:
         """The address of stored A rdata ``text`` when it is a valid one (what the
         general path publishes), else None; never warns (the general path will)."""
+        m = _A_ROW.match(text)  # the common shape, read and checked at once
+        if m is not None:
+            return m[1]
         rdata = decode_rdata(text)  # once per text: the caller keeps what it makes of it
         if len(rdata) != 1 or type(rdata[0]) is not str:
             return None
@@ -427,11 +498,20 @@ class OwnerSelector:
     def target(self, text: str) -> tuple[RData, str] | None:
         """Stored SRV or PTR rdata ``text`` decoded, and its target made absolute, when
         the target is a valid name (what the general path publishes), else None."""
+        names = self._names
+        m = _RELATIVE_ROW.match(text)  # the common shapes: a relative target needing
+        if m is not None:  # no escapes, valid below the forward zone when short enough
+            given = m[4]
+            full = given + names.suffix
+            if len(full) <= _MAX_TEXT:
+                if m[1] is None:
+                    return (given,), full
+                return (int(m[1]), int(m[2]), int(m[3]), given), full
         rdata = decode_rdata(text)
         given = rdata[-1]
-        target = self._names.names.get(given)
+        target = names.names.get(given)
         if target is None:
-            target = self._names.target(given)
+            target = names.target(given)
         return (rdata, target) if target else None
 
     def _enter(self, stored: str) -> tuple[str, tuple[str, Selection] | None]:
@@ -503,15 +583,7 @@ def select_owner_rows(rows: Iterable[StoredRecord], config: ZoneConfig,
 
     :raises NotInOrder: see :class:`OwnerSelector`.
     """
-    selector = OwnerSelector(config, warnings, fast)
-    add = selector.add_rows
-    for stored, group in groupby(rows, _row_owner):
-        done = add(stored, group)
-        if done is not None:
-            yield done
-    done = selector.close()
-    if done is not None:
-        yield done
+    return OwnerSelector(config, warnings, fast).select_rows(rows)
 
 
 def decode_rdata(text: str) -> RData:
@@ -532,6 +604,13 @@ def decode_rdata(text: str) -> RData:
 _JSON_TEXT = r'"([^"\\\x00-\x1f]*)"'  # a JSON string needing no escapes: taken as is
 _JSON_INT = r"(0|[1-9][0-9]*)"  # a JSON integer >= 0 as json writes it
 _ONE_TEXT = re.compile(rf"\[{_JSON_TEXT}\]\Z")
+# Stored A rdata holding one valid IPv4 address, and SRV/PTR/CNAME rdata whose target is a
+# relative name of valid labels (``absolute_name``'s, lowercase, no trailing dot): the
+# shapes of nearly every record, matched, decoded and checked by one expression.
+_RELATIVE_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\Z")
+_A_ROW = re.compile(rf'\["({_OCTET}(?:\.{_OCTET}){{3}})"\]\Z')
+_RELATIVE_ROW = re.compile(
+    rf'\[(?:{_JSON_INT},{_JSON_INT},{_JSON_INT},)?"((?:[a-z0-9_-]{{1,63}}\.)*[a-z0-9_-]{{1,63}})"\]\Z')
 _SRV_TEXT = re.compile(rf"\[{_JSON_INT},{_JSON_INT},{_JSON_INT},{_JSON_TEXT}\]\Z")
 
 

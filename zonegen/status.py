@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from zonegen.export import zone_size
+from zonegen.export import current_zone_sizes, zone_size
 from zonegen.model import ZoneConfig
 from zonegen.projections import DEFAULT, ProjectionSpec
 from zonegen.store import Store
@@ -190,9 +190,12 @@ def status(store: Store, configs: Sequence[ZoneConfig],
     latest = store.latest_version(spec.name)
     zones: tuple[ZoneCount, ...] = ()
     if latest is not None:
-        records = store.records_at(latest.version_id)
-        zones = tuple(ZoneCount(c.zone, zone_size(records, c, latest.serial))
-                      for c in configs)
+        # the read model is written in each version's transaction: it is ``latest``'s
+        version, sizes = current_zone_sizes(store, configs, spec)
+        if version is None or version.version_id != latest.version_id:
+            records = store.records_at(latest.version_id)
+            sizes = [zone_size(records, c, latest.serial) for c in configs]
+        zones = tuple(ZoneCount(c.zone, n) for c, n in zip(configs, sizes, strict=True))
     summary = store.log_summary(spec.name)
     start = store.history_start(spec.name)
     lease = store.current_lease()

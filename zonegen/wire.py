@@ -17,6 +17,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, chain, groupby
 from operator import itemgetter
+from socket import inet_aton
 
 import dns.rdataclass
 import dns.rdatatype
@@ -455,10 +456,8 @@ class WireZoneBuilder:
             address = selector.address(text)
             if address is None:
                 return None
-            packed = enc.address(A, address)
-            if packed is None:
-                return None
-            cache, data = self._a, packed
+            # a dotted quad the selection found valid: what inet_aton reads exactly
+            cache, data = self._a, inet_aton(address)
         else:
             found = selector.target(text)
             if found is None:
@@ -467,7 +466,8 @@ class WireZoneBuilder:
             wire = enc.target(target)
             if rtype == PTR:
                 cache, data = self._ptr, wire
-            elif len(rdata) == 4 and all(type(x) is int for x in rdata[:3]):
+            elif len(rdata) == 4 and type(rdata[0]) is int and type(rdata[1]) is int \
+                    and type(rdata[2]) is int:
                 cache, data = self._srv, _SRV_FIELDS.pack(*rdata[:3]) + wire
             else:
                 return None
@@ -494,8 +494,9 @@ class WireZoneBuilder:
                 else:
                     self._pack(at, at_frags)
         enc = self._enc
-        if selection.ready:
-            frags = list(selection.ready)
+        ready = selection.ready
+        if ready:  # the fast path's own list: never changed in place below
+            frags = ready if isinstance(ready, list) else list(ready)
         else:
             frags = enc.owner_fragments(owner, selection.records)
         if first:

@@ -13,7 +13,6 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,6 @@ from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
     PUBLISHED_TYPES,
     OwnerSelector,
-    Selection,
     StoredRecord,
     ZoneRR,
     absolute_name,
@@ -40,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PUBLISHED_TYPES",
     "ZoneRR",
+    "count_rows",
     "ZoneWriteError",
     "absolute_name",
     "parse",
@@ -214,12 +213,26 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
     selector = lines.selector = OwnerSelector(config, warnings, lines.make)
     out: list[str] = []
     add = out.append
-    for owner, selection in _owners(rows, selector):
-        group = selection.ready
-        if not group:
-            rel = relative_to(owner, zone)
-            group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
-                     for _, rtype, rdata, ttl, target in selection.records]
+    for owner, selection in selector.select_rows(rows):
+        group = selection.ready  # lines without their type lead (``_Lines.make``)
+        if group:
+            if len(group) > 1:
+                previous = ""
+                for line in sorted(group):
+                    if line != previous:
+                        previous = line
+                        if not glue or line not in glue:
+                            add(line)
+            elif not glue or group[0] not in glue:
+                add(group[0])
+            if len(out) >= _BLOCK:
+                yield "".join(out)
+                out = []
+                add = out.append
+            continue
+        rel = relative_to(owner, zone)
+        group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
+                 for _, rtype, rdata, ttl, target in selection.records]
         if len(group) > 1:
             previous = ""
             for typed in sorted(group):
@@ -239,16 +252,34 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
     yield "".join(out)
 
 
-def _owners(rows: Iterable[StoredRecord], selector: OwnerSelector
-            ) -> Iterator[tuple[str, Selection]]:
-    add = selector.add_rows
-    for stored, group in groupby(rows, _row_owner):
-        done = add(stored, group)
-        if done is not None:
-            yield done
-    done = selector.close()
-    if done is not None:
-        yield done
+def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
+    """How many records :func:`render_rows` writes for ``rows`` (SOA, NS and glue
+    included): ``export``'s count, for ``zonegen status``, by the same selection and
+    the same dropping of duplicates and glue, without writing a line: an owner's
+    distinct line ends are its distinct lines (its own text starts every one).
+
+    :raises zonegen.selection.NotInOrder: as :func:`render_rows`.
+    """
+    header = _header(config, 0)
+    glue = _glue(header)
+    glue_owners = {line.split(" ", 1)[0] for line in glue}
+    zone = config.zone
+    default_ttl = config.ttl
+    tails = _Lines(config)
+    selector = tails.selector = OwnerSelector(config, None, tails.tails)
+    total = len(header) - 2
+    for owner, selection in selector.select_rows(rows):
+        rel = relative_to(owner, zone)
+        if selection.ready:
+            distinct: set[str] = set(selection.ready)
+            total += len(distinct)
+            if rel in glue_owners:
+                total -= sum(1 for tail in distinct if rel + tail in glue)
+            continue
+        typed = {_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
+                 for _, rtype, rdata, ttl, target in selection.records}
+        total += sum(1 for line in typed if line[1:] not in glue)
+    return total
 
 
 class _Lines:
@@ -257,7 +288,7 @@ class _Lines:
     after the owner and TTL kept per distinct rdata text (an address or a target is
     rendered once however many owners hold it); None for anything else."""
 
-    __slots__ = ("_kinds", "a", "default_ttl", "ptr", "selector", "srv", "zone")
+    __slots__ = ("_cut", "a", "default_ttl", "ptr", "selector", "srv", "zone")
 
     # texts kept per type at most, then the cache starts again: an address or target
     # recurs close by (a Service's owners, then its pods'), so a small one is enough
@@ -270,31 +301,42 @@ class _Lines:
         self.a: dict[str, str] = {}
         self.srv: dict[str, str] = {}
         self.ptr: dict[str, str] = {}
-        # rtype -> (its kept tails, its sort lead in the owner's lines): the caches are
-        # cleared in place, never replaced, so this table stays valid.
-        self._kinds: dict[int, tuple[dict[str, str], str]] = {
-            A: (self.a, "\x01"), SRV: (self.srv, "\x21"), PTR: (self.ptr, "\x0c")}
+        # an owner below the zone without the zone's labels (``relative_to``)
+        self._cut = -1 if config.zone == "." else -len(config.zone) - 1
 
     def make(self, owner: str, rows: list[StoredRecord]) -> list[str] | None:
-        rel = relative_to(owner, self.zone)
+        """The owner's lines, WITHOUT the type lead of :func:`_typed_line`: at one owner
+        ``" IN A "`` < ``" IN PTR "`` < ``" IN SRV "`` sorts lines as the lead would, as
+        long as no line has a TTL column (a row with a TTL other than the default goes
+        the general path: None)."""
+        ends = self.tails(owner, rows)
+        if ends is None:
+            return None
+        rel = "@" if owner == self.zone else owner[:self._cut]
+        return [rel + tail for tail in ends]
+
+    def tails(self, _owner: str, rows: list[StoredRecord]) -> list[str] | None:
+        """What follows the owner on each of its lines (:meth:`make`), or None."""
         default_ttl = self.default_ttl
-        kinds = self._kinds
+        a_get, srv_get, ptr_get = self.a.get, self.srv.get, self.ptr.get
         out: list[str] = []
         add = out.append
         for _, rtype, text, ttl in rows:
-            kind = kinds.get(rtype)
-            if kind is None:
+            if ttl is not None and ttl != default_ttl:
                 return None
-            cache, lead = kind
-            tail = cache.get(text)
+            if rtype == A:
+                tail = a_get(text)
+            elif rtype == SRV:
+                tail = srv_get(text)
+            elif rtype == PTR:
+                tail = ptr_get(text)
+            else:
+                return None
             if tail is None:
                 tail = self._tail(rtype, text)
                 if tail is None:
                     return None
-            if ttl is None or ttl == default_ttl:
-                add(lead + rel + tail)
-            else:
-                add(f"{lead}{rel} {ttl}{tail}")
+            add(tail)
         return out
 
     def _tail(self, rtype: int, text: str) -> str | None:

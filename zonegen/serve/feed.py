@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import count
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from zonegen.clock import Clock
@@ -111,25 +113,26 @@ class StoreFeed:
             self.project_pending(force=True)
         zones: ZoneSet | None = None
         counted = _Counted()
-        with self.store.current_rows(self.name) as (version, rows):
+        loaded = 0
+        with self.store.current_rows(self.name, self.configs) as (version, rows):
             if version is None:
                 return None
             try:
                 zones = ZoneSet.from_rows(self.configs, counted.through(rows),
                                           version.serial, version.version_id)
+                loaded = counted.finish()
             except NotInOrder as e:
                 log.debug("stored order is not a served zone's (%s); building from the "
                           "whole record set", e)
         if zones is None:  # outside the block: it holds the only connection of sqlite://
             records = self.store.records_at(version.version_id)
-            counted.rows = len(records)
+            loaded = len(records)
             zones = ZoneSet.build(self.configs, records, version.serial, version.version_id)
-        count = counted.rows
         ms = (time.perf_counter() - started) * 1000
         log.info("loaded %s serial %d: %d records in %.0f ms",
-                 ", ".join(c.zone for c in self.configs), version.serial, count, ms,
+                 ", ".join(c.zone for c in self.configs), version.serial, loaded, ms,
                  extra=fields(zones=[c.zone for c in self.configs], serial=version.serial,
-                              records=count, ms=round(ms)))
+                              records=loaded, ms=round(ms)))
         return zones
 
     def refresh(self, current: ZoneSet | None) -> ZoneSet | None:
@@ -175,13 +178,22 @@ class StoreFeed:
 
 
 class _Counted:
-    """Counts the rows passing through to the builder (the loaded-records log field)."""
+    """Counts the rows passing through to the builder (the loaded-records log field),
+    in C: ``zip`` with a counter, the counter dropped again by ``map``; a generator here
+    cost a Python frame resume per row (~0.3 s at 1M rows)."""
 
-    __slots__ = ("rows",)
+    __slots__ = ("_counter",)
 
     def __init__(self) -> None:
-        self.rows = 0
+        self._counter = count()
 
     def through(self, rows: Iterable[StoredRecord]) -> Iterator[StoredRecord]:
-        for self.rows, row in enumerate(rows, 1):  # noqa: B007 - the count is the point
-            yield row
+        return map(_first, zip(rows, self._counter, strict=False))
+
+    def finish(self) -> int:
+        """The rows passed through, once ``rows`` ran out (``zip`` asks ``rows`` before
+        the counter, so the counter's next value is their number)."""
+        return next(self._counter)
+
+
+_first = itemgetter(0)

@@ -211,7 +211,7 @@ class Responder:
 
     def prepare(self, transfer: Transfer,
                 older: Callable[[int, ZoneSet], list[JournalStep] | None] | None = None
-                ) -> tuple[str, list[bytes]]:
+                ) -> tuple[str, Sequence[xfr.Message]]:
         """The messages of a TCP transfer, signed when the request was (blocking: may read
         the store through ``older`` and join a cold AXFR; run it off the loop).
 
@@ -220,6 +220,8 @@ class Responder:
         query, zones, wz = transfer.query, transfer.zones, transfer.wirezone
         kind = "AXFR"
         if query.question[0].rdtype == dns.rdatatype.AXFR:
+            if transfer.key is None:  # sent in parts, no message joined
+                return kind, xfr.axfr_parts(query, wz)
             messages = xfr.axfr_response(query, wz)
         else:
             kind = "IXFR"

@@ -621,7 +621,7 @@ class Server:
             return
         self._transfers += 1
         sent = False
-        messages: list[bytes] = []
+        messages: Sequence[xfr.Message] = []
         try:
             started = time.perf_counter()
             feed = self.feeds.get(transfer.projection)
@@ -637,9 +637,9 @@ class Server:
                 # the peer hung up or stalled, or preparing failed: bytes written unknown
                 self.metrics.transfer(asked, "failed")
         self.report.transfers += 1
-        records = sum(map(wire.ancount, messages))
+        records = sum(wire.ancount(xfr.header_of(m)) for m in messages)
         size = sum(map(len, messages)) + 2 * len(messages)
-        rcode = wire.rcode(messages[0]) if messages else 0
+        rcode = wire.rcode(xfr.header_of(messages[0])) if messages else 0
         if self.metrics is not None:
             self._count("tcp", int(q.rdtype), rcode)
             self.metrics.transfer(asked, "ok" if rcode == 0 else "failed", size)
@@ -659,16 +659,20 @@ class Server:
                               seconds=round(ms / 1000, 4),
                               key=transfer.key.name.to_text() if transfer.key else None))
 
-    async def _send(self, writer: asyncio.StreamWriter, messages: Sequence[bytes]) -> None:
+    async def _send(self, writer: asyncio.StreamWriter,
+                    messages: Sequence[xfr.Message]) -> None:
         """Write length-framed messages (RFC 1035 §4.2.2), pausing whenever more than
         1 MB is buffered until the peer has read some. A peer that reads nothing for
         ``idle_timeout`` is hung up on: a stalled reader costs one buffer and one task,
-        never a thread or another client's turn; a slow but steady one is served."""
+        never a thread or another client's turn; a slow but steady one is served.
+        Messages in parts (:class:`xfr.Unjoined`) are written part by part: the socket
+        takes the zone's own buffers, only what it cannot take at once is copied."""
         transport = writer.transport
         transport.set_write_buffer_limits(high=_WRITE_BUFFER)
-        pack = struct.Struct("!H").pack
+        write = writer.write
         for message in messages:
-            writer.write(pack(len(message)) + message)
+            for part in xfr.framed(message):
+                write(part)
             if transport.get_write_buffer_size() > _WRITE_BUFFER:
                 await self._drain(writer)
         await self._drain(writer)

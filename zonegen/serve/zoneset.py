@@ -76,11 +76,9 @@ class ZoneSet:
         pairs = [(b.owner_selector(), b) for b in builders]
         if len(pairs) == 1:  # one zone: each owner's rows are read once, no list
             selector, builder = pairs[0]
-            add, pack = selector.add_rows, builder.add
-            for stored, group in groupby(rows, _row_owner):
-                done = add(stored, group)
-                if done is not None:
-                    pack(*done)
+            pack = builder.add
+            for owner, selection in selector.select_rows(rows):
+                pack(owner, selection)
         else:
             for stored, group in groupby(rows, _row_owner):
                 run = list(group)
@@ -88,10 +86,10 @@ class ZoneSet:
                     done = selector.add_rows(stored, run)
                     if done is not None:
                         builder.add(*done)
-        for selector, builder in pairs:
-            done = selector.close()
-            if done is not None:
-                builder.add(*done)
+            for selector, builder in pairs:
+                done = selector.close()
+                if done is not None:
+                    builder.add(*done)
         zones = {dns.name.from_text(c.zone): builder.finish()
                  for c, (_, builder) in zip(configs, pairs, strict=True)}
         for message in dict.fromkeys(warnings):
