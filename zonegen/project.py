@@ -428,10 +428,15 @@ class Projection:
     def records(self) -> RecordSet:
         """The whole record set: every Service's records and :data:`APEX_RECORDS`, less
         endpoint PTRs shadowed by another Service's cluster IP."""
+        return frozenset(self.visible_records())
+
+    def visible_records(self) -> Iterator[Record]:
+        """:meth:`records` one by one, without building the set (each once: records of
+        different Services never overlap)."""
         records = chain(APEX_RECORDS, *self._records.values())
         if self._count == self._raw + len(APEX_RECORDS):
-            return frozenset(records)  # nothing shadowed
-        return frozenset(r for r in records if not self._shadowed(r))
+            return records  # nothing shadowed
+        return (r for r in records if not self._shadowed(r))
 
     def _shadowed(self, r: Record) -> bool:
         return r.rtype == PTR and not _is_cluster_ptr(r) and r.owner in self._cluster_ptrs
