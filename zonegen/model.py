@@ -400,12 +400,14 @@ def encode_rdata(rdata: RData) -> str:
     n = len(rdata)
     if n == 1:
         x = rdata[0]
-        if type(x) is str and _plain(x):
+        # _plain(x), inlined: a call costs as much as the checks on this path.
+        if (type(x) is str and x.isascii() and x.isprintable() and '"' not in x
+                and "\\" not in x):
             return f'["{x}"]'
     elif n == 4:
         a, b, c, x = rdata
         if (type(a) is int and type(b) is int and type(c) is int and type(x) is str
-                and _plain(x)):
+                and x.isascii() and x.isprintable() and '"' not in x and "\\" not in x):
             return f'[{a},{b},{c},"{x}"]'
     parts = []
     for x in rdata:
@@ -418,6 +420,12 @@ def encode_rdata(rdata: RData) -> str:
     return "[" + ",".join(parts) + "]"
 
 
+def _plain(x: str) -> bool:
+    """Printable ASCII without ``"`` and ``\\``: a string JSON writes as it is. String
+    methods, not a regular expression: a quarter of the cost."""
+    return x.isascii() and x.isprintable() and '"' not in x and "\\" not in x
+
+
 def row_key(owner: str, rtype: int, rdata: str, ttl: int | None) -> str:
     """One stored record row (``rdata`` as :func:`encode_rdata` stores it) as one string,
     ``"<rtype> <ttl or None> <rdata>\t<owner>"``: ``project --rebuild`` compares a
@@ -426,10 +434,6 @@ def row_key(owner: str, rtype: int, rdata: str, ttl: int | None) -> str:
     text in SQL (``EventLog.stored_row_keys``). Unambiguous while neither ``rdata`` nor
     ``owner`` holds a tab: rtype and ttl are integers, and ``rdata`` is a JSON array."""
     return f"{rtype} {ttl} {rdata}\t{owner}"
-
-
-_plain = re.compile(r"[ !#-\[\]-~]*").fullmatch
-"""Printable ASCII without ``"`` and ``\\``: the strings JSON writes as they are."""
 
 
 def decode_rdata(text: str) -> RData:
