@@ -135,7 +135,8 @@ def test_a_record_the_read_model_lost_and_one_it_never_should_have_are_named(
 def test_any_stored_row_the_replay_lacks_is_named(store: Store, bogus: Record) -> None:
     insert_row(store, bogus)
     report = rebuild_projection(store, PROJECTION, None)
-    assert (report.identical, report.missing, report.extra) == (False, {bogus}, frozenset())
+    assert (report.identical, report.missing, report.extra) == (False, frozenset({bogus}),
+                                                                frozenset())
 
 
 def test_a_stored_row_that_differs_only_in_its_ttl(store: Store) -> None:
