@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from typing import Any
@@ -215,7 +216,7 @@ def _slice(draw: st.DrawFn) -> dict[str, Any]:
         optional={"conditions": st.fixed_dictionaries(
                       {}, optional={"ready": st.sampled_from([True, False, None, 1, 0, "x"])}),
                   "hostname": st.sampled_from(["web-0", "Web_0", ""])})
-    meta = draw(_META)
+    meta = dict(draw(_META))
     meta["labels"] = {"kubernetes.io/service-name": "web"}
     return {"metadata": meta, "addressType": family,
             "endpoints": draw(st.lists(endpoint, max_size=3)),
@@ -248,7 +249,7 @@ def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def _odd(draw: st.DrawFn, objects: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
     """A well-formed object, half the time with one or two fields replaced by a value
     of another type or shape, or deleted."""
-    obj = draw(objects)
+    obj = copy.deepcopy(draw(objects))  # drawn values may be shared (st.just)
     for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
         paths = _paths(obj)
         if not paths:
@@ -260,7 +261,7 @@ def _odd(draw: st.DrawFn, objects: st.SearchStrategy[dict[str, Any]]) -> dict[st
         if isinstance(parent, dict) and draw(st.booleans()):
             del parent[key]
         else:
-            parent[key] = draw(_ODD)
+            parent[key] = copy.deepcopy(draw(_ODD))
     return obj
 
 

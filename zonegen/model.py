@@ -433,7 +433,12 @@ def row_key(owner: str, rtype: int, rdata: str, ttl: int | None) -> str:
     the columns hashes them again at every look-up). The read model spells the same
     text in SQL (``EventLog.stored_row_keys``). Unambiguous while neither ``rdata`` nor
     ``owner`` holds a tab: rtype and ttl are integers, and ``rdata`` is a JSON array."""
-    return f"{rtype} {ttl} {rdata}\t{owner}"
+    return f"{rtype} {ttl} {rdata}\t{owner}"  # the same text as record_key
+
+
+def record_key(r: Record) -> str:
+    """:func:`row_key` of a record as :meth:`Record.to_row` would store it."""
+    return f"{r.rtype} {r.ttl} {encode_rdata(r.rdata)}\t{r.owner}"
 
 
 def decode_rdata(text: str) -> RData:

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from zonegen import project
 from zonegen.changes import stored_change
-from zonegen.model import Change, Record, RecordSet, encode_rdata, row_key
+from zonegen.model import Change, Record, RecordSet, encode_rdata, record_key
 from zonegen.progress import Progress
 from zonegen.runner import RebuildReport
 from zonegen.store import Store
@@ -87,7 +87,7 @@ def replay(store: Store, checkpoint: int, sources: Iterable[str] | None,
 
 def row_keys(records: Iterable[Record]) -> set[str]:
     """The :func:`~zonegen.model.row_key` texts of ``records``."""
-    return {row_key(r.owner, r.rtype, encode_rdata(r.rdata), r.ttl) for r in records}
+    return set(map(record_key, records))
 
 
 def compare_rows(store: Store, name: str, replayed: RecordSet
