@@ -75,13 +75,16 @@ def replay(store: Store, checkpoint: int, sources: Iterable[str] | None,
     def changes() -> Iterator[Change]:
         nonlocal count
         for seq, n, type_, kind, namespace, name, text in store.replay_rows(
-                checkpoint, sources=None if sources is None else tuple(sources)):
+                checkpoint, sources=None if sources is None else tuple(sources),
+                total=None if bar is None else bar.set_total):
             count += n
             if bar is not None:
                 bar.update(n)
             yield stored_change(seq, type_, kind, namespace, name, text)
 
     projection = project.rebuild(changes())
+    if bar is not None:
+        bar.set_total(count)  # also when there was nothing to replay
     return count, projection
 
 

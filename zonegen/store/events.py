@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -195,14 +195,17 @@ class EventLog(Database):
                 yield _event_from_row(row)
 
     def replay_rows(self, lte: int, sources: Collection[str] | None = None,
-                    batch: int = 5000) -> Iterator[ReplayRow]:
+                    batch: int = 5000, total: Callable[[int], object] | None = None
+                    ) -> Iterator[ReplayRow]:
         """The newest event of every object with events up to ``lte`` (of ``sources``
         when given), in sequence order, as :data:`ReplayRow`: what ``project --rebuild``
         replays (a state is a function of each object's newest event), with the number
         of events of that object it stands for. One query: the object index
         (``ix_events_object``) groups and counts, and only the newest rows are read; a
         deletion's stored object is not (it decides nothing). No
-        :class:`~zonegen.model.Event` is made (its arrival time costs a ``datetime``)."""
+        :class:`~zonegen.model.Event` is made (its arrival time costs a ``datetime``).
+        ``total`` is called with the number of events of all the rows before the first
+        one is yielded (a progress bar's total; the same query sums them)."""
         where = [events.c.seq <= lte]
         if sources is not None:
             where.append(unindexed(events.c.source).in_(sorted(sources)))
@@ -214,12 +217,17 @@ class EventLog(Database):
         e = events.c
         q = (
             sa.select(e.seq, newest.c.n, e.type, e.kind, e.namespace, e.name,
-                      sa.case((e.type == DELETED, sa.null()), else_=e.object))
+                      sa.case((e.type == DELETED, sa.null()), else_=e.object),
+                      sa.func.sum(newest.c.n).over())
             .select_from(events.join(newest, newest.c.seq == e.seq))
             .order_by(e.seq)
         )
         with self._wrap("reading events"), self._read() as conn:
+            first = True
             for row in conn.execute(q, execution_options={"yield_per": batch}):
+                if first and total is not None:
+                    total(int(row[7]))
+                first = False
                 yield (int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], row[6])
 
     def stored_row_keys(self, projection: str) -> set[str] | None:
