@@ -4,6 +4,12 @@ Half the Services are headless (A, per-pod A, PTR, two named-port SRVs and the b
 per pod), half ClusterIP with endpoint names. Prints figures only (medians of --runs);
 no thresholds. Run from the repository root (or with zonegen installed):
 ``python -m bench.bench_project [--services N] [--pods N] [--runs N]``.
+
+``--db URL`` instead times the phases of ``project --rebuild`` (zonegen.rebuild) on a
+stored log, one after the other in this process (the command overlaps the stored rows'
+read with the replay in a second thread): the newest events read, reduced, folded and
+computed, the replay's row keys, the read model's row keys, their comparison. It only
+reads the database.
 """
 
 from __future__ import annotations
@@ -48,12 +54,53 @@ def generate(services: int, pods: int) -> list[Change]:
     return changes
 
 
+def rebuild_phases(url: str) -> None:
+    """Wall and CPU seconds of each phase of ``project --rebuild`` on the log at ``url``
+    (its default projection), with the cyclic GC paused as the command pauses it."""
+    from zonegen import rebuild as replay
+    from zonegen import store as stores
+    from zonegen.changes import stored_change
+    from zonegen.store import PROJECTION
+
+    store = stores.open(url, mode="read")
+    clock = [time.perf_counter(), time.process_time()]
+
+    def phase(what: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        print(f"  {what}: {wall - clock[0]:.2f} s ({cpu - clock[1]:.2f} s CPU)", flush=True)
+        clock[:] = [wall, cpu]
+
+    with replay.gc_paused():
+        checkpoint = store.max_tracking_seq(PROJECTION)
+        rows = list(store.replay_rows(checkpoint))
+        phase(f"newest event of {len(rows):,} objects read ({sum(r[1] for r in rows):,} "
+              "events)")
+        changes = [stored_change(seq, t, kind, ns, name, text)
+                   for seq, _n, t, kind, ns, name, text in rows]
+        phase("decoded and reduced")
+        proj = rebuild(changes)
+        phase(f"folded, {len(proj):,} records computed")
+        keys = replay.row_keys(proj.visible_records())
+        phase("the replay's row keys")
+        stored = store.stored_row_keys(PROJECTION)
+        phase("the read model's row keys (SQLite)")
+        same = stored == keys
+        phase(f"compared: {'identical' if same else 'DIFFERENT'}")
+        del rows, changes, proj, keys, stored
+        phase("freed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--pods", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--db", help="time project --rebuild's phases on this database")
     args = parser.parse_args()
+    if args.db:
+        print(f"project --rebuild phases on {args.db}")
+        rebuild_phases(args.db)
+        return
 
     changes = generate(args.services, args.pods)
     endpoints = args.services * args.pods

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zonegen.errors import InvalidObject
@@ -183,3 +184,122 @@ def test_net_change_cancels_what_came_and_went() -> None:
                                  (True, "b", 4), (False, "c", 5), (True, "d", 0)])
     assert added == {"d": 0}
     assert removed == {"c": 5}
+
+
+# ---- the reducers' fast paths (plain dicts) against the general ones (any Mapping)
+
+_V4 = st.builds(lambda a, b: f"10.{a}.0.{b}", st.integers(0, 255), st.integers(0, 255)) | (
+    st.sampled_from(["010.0.0.1", " 10.0.0.2", "10.0.0.256", "fd00::3", "x"]))
+_V6 = st.sampled_from(["fd00::1", "FD00:0:0::2", "2001:db8::", "::ffff:10.0.0.1", "10.0.0.4",
+                       " fd00::5", "fd00::g"])
+_ODD = st.sampled_from([
+    None, 0, 1, -1, 70000, True, False, "", "x", "None", " none", "010.0.0.1",
+    " 10.0.0.2", "10.0.0.256", "1.2.3", "fd00::1", "not-an-ip", "FQDN", "IPv6",
+    "ExternalName", 53.0, [], {}, ["10.0.0.1"], {"ready": False}])
+_PORT = st.fixed_dictionaries(
+    {"port": st.sampled_from([53, 8080, 65535])},
+    optional={"name": st.sampled_from(["http", "DNS", ""]),
+              "protocol": st.sampled_from(["TCP", "udp", "SCTP"])})
+_META = st.fixed_dictionaries(
+    {"name": st.sampled_from(["web", "db-1"]), "uid": st.just("u-1")},
+    optional={"namespace": st.sampled_from(["shop", ""]),
+              "resourceVersion": st.sampled_from(["7", "12"]),
+              "labels": st.just({"kubernetes.io/service-name": "web"})})
+
+
+@st.composite
+def _slice(draw: st.DrawFn) -> dict[str, Any]:
+    family = draw(st.sampled_from(["IPv4", "IPv6"]))
+    address = _V4 if family == "IPv4" else _V6
+    endpoint = st.fixed_dictionaries(
+        {"addresses": st.lists(address, max_size=2)},
+        optional={"conditions": st.fixed_dictionaries(
+                      {}, optional={"ready": st.sampled_from([True, False, None, 1, 0, "x"])}),
+                  "hostname": st.sampled_from(["web-0", "Web_0", ""])})
+    meta = dict(draw(_META))
+    meta["labels"] = {"kubernetes.io/service-name": "web"}
+    return {"metadata": meta, "addressType": family,
+            "endpoints": draw(st.lists(endpoint, max_size=3)),
+            "ports": draw(st.lists(_PORT, max_size=2))}
+
+
+_SERVICE = st.fixed_dictionaries(
+    {"metadata": _META,
+     "spec": st.fixed_dictionaries({}, optional={
+         "type": st.sampled_from(["ClusterIP", "NodePort", "ExternalName"]),
+         "clusterIP": _V4 | st.sampled_from(["None", " none"]),
+         "clusterIPs": st.lists(_V4 | _V6 | st.sampled_from(["None", "NONE "]), max_size=2),
+         "externalName": st.just("db.example.com"),
+         "ports": st.lists(_PORT, max_size=2),
+         "publishNotReadyAddresses": st.booleans()})})
+
+
+def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key or index below ``value``, as a path from it."""
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    out: list[tuple[Any, ...]] = []
+    for k, v in items:
+        out.append((*at, k))
+        out.extend(_paths(v, (*at, k)))
+    return out
+
+
+@st.composite
+def _odd(draw: st.DrawFn, objects: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
+    """A well-formed object, half the time with one or two fields replaced by a value
+    of another type or shape, or deleted."""
+    obj = copy.deepcopy(draw(objects))  # drawn values may be shared (st.just)
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        paths = _paths(obj)
+        if not paths:
+            break
+        *parent_path, key = draw(st.sampled_from(paths))
+        parent: Any = obj
+        for k in parent_path:
+            parent = parent[k]
+        if isinstance(parent, dict) and draw(st.booleans()):
+            del parent[key]
+        else:
+            parent[key] = copy.deepcopy(draw(_ODD))
+    return obj
+
+
+def _reduced(kind: str, obj: Any) -> tuple[Any, list[str]]:
+    warnings: list[str] = []
+    try:
+        return reduce(kind, obj, warnings), warnings
+    except InvalidObject as e:
+        return f"InvalidObject: {e}", warnings
+
+
+@settings(max_examples=600)
+@given(st.one_of(st.tuples(st.just("Service"), _odd(_SERVICE)),
+                 st.tuples(st.just("EndpointSlice"), _odd(_slice()))))
+def test_fast_reduce_equals_the_general_one(kind_obj: tuple[str, dict[str, Any]]) -> None:
+    """A plain dict takes the reducers' fast path, any other Mapping the general one:
+    the same value, the same warnings, the same error, on well-formed objects and on
+    every kind of odd field."""
+    from types import MappingProxyType
+
+    from hypothesis import event
+
+    from zonegen import model
+
+    kind, obj = kind_obj
+    fast = model._plain_service(obj) if kind == "Service" else model._plain_slice(obj)
+    event(f"{kind} fast path: {fast is not None}")
+    assert _reduced(kind, obj) == _reduced(kind, MappingProxyType(obj))
+
+
+@pytest.mark.parametrize("kind", ["Service", "EndpointSlice"])
+def test_fast_reduce_takes_well_formed_objects(kind: str,
+                                               consul_objects: list[dict[str, Any]]) -> None:
+    """The fast path answers for the objects Kubernetes writes (the general path is
+    not what a replay runs)."""
+    from zonegen import model
+
+    obj = next(o for o in consul_objects if o["kind"] == kind)
+    fast = model._plain_service(obj) if kind == "Service" else model._plain_slice(obj)
+    assert fast is not None
+    assert fast == reduce(kind, dict(obj))

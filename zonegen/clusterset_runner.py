@@ -72,6 +72,7 @@ from zonegen.model import (
 from zonegen.progress import Progress
 from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.projections import CLUSTERSET_EXPORTS, CLUSTERSET_IMPORTS, ProjectionSpec
+from zonegen.rebuild import gc_paused
 from zonegen.runner import RebuildReport, StoredZone
 from zonegen.serial import next_serial
 from zonegen.store import CheckpointMoved, ReadModelChange, Store
@@ -449,13 +450,14 @@ class ClustersetRunner(StoredZone):
         at its checkpoint (they must be identical, as for cluster-local zones)."""
 
         self.catch_up()
-        started = time.perf_counter()
-        count, replayed = self.replay(progress)
-        seconds = time.perf_counter() - started
-        current = self.records()
-        return RebuildReport(events=count, records=len(replayed),
-                             identical=replayed == current, missing=current - replayed,
-                             extra=replayed - current, seconds=seconds)
+        with gc_paused():
+            started = time.perf_counter()
+            count, replayed = self.replay(progress)
+            seconds = time.perf_counter() - started
+            current = self.records()
+            return RebuildReport(events=count, records=len(replayed),
+                                 identical=replayed == current, missing=current - replayed,
+                                 extra=replayed - current, seconds=seconds)
 
 
 _ABSENT: object = object()

@@ -29,6 +29,7 @@ _NAME = re.compile(r"([a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\.?", re.ASCII)
 _NAME_CHARS = re.compile(r"[a-z0-9_-]*", re.ASCII)
 # A decimal IPv4 octet as canonical text writes it (0-255, no leading zero).
 _OCTET = re.compile(r"25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]", re.ASCII)
+_IPV4 = re.compile(rf"(?:(?:{_OCTET.pattern})\.){{3}}(?:{_OCTET.pattern})", re.ASCII)
 _HOST_CHARS = re.compile(r"[a-z0-9-]*", re.ASCII)
 
 
@@ -120,9 +121,9 @@ def ptr_owner(address: str) -> str:
     :raises ValueError: ``address`` is not an IP address.
     """
     if ":" not in address:
-        parts = address.split(".")
-        if len(parts) == 4 and all(_OCTET.fullmatch(p) for p in parts):
-            return ".".join(reversed(parts)) + ".in-addr.arpa."
+        if _IPV4.fullmatch(address):
+            a, b, c, d = address.split(".")
+            return f"{d}.{c}.{b}.{a}.in-addr.arpa."
         raise ValueError(f"{address!r} is not an IP address")
     try:
         nibbles = ipaddress.IPv6Address(address).exploded.replace(":", "")

@@ -250,6 +250,7 @@ def _headless(service: Service, base: str, slices: list[EndpointSlice],
               warnings: list[InvalidName] | None) -> RecordSet:
     published = _published(service, base, slices, warnings)
     out: set[Record] = set()
+    add, new = out.add, Record  # bound once: a replay makes millions of records here
     # CoreDNS's weights: n counts (address, port) pairs before duplicates are removed,
     # including ports without a number and names skipped as invalid (RECORDS.md).
     n_bare = 0
@@ -265,14 +266,15 @@ def _headless(service: Service, base: str, slices: list[EndpointSlice],
                 key = _port_key(port)
                 n_named[key] = n_named.get(key, 0) + len(pubs)
         for address, rtype, owner in pubs:
+            rdata = (address,)
             # spec §2.4.1: S.N.svc A/AAAA for every published endpoint address.
-            out.add(Record(base, rtype, (address,)))
+            add(new(base, rtype, rdata))
             if owner is not None:
                 # spec §2.4.1: H.S.N.svc A/AAAA for each published address.
-                out.add(Record(owner, rtype, (address,)))
+                add(new(owner, rtype, rdata))
                 # RECORDS.md "Reverse zones": a published endpoint address -> H.S.N.svc,
                 # one PTR per distinct target.
-                out.add(Record(ptr_owner(address), PTR, (owner,)))
+                add(new(ptr_owner(address), PTR, (owner,)))
     if not out:
         # spec §2.4.1 / RECORDS.md: no published address, no records at all (NXDOMAIN).
         return _EMPTY
@@ -297,10 +299,10 @@ def _headless(service: Service, base: str, slices: list[EndpointSlice],
                 continue  # RECORDS.md: skipped target name, still counted in n above
             for number in numbers:
                 # RECORDS.md: bare S.N.svc SRV per (published address, port), named or not.
-                out.add(Record(base, SRV, (0, w_bare, number, target)))
+                add(new(base, SRV, (0, w_bare, number, target)))
             for number, owner, weight in named:
                 # spec §2.4.2: _port._proto.S.N.svc SRV 0 W port H.S.N.svc per address.
-                out.add(Record(owner, SRV, (0, weight, number, target)))
+                add(new(owner, SRV, (0, weight, number, target)))
     return frozenset(out)
 
 
@@ -428,10 +430,15 @@ class Projection:
     def records(self) -> RecordSet:
         """The whole record set: every Service's records and :data:`APEX_RECORDS`, less
         endpoint PTRs shadowed by another Service's cluster IP."""
+        return frozenset(self.visible_records())
+
+    def visible_records(self) -> Iterator[Record]:
+        """:meth:`records` one by one, without building the set (each once: records of
+        different Services never overlap)."""
         records = chain(APEX_RECORDS, *self._records.values())
         if self._count == self._raw + len(APEX_RECORDS):
-            return frozenset(records)  # nothing shadowed
-        return frozenset(r for r in records if not self._shadowed(r))
+            return records  # nothing shadowed
+        return (r for r in records if not self._shadowed(r))
 
     def _shadowed(self, r: Record) -> bool:
         return r.rtype == PTR and not _is_cluster_ptr(r) and r.owner in self._cluster_ptrs

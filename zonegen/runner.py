@@ -14,7 +14,7 @@ import importlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -27,11 +27,9 @@ from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
     SERVICE,
-    Change,
     Record,
     RecordChange,
     ZoneVersion,
-    encode_rdata,
 )
 from zonegen.partial import PartialProjection
 from zonegen.progress import Progress
@@ -415,51 +413,11 @@ class ProjectionRunner(StoredZone):
         """Replay the whole log from nothing and compare with the persisted read model
         at its checkpoint: DESIGN.md requires the two to be identical. Stores nothing.
         ``progress`` (default: a bar on stderr when it is a terminal) counts the events
-        replayed.
+        replayed. The replay and the comparison are :mod:`zonegen.rebuild`'s."""
+        from zonegen.rebuild import rebuild_projection  # it builds on this module
 
-        Every event up to the checkpoint is counted per object (from the object index),
-        and the event that decides each object's final state, its newest, is reduced
-        and folded
-        (:meth:`project.Projection.rebuild`: a state is a function of each object's last
-        change, so an object version a later event replaced cannot matter). That makes
-        a replay of 1M events cost the log scan plus one reduction per object."""
         self.catch_up()
-        checkpoint = self.store.max_tracking_seq(self.name)
-        started = time.perf_counter()
-        bar = progress if progress is not None else Progress(
-            description="replaying events", unit="event")
-        seqs: list[int] = []
-        with bar:
-            # The object index alone (well under a second at 1M events); the log's own
-            # summary would scan every event row for its per-kind arrival times.
-            count = 0
-            for seq, n in self.store.newest_events(checkpoint, sources=self.sources):
-                seqs.append(seq)
-                count += n
-            bar.set_total(count)
-            bar.update(count)
-            seqs.sort()
-
-            def changes() -> Iterator[Change]:
-                for start in range(0, len(seqs), 5000):
-                    for event in self.store.events_by_seq(seqs[start:start + 5000]):
-                        yield to_change(event)
-
-            replayed = project.rebuild(changes()).records()
-        seconds = time.perf_counter() - started
-        # Compared as stored columns (rdata as its canonical text): a Record made for
-        # each of a million stored rows would cost more than the replay itself.
-        replayed_rows = {(r.owner, r.rtype, encode_rdata(r.rdata), r.ttl): r for r in replayed}
-        with self.store.current_rows(self.name) as (_version, rows):
-            # Plain tuples: elsewhere than SQLite the rows are SQLAlchemy Row objects.
-            current_rows = {(o, t, d, ttl) for o, t, d, ttl in rows}
-        missing = frozenset(Record.from_row(o, t, d, ttl)
-                            for o, t, d, ttl in current_rows - replayed_rows.keys())
-        extra = frozenset(r for row, r in replayed_rows.items() if row not in current_rows)
-        return RebuildReport(
-            events=count, records=len(replayed), identical=not missing and not extra,
-            missing=missing, extra=extra, seconds=seconds,
-        )
+        return rebuild_projection(self.store, self.name, self.sources, progress)
 
 
 _ABSENT: object = object()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,6 +34,10 @@ from zonegen.store.schema import (
     to_us,
     unindexed,
 )
+
+ReplayRow = tuple[int, int, str, str, str, str, "str | None"]
+"""seq, events of its object up to it, type, kind, namespace, name, stored object (None
+for a deletion): the newest event of one object, as a replay reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,62 @@ class EventLog(Database):
             result = conn.execute(q, execution_options={"yield_per": batch})
             for row in result:
                 yield _event_from_row(row)
+
+    def replay_rows(self, lte: int, sources: Collection[str] | None = None,
+                    batch: int = 5000, total: Callable[[int], object] | None = None
+                    ) -> Iterator[ReplayRow]:
+        """The newest event of every object with events up to ``lte`` (of ``sources``
+        when given), in sequence order, as :data:`ReplayRow`: what ``project --rebuild``
+        replays (a state is a function of each object's newest event), with the number
+        of events of that object it stands for. One query: the object index
+        (``ix_events_object``) groups and counts, and only the newest rows are read; a
+        deletion's stored object is not (it decides nothing). No
+        :class:`~zonegen.model.Event` is made (its arrival time costs a ``datetime``).
+        ``total`` is called with the number of events of all the rows before the first
+        one is yielded (a progress bar's total; the same query sums them)."""
+        where = [events.c.seq <= lte]
+        if sources is not None:
+            where.append(unindexed(events.c.source).in_(sorted(sources)))
+        newest = (
+            sa.select(sa.func.max(events.c.seq).label("seq"), sa.func.count().label("n"))
+            .where(*where)
+            .group_by(events.c.kind, events.c.namespace, events.c.name, events.c.source)
+        ).subquery()
+        e = events.c
+        q = (
+            sa.select(e.seq, newest.c.n, e.type, e.kind, e.namespace, e.name,
+                      sa.case((e.type == DELETED, sa.null()), else_=e.object),
+                      sa.func.sum(newest.c.n).over())
+            .select_from(events.join(newest, newest.c.seq == e.seq))
+            .order_by(e.seq)
+        )
+        with self._wrap("reading events"), self._read() as conn:
+            first = True
+            for row in conn.execute(q, execution_options={"yield_per": batch}):
+                if first and total is not None:
+                    total(int(row[7]))
+                first = False
+                yield (int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], row[6])
+
+    def stored_row_keys(self, projection: str) -> set[str] | None:
+        """Every visible read-model row of ``projection`` (what ``current_rows`` reads)
+        as its :func:`~zonegen.model.row_key` text, for ``project --rebuild`` to compare
+        a replay with; None where they cannot be read so: not SQLite, or a row holding
+        a tab or a line break (the caller then compares the rows themselves).
+
+        SQLite joins the texts itself (one aggregate, no Python object per row), and
+        the count it reports proves the split: a row with a line break in it would make
+        more parts than rows, one with a tab more tabs."""
+        with self._wrap("reading current records"), self._read() as conn:
+            if conn.dialect.name != "sqlite":
+                return None
+            n, text = conn.exec_driver_sql(_ROW_KEYS_SQL, (projection,)).one()
+        if not n:
+            return set()
+        parts = text.split("\n")
+        if len(parts) != n or text.count("\t") != n:
+            return None
+        return set(parts)
 
     def max_event_seq(self) -> int:
         with self._wrap("reading events"), self._read() as conn:
@@ -423,6 +483,13 @@ def _next_seqs(conn: Connection, n: int) -> list[int]:
     first, and SQLite's write lock (``BEGIN IMMEDIATE``)."""
     top = int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
     return list(range(top + 1, top + 1 + n))
+
+
+_ROW_KEYS_SQL = (
+    # zonegen.model.row_key, spelled in SQL: "<rtype> <ttl or None> <rdata>\t<owner>".
+    "SELECT count(*), group_concat(rtype || ' ' || ifnull(ttl, 'None') || ' ' || rdata "
+    "|| char(9) || owner, char(10)) FROM current_records NOT INDEXED "
+    "WHERE projection = ? AND visible = 1")
 
 
 EVENT_COLUMNS = ("seq", "received_us", "source", "type", "kind", "namespace", "name", "uid",
