@@ -86,9 +86,12 @@ class FakeKubeAPI:
 
     def __init__(self, port: int = 0, require_token: bool = True,
                  mcs_versions: tuple[str, ...] = (),
-                 mcs_resources: tuple[str, ...] = _MCS) -> None:
+                 mcs_resources: tuple[str, ...] = _MCS, first_rv: int = 1000) -> None:
         """``mcs_versions``: the ``multicluster.x-k8s.io`` versions served (newest
-        last; empty: the CRDs are not installed), each serving ``mcs_resources``."""
+        last; empty: the CRDs are not installed), each serving ``mcs_resources``.
+        ``first_rv``: the resourceVersion before the first change (the first object
+        added gets ``first_rv + 1``; 0 numbers them 1, 2, 3, ... as a bench's
+        pre-made database does)."""
         self.port = port
         self.require_token = require_token
         self.mcs_versions = mcs_versions
@@ -103,7 +106,7 @@ class FakeKubeAPI:
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
             r: {} for r in self.prefix}
         self.history: dict[str, _History] = {r: _History() for r in self.prefix}
-        self.rv = 1000
+        self.rv = first_rv
         self.compacted_rv = 0
         self.gone_as_http = False  # 410 as an HTTP status instead of an ERROR event
         self.garbage_watches = False  # watches answer 200 with lines that are not JSON
