@@ -49,6 +49,8 @@ from zonegen.watch import (
     iter_lines,
 )
 
+pytest_plugins = ["tests.postgres"]  # backend_url: SQLite and PostgreSQL
+
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0
 
@@ -80,6 +82,16 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     s = Store.open(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def any_store(backend_url: str) -> Iterator[Store]:
+    """A store on SQLite, then on PostgreSQL (key order and paging must agree)."""
+    s = Store.open(backend_url)
     try:
         yield s
     finally:
@@ -723,11 +735,12 @@ def test_once_lists_again_after_an_expired_token_then_fails_in_one_line(
 
 
 def test_relist_finds_every_deletion_across_pages_of_list_and_heads(
-        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        kube: FakeKubeAPI, kubeconfig: Path, any_store: Store,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """After 410 Gone, objects deleted in several namespaces are found although the
     list comes in pages of 2 and the log's live heads are read 2 at a time: every
     DELETED event in key order, with the changes, as one commit and one version."""
+    store = any_store
     monkeypatch.setattr(watch_module, "HEADS_PER_READ", 2)
     for i, (name, ns) in enumerate(SPREAD):
         add_ready(kube, name, [f"10.0.1.{i + 1}"], namespace=ns)
@@ -767,9 +780,10 @@ def test_relist_finds_every_deletion_across_pages_of_list_and_heads(
 
 
 def test_live_heads_are_read_page_by_page_in_key_order(
-        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+        kube: FakeKubeAPI, kubeconfig: Path, any_store: Store) -> None:
     """What the vanished check walks: live heads only, one kind, optionally one
     namespace, in (namespace, name) order, resumed after the last of a page."""
+    store = any_store
     for i, (name, ns) in enumerate(SPREAD):
         add_ready(kube, name, [f"10.0.1.{i + 1}"], namespace=ns)
     sync_once(store, kubeconfig)

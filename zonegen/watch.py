@@ -7,7 +7,11 @@ model objects (measured in ``bench/bench_watch.py``: building models costs far m
 decoding the JSON). Readers hand events to the single writer (``zonegen.writer``), which
 commits them with each stream's resume point (STYLE.md #5) and runs the projector.
 
-Lists are reconciled with the log by ``zonegen.reconcile`` and always land as one
+Lists are read in pages (``limit``/``continue``; an expired continue token lists again
+from the first page), each page compared with the log's heads of just its objects and
+then dropped, so a list holds a page, the names it listed and its changes, never the
+cluster; vanished objects are found by walking the log's live heads a page at a time.
+They are reconciled with the log by ``zonegen.reconcile`` and always land as one
 transaction: the *initial sync* (every watched kind in every watched namespace, when the
 log has no resume point for them) is one transaction, and no stream watches before it is
 stored, so the first zone version holds Services and their endpoints together. A 410 Gone
