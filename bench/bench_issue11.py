@@ -536,7 +536,7 @@ def row_rss(t: Table, inputs: Inputs, tmp: Path, procs: Processes, servers: Serv
     assert servers.named is not None
     named_hwm = vm_hwm_mb(servers.named.pid)
     plain_hwm = vm_hwm_mb(servers.zonegen.pid) if servers.zonegen is not None else 0.0
-    api = FakeKubeAPI().start()
+    api = FakeKubeAPI(first_rv=0).start()  # numbered 1, 2, 3, ... as the database's
     try:
         for obj in cluster_objects(sc.zone_services):  # same uid and resourceVersion
             api.add(SERVICES if obj["kind"] == "Service" else ENDPOINTSLICES, obj)

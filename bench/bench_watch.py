@@ -8,9 +8,14 @@
 3. latency: server event -> new zone serial (median and worst), 1,000 Services live;
 4. memory: peak RSS of ``zonegen watch --once --no-project`` (a subprocess, so the fake
    server's own memory is not counted) listing 10,000 Services and 10,000 EndpointSlices
-   of 10 endpoints (100,000 endpoints), against the same interpreter doing nothing.
+   of 10 endpoints (100,000 endpoints) into an empty log, again with nothing changed,
+   and again after every object changed, against the same command listing an empty
+   cluster.
+   A list holds one page and the names listed, plus the changes it will store (one
+   transaction): so "nothing changed" stays near idle whatever the cluster's size.
 
     python -m bench.bench_watch [BURST] [SERVICES]
+    python -m bench.bench_watch --memory [SERVICES]   # the memory figures only
 """
 
 from __future__ import annotations
@@ -184,6 +189,10 @@ def _child_rss(args: list[str]) -> tuple[float, float, str]:
 
 
 def bench_memory(services: int, tmp: Path) -> None:
+    """Peak RSS of three ``watch --once --no-project`` lists of the same cluster: into an
+    empty log (every object ADDED), again with nothing changed (the restart of a
+    watcher: every object compared, nothing stored), and again after every object
+    changed (every object MODIFIED, all of it one transaction)."""
     api = FakeKubeAPI().start()
     try:
         for i in range(services):
@@ -191,17 +200,37 @@ def bench_memory(services: int, tmp: Path) -> None:
             api.add(ENDPOINTSLICES, endpoint_slice(f"s{i}", addresses(i)))
         kubeconfig = api.write_kubeconfig(tmp / "kc-memory")
         db = f"sqlite:///{tmp / 'memory.db'}"
-        idle, _, _ = _child_rss(["--db", db, "db", "upgrade"])
-        peak, elapsed, out = _child_rss(["--db", db, "watch", "--kubeconfig", str(kubeconfig),
-                                         "--once", "--no-project"])
+        # the floor: the same command listing an empty cluster (interpreter, zonegen,
+        # the kubernetes client, SQLite)
+        empty = FakeKubeAPI().start()
+        try:
+            idle, _, _ = _child_rss(["--db", f"sqlite:///{tmp / 'empty.db'}", "watch",
+                                     "--kubeconfig",
+                                     str(empty.write_kubeconfig(tmp / "kc-empty")),
+                                     "--once", "--no-project"])
+        finally:
+            empty.stop()
+        once = ["--db", db, "watch", "--kubeconfig", str(kubeconfig), "--once", "--no-project"]
         print(f"initial list, {services:,} Services + {services:,} EndpointSlices "
-              f"({services * 10:,} endpoints): peak RSS {peak:.0f} MB "
-              f"(interpreter + zonegen idle: {idle:.0f} MB) in {elapsed:.1f} s; {out}")
+              f"({services * 10:,} endpoints), pages of 500; the same command listing an "
+              f"empty cluster: {idle:.0f} MB:")
+        for what in ("into an empty log", "nothing changed", "every object changed"):
+            if what == "every object changed":
+                for i in range(services):
+                    api.modify(SERVICES, "default", f"s{i}", lambda o: None)
+                    api.modify(ENDPOINTSLICES, "default", f"s{i}-abcde", lambda o: None)
+            peak, elapsed, out = _child_rss(once)
+            print(f"  {what:22s} peak RSS {peak:4.0f} MB (+{peak - idle:.0f} MB) in "
+                  f"{elapsed:5.1f} s; {out}")
     finally:
         api.stop()
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--memory"]:
+        with tempfile.TemporaryDirectory() as d:
+            bench_memory(int(sys.argv[2]) if len(sys.argv) > 2 else 10_000, Path(d))
+        return
     burst = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     services = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
     with tempfile.TemporaryDirectory() as d:

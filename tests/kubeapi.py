@@ -5,13 +5,16 @@ list and watch Services, discovery.k8s.io/v1 EndpointSlices and v1 Endpoints, an
 ``mcs_versions`` says so, the Multi-Cluster Services ServiceImports and ServiceExports
 of ``multicluster.x-k8s.io`` with their discovery documents (``/apis/<group>`` and
 ``/apis/<group>/<version>``; 404 without the CRDs, as a real cluster): paged lists
-(``limit``/``continue``) carrying ``metadata.resourceVersion``, and watches
+(``limit``/``continue``, each list a snapshot; a continue token can be made to
+expire, answered 410 Expired as after an etcd compaction) carrying
+``metadata.resourceVersion``, and watches
 (``watch=true&resourceVersion=…&allowWatchBookmarks=true&timeoutSeconds=…``) streamed as
 chunked JSON lines, with BOOKMARKs, 410 Gone for a compacted resourceVersion (as an ERROR
 watch event or as an HTTP 410), dropped connections and a server that goes down and up on
 the same port. Tests drive it directly (``add``/``modify``/``delete``/``compact``/
-``drop_watches``/``stop``/``start``; ``hold``/``release`` a resource's lists, ``forbid`` a
-verb as RBAC would); every event line is encoded once when it happens,
+``drop_watches``/``stop``/``start``; ``hold``/``release`` a resource's lists or only
+their later pages (``hold_pages``), ``expire_continues``, ``forbid`` a verb as RBAC
+would); every event line is encoded once when it happens,
 so a burst of 50,000 events streams at the speed of the socket.
 
 Like ``APIConnServeTest`` in CoreDNS's Kubernetes plugin, but at the HTTP level, so the
@@ -56,6 +59,10 @@ _KIND = {SERVICES: "Service", ENDPOINTS: "Endpoints", ENDPOINTSLICES: "EndpointS
 _API_VERSION = {SERVICES: "v1", ENDPOINTS: "v1", ENDPOINTSLICES: "discovery.k8s.io/v1"}
 
 TOKEN = "zonegen-test-token"
+EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter.")
+"""The message of the API server's 410 for an expired continue token (shortened)."""
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -79,6 +86,7 @@ class Request:
     path: str
     query: dict[str, str]
     authorization: str | None
+    status: int = 0  # the HTTP status answered (0 until answered)
 
 
 class FakeKubeAPI:
@@ -86,9 +94,12 @@ class FakeKubeAPI:
 
     def __init__(self, port: int = 0, require_token: bool = True,
                  mcs_versions: tuple[str, ...] = (),
-                 mcs_resources: tuple[str, ...] = _MCS) -> None:
+                 mcs_resources: tuple[str, ...] = _MCS, first_rv: int = 1000) -> None:
         """``mcs_versions``: the ``multicluster.x-k8s.io`` versions served (newest
-        last; empty: the CRDs are not installed), each serving ``mcs_resources``."""
+        last; empty: the CRDs are not installed), each serving ``mcs_resources``.
+        ``first_rv``: the resourceVersion before the first change (the first object
+        added gets ``first_rv + 1``; 0 numbers them 1, 2, 3, ... as a bench's
+        pre-made database does)."""
         self.port = port
         self.require_token = require_token
         self.mcs_versions = mcs_versions
@@ -103,11 +114,13 @@ class FakeKubeAPI:
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
             r: {} for r in self.prefix}
         self.history: dict[str, _History] = {r: _History() for r in self.prefix}
-        self.rv = 1000
+        self.rv = first_rv
         self.compacted_rv = 0
         self.gone_as_http = False  # 410 as an HTTP status instead of an ERROR event
         self.garbage_watches = False  # watches answer 200 with lines that are not JSON
         self.held: set[str] = set()  # resources whose lists get no answer until released
+        self.held_pages: set[str] = set()  # ... whose pages after the first get none
+        self.continues_expire = False  # every continue token is too old (410) at once
         self.forbidden: set[tuple[str, str]] = set()  # (resource, "list"/"watch"): 403
         self.requests: list[Request] = []
         self.watch_count = 0
@@ -269,11 +282,27 @@ class FakeKubeAPI:
         with self.cond:
             self.held.add(resource)
 
+    def hold_pages(self, resource: str) -> None:
+        """Answer the first page of each list of ``resource`` but hold every continue
+        request until :meth:`release`: a list caught between pages."""
+        with self.cond:
+            self.held_pages.add(resource)
+
     def release(self, resource: str) -> None:
-        """Answer the held lists of ``resource`` (with the state at that moment)."""
+        """Answer the held lists (or pages) of ``resource`` (with the state at that
+        moment)."""
         with self.cond:
             self.held.discard(resource)
+            self.held_pages.discard(resource)
             self.cond.notify_all()
+
+    def expire_continues(self) -> int:
+        """Expire every continue token handed out so far (the API server's snapshot
+        was compacted): its next use is answered 410 Expired. Returns how many."""
+        with self.cond:
+            expired = len(self._continues)
+            self._continues.clear()
+            return expired
 
     def forbid(self, resource: str, verb: str) -> None:
         """Answer ``verb`` ("list" or "watch") on ``resource`` with 403, as RBAC does."""
@@ -314,9 +343,9 @@ class FakeKubeAPI:
         token = query.get("continue")
         with self.cond:
             if token:
-                if token not in self._continues:
-                    return 410, json.dumps(_status(
-                        410, "Expired", "The provided continue parameter is too old")).encode()
+                if token not in self._continues or self.continues_expire:
+                    self._continues.pop(token, None)
+                    return 410, json.dumps(_status(410, "Expired", EXPIRED_CONTINUE)).encode()
                 list_rv, rest = self._continues.pop(token)
             else:
                 list_rv = str(self.rv)
@@ -409,7 +438,11 @@ class FakeKubeAPI:
                 with contextlib.suppress(OSError):
                     super().finish()
 
+            received: Request | None = None  # (``request`` is the socket)
+
             def _send(self, code: int, body: bytes) -> None:
+                if self.received is not None:
+                    self.received.status = code
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -420,8 +453,9 @@ class FakeKubeAPI:
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
                 auth = self.headers.get("Authorization")
+                self.received = Request(parts.path, query, auth)
                 with api.cond:
-                    api.requests.append(Request(parts.path, query, auth))
+                    api.requests.append(self.received)
                 if api.require_token and auth != f"Bearer {TOKEN}":
                     self._send(401, json.dumps(_status(401, "Unauthorized",
                                                        "Unauthorized")).encode())
@@ -448,7 +482,9 @@ class FakeKubeAPI:
                     return
                 if verb == "list":
                     with api.cond:
-                        while resource in api.held and api._server is not None:
+                        while (resource in api.held or (resource in api.held_pages
+                                                        and query.get("continue"))
+                               ) and api._server is not None:
                             api.cond.wait(0.1)
                     code, body = api._list_body(resource, namespace, query)
                     self._send(code, body)
@@ -468,6 +504,8 @@ class FakeKubeAPI:
                         410, "Expired", f"too old resource version: {since} "
                                         f"({api.compacted_rv})")).encode())
                     return
+                if self.received is not None:
+                    self.received.status = 200
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Transfer-Encoding", "chunked")

@@ -35,9 +35,10 @@ from tests.kubeapi import (
     endpoints,
     service,
 )
+from zonegen import watch as watch_module
 from zonegen.errors import WatchError
 from zonegen.ingest import ingest_files
-from zonegen.model import ADDED, DELETED, MODIFIED, PTR, SRV, TXT, A, Event, Record
+from zonegen.model import ADDED, DELETED, MODIFIED, PTR, SERVICE, SRV, TXT, A, Event, Record
 from zonegen.store import Store
 from zonegen.watch import (
     Backoff,
@@ -47,6 +48,8 @@ from zonegen.watch import (
     connect,
     iter_lines,
 )
+
+pytest_plugins = ["tests.postgres"]  # backend_url: SQLite and PostgreSQL
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0
@@ -79,6 +82,16 @@ def db_url(tmp_path: Path) -> str:
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     s = Store.open(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def any_store(backend_url: str) -> Iterator[Store]:
+    """A store on SQLite, then on PostgreSQL (key order and paging must agree)."""
+    s = Store.open(backend_url)
     try:
         yield s
     finally:
@@ -586,6 +599,214 @@ def test_relist_after_gone_is_one_transaction(kube: FakeKubeAPI, kubeconfig: Pat
     # every stream relists, and all of it is one transaction: Services (b deleted, c
     # added) and slices (b deleted, c added, a modified)
     assert [c.stored for c in commits if c.stored] == [5]
+
+
+# --------------------------------------------------------------------------- paged lists
+
+
+def ready_records(name: str, namespace: str, ip: str) -> set[Record]:
+    """The zone records of a headless Service ``add_ready`` made with one ready pod
+    (as DB_RECORDS, for any name, namespace and address)."""
+    svc = f"{name}.{namespace}.svc"
+    pod = f"{ip.replace('.', '-')}.{svc}"
+    reverse = ".".join(reversed(ip.split("."))) + ".in-addr.arpa."
+    return {Record(svc, A, (ip,)), Record(pod, A, (ip,)), Record(svc, SRV, (0, 100, 80, pod)),
+            Record(f"_http._tcp.{svc}", SRV, (0, 100, 80, pod)), Record(reverse, PTR, (pod,))}
+
+
+def listed_pages(api: FakeKubeAPI, resource: str) -> list[tuple[str | None, str | None, int]]:
+    """(limit, continue token or None, HTTP status) of each list request of
+    ``resource``, in order."""
+    return [(r.query.get("limit"), r.query.get("continue"), r.status)
+            for r in api.lists(f"/{resource}")]
+
+
+def stored_facts(store: Store) -> list[tuple[str, str, str, str, str, str, str]]:
+    return [(e.type, e.kind, e.namespace, e.name, e.uid, e.resource_version, e.object_json)
+            for e in logged(store)]
+
+
+SPREAD = [("s0", "a"), ("s1", "a"), ("s2", "b"), ("s3", "b"), ("s4", "b"), ("s5", "c"),
+          ("s6", "default")]
+"""Seven ready Services over four namespaces: pages of 2 cut across namespaces."""
+
+
+def test_a_paged_list_stores_exactly_what_one_page_stores(
+        kube: FakeKubeAPI, kubeconfig: Path, tmp_path: Path) -> None:
+    for i, (name, ns) in enumerate(SPREAD):
+        add_ready(kube, name, [f"10.0.1.{i + 1}"], namespace=ns)
+    paged = Store.open(f"sqlite:///{tmp_path / 'paged.db'}")
+    whole = Store.open(f"sqlite:///{tmp_path / 'whole.db'}")
+    try:
+        sync_once(paged, kubeconfig, fast(page_size=2, project=True))
+        pages = {r: listed_pages(kube, r) for r in (SERVICES, ENDPOINTSLICES)}
+        kube.requests.clear()
+        sync_once(whole, kubeconfig, fast(page_size=500, project=True))
+        # the server saw limit/continue: 4 pages of at most 2, each token used once
+        for resource in (SERVICES, ENDPOINTSLICES):
+            tokens = [c for _, c, _ in pages[resource]]
+            assert [(limit, c is None, status) for limit, c, status in pages[resource]] == [
+                ("2", True, 200), ("2", False, 200), ("2", False, 200), ("2", False, 200)]
+            assert len(set(tokens[1:])) == 3
+            assert listed_pages(kube, resource) == [("500", None, 200)]
+        # the same events, byte for byte, in the same order: Services, then slices,
+        # each in the list's (namespace, name) order
+        assert stored_facts(paged) == stored_facts(whole)
+        assert triples(logged(paged)) == [
+            ("ADDED", f"{ns}/{name}{suffix}",
+             kube.objects[resource][(ns, name + suffix)]["metadata"]["resourceVersion"])
+            for resource, suffix in ((SERVICES, ""), (ENDPOINTSLICES, "-abcde"))
+            for name, ns in sorted(SPREAD, key=lambda k: (k[1], k[0]))]
+        expected = set().union(*(ready_records(name, ns, f"10.0.1.{i + 1}")
+                                 for i, (name, ns) in enumerate(SPREAD)))
+        assert published(paged) == published(whole) == [expected]
+        for store in (paged, whole):
+            assert store.resume_point("default", "Service") == str(kube.rv)
+            assert store.resume_point("default", "EndpointSlice") == str(kube.rv)
+    finally:
+        paged.close()
+        whole.close()
+
+
+def test_an_expired_continue_token_lists_again_and_the_gate_holds_until_the_last_page(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store,
+        zlog: pytest.LogCaptureFixture) -> None:
+    """The slice list is caught after its first page: nothing is stored or published
+    and nobody watches; then its continue token expires (410): the slices are listed
+    again from the first page, and everything lands as one commit and one version."""
+    for i in range(5):
+        add_ready(kube, f"s{i}", [f"10.0.2.{i + 1}"])
+    kube.hold_pages(ENDPOINTSLICES)
+    commits: list[Commit] = []
+    with watching(store, kubeconfig, fast(project=True, page_size=2),
+                  on_commit=commits.append) as watcher:
+        wait_for(lambda: [c for _, c, _ in listed_pages(kube, ENDPOINTSLICES) if c],
+                 "the second slice page asked for")
+        wait_for(lambda: [s.listed for s in watcher.status()] == [True, False],
+                 "the Service list received, the slice list between pages")
+        watcher.writer.barrier()
+        assert logged(store) == []
+        assert store.latest_version() is None
+        assert watcher.synced == {"Service": False, "EndpointSlice": False}
+        assert not kube.watches()
+        assert kube.expire_continues() == 1
+        kube.release(ENDPOINTSLICES)
+        wait_for(lambda: all(watcher.synced.values()), "initial sync")
+        wait_for(lambda: store.latest_version() is not None, "the first version")
+        wait_for(lambda: len(kube.watches()) == 2, "both kinds watched")
+    assert [(c is None, status) for _, c, status in listed_pages(kube, ENDPOINTSLICES)] == [
+        (True, 200), (False, 410), (True, 200), (False, 200), (False, 200)]
+    assert [(c is None, status) for _, c, status in listed_pages(kube, SERVICES)] == [
+        (True, 200), (False, 200), (False, 200)]
+    assert triples(logged(store)) == [
+        ("ADDED", f"default/s{i}{suffix}",
+         kube.objects[resource][("default", f"s{i}{suffix}")]["metadata"]["resourceVersion"])
+        for resource, suffix in ((SERVICES, ""), (ENDPOINTSLICES, "-abcde")) for i in range(5)]
+    assert [c.stored for c in commits if c.stored] == [10]
+    assert published(store) == [set().union(*(ready_records(f"s{i}", "default",
+                                                            f"10.0.2.{i + 1}")
+                                              for i in range(5)))]
+    assert "EndpointSlice (all namespaces): HTTP 410: The provided continue parameter " \
+           "is too old" in zlog.text
+    assert "listing again from the first page" in zlog.text
+
+
+def test_once_lists_again_after_an_expired_token_then_fails_in_one_line(
+        kube: FakeKubeAPI, kubeconfig: Path, store: Store) -> None:
+    """A server whose continue tokens always expire: the first page, a 410, four times
+    over (three new starts), then one line naming the server and nothing stored."""
+    for i in range(3):
+        add_ready(kube, f"s{i}", [f"10.0.3.{i + 1}"])
+    kube.continues_expire = True
+    with pytest.raises(WatchError) as info:
+        sync_once(store, kubeconfig, fast(page_size=2))
+    assert str(info.value) == (
+        f"cannot list services from the Kubernetes API server at {kube.url}: HTTP 410: "
+        "The provided continue parameter is too old to display a consistent list result. "
+        "You can start a new list without the continue parameter.")
+    assert [(c is None, status) for _, c, status in listed_pages(kube, SERVICES)] == [
+        (True, 200), (False, 410)] * 4
+    assert logged(store) == []
+    assert store.resume_point("default", "Service") is None
+    # and a server that keeps its tokens again: one complete paged list
+    kube.continues_expire = False
+    sync_once(store, kubeconfig, fast(page_size=2))
+    assert len(logged(store)) == 6
+
+
+def test_relist_finds_every_deletion_across_pages_of_list_and_heads(
+        kube: FakeKubeAPI, kubeconfig: Path, any_store: Store,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After 410 Gone, objects deleted in several namespaces are found although the
+    list comes in pages of 2 and the log's live heads are read 2 at a time: every
+    DELETED event in key order, with the changes, as one commit and one version."""
+    store = any_store
+    monkeypatch.setattr(watch_module, "HEADS_PER_READ", 2)
+    for i, (name, ns) in enumerate(SPREAD):
+        add_ready(kube, name, [f"10.0.1.{i + 1}"], namespace=ns)
+    sync_once(store, kubeconfig, fast(page_size=2, project=True))
+    before = {(e.kind, e.namespace, e.name): e for e in logged(store)}
+    for name, ns in (("s0", "a"), ("s3", "b"), ("s4", "b"), ("s6", "default")):
+        kube.delete(SERVICES, ns, name)
+        kube.delete(ENDPOINTSLICES, ns, f"{name}-abcde")
+    kube.modify(ENDPOINTSLICES, "c", "s5-abcde",
+                lambda o: o["endpoints"][0].update(addresses=["10.0.1.66"]))
+    kube.compact()
+    commits: list[Commit] = []
+    with watching(store, kubeconfig, fast(page_size=2, project=True),
+                  on_commit=commits.append):
+        wait_for(lambda: len(logged(store)) == 14 + 9, "the relist's changes")
+        wait_for(lambda: len(store.versions()) == 2, "its version")
+
+    def deleted(kind: str, ns: str, name: str) -> tuple[str, str, str]:
+        head = before[(kind, ns, name)]
+        assert head.type == ADDED
+        return ("DELETED", f"{ns}/{name}", head.resource_version)
+
+    assert triples(logged(store)[14:]) == [
+        deleted("Service", "a", "s0"), deleted("Service", "b", "s3"),
+        deleted("Service", "b", "s4"), deleted("Service", "default", "s6"),
+        ("MODIFIED", "c/s5-abcde",
+         kube.objects[ENDPOINTSLICES][("c", "s5-abcde")]["metadata"]["resourceVersion"]),
+        deleted("EndpointSlice", "a", "s0-abcde"), deleted("EndpointSlice", "b", "s3-abcde"),
+        deleted("EndpointSlice", "b", "s4-abcde"),
+        deleted("EndpointSlice", "default", "s6-abcde")]
+    for e in logged(store)[14:]:
+        if e.type == DELETED:  # repeats the last stored object
+            assert e.object_json == before[e.key].object_json
+    assert [c.stored for c in commits if c.stored] == [9]
+    assert published(store)[-1] == ready_records("s1", "a", "10.0.1.2") | ready_records(
+        "s2", "b", "10.0.1.3") | ready_records("s5", "c", "10.0.1.66")
+
+
+def test_live_heads_are_read_page_by_page_in_key_order(
+        kube: FakeKubeAPI, kubeconfig: Path, any_store: Store) -> None:
+    """What the vanished check walks: live heads only, one kind, optionally one
+    namespace, in (namespace, name) order, resumed after the last of a page."""
+    store = any_store
+    for i, (name, ns) in enumerate(SPREAD):
+        add_ready(kube, name, [f"10.0.1.{i + 1}"], namespace=ns)
+    sync_once(store, kubeconfig)
+    kube.delete(SERVICES, "b", "s3")
+    sync_once(store, kubeconfig)
+
+    def walk(namespace: str | None) -> list[list[tuple[str, str]]]:
+        pages, after = [], None
+        while True:
+            page = store.live_heads(SERVICE, namespace, "default", after, limit=2)
+            pages.append([(ns, name) for ns, name, *_ in page])
+            if len(page) < 2:
+                return pages
+            after = (page[-1][0], page[-1][1])
+
+    assert walk(None) == [[("a", "s0"), ("a", "s1")], [("b", "s2"), ("b", "s4")],
+                          [("c", "s5"), ("default", "s6")], []]
+    assert walk("b") == [[("b", "s2"), ("b", "s4")], []]
+    heads = store.heads([SERVICE], source="default")
+    assert store.live_heads(SERVICE, "a", "default") == [
+        (ns, name, h.uid, h.resource_version, h.last_seq)
+        for (_, ns, name), h in sorted(heads.items()) if ns == "a"]
+    assert store.live_heads(SERVICE, None, "other") == []
 
 
 def test_once_stalled_list_fails_in_one_line_storing_nothing(

@@ -7,7 +7,11 @@ model objects (measured in ``bench/bench_watch.py``: building models costs far m
 decoding the JSON). Readers hand events to the single writer (``zonegen.writer``), which
 commits them with each stream's resume point (STYLE.md #5) and runs the projector.
 
-Lists are reconciled with the log by ``zonegen.reconcile`` and always land as one
+Lists are read in pages (``limit``/``continue``; an expired continue token lists again
+from the first page), each page compared with the log's heads of just its objects and
+then dropped, so a list holds a page, the names it listed and its changes, never the
+cluster; vanished objects are found by walking the log's live heads a page at a time.
+They are reconciled with the log by ``zonegen.reconcile`` and always land as one
 transaction: the *initial sync* (every watched kind in every watched namespace, when the
 log has no resume point for them) is one transaction, and no stream watches before it is
 stored, so the first zone version holds Services and their endpoints together. A 410 Gone
@@ -58,9 +62,18 @@ from zonegen.errors import InvalidObject, WatchError
 from zonegen.health import MetricsServer, Readiness, process_readiness
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
-from zonegen.model import ADDED, DELETED, ENDPOINT_SLICE, ENDPOINTS, MODIFIED, SERVICE, Event
+from zonegen.model import (
+    ADDED,
+    DELETED,
+    ENDPOINT_SLICE,
+    ENDPOINTS,
+    MODIFIED,
+    SERVICE,
+    Event,
+    ObjectKey,
+)
 from zonegen.projections import CLUSTER_LOCAL, ProjectionSpec
-from zonegen.reconcile import Reconciler, Vanished, decode
+from zonegen.reconcile import ObjectHead, Reconciler, Vanished, decode
 from zonegen.sources import DEFAULT_SOURCE, resume_key
 from zonegen.store import Store
 from zonegen.writer import Commit, EventWriter, Resume, WriterOptions, WriteTotals
@@ -265,6 +278,53 @@ class _Listing:
     events: tuple[Event, ...]
     resume: Resume | None
     objects: int = 0  # objects the API server listed
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(objects listed, changes stored), for the "synced" line: what is kept of a
+        listing once it is handed to the writer, not its events."""
+        return self.objects, len(self.events)
+
+
+LIST_RESTARTS = 3
+"""Lists started again from the first page after an expired continue token, in a row,
+before the 410 is the stream's (which backs off) or ``--once``'s (one line)."""
+
+HEADS_PER_READ = 2000
+"""Live object heads read per query by a list's vanished check."""
+
+
+class _Seen:
+    """The objects one list named: per namespace, the set of names. Only what the
+    vanished check asks (was this live head listed?), kept as the names themselves, not
+    one (kind, namespace, name) key and head per object."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self) -> None:
+        self._names: dict[str, set[str]] = {}
+
+    def update(self, keys: Iterable[ObjectKey]) -> None:
+        for _kind, namespace, name in keys:
+            names = self._names.get(namespace)
+            if names is None:
+                names = self._names[namespace] = set()
+            names.add(name)
+
+    def named(self, namespace: str, name: str) -> bool:
+        names = self._names.get(namespace)
+        return names is not None and name in names
+
+
+def _keys(kind: str, items: Iterable[dict[str, Any]]) -> list[ObjectKey]:
+    """The keys a page's objects claim (``metadata.namespace``, ``default`` when absent,
+    and ``metadata.name``): whose heads the page is compared with."""
+    out: list[ObjectKey] = []
+    for item in items:
+        meta = item.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            out.append((kind, str(meta.get("namespace") or "default"), meta["name"]))
+    return out
 
 
 class Watcher:
@@ -558,26 +618,25 @@ class Watcher:
             listings: list[_Listing] = []
             for unit in self.units:
                 try:
-                    try:
-                        listings.append(self._list(unit))
-                    except Gone:
-                        listings.append(self._list(unit))  # the continue token expired
+                    listings.append(self._list(unit))
                 except (StreamFailed, Gone) as e:
                     refused = e.status if isinstance(e, Refused) else None
                     self._failed(unit, self._describe_failure(unit, "list", e), refused)
                     raise WatchError(self._describe_failure(unit, "list", e)) from None
             everything = range(len(self.units))
+            counts = {i: listing.counts for i, listing in enumerate(listings)}
             self.writer.put_group(
                 [e for listing in listings for e in listing.events],
                 [r for listing in listings if (r := listing.resume)],
-                stored=lambda: self._synced(everything, dict(enumerate(listings))))
+                stored=lambda: self._synced(everything, counts))
+            del listings  # the writer holds the events until they are stored
         finally:
             self._shutdown([])
         if self.writer.fatal is not None:
             raise self.writer.fatal
         return self.report
 
-    def _synced(self, indexes: Iterable[int], listings: dict[int, _Listing],
+    def _synced(self, indexes: Iterable[int], counts: dict[int, tuple[int, int]],
                 relist: bool = False) -> None:
         """The lists of ``indexes`` are committed (called by the writer): those units
         are synced; readiness, metrics and the lifecycle log say so."""
@@ -586,18 +645,18 @@ class Watcher:
             for i in indexes:
                 self.units[i].listed = self.units[i].synced = True
         self._publish_state()
-        self._log_synced(indexes, listings, relist)
+        self._log_synced(indexes, counts, relist)
 
-    def _log_synced(self, indexes: Iterable[int], listings: dict[int, _Listing],
+    def _log_synced(self, indexes: Iterable[int], counts: dict[int, tuple[int, int]],
                     relist: bool = False) -> None:
-        """One lifecycle line per kind whose lists were just stored, with the counts."""
+        """One lifecycle line per kind whose lists were just stored, with the counts
+        ((objects listed, changes stored) per unit index)."""
         per_kind: dict[str, list[int]] = {}
         for i in indexes:
-            listing = listings.get(i)
-            counts = per_kind.setdefault(self.units[i].kind, [0, 0])
-            if listing is not None:
-                counts[0] += listing.objects
-                counts[1] += len(listing.events)
+            total = per_kind.setdefault(self.units[i].kind, [0, 0])
+            objects, changes = counts.get(i, (0, 0))
+            total[0] += objects
+            total[1] += changes
         of = "" if self.source == DEFAULT_SOURCE else f"source {self.source}: "
         for kind, (objects, changes) in sorted(per_kind.items()):
             log.info("%s%s %s: %d objects listed, %d changes stored",
@@ -747,32 +806,39 @@ class Watcher:
             in_round = not self._round_stored.is_set() and index in self._pending
         if in_round:
             listing = self._list(unit)
+            rv = listing.resume[2] if listing.resume else ""
             with self._lock:
                 unit.listed = True
                 self._listings[index] = listing
                 complete = set(self._listings) >= self._pending
                 group = [self._listings[i] for i in sorted(self._listings)] if complete else []
+            del listing
             if complete and not self._round_stored.is_set():
                 with self._lock:
-                    listings = self._listings
+                    counts = {i: one.counts for i, one in self._listings.items()}
                     self._listings = {}
                     pending = sorted(self._pending)
                 relist = self._round != 0
                 self.writer.put_group(
                     [e for g in group for e in g.events],
                     [r for g in group if (r := g.resume)],
-                    stored=lambda: self._synced(pending, listings, relist))
+                    stored=lambda: self._synced(pending, counts, relist))
+                # Only the writer holds the events now: they go once stored, before
+                # the projector folds them.
+                del group
                 self.writer.barrier()
                 self._round_stored.set()
-            return listing.resume[2] if listing.resume else ""
+            return rv
         listing = self._list(unit)
+        rv = listing.resume[2] if listing.resume else ""
         with self._lock:
             unit.listed = True
             first = not unit.synced
+        counts = {index: listing.counts}
         self.writer.put_group(listing.events, [listing.resume] if listing.resume else [],
-                              stored=(lambda: self._synced([index], {index: listing}))
+                              stored=(lambda: self._synced([index], counts))
                               if first else None)
-        return listing.resume[2] if listing.resume else ""
+        return rv
 
     @property
     def recent_pauses(self) -> tuple[float, ...]:
@@ -789,56 +855,105 @@ class Watcher:
     # ----------------------------------------------------------------- list
 
     def _list(self, unit: _Unit) -> _Listing:
-        """List ``unit`` page by page and reconcile it with the log's heads: ADDED for
-        new objects, MODIFIED for changed ones, DELETED for those gone while unwatched,
-        and the list's resourceVersion as the resume point. Nothing is queued: the
-        caller stores the whole listing as one transaction.
+        """List ``unit`` and reconcile it with the log (:meth:`_list_pages`). An
+        expired continue token (410 Gone between pages: the API server compacted the
+        snapshot the pages come from) lists again from the first page, as the API
+        server asks; after :data:`LIST_RESTARTS` of those in a row the Gone is the
+        caller's (a stream backs off and lists again, ``--once`` fails in one line).
 
         First waits until the writer has committed everything queued, so the heads
         include this unit's own watch events.
         """
         self.writer.barrier()
-        heads = self.store.heads([unit.kind],
-                                 [unit.namespace] if unit.namespace is not None else None,
-                                 source=self.source)
+        restarts = 0
+        while True:
+            try:
+                return self._list_pages(unit)
+            except Gone as e:
+                restarts += 1
+                if restarts > LIST_RESTARTS:
+                    raise
+                log.info("%s: %s; listing again from the first page", unit.label, e,
+                         extra=fields(kind=unit.kind, namespace=unit.namespace,
+                                      source=self.source, api_server=self.cluster.host))
+
+    def _list_pages(self, unit: _Unit) -> _Listing:
+        """List ``unit`` page by page (``limit``/``continue``) and reconcile it with
+        the log: ADDED for new objects, MODIFIED for changed ones, DELETED for those
+        gone while unwatched, and the list's resourceVersion as the resume point.
+        Nothing is queued: the caller stores the whole listing as one transaction.
+
+        Memory follows a page, not the cluster: each page is compared with the heads
+        of just its objects and then dropped. What a list keeps is its changes (the
+        events to store) and the names it listed (:class:`_Seen`), which the vanished
+        check at the end compares with the log's live heads, read page by page.
+
+        :raises Gone: the continue token expired (HTTP 410) between pages.
+        """
         with self._lock:
             self.report.relists += 1
+        res = unit.resource
+        timeout = self.options.request_timeout
+        heads: dict[ObjectKey, ObjectHead] = {}  # the current page's, refilled per page
         reconciler = Reconciler(heads, self.source, self._now(), origin=self.origin)
+        seen = _Seen()
         events: list[Event] = []
         cont: str | None = None
         list_rv = ""
-        res = unit.resource
-        timeout = self.options.request_timeout
         objects = 0
         while True:
             query = [("limit", str(self.options.page_size))]
             if cont:
                 query.append(("continue", cont))
             page = self.cluster.get_json(res.path(unit.namespace), query, (timeout, timeout))
-            meta = page.get("metadata") or {}
+            meta = page.get("metadata")
+            meta = meta if isinstance(meta, dict) else {}
             if not cont:
                 list_rv = str(meta.get("resourceVersion") or "")
-            for item in page.get("items") or ():
-                if not isinstance(item, dict):
-                    continue
+            cont = str(meta.get("continue") or "") or None
+            found = page.get("items")
+            items = [i for i in found if isinstance(i, dict)] if isinstance(found, list) else []
+            del page, found
+            objects += len(items)
+            heads.clear()
+            heads.update(self.store.heads_for(_keys(res.kind, items), source=self.source))
+            for item in items:
                 if res.kind in MCS_KINDS:  # stored with the version it was listed at
                     item.setdefault("apiVersion", res.api_version)
-                objects += 1
                 try:
                     outcomes = reconciler.listed(res.kind, item)
                 except InvalidObject as e:
                     self._skip(ADDED, res.kind, item, e)
                     continue
                 events.extend(self._resolve(o, events) for o in outcomes)
-            del page
-            cont = meta.get("continue") or None
+            del items
+            seen.update(reconciler.seen)
+            reconciler.seen.clear()
             if not cont:
                 break
             if self._halt.is_set():
                 raise _Halted  # no resume point: the next run lists again
-        events.extend(self._resolve(o, events) for o in reconciler.vanished([unit.kind]))
+        heads.clear()
+        events.extend(self._resolve(o, events) for o in self._vanished(unit, seen))
         resume = (unit.resume_source, unit.kind, list_rv) if list_rv else None
         return _Listing(tuple(events), resume, objects)
+
+    def _vanished(self, unit: _Unit, seen: _Seen) -> list[Vanished]:
+        """The objects of ``unit`` the log holds as live that a complete list did not
+        name, in key order: the log's live heads are read a page at a time."""
+        out: list[Vanished] = []
+        after: tuple[str, str] | None = None
+        while True:
+            page = self.store.live_heads(unit.kind, unit.namespace, self.source, after,
+                                         HEADS_PER_READ)
+            out.extend(Vanished(unit.kind, *head) for head in page
+                       if not seen.named(head[0], head[1]))
+            if len(page) < HEADS_PER_READ:
+                break
+            after = (page[-1][0], page[-1][1])
+        # The database's collation may order names otherwise: the log keeps key order.
+        out.sort(key=lambda v: v.key)
+        return out
 
     def _resolve(self, outcome: Event | Vanished, pending: list[Event]) -> Event:
         """A Vanished becomes a DELETED event repeating the last stored object."""

@@ -249,6 +249,7 @@ class EventWriter:
                                           {(s, k): rv for s, k, rv in item.resume})
                     if item.stored is not None:
                         item.stored()
+                    item = None  # a whole list's events: stored, so not held while folding
                     dirty = opts.project
                     last_project = 0.0  # project it now, as one version
                 if opts.project and dirty and not (self._hold is not None and self._hold()) and (

@@ -254,6 +254,35 @@ class EventLog(Database):
         with self._wrap("reading events"), self._read() as conn:
             return int(conn.execute(sa.select(sa.func.max(events.c.seq))).scalar() or 0)
 
+    def heads_for(self, keys: Sequence[tuple[str, str, str]], source: str = DEFAULT_SOURCE,
+                  ) -> dict[tuple[str, str, str], ObjectHead]:
+        """The heads of just ``keys`` (kind, ns, name) of ``source``, deleted ones
+        included: what one list page is compared with, so a list never holds every
+        head of a kind."""
+        with self._wrap("reading objects"), self._read() as conn:
+            return _heads_for(conn, keys, source)
+
+    def live_heads(self, kind: str, namespace: str | None, source: str,
+                   after: tuple[str, str] | None = None, limit: int = 2000,
+                   ) -> list[tuple[str, str, str, str, int]]:
+        """One page of the live (not deleted) objects of ``kind`` of ``source`` (in
+        ``namespace``, or all), as ``(namespace, name, uid, resourceVersion, last_seq)``
+        tuples in (namespace, name) order, after ``after`` (the last of the previous
+        page): a relist walks them page by page to find what vanished, holding no more
+        than a page."""
+        h = object_heads.c
+        q = sa.select(h.namespace, h.name, h.uid, h.resource_version, h.last_seq).where(
+            h.source == source, h.kind == kind, h.deleted == sa.false())
+        if namespace is not None:
+            q = q.where(h.namespace == namespace)
+        if after is not None:
+            q = q.where(sa.or_(h.namespace > after[0],
+                               sa.and_(h.namespace == after[0], h.name > after[1])))
+        q = q.order_by(h.namespace, h.name).limit(limit)
+        with self._wrap("reading objects"), self._read() as conn:
+            return [(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]))
+                    for r in conn.execute(q)]
+
     def heads(self, kinds: Iterable[str] | None = None,
               namespaces: Iterable[str] | None = None,
               source: str = DEFAULT_SOURCE) -> dict[tuple[str, str, str], ObjectHead]:
@@ -379,19 +408,7 @@ class EventAppender:
 
     def heads_for(self, keys: Sequence[tuple[str, str, str]], source: str = DEFAULT_SOURCE,
                   ) -> dict[tuple[str, str, str], ObjectHead]:
-        out: dict[tuple[str, str, str], ObjectHead] = {}
-        names: dict[tuple[str, str], set[str]] = {}
-        for kind, namespace, name in keys:
-            names.setdefault((kind, namespace), set()).add(name)
-        # Per (kind, namespace), the names in one IN list: an index range each.
-        for (kind, namespace), group in sorted(names.items()):
-            for chunk in _batched(sorted(group), 500):
-                rows = self._conn.execute(sa.select(object_heads).where(
-                    object_heads.c.source == source, object_heads.c.kind == kind,
-                    object_heads.c.namespace == namespace, object_heads.c.name.in_(chunk)))
-                for r in rows:
-                    out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
-        return out
+        return _heads_for(self._conn, keys, source)
 
 
 SNAPSHOT_COLUMNS = ("version_id", "owner", "rtype", "ttl", "rdata", "cause_seq")
@@ -413,6 +430,23 @@ def _select_heads(conn: Connection, source: str, kinds: Iterable[str] | None = N
         q = q.where(object_heads.c.namespace.in_(list(namespaces)))
     return {(r.kind, r.namespace, r.name): _head_from_row(r) for r in conn.execute(q)}
 
+
+
+def _heads_for(conn: Connection, keys: Sequence[tuple[str, str, str]], source: str,
+               ) -> dict[tuple[str, str, str], ObjectHead]:
+    out: dict[tuple[str, str, str], ObjectHead] = {}
+    names: dict[tuple[str, str], set[str]] = {}
+    for kind, namespace, name in keys:
+        names.setdefault((kind, namespace), set()).add(name)
+    # Per (kind, namespace), the names in one IN list: an index range each.
+    for (kind, namespace), group in sorted(names.items()):
+        for chunk in _batched(sorted(group), 500):
+            rows = conn.execute(sa.select(object_heads).where(
+                object_heads.c.source == source, object_heads.c.kind == kind,
+                object_heads.c.namespace == namespace, object_heads.c.name.in_(chunk)))
+            for r in rows:
+                out[(r.kind, r.namespace, r.name)] = _head_from_row(r)
+    return out
 
 
 KEYS_PER_QUERY = 200
