@@ -22,7 +22,7 @@ from typing import Protocol
 from zonegen import project
 from zonegen.changes import to_change
 from zonegen.clock import Clock
-from zonegen.errors import InvalidInput, InvalidName, StoreError
+from zonegen.errors import InvalidInput, InvalidName
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
@@ -240,7 +240,6 @@ class ProjectionRunner(StoredZone):
         store: Store,
         clock: Clock = time.time,
         batch_size: int = 20_000,
-        snapshot_every: int = 200_000,
         *,
         live: bool = False,
         metrics: Metrics | None = None,
@@ -265,8 +264,6 @@ class ProjectionRunner(StoredZone):
         self.sources: tuple[str, ...] = spec.sources
         self._version: ZoneVersion | None = None
         self._known = False  # _version was read or made by this runner
-        self.snapshot_every = snapshot_every
-        self._since_snapshot: int | None = None
 
     # ----------------------------------------------------------------- state
 
@@ -389,25 +386,12 @@ class ProjectionRunner(StoredZone):
                                              last_event_seq=version.last_event_seq,
                                              added=n_added,
                                              removed=n_removed, records=change.records))
-            self._maybe_snapshot(version, len(rows), change.records)
+            # No record snapshot here (#11): a snapshot is the whole zone, so taking one
+            # when the changes since the last outgrew the zone made a burst (or the
+            # unlucky one-change catch-up after many) pay O(zone). The newest version's
+            # records come from the read model (``records_at``), and ``compact``
+            # snapshots the oldest version it keeps, which bounds a past fold.
         return version
-
-    def _maybe_snapshot(self, version: ZoneVersion, changed: int, size: int) -> None:
-        """Keep past exports cheap: once the changes since the newest snapshot outgrow
-        the zone itself (and ``snapshot_every``), store a snapshot of this version, so
-        ``export --serial``/``--at`` folds at most about one zone's worth of changes."""
-        if self._since_snapshot is None:
-            self._since_snapshot = self.store.changes_since_snapshot(self.name)
-        else:
-            self._since_snapshot += changed
-        if self._since_snapshot >= max(self.snapshot_every, 2 * size):
-            try:
-                self.store.save_snapshot(version.version_id)
-            except StoreError as e:
-                # Only an optimisation for past exports: the version itself is committed.
-                log.warning("could not save a record snapshot: %s", e)
-                return
-            self._since_snapshot = 0
 
     # ----------------------------------------------------------------- checking
 
