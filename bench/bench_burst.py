@@ -139,7 +139,6 @@ PHASES = (
     ("zonegen.runner", "ProjectionRunner._commit", "commit", 1),
     ("zonegen.store.journal", "ZoneJournal.commit_version", "commit_version", 2),
     ("zonegen.store.readmodel", "write_change", "read-model rows", 3),
-    ("zonegen.runner", "ProjectionRunner._maybe_snapshot", "record snapshot", 2),
 )
 
 
