@@ -194,6 +194,7 @@ def test_bench_splits_a_burst_by_phase(cluster: Store, tmp_path: Path) -> None:
                           "append events"]
     assert "their stored records" in labels
     assert "read-model rows" in labels
+    assert "journal rows (record_changes)" in labels
     assert all(float(line.rsplit(None, 2)[1]) >= 0 for line in lines[1:])
     assert cluster.max_event_seq() == before
 
