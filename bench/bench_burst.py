@@ -138,8 +138,8 @@ PHASES = (
     ("zonegen.partial", "PartialProjection.change", "read-model change", 1),
     ("zonegen.runner", "ProjectionRunner._commit", "commit", 1),
     ("zonegen.store.journal", "ZoneJournal.commit_version", "commit_version", 2),
+    ("zonegen.store.journal", "_insert_many", "journal rows (record_changes)", 3),
     ("zonegen.store.readmodel", "write_change", "read-model rows", 3),
-    ("zonegen.runner", "ProjectionRunner._maybe_snapshot", "record snapshot", 2),
 )
 
 

@@ -11,8 +11,6 @@ derived from an input read to its end. What to store for each object is decided 
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import json
 import logging
@@ -38,6 +36,7 @@ from zonegen.model import (
 )
 from zonegen.progress import Progress
 from zonegen.reconcile import Reconciler, Vanished
+from zonegen.runner import gc_paused
 from zonegen.sources import DEFAULT_SOURCE
 from zonegen.store import EventAppender, ObjectHead, Store
 
@@ -545,7 +544,7 @@ def ingest_files(
             raise InvalidInput(f"{name}: is a directory")
         if name != "-" and not Path(name).exists():
             raise InvalidInput(f"{name}: does not exist")
-    with _gc_paused():
+    with gc_paused():
         store.register_source(source, cluster_id, now=when)
         with store.appending() as appender:
             # A snapshot diffs against every head; anything else reads only its objects'.
@@ -582,22 +581,6 @@ def ingest_files(
             version = done[specs[0].name].version if specs else None
             report.serial = version.serial if version is not None else None
         return report
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for one ingest: storing and projecting a
-    burst makes millions of small acyclic values (records, rows, reduced objects), and
-    the collector's full passes over them cost a 100,000-endpoint burst more than a
-    third of its time, freeing nothing. Nothing here builds reference cycles to leak;
-    whatever garbage there is waits until the ingest ends."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _ingest_file(ingester: _Ingester, name: str) -> None:
