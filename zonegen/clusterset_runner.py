@@ -72,8 +72,7 @@ from zonegen.model import (
 from zonegen.progress import Progress
 from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.projections import CLUSTERSET_EXPORTS, CLUSTERSET_IMPORTS, ProjectionSpec
-from zonegen.rebuild import gc_paused
-from zonegen.runner import RebuildReport, StoredZone
+from zonegen.runner import RebuildReport, StoredZone, gc_paused
 from zonegen.serial import next_serial
 from zonegen.store import CheckpointMoved, ReadModelChange, Store
 

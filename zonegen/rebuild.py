@@ -24,8 +24,6 @@ which names every missing and extra record exactly as before.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +32,7 @@ from zonegen import project
 from zonegen.changes import stored_change
 from zonegen.model import Change, Record, RecordSet, encode_rdata, record_key
 from zonegen.progress import Progress
-from zonegen.runner import RebuildReport
+from zonegen.runner import RebuildReport, gc_paused
 from zonegen.store import Store
 
 
@@ -105,18 +103,3 @@ def compare_rows(store: Store, name: str, replayed: RecordSet
                         for o, t, d, ttl in current_rows - replayed_rows.keys())
     extra = frozenset(r for row, r in replayed_rows.items() if row not in current_rows)
     return missing, extra
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for one replay: it makes millions of small
-    acyclic values (reduced objects, records, row texts) that the collector's full
-    passes would walk again and again, freeing nothing. Whatever garbage there is waits
-    until the replay ends."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

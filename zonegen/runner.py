@@ -16,7 +16,7 @@ import importlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -419,10 +419,10 @@ _ABSENT: object = object()
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off for one ingest or catch-up: storing and
-    projecting a burst makes millions of small acyclic values (records, rows, reduced
-    objects), and the collector's full passes over them cost a 100,000-endpoint burst
-    more than a third of its time, freeing nothing. Nothing here builds reference
+    """Python's cyclic garbage collector off for one ingest, catch-up or replay
+    (``project --rebuild``): they make millions of small acyclic values (records, rows,
+    reduced objects), and the collector's full passes over them cost a 100,000-endpoint
+    burst more than a third of its time, freeing nothing. Nothing here builds reference
     cycles to leak; whatever garbage there is waits until the work ends. Nested uses
     leave it to the outermost."""
     enabled = gc.isenabled()
