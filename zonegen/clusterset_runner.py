@@ -40,7 +40,7 @@ from zonegen.clusterset import (
     ClustersetProjection,
     ExportsProjection,
 )
-from zonegen.errors import InvalidInput, InvalidName, InvalidObject, StoreError
+from zonegen.errors import InvalidInput, InvalidName, InvalidObject
 from zonegen.logs import fields
 from zonegen.mcs import (
     MCS_SERVICE_NAME_LABEL,
@@ -175,7 +175,6 @@ class ClustersetRunner(StoredZone):
         store: Store,
         clock: Clock = time.time,
         batch_size: int = 20_000,
-        snapshot_every: int = 200_000,
         *,
         live: bool = False,
         metrics: Metrics | None = None,
@@ -193,7 +192,6 @@ class ClustersetRunner(StoredZone):
         self.store = store
         self.clock = clock
         self.batch_size = batch_size
-        self.snapshot_every = snapshot_every
         self.live = live
         self.metrics = metrics if metrics is not None else process_metrics()
         self.spec = spec
@@ -201,7 +199,6 @@ class ClustersetRunner(StoredZone):
         self.sources: tuple[str, ...] = spec.sources
         self._version: ZoneVersion | None = None
         self._known = False
-        self._since_snapshot: int | None = None
         # The in-memory state and what it is valid for: (checkpoint, version id).
         self._state: ClustersetState | None = None
         self._state_at: tuple[int, int | None] | None = None
@@ -406,23 +403,7 @@ class ClustersetRunner(StoredZone):
                      extra=fields(serial=version.serial, version=version.version_id,
                                   last_event_seq=version.last_event_seq,
                                   added=len(new_records), removed=len(gone), records=count))
-            self._maybe_snapshot(version, len(rows), count)
         return version
-
-    def _maybe_snapshot(self, version: ZoneVersion, changed: int, size: int) -> None:
-        """As ``ProjectionRunner``: a snapshot once the changes since the newest one
-        outgrow the zone (and ``snapshot_every``), so past exports stay cheap."""
-        if self._since_snapshot is None:
-            self._since_snapshot = self.store.changes_since_snapshot(self.name)
-        else:
-            self._since_snapshot += changed
-        if self._since_snapshot >= max(self.snapshot_every, 2 * size):
-            try:
-                self.store.save_snapshot(version.version_id)
-            except StoreError as e:
-                log.warning("could not save a record snapshot: %s", e)
-                return
-            self._since_snapshot = 0
 
     # ----------------------------------------------------------------- checking
 
