@@ -25,6 +25,7 @@ import dns.rdatatype
 from zonegen.model import AAAA, NS, PTR, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
+    A_ROW,
     OwnerSelector,
     Selected,
     Selection,
@@ -423,12 +424,21 @@ class WireZoneBuilder:
         if prefix is None:
             prefix = enc.owner_prefix(owner)
         default_ttl = self._config.ttl
-        a_get, srv_get, ptr_get = self._a.get, self._srv.get, self._ptr.get
+        a = self._a
+        a_get, srv_get, ptr_get = a.get, self._srv.get, self._ptr.get
+        a_row, keep, a_head = A_ROW.match, self._KEEP, self._heads[A] + b"\x00\x04"
         out: list[bytes] = []
         add = out.append
         for _, rtype, text, ttl in rows:
             if rtype == A:
                 tail = a_get(text)
+                if tail is None:
+                    m = a_row(text)  # :meth:`_tail`'s common case, inlined
+                    if m is not None:
+                        if len(a) >= keep:
+                            a.clear()
+                        # a dotted quad the selection finds valid: inet_aton reads it exactly
+                        tail = a[text] = a_head + inet_aton(m[1])
             elif rtype == SRV:
                 tail = srv_get(text)
             elif rtype == PTR:
