@@ -420,6 +420,16 @@ class OwnerSelector:
         if done is not None:
             yield done
 
+    @property
+    def suffix(self) -> str:
+        """What makes a relative name absolute: ``.`` and the forward zone."""
+        return self._names.suffix
+
+    @property
+    def longest_relative(self) -> int:
+        """The longest relative name that stays a valid absolute one with :attr:`suffix`."""
+        return _MAX_TEXT - len(self._names.suffix)
+
     def _absolute(self, stored: str) -> str:
         """The absolute owner of ``stored`` in this zone, "" when it is not in it."""
         names = self._names
@@ -622,6 +632,10 @@ A_ROW = _A_ROW
 as the general path checks it (consumers' fast paths read it at once)."""
 _RELATIVE_ROW = re.compile(
     rf'\[(?:{_JSON_INT},{_JSON_INT},{_JSON_INT},)?"((?:[a-z0-9_-]{{1,63}}\.)*[a-z0-9_-]{{1,63}})"\]\Z')
+RELATIVE_ROW = _RELATIVE_ROW
+"""Stored SRV (groups 1-3 its numbers) or PTR rdata of the common shape: a relative
+target (group 4) of valid labels, absolute below the forward zone when not longer than
+:attr:`OwnerSelector.longest_relative` (what :meth:`OwnerSelector.target` reads)."""
 _SRV_TEXT = re.compile(rf"\[{_JSON_INT},{_JSON_INT},{_JSON_INT},{_JSON_TEXT}\]\Z")
 
 

@@ -22,6 +22,7 @@ from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
     A_ROW,
     PUBLISHED_TYPES,
+    RELATIVE_ROW,
     OwnerSelector,
     StoredRecord,
     ZoneRR,
@@ -320,9 +321,12 @@ class _Lines:
         long as no line has a TTL column (a row with a TTL other than the default goes
         the general path: None)."""
         default_ttl = self.default_ttl
-        a = self.a
-        a_get, srv_get, ptr_get = a.get, self.srv.get, self.ptr.get
-        a_row, keep = A_ROW.match, self._KEEP
+        a, srv, selector = self.a, self.srv, self.selector
+        if selector is None:
+            raise RuntimeError("_Lines used before its OwnerSelector was set")
+        a_get, srv_get, ptr_get = a.get, srv.get, self.ptr.get
+        a_row, srv_row, keep = A_ROW.match, RELATIVE_ROW.match, self._KEEP
+        suffix, longest = selector.suffix, selector.longest_relative
         rel = "@" if owner == self.zone else owner[:self._cut]
         out: list[str] = []
         add = out.append
@@ -339,6 +343,12 @@ class _Lines:
                         tail = a[text] = f" IN A {m[1]}\n"
             elif rtype == SRV:
                 tail = srv_get(text)
+                if tail is None:
+                    m = srv_row(text)  # :meth:`_tail`'s common SRV, inlined
+                    if m is not None and m[1] is not None and len(m[4]) <= longest:
+                        if len(srv) >= keep:
+                            srv.clear()
+                        tail = srv[text] = f" IN SRV {m[1]} {m[2]} {m[3]} {m[4]}{suffix}\n"
             elif rtype == PTR:
                 tail = ptr_get(text)
             else:
