@@ -158,39 +158,6 @@ def test_sort_key_is_dnssec_canonical_order(names: list[list[str]]) -> None:
         canonical(o) for o in absolute)
 
 
-def _mapped(path: str) -> bool:
-    """Whether this process maps the file ``path`` itself (not its ``-shm``/``-wal``)."""
-    return any(line.endswith(" " + path)
-               for line in Path("/proc/self/maps").read_text().splitlines())
-
-
-def test_current_rows_maps_the_file_only_while_streaming(tmp_path: Path) -> None:
-    """The stream reads a file database through a memory map (fewer system calls), and
-    the pooled connection is given back with its own setting: later writes and reads
-    on it are as before."""
-    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
-    ingest(store, tmp_path, service("db"), endpoint_slice("db-1", "db", ["10.0.0.1"]))
-    with store.engine.connect() as conn:
-        before = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
-        # pages in the WAL are read from it: move them to the file, as a big one is
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    db = str(tmp_path / "z.db")
-    with store.current_rows() as (_, rows):
-        got = list(rows)
-        mapped = _mapped(db)
-    assert mapped
-    assert got == [("1.0.0.10.in-addr.arpa.", 12, '["10-0-0-1.db.shop.svc"]', None),
-                   ("dns-version", 16, '["1.1.0"]', 28800),
-                   ("db.shop.svc", 1, '["10.0.0.1"]', None),
-                   ("db.shop.svc", 33, '[0,100,80,"10-0-0-1.db.shop.svc"]', None),
-                   ("10-0-0-1.db.shop.svc", 1, '["10.0.0.1"]', None),
-                   ("_http._tcp.db.shop.svc", 33, '[0,100,80,"10-0-0-1.db.shop.svc"]', None)]
-    assert not _mapped(db)
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == before
-    store.close()
-
-
 def test_rebuild_compares_with_the_persisted_model(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
     ingest(store, tmp_path, service("db"), endpoint_slice("db-1", "db", ["10.0.0.1"]))

@@ -183,23 +183,11 @@ class ReadModel(Database):
                 compiled = q.compile(dialect=conn.dialect)
                 params = tuple(compiled.params[name] for name in compiled.positiontup or ())
                 cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                # Read through a memory map while streaming: the rows come in index order,
-                # not file order, and each page read through read() cost a system call
-                # (a fifth of the fetch's CPU at 1M records). Only for this read: the
-                # pooled connection is given back with the default.
-                found = cursor.execute("PRAGMA mmap_size").fetchone()  # None: in memory
-                mapped = int(found[0]) if found and found[0] is not None else None
-                if mapped is not None:
-                    cursor.execute(f"PRAGMA mmap_size = {max(_MMAP_BYTES, mapped)}")
                 try:
                     cursor.execute(str(compiled), params)
                     yield version, chain.from_iterable(_chunks(cursor, self.where))
                 finally:
                     cursor.close()
-                    if mapped is not None:
-                        with contextlib.suppress(Exception):  # the stream's error wins
-                            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-                                f"PRAGMA mmap_size = {mapped}")
                 return
             yield version, iter(conn.execute(q, execution_options={"yield_per": _CHUNK}))
 
@@ -435,7 +423,6 @@ def _row_query() -> sa.Select[Any]:
 
 
 _CHUNK = 20_000
-_MMAP_BYTES = 1 << 30  # SQLite caps it at its compile-time limit (2 GB by default)
 
 
 def zone_rows(zones: Collection[ZoneConfig]) -> sa.ColumnElement[bool]:
