@@ -421,9 +421,7 @@ class WireZoneBuilder:
         encoded once (its tail: type to rdata at the default TTL), each row then costs
         one lookup and one join."""
         enc = self._enc
-        prefix = enc.owners.get(owner)
-        if prefix is None:
-            prefix = enc.owner_prefix(owner)
+        prefix = enc.owner_prefix(owner)  # a new owner: its own cache lookup only
         default_ttl = self._config.ttl
         a, srv, selector = self._a, self._srv, self._selector
         if selector is None:
