@@ -14,10 +14,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from types import TracebackType
-from typing import IO, Any, AnyStr, Generic, TextIO
+from typing import IO, TYPE_CHECKING, Any, AnyStr, Generic, TextIO
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -58,6 +58,11 @@ class Progress:
     def __enter__(self) -> Progress:
         stream = self._stream if self._stream is not None else sys.stderr
         if self._enabled and is_terminal(stream):
+            # imported only to draw: most runs never show a bar, and tqdm (with the
+            # asyncio its logging helper pulls in) costs a tenth of a second to import
+            from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
             self._bar = self._exit.enter_context(tqdm(file=stream, **self._options))
             self._exit.enter_context(logging_redirect_tqdm(
                 loggers=[logging.getLogger("zonegen")], tqdm_class=tqdm))

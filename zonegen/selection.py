@@ -378,6 +378,7 @@ class OwnerSelector:
         relative = _RELATIVE_NAME.match if self._relative else None
         fast = self._fast
         join = "\x01".join
+        check = self._CHECK - 1
         for stored, group in groupby(rows, _row_owner):
             owner = owners_get(stored)
             if owner is None:
@@ -394,7 +395,14 @@ class OwnerSelector:
                 key = join(reversed(owner[:-1].split(".")))  # canonical_key
                 if self._key is not None and key <= self._key:
                     raise NotInOrder(f"{owner} after {self._owner}")
-                done = self.close()
+                done: tuple[str, Selection] | None
+                if self._ready and self._closed < check:  # :meth:`close`, inlined for
+                    self._closed += 1  # the common finished owner (all made by ``fast``)
+                    done = self._owner, Selection([], [], self._ready)
+                    self._ready = []
+                    self._ready_rows = []
+                else:
+                    done = self.close()
                 self._owner, self._key = owner, key
                 if done is not None:
                     yield done
@@ -411,6 +419,16 @@ class OwnerSelector:
         done = self.close()
         if done is not None:
             yield done
+
+    @property
+    def suffix(self) -> str:
+        """What makes a relative name absolute: ``.`` and the forward zone."""
+        return self._names.suffix
+
+    @property
+    def longest_relative(self) -> int:
+        """The longest relative name that stays a valid absolute one with :attr:`suffix`."""
+        return _MAX_TEXT - len(self._names.suffix)
 
     def _absolute(self, stored: str) -> str:
         """The absolute owner of ``stored`` in this zone, "" when it is not in it."""
@@ -609,8 +627,15 @@ _ONE_TEXT = re.compile(rf"\[{_JSON_TEXT}\]\Z")
 # shapes of nearly every record, matched, decoded and checked by one expression.
 _RELATIVE_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\Z")
 _A_ROW = re.compile(rf'\["({_OCTET}(?:\.{_OCTET}){{3}})"\]\Z')
+A_ROW = _A_ROW
+"""Stored A rdata of the common shape, ``["<valid IPv4>"]``: group 1 the address, valid
+as the general path checks it (consumers' fast paths read it at once)."""
 _RELATIVE_ROW = re.compile(
     rf'\[(?:{_JSON_INT},{_JSON_INT},{_JSON_INT},)?"((?:[a-z0-9_-]{{1,63}}\.)*[a-z0-9_-]{{1,63}})"\]\Z')
+RELATIVE_ROW = _RELATIVE_ROW
+"""Stored SRV (groups 1-3 its numbers) or PTR rdata of the common shape: a relative
+target (group 4) of valid labels, absolute below the forward zone when not longer than
+:attr:`OwnerSelector.longest_relative` (what :meth:`OwnerSelector.target` reads)."""
 _SRV_TEXT = re.compile(rf"\[{_JSON_INT},{_JSON_INT},{_JSON_INT},{_JSON_TEXT}\]\Z")
 
 

@@ -25,6 +25,8 @@ import dns.rdatatype
 from zonegen.model import AAAA, NS, PTR, SOA, SRV, TXT, A, Diff, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
+    A_ROW,
+    RELATIVE_ROW,
     OwnerSelector,
     Selected,
     Selection,
@@ -419,18 +421,37 @@ class WireZoneBuilder:
         encoded once (its tail: type to rdata at the default TTL), each row then costs
         one lookup and one join."""
         enc = self._enc
-        prefix = enc.owners.get(owner)
-        if prefix is None:
-            prefix = enc.owner_prefix(owner)
+        prefix = enc.owner_prefix(owner)  # a new owner: its own cache lookup only
         default_ttl = self._config.ttl
-        a_get, srv_get, ptr_get = self._a.get, self._srv.get, self._ptr.get
+        a, srv, selector = self._a, self._srv, self._selector
+        if selector is None:
+            raise RuntimeError("WireZoneBuilder.fast used without owner_selector()")
+        a_get, srv_get, ptr_get = a.get, srv.get, self._ptr.get
+        a_row, srv_row, keep = A_ROW.match, RELATIVE_ROW.match, self._KEEP
+        a_head, srv_head = self._heads[A] + b"\x00\x04", self._heads[SRV]
+        suffix, longest = selector.suffix, selector.longest_relative
         out: list[bytes] = []
         add = out.append
         for _, rtype, text, ttl in rows:
             if rtype == A:
                 tail = a_get(text)
+                if tail is None:
+                    m = a_row(text)  # :meth:`_tail`'s common case, inlined
+                    if m is not None:
+                        if len(a) >= keep:
+                            a.clear()
+                        # a dotted quad the selection finds valid: inet_aton reads it exactly
+                        tail = a[text] = a_head + inet_aton(m[1])
             elif rtype == SRV:
                 tail = srv_get(text)
+                if tail is None:
+                    m = srv_row(text)  # :meth:`_tail`'s common SRV, inlined
+                    if m is not None and m[1] is not None and len(m[4]) <= longest:
+                        data = (_SRV_FIELDS.pack(int(m[1]), int(m[2]), int(m[3]))
+                                + enc.target(m[4] + suffix))
+                        if len(srv) >= keep:
+                            srv.clear()
+                        tail = srv[text] = srv_head + len(data).to_bytes(2, "big") + data
             elif rtype == PTR:
                 tail = ptr_get(text)
             else:

@@ -20,7 +20,9 @@ from zonegen.errors import ZonegenError
 from zonegen.model import AAAA, PTR, SRV, TXT, A, RData, Record, ZoneConfig
 from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
+    A_ROW,
     PUBLISHED_TYPES,
+    RELATIVE_ROW,
     OwnerSelector,
     StoredRecord,
     ZoneRR,
@@ -209,26 +211,27 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
     zone = config.zone
     default_ttl = config.ttl
     glue = _glue(header)
+    # the absolute owners of glue lines: only their lines are looked up in ``glue``
+    glue_owners = {_absolute_owner(line.split(" ", 1)[0], zone) for line in glue}
     lines = _Lines(config)
     selector = lines.selector = OwnerSelector(config, warnings, lines.make)
     out: list[str] = []
     add = out.append
+    extend = out.extend
     for owner, selection in selector.select_rows(rows):
         group = selection.ready  # lines without their type lead (``_Lines.make``)
         if group:
+            if owner in glue_owners:
+                group = [line for line in group if line not in glue]
             if len(group) > 1:
-                previous = ""
-                for line in sorted(group):
-                    if line != previous:
-                        previous = line
-                        if not glue or line not in glue:
-                            add(line)
-            elif not glue or group[0] not in glue:
+                extend(sorted(set(group)))  # distinct, in order
+            elif group:
                 add(group[0])
             if len(out) >= _BLOCK:
                 yield "".join(out)
                 out = []
                 add = out.append
+                extend = out.extend
             continue
         rel = relative_to(owner, zone)
         group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
@@ -249,7 +252,15 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
             yield "".join(out)
             out = []
             add = out.append
+            extend = out.extend
     yield "".join(out)
+
+
+def _absolute_owner(rel: str, zone: str) -> str:
+    """The absolute name of a header line's relative owner (``@``: the zone)."""
+    if rel == "@":
+        return zone
+    return rel + "." if zone == "." else f"{rel}.{zone}"
 
 
 def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
@@ -309,11 +320,45 @@ class _Lines:
         ``" IN A "`` < ``" IN PTR "`` < ``" IN SRV "`` sorts lines as the lead would, as
         long as no line has a TTL column (a row with a TTL other than the default goes
         the general path: None)."""
-        ends = self.tails(owner, rows)
-        if ends is None:
-            return None
+        default_ttl = self.default_ttl
+        a, srv, selector = self.a, self.srv, self.selector
+        if selector is None:
+            raise RuntimeError("_Lines used before its OwnerSelector was set")
+        a_get, srv_get, ptr_get = a.get, srv.get, self.ptr.get
+        a_row, srv_row, keep = A_ROW.match, RELATIVE_ROW.match, self._KEEP
+        suffix, longest = selector.suffix, selector.longest_relative
         rel = "@" if owner == self.zone else owner[:self._cut]
-        return [rel + tail for tail in ends]
+        out: list[str] = []
+        add = out.append
+        for _, rtype, text, ttl in rows:  # :meth:`tails`, inlined (one call an owner)
+            if ttl is not None and ttl != default_ttl:
+                return None
+            if rtype == A:
+                tail = a_get(text)
+                if tail is None:
+                    m = a_row(text)  # the common shape, read and checked at once
+                    if m is not None:
+                        if len(a) >= keep:
+                            a.clear()
+                        tail = a[text] = f" IN A {m[1]}\n"
+            elif rtype == SRV:
+                tail = srv_get(text)
+                if tail is None:
+                    m = srv_row(text)  # :meth:`_tail`'s common SRV, inlined
+                    if m is not None and m[1] is not None and len(m[4]) <= longest:
+                        if len(srv) >= keep:
+                            srv.clear()
+                        tail = srv[text] = f" IN SRV {m[1]} {m[2]} {m[3]} {m[4]}{suffix}\n"
+            elif rtype == PTR:
+                tail = ptr_get(text)
+            else:
+                return None
+            if tail is None:
+                tail = self._tail(rtype, text)
+                if tail is None:
+                    return None
+            add(rel + tail)
+        return out
 
     def tails(self, _owner: str, rows: list[StoredRecord]) -> list[str] | None:
         """What follows the owner on each of its lines (:meth:`make`), or None."""
