@@ -222,7 +222,8 @@ def test_bench_splits_a_burst_by_phase(cluster: Store, tmp_path: Path) -> None:
     assert "journal rows (record_changes)" in labels
     for line in lines[2:]:
         wall, cpu = line.rsplit(None, 4)[1::2]
-        assert float(wall) >= 0 and float(cpu) >= 0
+        assert float(wall) >= 0
+        assert float(cpu) >= 0
     assert cluster.max_event_seq() == before
 
 
