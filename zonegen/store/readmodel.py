@@ -364,12 +364,17 @@ def write_change(conn: Connection, change: ReadModelChange, version_id: int | No
                       ((visible, row_id) for row_id in ids))
     _insert_many(conn, current_records, _RECORD_COLUMNS, (
         record_row(name, key, r, visible) for key, r, visible in change.added))
-    gone = list(change.dropped) + [row[:3] for row in change.objects]
     _execute_many(conn, "DELETE FROM projected_objects WHERE projection = ? AND kind = ? "
                         "AND namespace = ? AND name = ?",
-                  ((name, *key) for key in gone))
-    _insert_many(conn, projected_objects, _OBJECT_COLUMNS,
-                 ((name, *row) for row in change.objects))
+                  ((name, *key) for key in change.dropped))
+    # One upsert per object (SQLite >= 3.24 and PostgreSQL spell it alike), not a
+    # delete and an insert: a burst updates every slice it touches.
+    _execute_many(conn, "INSERT INTO projected_objects (projection, kind, namespace, name, "
+                        "seq, service_namespace, service_name) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (projection, kind, namespace, name) DO UPDATE SET "
+                        "seq = excluded.seq, service_namespace = excluded.service_namespace, "
+                        "service_name = excluded.service_name",
+                  ((name, *row) for row in change.objects))
     set_state(conn, name, version_id, change.records)
 
 
