@@ -124,24 +124,26 @@ class PartialProjection:
             # takes one of its own owner and type first, so only its rdata, ttl and
             # visibility change and no index entry moves (an endpoint's address change
             # keeps the Service's A owner); any other free row next (owner changes).
+            # Set differences in C: a burst diffs hundreds of thousands of records.
+            gone, fresh = old.keys() - new, new - old.keys()
             free: dict[tuple[str, int], list[int]] = {}
+            for r in gone:
+                row_id, was = old[r]
+                free.setdefault((r.owner, r.rtype), []).append(row_id)
+                count -= was
             for r, (row_id, was) in old.items():
-                if r not in new:
-                    free.setdefault((r.owner, r.rtype), []).append(row_id)
-                    count -= was
-                elif r.rtype == PTR and visible(r) != was:
+                if r.rtype == PTR and visible(r) != was and r not in gone:
                     (hidden if was else shown).append(row_id)
                     count += -1 if was else 1
             unmatched: list[tuple[Record, bool]] = []
-            for r in new:
-                if r not in old:
-                    now = r.rtype != PTR or visible(r)
-                    count += now
-                    same = free.get((r.owner, r.rtype))
-                    if same:
-                        rewritten.append((same.pop(), r, now))
-                    else:
-                        unmatched.append((r, now))
+            for r in fresh:
+                now = r.rtype != PTR or visible(r)
+                count += now
+                same = free.get((r.owner, r.rtype))
+                if same:
+                    rewritten.append((same.pop(), r, now))
+                else:
+                    unmatched.append((r, now))
             rest = [row_id for ids in free.values() for row_id in ids]
             for r, now in unmatched:
                 if rest:
