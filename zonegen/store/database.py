@@ -28,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -376,14 +377,10 @@ def _insert_many(conn: Connection, table: sa.Table, columns: Sequence[str],
 
 
 def _batched(rows: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Bounded batches of any iterable (``IN`` lists, executemany chunks)."""
-    batch: list[T] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    """Bounded batches of any iterable (``IN`` lists, executemany chunks); ``islice``
+    fills each in C (a burst's 600,000 journal rows paid a second for a Python loop)."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
         yield batch
 
 

@@ -96,7 +96,9 @@ class ReadModelChange:
     ``projected_objects``, and ``records`` the visible count afterwards. ``replaced``
     is a removal and an addition of the same Service in one: the stored row (id) takes
     the new record and visibility, updated in place, which costs the database about
-    half of a delete and an insert (the Service index does not move)."""
+    half of a delete and an insert (the Service index does not move). ``rewritten``:
+    the same where the record keeps the row's owner and rtype, so only rdata, ttl and
+    visibility are written and no index entry moves at all."""
 
     projection: str = PROJECTION
     removed: Sequence[int] = ()
@@ -107,10 +109,12 @@ class ReadModelChange:
     dropped: Sequence[tuple[str, str, str]] = ()
     records: int = 0
     replaced: Sequence[tuple[int, Record, bool]] = ()
+    rewritten: Sequence[tuple[int, Record, bool]] = ()
 
     def rows(self) -> int:
         return (len(self.removed) + len(self.added) + len(self.shown) + len(self.hidden)
-                + len(self.objects) + len(self.dropped) + len(self.replaced))
+                + len(self.objects) + len(self.dropped) + len(self.replaced)
+                + len(self.rewritten))
 
 
 @dataclass(slots=True)
@@ -267,21 +271,24 @@ class ReadModel(Database):
         """Every stored record (shadowed ones too) of ``services``, with its row.
 
         Asked per namespace with the names in one ``IN`` list (an index range per name):
-        a list of (namespace, name) row values cost SQLite several times more."""
-        c = current_records.c
+        a list of (namespace, name) row values cost SQLite several times more. The rows
+        come from the driver's cursor (:func:`_driver_rows`): a burst loads hundreds of
+        thousands, and SQLAlchemy's row objects cost more than the query."""
         out: dict[ServiceKey, dict[Record, StoredRow]] = {}
         new, decode = Record, decode_rdata
         with self._wrap("reading current records"), self._read() as conn:
             for ns, names in _by_namespace(services):
-                q = (sa.select(c.service_name, c.id, c.owner, c.rtype, c.rdata, c.ttl,
-                               c.visible)
-                     .where(c.projection == projection, c.service_namespace == ns,
-                            c.service_name.in_(names)))
-                for name, row_id, owner, rtype, rdata, ttl, visible in conn.execute(q).all():
-                    key = (ns, name)
-                    rows = out.get(key)
-                    if rows is None:
-                        rows = out[key] = {}
+                sql = ("SELECT service_name, id, owner, rtype, rdata, ttl, visible "  # noqa: S608
+                       "FROM current_records WHERE projection = ? AND service_namespace = ? "
+                       f"AND service_name IN ({_marks(len(names))})")
+                key: ServiceKey | None = None
+                rows: dict[Record, StoredRow] = {}
+                for name, row_id, owner, rtype, rdata, ttl, visible in _driver_rows(
+                        conn, sql, (projection, ns, *names)):
+                    if key is None or key[1] != name:
+                        key = (ns, name)
+                        got = out.get(key)
+                        rows = out[key] = {} if got is None else got
                     rows[new(owner, rtype, decode(rdata), ttl)] = (row_id, bool(visible))
         return out
 
@@ -290,19 +297,19 @@ class ReadModel(Database):
                 ) -> list[tuple[ServiceKey, Record, StoredRow]]:
         """Every stored PTR (shadowed ones too) at these reverse owners, with its Service
         and row: what the cross-Service PTR rule needs there. ``known``: records already
-        read, by row id (the caller's loaded Services'), taken instead of decoded."""
+        read, by row id (the caller's loaded Services'), taken instead of decoded. Read
+        through the driver's cursor, as :meth:`records_of`."""
         known = known or {}
-        c = current_records.c
         out: list[tuple[ServiceKey, Record, StoredRow]] = []
-        new, decode = Record, decode_rdata
+        new, decode, get = Record, decode_rdata, known.get
         with self._wrap("reading current records"), self._read() as conn:
             for chunk in _batched(sorted({sort_key(o) for o in owners}), IN_CHUNK):
-                q = (sa.select(c.service_namespace, c.service_name, c.id, c.owner, c.rtype,
-                               c.rdata, c.ttl, c.visible)
-                     .where(c.projection == projection, c.sort_key.in_(chunk),
-                            c.rtype == PTR))
-                for ns, name, row_id, owner, rtype, rdata, ttl, visible in conn.execute(q).all():
-                    r = known.get(row_id)
+                sql = ("SELECT service_namespace, service_name, id, owner, rtype, rdata, "  # noqa: S608
+                       "ttl, visible FROM current_records WHERE projection = ? "
+                       f"AND sort_key IN ({_marks(len(chunk))}) AND rtype = ?")
+                for ns, name, row_id, owner, rtype, rdata, ttl, visible in _driver_rows(
+                        conn, sql, (projection, *chunk, PTR)):
+                    r = get(row_id)
                     if r is None:
                         r = new(owner, rtype, decode(rdata), ttl)
                     out.append(((ns, name), r, (row_id, bool(visible))))
@@ -347,17 +354,27 @@ def write_change(conn: Connection, change: ReadModelChange, version_id: int | No
                         "rdata = ?, sort_key = ?, visible = ? WHERE id = ?",
                   ((r.owner, r.rtype, r.ttl, encode_rdata(r.rdata), sort_key(r.owner),
                     visible, row_id) for row_id, r, visible in change.replaced))
+    # No indexed column in the SET list: SQLite then leaves every index alone.
+    _execute_many(conn, "UPDATE current_records SET ttl = ?, rdata = ?, visible = ? "
+                        "WHERE id = ?",
+                  ((r.ttl, encode_rdata(r.rdata), visible, row_id)
+                   for row_id, r, visible in change.rewritten))
     for visible, ids in ((True, change.shown), (False, change.hidden)):
         _execute_many(conn, "UPDATE current_records SET visible = ? WHERE id = ?",
                       ((visible, row_id) for row_id in ids))
     _insert_many(conn, current_records, _RECORD_COLUMNS, (
         record_row(name, key, r, visible) for key, r, visible in change.added))
-    gone = list(change.dropped) + [row[:3] for row in change.objects]
     _execute_many(conn, "DELETE FROM projected_objects WHERE projection = ? AND kind = ? "
                         "AND namespace = ? AND name = ?",
-                  ((name, *key) for key in gone))
-    _insert_many(conn, projected_objects, _OBJECT_COLUMNS,
-                 ((name, *row) for row in change.objects))
+                  ((name, *key) for key in change.dropped))
+    # One upsert per object (SQLite >= 3.24 and PostgreSQL spell it alike), not a
+    # delete and an insert: a burst updates every slice it touches.
+    _execute_many(conn, "INSERT INTO projected_objects (projection, kind, namespace, name, "
+                        "seq, service_namespace, service_name) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (projection, kind, namespace, name) DO UPDATE SET "
+                        "seq = excluded.seq, service_namespace = excluded.service_namespace, "
+                        "service_name = excluded.service_name",
+                  ((name, *row) for row in change.objects))
     set_state(conn, name, version_id, change.records)
 
 
@@ -401,6 +418,29 @@ def _execute_many(conn: Connection, sql: str, rows: Iterable[tuple[Any, ...]],
         raise ValueError(f"unsupported paramstyle {style}")
     for batch in _batched(rows, chunk):
         conn.exec_driver_sql(sql, batch)
+
+
+def _marks(n: int) -> str:
+    """``n`` bound-parameter marks for an ``IN`` list of :func:`_driver_rows` SQL."""
+    return ", ".join("?" * n)
+
+
+def _driver_rows(conn: Connection, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Every row of ``sql`` (our own fixed text, written with ``?`` marks; values are
+    bound) from the driver's own cursor on ``conn``: SQLAlchemy's row objects cost
+    about a microsecond a row more, which a burst's hundreds of thousands of loaded
+    records felt. sqlite3 and psycopg alike (``%s`` marks for the latter)."""
+    style = conn.dialect.paramstyle
+    if style in ("format", "pyformat"):
+        sql = sql.replace("?", "%s")
+    elif style != "qmark":
+        raise ValueError(f"unsupported paramstyle {style}")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _by_namespace(keys: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[str]]]:
