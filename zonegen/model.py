@@ -134,11 +134,14 @@ class Service:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """One endpoint: its addresses (all of them count, not only the first), the
     hostname as given (validated by the projector, which owns name rules) and readiness
-    already decided (``conditions.ready`` absent means ready, as the API says)."""
+    already decided (``conditions.ready`` absent means ready, as the API says).
+
+    A named tuple, as :class:`Record` is: a replay of a large cluster reduces a million
+    of them, and a frozen dataclass's ``__init__`` costs twice as much. Only its fields
+    are read (copy one with ``_replace``)."""
 
     addresses: tuple[str, ...]
     hostname: str | None
