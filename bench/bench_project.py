@@ -132,7 +132,7 @@ def main() -> None:
     # One pod flips readiness in a big zone: the cost of a typical event.
     sl = changes[1].obj
     assert isinstance(sl, EndpointSlice)
-    flipped = replace(sl, endpoints=(replace(sl.endpoints[0], ready=False), *sl.endpoints[1:]))
+    flipped = replace(sl, endpoints=(sl.endpoints[0]._replace(ready=False), *sl.endpoints[1:]))
     n = 2000
     start = time.perf_counter()
     for k in range(n):

@@ -22,6 +22,8 @@ from zonegen.model import (
     Service,
     canonical_ip,
     encode_rdata,
+    record_key,
+    record_keys,
     reduce,
 )
 
@@ -166,6 +168,63 @@ def test_encode_rdata_writes_what_json_writes(values: list[int | str]) -> None:
     text = encode_rdata(rdata)
     assert text == json.dumps(list(rdata), separators=(",", ":"))
     assert tuple(json.loads(text)) == rdata
+
+
+_RDATA_VALUE = st.one_of(st.integers(min_value=0, max_value=65535), st.text(max_size=8),
+                        st.sampled_from(['a"b', "a\\b", "x\ty", "caf\u00e9", "1"]))
+
+
+@given(st.lists(st.tuples(st.one_of(st.sampled_from(["a.ns.svc", 'q"o', "b\\s"]),
+                                    st.text(max_size=6)),
+                          st.sampled_from([1, 12, 16, 28, 33]),
+                          st.lists(_RDATA_VALUE, min_size=1, max_size=4).map(tuple),
+                          st.one_of(st.none(), st.integers(0, 99999))), max_size=8))
+def test_record_keys_are_record_key_or_never_a_plain_stored_text(
+        rows: list[tuple[str, int, tuple[str | int, ...], int | None]]) -> None:
+    # The fast spelling (no per-string check) gives record_key's text, or (quotes,
+    # backslashes, other characters JSON escapes) a text no plain stored one equals, so
+    # set equality with the read model's plain texts still means equal records.
+    records = [Record(*row) for row in rows]
+    exact = set(map(record_key, records))
+    fast = record_keys(records)
+    assert record_keys(iter(records)) == fast
+    assert len(fast) == len(exact)
+    for r in records:
+        (key,) = record_keys([r])
+        assert key == record_key(r) or not _plain_text(key)
+    assert {k for k in fast if _plain_text(k)} == {k for k in exact if _plain_text(k)}
+
+
+def _plain_text(key: str) -> bool:
+    """What EventLog.stored_row_keys accepts of one row: one tab, two quotes, no
+    backslash, printable ASCII otherwise."""
+    return (key.isascii() and key.count("\t") == 1 and key.count('"') == 2
+            and "\\" not in key and key.replace("\t", " ").isprintable())
+
+
+def test_record_keys_of_projected_shapes() -> None:
+    records = [Record("a.ns.svc", 1, ("10.0.0.1",)), Record("dns-version", 16, ("1.1.0",), 28800),
+               Record("_http._tcp.ns.svc", 33, (0, 50, 8080, "a.ns.svc")),
+               Record("1.0.0.10.in-addr.arpa.", 12, ("a.ns.svc",))]
+    assert record_keys(records) == {
+        '1 None ["10.0.0.1"]\ta.ns.svc', '16 28800 ["1.1.0"]\tdns-version',
+        '33 None [0,50,8080,"a.ns.svc"]\t_http._tcp.ns.svc',
+        '12 None ["a.ns.svc"]\t1.0.0.10.in-addr.arpa.'}
+    assert record_keys([Record("x", 16, ('say "hi"',))]) == {'16 None ["say "hi""]\tx'}
+    assert not _plain_text('16 None ["say "hi""]\tx')
+
+
+def test_record_is_a_plain_value_with_fields() -> None:
+    r = Record("a.ns.svc", 1, ("10.0.0.1",))
+    assert (r.owner, r.rtype, r.rdata, r.ttl) == ("a.ns.svc", 1, ("10.0.0.1",), None)
+    assert r == Record(owner="a.ns.svc", rtype=1, rdata=("10.0.0.1",), ttl=None)
+    assert hash(r) == hash(Record("a.ns.svc", 1, ("10.0.0.1",)))
+    assert r != Record("a.ns.svc", 1, ("10.0.0.1",), 30)
+    assert Record.from_row("a.ns.svc", 33, '[0,5,80,"t"]', 7) == Record("a.ns.svc", 33,
+                                                                        (0, 5, 80, "t"), 7)
+    from zonegen.model import record_of
+    assert record_of(("a.ns.svc", 1, ("10.0.0.1",), None)) == r
+    assert type(record_of(("a.ns.svc", 1, ("10.0.0.1",), None))) is Record
 
 
 def test_fold_applies_changes_in_order_onto_a_base() -> None:

@@ -33,6 +33,7 @@ from zonegen.model import (
     Record,
     RecordSet,
     Service,
+    record_of,
 )
 from zonegen.names import (
     MAX_NAME,
@@ -250,7 +251,7 @@ def _headless(service: Service, base: str, slices: list[EndpointSlice],
               warnings: list[InvalidName] | None) -> RecordSet:
     published = _published(service, base, slices, warnings)
     out: set[Record] = set()
-    add, new = out.add, Record  # bound once: a replay makes millions of records here
+    add, new = out.add, record_of  # bound once: a replay makes millions of records here
     # CoreDNS's weights: n counts (address, port) pairs before duplicates are removed,
     # including ports without a number and names skipped as invalid (RECORDS.md).
     n_bare = 0
@@ -268,13 +269,13 @@ def _headless(service: Service, base: str, slices: list[EndpointSlice],
         for address, rtype, owner in pubs:
             rdata = (address,)
             # spec §2.4.1: S.N.svc A/AAAA for every published endpoint address.
-            add(new(base, rtype, rdata))
+            add(new((base, rtype, rdata, None)))
             if owner is not None:
                 # spec §2.4.1: H.S.N.svc A/AAAA for each published address.
-                add(new(owner, rtype, rdata))
+                add(new((owner, rtype, rdata, None)))
                 # RECORDS.md "Reverse zones": a published endpoint address -> H.S.N.svc,
                 # one PTR per distinct target.
-                add(new(ptr_owner(address), PTR, (owner,)))
+                add(new((ptr_owner(address), PTR, (owner,), None)))
     if not out:
         # spec §2.4.1 / RECORDS.md: no published address, no records at all (NXDOMAIN).
         return _EMPTY
@@ -299,10 +300,10 @@ def _headless(service: Service, base: str, slices: list[EndpointSlice],
                 continue  # RECORDS.md: skipped target name, still counted in n above
             for number in numbers:
                 # RECORDS.md: bare S.N.svc SRV per (published address, port), named or not.
-                add(new(base, SRV, (0, w_bare, number, target)))
+                add(new((base, SRV, (0, w_bare, number, target), None)))
             for number, owner, weight in named:
                 # spec §2.4.2: _port._proto.S.N.svc SRV 0 W port H.S.N.svc per address.
-                add(new(owner, SRV, (0, weight, number, target)))
+                add(new((owner, SRV, (0, weight, number, target), None)))
     return frozenset(out)
 
 
@@ -342,11 +343,11 @@ def _cluster_ip(service: Service, base: str, slices: list[EndpointSlice],
                 continue
             # RECORDS.md: H.S.N.svc A/AAAA for each published endpoint address of a
             # ClusterIP Service too, as CoreDNS answers them.
-            out.add(Record(owner, rtype, (address,)))
+            out.add(record_of((owner, rtype, (address,), None)))
             if address not in cluster:
                 # RECORDS.md "Reverse zones": other published endpoint addresses ->
                 # H.S.N.svc (a cluster IP keeps only its S.N.svc PTR).
-                out.add(Record(ptr_owner(address), PTR, (owner,)))
+                out.add(record_of((ptr_owner(address), PTR, (owner,), None)))
     return frozenset(out)
 
 

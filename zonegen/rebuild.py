@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from zonegen import project
 from zonegen.changes import stored_change
-from zonegen.model import Change, Record, RecordSet, encode_rdata, record_key
+from zonegen.model import Change, Record, RecordSet, encode_rdata, record_keys
 from zonegen.progress import Progress
 from zonegen.runner import RebuildReport, gc_paused
 from zonegen.store import Store
@@ -88,7 +88,7 @@ def replay(store: Store, checkpoint: int, sources: Iterable[str] | None,
 
 def row_keys(records: Iterable[Record]) -> set[str]:
     """The :func:`~zonegen.model.row_key` texts of ``records``."""
-    return set(map(record_key, records))
+    return record_keys(records)
 
 
 def compare_rows(store: Store, name: str, replayed: RecordSet

@@ -233,12 +233,17 @@ class EventLog(Database):
     def stored_row_keys(self, projection: str) -> set[str] | None:
         """Every visible read-model row of ``projection`` (what ``current_rows`` reads)
         as its :func:`~zonegen.model.row_key` text, for ``project --rebuild`` to compare
-        a replay with; None where they cannot be read so: not SQLite, or a row holding
-        a tab or a line break (the caller then compares the rows themselves).
+        a replay's :func:`~zonegen.model.record_keys` with; None where they cannot be
+        read so: not SQLite, a row holding a tab or a line break, or one that is not
+        plain (rdata JSON escapes something: a backslash, more than two quotes), which
+        ``record_keys`` does not spell as stored. The caller then compares the rows
+        themselves.
 
         SQLite joins the texts itself (one aggregate, no Python object per row), and
         the count it reports proves the split: a row with a line break in it would make
-        more parts than rows, one with a tab more tabs."""
+        more parts than rows, one with a tab more tabs; every text ``record_keys``
+        spells has two quotes at least, so when the two sets are equal, two per row in
+        all means two in each."""
         with self._wrap("reading current records"), self._read() as conn:
             if conn.dialect.name != "sqlite":
                 return None
@@ -246,7 +251,8 @@ class EventLog(Database):
         if not n:
             return set()
         parts = text.split("\n")
-        if len(parts) != n or text.count("\t") != n:
+        if (len(parts) != n or text.count("\t") != n or text.count('"') != 2 * n
+                or "\\" in text):
             return None
         return set(parts)
 
