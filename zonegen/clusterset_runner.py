@@ -31,7 +31,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 
 from zonegen.changes import to_change
 from zonegen.clock import Clock
@@ -41,7 +40,6 @@ from zonegen.clusterset import (
     ExportsProjection,
 )
 from zonegen.errors import InvalidInput, InvalidName, InvalidObject
-from zonegen.logs import fields
 from zonegen.mcs import (
     MCS_SERVICE_NAME_LABEL,
     SERVICE_EXPORT,
@@ -64,7 +62,6 @@ from zonegen.model import (
     EndpointSlice,
     Event,
     Record,
-    RecordChange,
     RecordSet,
     Service,
     ZoneVersion,
@@ -73,7 +70,6 @@ from zonegen.progress import Progress
 from zonegen.project import NO_SERVICE, ServiceKey
 from zonegen.projections import CLUSTERSET_EXPORTS, CLUSTERSET_IMPORTS, ProjectionSpec
 from zonegen.runner import RebuildReport, StoredZone, gc_paused
-from zonegen.serial import next_serial
 from zonegen.store import CheckpointMoved, ReadModelChange, Store
 
 log = logging.getLogger("zonegen.runner")  # the projections' one warning channel
@@ -196,6 +192,7 @@ class ClustersetRunner(StoredZone):
         self.metrics = metrics if metrics is not None else process_metrics()
         self.spec = spec
         self.name = spec.name
+        self._log_prefix = f"{spec.name}: "
         self.sources: tuple[str, ...] = spec.sources
         self._version: ZoneVersion | None = None
         self._known = False
@@ -379,31 +376,11 @@ class ClustersetRunner(StoredZone):
         if ids_row is not None:
             rm_removed.extend(ids_row[0])
             rm_added.append((IDS_KEY, ids_row[1], False))
-        now = self.clock()
-        serial: int | None = None
-        if new_records or gone or self._version is None:
-            previous = self._version.serial if self._version is not None else None
-            serial = next_serial(previous, max(int(now), 0))
-        rows = [RecordChange(False, r, removed.get(r, 0)) for r in _sorted(gone)] + \
-            [RecordChange(True, r, added.get(r, 0)) for r in _sorted(new_records)]
+        rows = [(False, r, removed.get(r, 0)) for r in _sorted(gone)] + \
+            [(True, r, added.get(r, 0)) for r in _sorted(new_records)]
         change = ReadModelChange(self.name, rm_removed, rm_added, (), (), (), (), count)
-        version = self.store.commit_version(
-            (self.name, from_seq, to_seq),
-            serial=serial,
-            created_at=datetime.fromtimestamp(now, tz=UTC),
-            changes=rows,
-            read_model=change,
-        )
-        if version is not None:
-            self._version = version
-            self.metrics.version_committed(
-                (t for t, n in arrivals.items() for _ in range(n)), now=max(now, 0.0))
-            log.info("%s: new serial %d: %d records added, %d removed", self.name,
-                     version.serial, len(new_records), len(gone),
-                     extra=fields(serial=version.serial, version=version.version_id,
-                                  last_event_seq=version.last_event_seq,
-                                  added=len(new_records), removed=len(gone), records=count))
-        return version
+        return self._publish(from_seq, to_seq, rows, change, arrivals, len(new_records),
+                             len(gone))
 
     # ----------------------------------------------------------------- checking
 

@@ -210,6 +210,9 @@ class StoredZone:
 
     store: Store
     name: str
+    clock: Clock
+    metrics: Metrics
+    _log_prefix = ""  # before "new serial …" (a clusterset runner names its projection)
     _version: ZoneVersion | None
     _known: bool  # _version was read or made by this runner
 
@@ -224,6 +227,43 @@ class StoredZone:
         """The current zone as the read model holds it."""
         with self.store.current_records(self.name) as (_version, records):
             return frozenset(records)
+
+    def _publish(self, from_seq: int, to_seq: int, rows: list[tuple[bool, Record, int]],
+                 change: ReadModelChange, arrivals: Counter[float], added: int,
+                 removed: int) -> ZoneVersion | None:
+        """Commit ``rows`` (journal rows ``(added, record, cause_seq)``) and ``change``
+        with the checkpoint's move to ``to_seq``, under a new serial when anything
+        changed or there is no version yet; then count the version's arrival latencies
+        and log it. The one way every runner publishes.
+
+        No record snapshot here (#11): a snapshot is the whole zone, so taking one when
+        the changes since the last outgrew the zone made a burst (or the unlucky
+        one-change catch-up after many) pay O(zone). The newest version's records come
+        from the read model (``records_at``), and ``compact`` snapshots the oldest
+        version it keeps, which bounds a past fold."""
+        now = self.clock()
+        serial: int | None = None
+        if added or removed or self._version is None:
+            previous = self._version.serial if self._version is not None else None
+            # A clock before 1970 (ingest --time 0001-01-01) counts as 0, not negative.
+            serial = next_serial(previous, max(int(now), 0))
+        version = self.store.commit_version(
+            (self.name, from_seq, to_seq),
+            serial=serial,
+            created_at=datetime.fromtimestamp(now, tz=UTC),
+            rows=rows,
+            read_model=change,
+        )
+        if version is not None:
+            self._version = version
+            self.metrics.version_committed(
+                (t for t, n in arrivals.items() for _ in range(n)), now=max(now, 0.0))
+            log.info("%snew serial %d: %d records added, %d removed", self._log_prefix,
+                     version.serial, added, removed,
+                     extra=fields(serial=version.serial, version=version.version_id,
+                                  last_event_seq=version.last_event_seq,
+                                  added=added, removed=removed, records=change.records))
+        return version
 
 
 class ProjectionRunner(StoredZone):
@@ -360,12 +400,6 @@ class ProjectionRunner(StoredZone):
                 arrivals: Counter[float], change: ReadModelChange) -> ZoneVersion | None:
         """Commit the net change up to ``to_seq`` with the checkpoint move and the
         read-model change; record the new serial in the metrics and the log."""
-        now = self.clock()
-        serial: int | None = None
-        if added or removed or self._version is None:
-            previous = self._version.serial if self._version is not None else None
-            # A clock before 1970 (ingest --time 0001-01-01) counts as 0, not negative.
-            serial = next_serial(previous, max(int(now), 0))
         # Journal rows as plain (added, record, cause) tuples: a burst writes hundreds
         # of thousands, and a frozen RecordChange per row cost more than its sort.
         rows: list[tuple[bool, Record, int]]
@@ -378,28 +412,7 @@ class ProjectionRunner(StoredZone):
             rows = [(False, r, seq) for r, seq in _ordered(removed)]
             rows += [(True, r, seq) for r, seq in _ordered(added)]
             n_added, n_removed = len(added), len(removed)
-        version = self.store.commit_version(
-            (self.name, from_seq, to_seq),
-            serial=serial,
-            created_at=datetime.fromtimestamp(now, tz=UTC),
-            rows=rows,
-            read_model=change,
-        )
-        if version is not None:
-            self._version = version
-            self.metrics.version_committed(
-                (t for t, n in arrivals.items() for _ in range(n)), now=max(now, 0.0))
-            log.info("new serial %d: %d records added, %d removed", version.serial, n_added,
-                     n_removed, extra=fields(serial=version.serial, version=version.version_id,
-                                             last_event_seq=version.last_event_seq,
-                                             added=n_added,
-                                             removed=n_removed, records=change.records))
-            # No record snapshot here (#11): a snapshot is the whole zone, so taking one
-            # when the changes since the last outgrew the zone made a burst (or the
-            # unlucky one-change catch-up after many) pay O(zone). The newest version's
-            # records come from the read model (``records_at``), and ``compact``
-            # snapshots the oldest version it keeps, which bounds a past fold.
-        return version
+        return self._publish(from_seq, to_seq, rows, change, arrivals, n_added, n_removed)
 
     # ----------------------------------------------------------------- checking
 

@@ -266,8 +266,7 @@ def _absolute_owner(rel: str, zone: str) -> str:
 def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
     """How many records :func:`render_rows` writes for ``rows`` (SOA, NS and glue
     included): ``export``'s count, for ``zonegen status``, by the same selection and
-    the same dropping of duplicates and glue, without writing a line: an owner's
-    distinct line ends are its distinct lines (its own text starts every one).
+    the same dropping of duplicates and glue, without writing a line.
 
     :raises zonegen.selection.NotInOrder: as :func:`render_rows`.
     """
@@ -276,8 +275,8 @@ def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
     glue_owners = {line.split(" ", 1)[0] for line in glue}
     zone = config.zone
     default_ttl = config.ttl
-    tails = _Lines(config)
-    selector = tails.selector = OwnerSelector(config, None, tails.tails)
+    lines = _Lines(config)
+    selector = lines.selector = OwnerSelector(config, None, lines.make)
     total = len(header) - 2
     for owner, selection in selector.select_rows(rows):
         rel = relative_to(owner, zone)
@@ -285,7 +284,7 @@ def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
             distinct: set[str] = set(selection.ready)
             total += len(distinct)
             if rel in glue_owners:
-                total -= sum(1 for tail in distinct if rel + tail in glue)
+                total -= sum(1 for line in distinct if line in glue)
             continue
         typed = {_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
                  for _, rtype, rdata, ttl, target in selection.records}
@@ -330,7 +329,7 @@ class _Lines:
         rel = "@" if owner == self.zone else owner[:self._cut]
         out: list[str] = []
         add = out.append
-        for _, rtype, text, ttl in rows:  # :meth:`tails`, inlined (one call an owner)
+        for _, rtype, text, ttl in rows:
             if ttl is not None and ttl != default_ttl:
                 return None
             if rtype == A:
@@ -358,30 +357,6 @@ class _Lines:
                 if tail is None:
                     return None
             add(rel + tail)
-        return out
-
-    def tails(self, _owner: str, rows: list[StoredRecord]) -> list[str] | None:
-        """What follows the owner on each of its lines (:meth:`make`), or None."""
-        default_ttl = self.default_ttl
-        a_get, srv_get, ptr_get = self.a.get, self.srv.get, self.ptr.get
-        out: list[str] = []
-        add = out.append
-        for _, rtype, text, ttl in rows:
-            if ttl is not None and ttl != default_ttl:
-                return None
-            if rtype == A:
-                tail = a_get(text)
-            elif rtype == SRV:
-                tail = srv_get(text)
-            elif rtype == PTR:
-                tail = ptr_get(text)
-            else:
-                return None
-            if tail is None:
-                tail = self._tail(rtype, text)
-                if tail is None:
-                    return None
-            add(tail)
         return out
 
     def _tail(self, rtype: int, text: str) -> str | None:
