@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,44 +23,11 @@ import pytest
 
 from tests.helpers import ROOT, wait_for
 from tests.kubeapi import ENDPOINTSLICES, SERVICES, FakeKubeAPI, endpoint_slice, service
+from tests.notify_listener import NotifyListener
 from zonegen import store as zstore
 
 ZONE = "cluster.local."
 STARTUP = 120.0  # seconds a loaded machine may take to start a Python process
-
-
-class NotifyListener:
-    """A secondary's NOTIFY port on loopback: records each NOTIFY's zone and serial and
-    acknowledges it, as a secondary does."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self.received: list[tuple[str, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            message = dns.message.from_wire(data)
-            serial = next((rd.serial for rr in message.answer for rd in rr
-                           if rd.rdtype == dns.rdatatype.SOA), -1)
-            self.received.append((message.question[0].name.to_text(), serial))
-            self.sock.sendto(dns.message.make_response(message).to_wire(), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 class ServeProcess:

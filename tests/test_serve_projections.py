@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 
 import dns.message
 import dns.name
-import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -26,6 +24,7 @@ import dns.zone
 import pytest
 
 from tests.helpers import cli, http_get, wait_until
+from tests.notify_listener import NotifyListener
 from zonegen.errors import InvalidOption
 from zonegen.health import Readiness
 from zonegen.ingest import ingest_files
@@ -97,38 +96,6 @@ def soa_serial(port: int, origin: str) -> int | None:
         return None
     assert r.rcode() == dns.rcode.NOERROR, r
     return int(r.answer[0][0].serial)
-
-
-class NotifyListener:
-    """A secondary's NOTIFY port: records (zone, serial) of each NOTIFY and answers it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((HOST, 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.seen: list[tuple[str, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                wire, peer = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            m = dns.message.from_wire(wire)
-            assert m.opcode() == dns.opcode.NOTIFY
-            self.seen.append((m.question[0].name.to_text(), int(m.answer[0][0].serial)))
-            self.sock.sendto(dns.message.make_response(m).to_wire(), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -229,10 +196,10 @@ def test_a_change_in_one_source_moves_only_its_zone(
     assert serial_a is not None
     assert serial_b is not None
     # NOTIFY at start, for the loaded zones only
-    assert wait_until(lambda: sorted(notified.seen) == sorted(
+    assert wait_until(lambda: sorted(notified.received) == sorted(
         [(A.zone, serial_a), (B.zone, serial_b)]))
     before_b = axfr(port, B.zone)
-    mark = len(notified.seen)
+    mark = len(notified.received)
 
     ingest(store, tmp_path, "b", service("db", "10.2.0.3", rv="2"))
     server.wake()
@@ -260,15 +227,15 @@ def test_a_change_in_one_source_moves_only_its_zone(
     assert records(before_b) == records(axfr(port, B.zone)) == expected(
         ("web", "10.2.0.1"), ("db", "10.2.0.3"))
     # NOTIFY names b only: a's first NOTIFY after the mark is for a's own change
-    assert wait_until(lambda: (B.zone, new_b) in notified.seen[mark:])
+    assert wait_until(lambda: (B.zone, new_b) in notified.received[mark:])
     with caplog.at_level("INFO", logger="zonegen"):
         ingest(store, tmp_path, "a", service("web", "10.1.0.9", rv="2"))
         server.wake()
-        assert wait_until(lambda: any(z == A.zone for z, _ in notified.seen[mark:]))
+        assert wait_until(lambda: any(z == A.zone for z, _ in notified.received[mark:]))
     new_a = soa_serial(port, A.zone)
     # one version of a's, though b's versions took the ids between (ids are shared)
     assert f"{A.zone}: serial {serial_a} -> {new_a} (1 versions)" in caplog.text
-    assert notified.seen[mark:] == [(B.zone, new_b), (A.zone, new_a)]
+    assert notified.received[mark:] == [(B.zone, new_b), (A.zone, new_a)]
     assert soa_serial(port, B.zone) == new_b
 
 
