@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.cli_process import run_cli, start_cli
 from tests.helpers import fast, wait_for
 from tests.kubeapi import (
     ENDPOINTSLICES,
@@ -51,7 +50,6 @@ from zonegen.store.schema import sources as sources_table
 from zonegen.watch import SourceWatchers, Watcher, connect
 from zonegen.writer import Commit
 
-ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
 
 
@@ -456,22 +454,6 @@ def test_the_cluster_local_projection_ignores_mcs_kinds(store: Store, tmp_path: 
 # --------------------------------------------------------------------------- command line
 
 
-def _cli(db_url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "--db", db_url, *args]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("KUBECONFIG", None)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_cli(db_url, *args), cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=120, check=False)
-
-
 def test_cli_watch_several_sources_once(
         tmp_path: Path, clusters: tuple[FakeKubeAPI, FakeKubeAPI, FakeKubeAPI]) -> None:
     a, b, _ = clusters
@@ -548,9 +530,8 @@ def test_cli_ingest_source(tmp_path: Path) -> None:
 def watch_process(db_url: str, config: Path, source: str,
                   log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as err:
-        proc = subprocess.Popen(
-            _cli(db_url, "-v", "watch", "--source", source, "--kubeconfig", str(config),
-                 "--no-project"), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        proc = start_cli(db_url, "-v", "watch", "--source", source, "--kubeconfig",
+                         str(config), "--no-project", stderr=err)
         try:
             yield proc
         finally:
@@ -678,8 +659,7 @@ def test_cli_watch_of_two_sources_keeps_each_sources_zone_and_resumes(
 
     try:
         with (tmp_path / "watch.log").open("wb") as err:
-            proc = subprocess.Popen(_cli(db, *args), cwd=ROOT, env=_env(),
-                                    stdout=subprocess.DEVNULL, stderr=err)
+            proc = start_cli(db, *args, stderr=err)
             try:
                 wait_for(lambda: len(rows(store)) == 4, "both initial lists", DEADLINE)
                 zone_a = _zone_of(db, "--zone", "a.k8s.example.org=source:a")
@@ -709,8 +689,7 @@ def test_cli_watch_of_two_sources_keeps_each_sources_zone_and_resumes(
         lists = {n: len(api.lists("services")) for n, api in (("a", a), ("b", b))}
         add_service(a, "api", "10.1.0.9")
         with (tmp_path / "watch2.log").open("wb") as err:
-            proc = subprocess.Popen(_cli(db, *args), cwd=ROOT, env=_env(),
-                                    stdout=subprocess.DEVNULL, stderr=err)
+            proc = start_cli(db, *args, stderr=err)
             try:
                 wait_for(lambda: (serial("source:a") or 0) > a1, "a's new serial", DEADLINE)
             finally:

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.cli_process import run_cli, start_cli
 from tests.helpers import fast, wait_for
 from tests.kubeapi import (
     ENDPOINTS,
@@ -79,23 +79,24 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'zonegen.db'}"
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store.open(db_url)
+def _opened(url: str) -> Iterator[Store]:
+    """The store at ``url`` for one test, closed after it."""
+    s = Store.open(url)
     try:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    yield from _opened(db_url)
 
 
 @pytest.fixture
 def any_store(backend_url: str) -> Iterator[Store]:
     """A store on SQLite, then on PostgreSQL (key order and paging must agree)."""
-    s = Store.open(backend_url)
-    try:
-        yield s
-    finally:
-        s.close()
+    yield from _opened(backend_url)
 
 
 @pytest.fixture
@@ -156,6 +157,18 @@ def add_ready(api: FakeKubeAPI, name: str, addresses: list[str],
               namespace: str = "default") -> None:
     api.add(SERVICES, service(name, namespace, cluster_ip=None))
     api.add(ENDPOINTSLICES, endpoint_slice(name, addresses, namespace))
+
+
+def change_while_down(kube: FakeKubeAPI) -> None:
+    """What changes while zonegen is down, after ``add_ready`` of a and b: b goes away,
+    c arrives, a's slice changes to 10.0.0.11; then compaction, so the resume point is
+    Gone (9 events stored in all after the relist)."""
+    kube.delete(SERVICES, "default", "b")
+    kube.delete(ENDPOINTSLICES, "default", "b-abcde")
+    add_ready(kube, "c", ["10.0.0.3"])
+    kube.modify(ENDPOINTSLICES, "default", "a-abcde",
+                lambda o: o["endpoints"][0].update(addresses=["10.0.0.11"]))
+    kube.compact()
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -400,13 +413,7 @@ def test_gone_during_downtime_relists_and_records_deletions(
     with watching(store, kubeconfig):
         wait_for(lambda: len(logged(store)) == 4, "first run")
     b_svc = next(e for e in logged(store) if e.name == "b" and e.kind == "Service")
-    # while zonegen is down: b goes away, c arrives, a's slice changes; then compaction
-    kube.delete(SERVICES, "default", "b")
-    kube.delete(ENDPOINTSLICES, "default", "b-abcde")
-    add_ready(kube, "c", ["10.0.0.3"])
-    kube.modify(ENDPOINTSLICES, "default", "a-abcde",
-                lambda o: o["endpoints"][0].update(addresses=["10.0.0.11"]))
-    kube.compact()
+    change_while_down(kube)
     with watching(store, kubeconfig):
         wait_for(lambda: len(logged(store)) == 9, "relist differences")
         kube.add(SERVICES, service("d"))  # and the watch goes on after the relist
@@ -587,12 +594,7 @@ def test_relist_after_gone_is_one_transaction(kube: FakeKubeAPI, kubeconfig: Pat
     add_ready(kube, "a", ["10.0.0.1"])
     add_ready(kube, "b", ["10.0.0.2"])
     sync_once(store, kubeconfig)
-    kube.delete(SERVICES, "default", "b")
-    kube.delete(ENDPOINTSLICES, "default", "b-abcde")
-    add_ready(kube, "c", ["10.0.0.3"])
-    kube.modify(ENDPOINTSLICES, "default", "a-abcde",
-                lambda o: o["endpoints"][0].update(addresses=["10.0.0.11"]))
-    kube.compact()
+    change_while_down(kube)
     commits: list[Commit] = []
     with watching(store, kubeconfig, fast(batch_size=1), on_commit=commits.append):
         wait_for(lambda: len(logged(store)) == 9, "relist differences")
@@ -924,25 +926,12 @@ def test_the_same_object_is_stored_byte_identically_however_it_arrived(
 # --------------------------------------------------------------------------- the command
 
 
-def _cli(db_url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "--db", db_url, *args]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("KUBECONFIG", None)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def test_cli_once_then_export(kube: FakeKubeAPI, kubeconfig: Path, db_url: str) -> None:
     add_ready(kube, "db", ["10.0.0.1", "10.0.0.2"])
-    done = subprocess.run(_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once"),
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    done = run_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once")
     assert done.returncode == 0, done.stderr
     assert "2 events stored" in done.stdout
-    zone = subprocess.run(_cli(db_url, "export"), cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=120)
+    zone = run_cli(db_url, "export")
     assert zone.returncode == 0, zone.stderr
     assert "db.default.svc" in zone.stdout
     assert "10.0.0.2" in zone.stdout
@@ -951,8 +940,7 @@ def test_cli_once_then_export(kube: FakeKubeAPI, kubeconfig: Path, db_url: str) 
 def test_cli_once_unreachable_exits_nonzero_naming_the_server(
         kube: FakeKubeAPI, kubeconfig: Path, db_url: str) -> None:
     kube.stop()
-    done = subprocess.run(_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once"),
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    done = run_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once")
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -964,10 +952,8 @@ def test_cli_once_stall_and_refusal_are_one_line_exit_1(
     add_ready(kube, "db", ["10.0.0.1"])
     kube.hold(SERVICES)
     try:
-        stalled = subprocess.run(
-            _cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once",
-                 "--request-timeout", "0.5"),
-            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+        stalled = run_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once",
+                          "--request-timeout", "0.5")
     finally:
         kube.release(SERVICES)
     assert stalled.returncode == 1
@@ -975,9 +961,7 @@ def test_cli_once_stall_and_refusal_are_one_line_exit_1(
         f"Error: cannot list services from the Kubernetes API server at {kube.url}: "
         "no answer within 0.5 s"]
     kube.forbid(SERVICES, "list")
-    refused = subprocess.run(_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once"),
-                             cwd=ROOT, env=_env(), capture_output=True, text=True,
-                             timeout=120)
+    refused = run_cli(db_url, "watch", "--kubeconfig", str(kubeconfig), "--once")
     assert refused.returncode == 1
     [line] = refused.stderr.splitlines()
     assert line.startswith(f"Error: the Kubernetes API server at {kube.url} refused to list "
@@ -987,9 +971,8 @@ def test_cli_once_stall_and_refusal_are_one_line_exit_1(
 @contextlib.contextmanager
 def watch_process(db_url: str, kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as err:
-        proc = subprocess.Popen(
-            _cli(db_url, "-v", "watch", "--kubeconfig", str(kubeconfig), "--no-project"),
-            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        proc = start_cli(db_url, "-v", "watch", "--kubeconfig", str(kubeconfig),
+                         "--no-project", stderr=err)
         try:
             yield proc
         finally:
