@@ -29,6 +29,7 @@ import dns.rrset
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.background import in_background
 from tests.helpers import http_get, wait_until
 from tests.test_serve import (
     CONFIG,
@@ -566,52 +567,42 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
     from tests.helpers import fast
     from tests.kubeapi import FakeKubeAPI
     from tests.test_watch import add_ready
-    from zonegen.serve import WatchConfig, serve
+    from zonegen.serve import ServeReport, WatchConfig, serve
 
     api = FakeKubeAPI().start()
     st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
-    stop = threading.Event()
     ready: list[str] = []
-    result: list[object] = []
     metrics, readiness = Metrics(), Readiness()
     watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None, fast())
     add_ready(api, "web", ["10.1.0.1"])
 
-    def run() -> None:
-        try:
-            options = ServeOptions(listen=((HOST, 0),), poll=3600, metrics_listen=(HOST, 0))
-            result.append(serve(st, [CONFIG], options, watch=watch, ready=ready.append,
-                                stop=stop, metrics=metrics, readiness=readiness))
-        except BaseException as e:  # noqa: BLE001 - surfaced below
-            result.append(e)
+    def run(stop: threading.Event) -> ServeReport:
+        options = ServeOptions(listen=((HOST, 0),), poll=3600, metrics_listen=(HOST, 0))
+        return serve(st, [CONFIG], options, watch=watch, ready=ready.append, stop=stop,
+                     metrics=metrics, readiness=readiness)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
     try:
-        assert wait_until(lambda: bool(ready or result), 60), result
-        found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", ready[0])
-        assert found is not None, ready
-        mport = int(found.group(1))
-        assert get(mport, "/healthz") == (200, "ok\n")
-        assert wait_until(lambda: get(mport, "/readyz")[0] == 200, 60), get(mport, "/readyz")
-        first = st.latest_version()
-        assert first is not None
-        assert value(scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == \
-            first.serial
-        add_ready(api, "api", ["10.1.0.2"])
+        with in_background(run, "serve --watch", 60) as served:
+            assert wait_until(lambda: bool(ready or served.done), 60), served
+            found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", ready[0])
+            assert found is not None, ready
+            mport = int(found.group(1))
+            assert get(mport, "/healthz") == (200, "ok\n")
+            assert wait_until(lambda: get(mport, "/readyz")[0] == 200, 60), get(mport, "/readyz")
+            first = st.latest_version()
+            assert first is not None
+            assert value(scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == \
+                first.serial
+            add_ready(api, "api", ["10.1.0.2"])
 
-        def moved() -> bool:
-            latest = st.latest_version()
-            return latest is not None and latest.serial != first.serial and value(
-                scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == latest.serial
-        assert wait_until(moved, 60)
+            def moved() -> bool:
+                latest = st.latest_version()
+                return latest is not None and latest.serial != first.serial and value(
+                    scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == latest.serial
+            assert wait_until(moved, 60)
     finally:
-        stop.set()
-        thread.join(60)
         api.stop()
         st.close()
-    assert not thread.is_alive()
-    assert not isinstance(result[0], BaseException), result[0]
 
 
 def test_the_deployments_serve_arguments_parse() -> None:

@@ -23,6 +23,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
+from tests.background import in_background
 from tests.helpers import cli, http_get, wait_until
 from tests.notify_listener import NotifyListener
 from zonegen.errors import InvalidOption
@@ -33,6 +34,7 @@ from zonegen.names import zone_config
 from zonegen.projections import DEFAULT, parse_target
 from zonegen.serve import (
     ServeOptions,
+    ServeReport,
     StoreFeed,
     projection_zones,
     serve,
@@ -285,25 +287,17 @@ def test_serve_registers_and_serves_every_projection(store: Store, tmp_path: Pat
     """``serve()`` as the command runs it: the projections are registered, each zone is
     named with its serial in the ready line, /readyz names the projection without a
     version until it has one, and the summary gives each zone's serial."""
-    stop = threading.Event()
     ready: list[str] = []
-    result: list[object] = []
     plan = projection_zones(["a.k8s.example.org=source:a", "b.k8s.example.org=source:b",
                              "c.k8s.example.org=source:c"])
     options = ServeOptions(listen=((HOST, 0),), poll=0.05, metrics_listen=(HOST, 0))
 
-    def run() -> None:
-        try:
-            result.append(serve(store, (), options, ready=ready.append, stop=stop,
-                                projections=plan, metrics=Metrics(),
-                                readiness=Readiness()))
-        except BaseException as e:  # noqa: BLE001 - surfaced below
-            result.append(e)
+    def run(stop: threading.Event) -> ServeReport:
+        return serve(store, (), options, ready=ready.append, stop=stop, projections=plan,
+                     metrics=Metrics(), readiness=Readiness())
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        assert wait_until(lambda: bool(ready or result), 60), result
+    with in_background(run, "serve", 60) as served:
+        assert wait_until(lambda: bool(ready or served.done), 60), served
         va, vb = store.latest_version(SPEC_A.name), store.latest_version(SPEC_B.name)
         assert va is not None
         assert vb is not None
@@ -319,13 +313,7 @@ def test_serve_registers_and_serves_every_projection(store: Store, tmp_path: Pat
         assert wait_until(lambda: http_get(metrics_port, "/readyz") == (200, "ok\n"))
         assert {s.target for s in store.projections()} >= {
             "source:a", "source:b", "source:c"}
-    finally:
-        stop.set()
-        thread.join(60)
-    assert not thread.is_alive()
-    report = result[0]
-    assert not isinstance(report, BaseException), report
-    summary = report.summary()  # type: ignore[attr-defined]
+    summary = served.value.summary()
     assert re.match(r"served a\.k8s\.example\.org\. up to serial \d+, b\.k8s\.example\.org\. up "
                     r"to serial \d+, c\.k8s\.example\.org\. up to serial \d+: ", summary) or \
         re.match(r"served a\.k8s\.example\.org\., b\.k8s\.example\.org\., c\.k8s\.example\."
@@ -352,24 +340,16 @@ def test_serve_watch_folds_every_served_projection(tmp_path: Path) -> None:
 
     api = FakeKubeAPI().start()
     st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
-    stop = threading.Event()
     ready: list[str] = []
-    result: list[object] = []
     plan = projection_zones([f"{A.zone}=source:a", f"{B.zone}=source:b"])
     options = ServeOptions(listen=((HOST, 0),), poll=0.1)
     watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None,
                         fast(source="a"))
     add_ready(api, "web", ["10.1.0.1"])
 
-    def run() -> None:
-        try:
-            result.append(serve(st, (), options, watch=watch, ready=ready.append, stop=stop,
-                                projections=plan))
-        except BaseException as e:  # noqa: BLE001 - surfaced below
-            result.append(e)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    def run(stop: threading.Event) -> ServeReport:
+        return serve(st, (), options, watch=watch, ready=ready.append, stop=stop,
+                     projections=plan)
 
     def port() -> int:
         bound = re.search(r"#(\d+) \(udp, tcp\)", ready[0])
@@ -378,33 +358,30 @@ def test_serve_watch_folds_every_served_projection(tmp_path: Path) -> None:
 
     def answer(name: str) -> set[str]:
         if not ready:
-            assert not result, result
+            assert not served.done, served
             return set()
         r = dns.query.udp(dns.message.make_query(name, "A"), HOST, port=port(), timeout=5)
         return {rd.address for rr in r.answer for rd in rr}
 
     try:
-        assert wait_until(lambda: answer(f"web.default.svc.{A.zone}") == {"10.1.0.1"}, 60)
-        assert soa_serial(port(), B.zone) is None  # no event of b yet
-        add_ready(api, "api", ["10.1.0.2"])
-        assert wait_until(lambda: answer(f"api.default.svc.{A.zone}") == {"10.1.0.2"}, 60)
-        events = tmp_path / "events"
-        events.mkdir()
-        ingest(st, events, "b", service("web", "10.2.0.1"))
-        assert wait_until(lambda: answer(f"web.shop.svc.{B.zone}") == {"10.2.0.1"}, 60)
-        assert answer(f"web.shop.svc.{A.zone}") == set()  # b's Service stays in b's zone
-        va, vb = st.latest_version(SPEC_A.name), st.latest_version(SPEC_B.name)
-        assert va is not None
-        assert vb is not None
-        assert soa_serial(port(), A.zone) == va.serial
-        assert soa_serial(port(), B.zone) == vb.serial
+        with in_background(run, "serve --watch", 60) as served:
+            assert wait_until(lambda: answer(f"web.default.svc.{A.zone}") == {"10.1.0.1"}, 60)
+            assert soa_serial(port(), B.zone) is None  # no event of b yet
+            add_ready(api, "api", ["10.1.0.2"])
+            assert wait_until(lambda: answer(f"api.default.svc.{A.zone}") == {"10.1.0.2"}, 60)
+            events = tmp_path / "events"
+            events.mkdir()
+            ingest(st, events, "b", service("web", "10.2.0.1"))
+            assert wait_until(lambda: answer(f"web.shop.svc.{B.zone}") == {"10.2.0.1"}, 60)
+            assert answer(f"web.shop.svc.{A.zone}") == set()  # b's Service stays in b's zone
+            va, vb = st.latest_version(SPEC_A.name), st.latest_version(SPEC_B.name)
+            assert va is not None
+            assert vb is not None
+            assert soa_serial(port(), A.zone) == va.serial
+            assert soa_serial(port(), B.zone) == vb.serial
     finally:
-        stop.set()
-        thread.join(60)
         api.stop()
         st.close()
-    assert not thread.is_alive()
-    assert not isinstance(result[0], BaseException), result[0]
 
 
 def test_one_projection_is_one_feed(store: Store) -> None:

@@ -13,7 +13,6 @@ import json
 import logging
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.background import in_background
 from tests.cli_process import run_cli, start_cli
 from tests.helpers import fast, wait_for
 from tests.kubeapi import (
@@ -107,27 +107,12 @@ def watching(store: Store, apis: dict[str, FakeKubeAPI], tmp_path: Path,
              for name, api in apis.items()]
     watchers = SourceWatchers(store, conns, readiness=readiness or Readiness(),
                               metrics=metrics or Metrics())
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            watchers.run(stop)
-        except BaseException as e:  # surfaced below
-            failure.append(e)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
     try:
-        yield watchers
+        with in_background(watchers.run, "watchers", DEADLINE):
+            yield watchers
     finally:
-        stop.set()
-        thread.join(DEADLINE)
         for cluster, _ in conns:
             cluster.close()
-        assert not thread.is_alive(), "watchers did not stop"
-    if failure:
-        raise failure[0]
 
 
 def add_service(api: FakeKubeAPI, name: str, address: str, namespace: str = "shop") -> None:

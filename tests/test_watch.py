@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.background import in_background
 from tests.cli_process import run_cli, start_cli
 from tests.helpers import fast, wait_for
 from tests.kubeapi import (
@@ -121,26 +122,11 @@ def watching(store: Store, kubeconfig: Path, options: WatchOptions | None = None
     """Run a Watcher in a thread; stop it (committing) and re-raise its failure on exit."""
     cluster = connect(str(kubeconfig))
     watcher = Watcher(store, cluster, options or fast(), on_commit=on_commit)
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            watcher.run(stop)
-        except BaseException as e:  # surfaced below
-            failure.append(e)
-
-    thread = threading.Thread(target=run, name="test-watcher", daemon=True)
-    thread.start()
     try:
-        yield watcher
+        with in_background(watcher.run, "watcher", DEADLINE):
+            yield watcher
     finally:
-        stop.set()
-        thread.join(DEADLINE)
         cluster.close()
-        assert not thread.is_alive(), "watcher did not stop"
-    if failure:
-        raise failure[0]
 
 
 def sync_once(store: Store, kubeconfig: Path, options: WatchOptions | None = None) -> Watcher:
