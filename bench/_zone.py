@@ -1,5 +1,6 @@
 """Shared helpers for the benches: the reference Kubernetes-like zone of docs/PERFORMANCE.md
-(S headless Services x P pods, 4 RRs per pod) and peak memory.
+(S headless Services x P pods, 4 RRs per pod), peak memory, and the named.conf of BIND as
+the reference server.
 
 The benches are a package: run them from the repository root as ``python -m bench.NAME``
 and import this as ``bench._zone``, without touching ``sys.path``."""
@@ -7,6 +8,7 @@ and import this as ``bench._zone``, without touching ``sys.path``."""
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 
 from zonegen.model import SRV, A, Record
 
@@ -34,3 +36,27 @@ def k8s_records(services: int = 25_000, pods: int = 10) -> list[Record]:
             add(Record(srv_owner, SRV, (0, weight, 8080, host)))
             add(Record(svc, SRV, (0, weight, 8080, host)))
     return out
+
+
+def named_conf(directory: Path, port: int, zones: str, *, transfers: bool = False) -> Path:
+    """Write ``directory/named.conf`` and return its path: BIND on loopback ``port``
+    serving the zone statements ``zones``, no recursion, no NOTIFY, its log in
+    ``directory/named.log``; with ``transfers`` also an unlimited IXFR journal and the
+    transfer categories in the log. One text, so every bench compares against the same
+    BIND setup."""
+    journal = "\n    max-journal-size unlimited;" if transfers else ""
+    categories = " category xfer-in { f; }; category xfer-out { f; };" if transfers else ""
+    conf = directory / "named.conf"
+    conf.write_text(f"""
+options {{
+    directory "{directory}"; pid-file "{directory}/named.pid";
+    listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
+    recursion no; allow-query {{ 127.0.0.1; }}; allow-transfer {{ 127.0.0.1; }};
+    notify no; dnssec-validation no;{journal}
+}};
+controls {{ }};
+logging {{ channel f {{ file "{directory}/named.log"; severity info; print-time yes; }};
+    category default {{ f; }};{categories} }};
+{zones}
+""")
+    return conf

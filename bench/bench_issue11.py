@@ -83,6 +83,7 @@ from bench._issue11_data import (  # noqa: E402
     ip,
     prepare,
 )
+from bench._zone import named_conf  # noqa: E402
 from tests.integration.conftest import free_port  # noqa: E402
 
 ZONE = "cluster.local"
@@ -229,23 +230,6 @@ def first_answer(proc: subprocess.Popen[bytes], started: float, port: int, name:
             raise RuntimeError(f"no answer from {proc.args!r} within {limit} s")
         time.sleep(0.01)
     return time.perf_counter() - started
-
-
-def named_conf(directory: Path, zone_file: Path, port: int) -> Path:
-    conf = directory / "named.conf"
-    conf.write_text(f"""
-options {{
-    directory "{directory}"; pid-file "{directory}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
-    recursion no; allow-query {{ 127.0.0.1; }}; allow-transfer {{ 127.0.0.1; }};
-    notify no; dnssec-validation no;
-}};
-controls {{ }};
-logging {{ channel f {{ file "{directory}/named.log"; severity info; print-time yes; }};
-    category default {{ f; }}; }};
-zone "{ZONE}" {{ type primary; file "{zone_file}"; }};
-""")
-    return conf
 
 
 def knot_conf(directory: Path, zone_file: Path, port: int) -> Path:
@@ -398,7 +382,7 @@ def row_serve(t: Table, inputs: Inputs, tmp: Path, runs: int, zone_file: Path,
         d = tmp / f"named-{i}"
         d.mkdir()
         nport = free_port()
-        conf = named_conf(d, zone_file, nport)
+        conf = named_conf(d, nport, f'zone "{ZONE}" {{ type primary; file "{zone_file}"; }};')
         t0 = time.perf_counter()
         named = procs.start(["named", "-f", "-c", str(conf), "-u", "root"], d / "stderr")
         ref.append(first_answer(named, t0, nport, name, address, d / "named.log"))

@@ -135,20 +135,9 @@ def wait_file(path: Path, seconds: float) -> None:
 
 
 def start_named(directory: Path, body: str, port: int) -> int:
-    conf = directory / "named.conf"
-    conf.write_text(f"""
-options {{
-    directory "{directory}"; pid-file "{directory}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
-    recursion no; allow-query {{ 127.0.0.1; }}; allow-transfer {{ 127.0.0.1; }};
-    notify no; dnssec-validation no;
-    max-journal-size unlimited;
-}};
-controls {{ }};
-logging {{ channel f {{ file "{directory}/named.log"; severity info; print-time yes; }};
-    category default {{ f; }}; category xfer-in {{ f; }}; category xfer-out {{ f; }}; }};
-{body}
-""")
+    from bench._zone import named_conf
+
+    conf = named_conf(directory, port, body, transfers=True)
     subprocess.run(["named", "-c", str(conf), "-u", "root"], check=True)
     wait_file(directory / "named.pid", 60)
     return int((directory / "named.pid").read_text().split()[0])
