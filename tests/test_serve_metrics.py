@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import dns.message
-import dns.opcode
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
@@ -31,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.background import in_background
 from tests.helpers import http_get, wait_until
+from tests.notify_listener import NotifyListener
 from tests.test_serve import (
     CONFIG,
     DEMO,
@@ -320,51 +320,16 @@ def test_transfer_refused_by_the_acl_is_counted(run: Callable[..., Running],
     assert requests(samples, "tcp", "AXFR", "REFUSED") == 1
 
 
-def _secondary(answer: bool) -> tuple[socket.socket, Callable[[], None]]:
-    """A UDP socket standing for a secondary; with ``answer``, a thread acknowledging
-    every NOTIFY it receives."""
-    import threading
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((HOST, 0))
-    sock.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, addr = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            message = dns.message.from_wire(data)
-            if message.opcode() == dns.opcode.NOTIFY:
-                sock.sendto(dns.message.make_response(message).to_wire(), addr)
-
-    thread = threading.Thread(target=serve, daemon=True) if answer else None
-    if thread is not None:
-        thread.start()
-
-    def close() -> None:
-        stop.set()
-        if thread is not None:
-            thread.join(5)
-        sock.close()
-
-    return sock, close
-
-
 def test_notify_outcomes_are_counted_and_logged(run: Callable[..., Running], store: Store,
                                                 json_lines: Lines) -> None:
     ingest_files(store, [str(DEMO)])
-    answering, close_answering = _secondary(answer=True)
-    silent, close_silent = _secondary(answer=False)
-    answering_at = f"{HOST}#{answering.getsockname()[1]}"
+    answering = NotifyListener(HOST)  # acknowledges every NOTIFY
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a secondary that never answers
+    silent.bind((HOST, 0))
+    answering_at = f"{HOST}#{answering.port}"
     silent_at = f"{HOST}#{silent.getsockname()[1]}"
     try:
-        server = run(notify=((HOST, answering.getsockname()[1]),
-                             (HOST, silent.getsockname()[1])),
+        server = run(notify=((HOST, answering.port), (HOST, silent.getsockname()[1])),
                      notify_attempts=2, notify_timeout=0.05)
 
         def counted() -> bool:
@@ -374,8 +339,8 @@ def test_notify_outcomes_are_counted_and_logged(run: Callable[..., Running], sto
         # two zones (cluster.local. and 10.in-addr.arpa.) to each secondary
         assert wait_until(counted), server.scrape()
     finally:
-        close_answering()
-        close_silent()
+        answering.close()
+        silent.close()
     latest = store.latest_version()
     assert latest is not None
     notified = [line for line in json_lines.lines if line["message"].startswith("NOTIFY")]
