@@ -85,13 +85,6 @@ class ServeProcess:
 
 
 @pytest.fixture
-def api() -> Iterator[FakeKubeAPI]:
-    server = FakeKubeAPI().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def listener() -> Iterator[NotifyListener]:
     n = NotifyListener()
     yield n
@@ -135,19 +128,19 @@ def zone_lines(zone: dns.zone.Zone) -> set[str]:
 
 
 def test_serve_watch_serves_nothing_until_the_initial_sync_then_one_whole_version(
-        tmp_path: Path, api: FakeKubeAPI, listener: NotifyListener) -> None:
+        tmp_path: Path, kube: FakeKubeAPI, kubeconfig: Path,
+        listener: NotifyListener) -> None:
     db = f"sqlite:///{tmp_path / 'z.db'}"
-    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
-    api.add(SERVICES, service("web"))
-    api.add(SERVICES, service("db", cluster_ip=None, ports=(("pg", 5432),)))
-    api.add(ENDPOINTSLICES, endpoint_slice("db", ["10.1.0.1", "10.1.0.2"],
+    kube.add(SERVICES, service("web"))
+    kube.add(SERVICES, service("db", cluster_ip=None, ports=(("pg", 5432),)))
+    kube.add(ENDPOINTSLICES, endpoint_slice("db", ["10.1.0.1", "10.1.0.2"],
                                            ports=(("pg", 5432),)))
-    api.hold(ENDPOINTSLICES)
+    kube.hold(ENDPOINTSLICES)
     server = ServeProcess(db, kubeconfig, listener.port)
     try:
         assert "(no version yet: SERVFAIL)" in server.ready
-        wait_for(lambda: api.lists(ENDPOINTSLICES), "the EndpointSlice list request")
-        wait_for(lambda: api.lists(SERVICES), "the Service list request")
+        wait_for(lambda: kube.lists(ENDPOINTSLICES), "the EndpointSlice list request")
+        wait_for(lambda: kube.lists(SERVICES), "the Service list request")
         # The Service list is answered, the EndpointSlice list is not: nothing is served.
         for name, rtype in ((ZONE, "SOA"), ("web.default.svc.cluster.local.", "A"),
                             ("db.default.svc.cluster.local.", "A")):
@@ -156,7 +149,7 @@ def test_serve_watch_serves_nothing_until_the_initial_sync_then_one_whole_versio
         assert stored_versions(db) == []
         assert listener.received == []
 
-        api.release(ENDPOINTSLICES)
+        kube.release(ENDPOINTSLICES)
         wait_for(lambda: server.query(ZONE, "SOA").rcode() == dns.rcode.NOERROR,
                  "the first version to be served", STARTUP)
         [serial] = stored_versions(db)
@@ -170,8 +163,8 @@ def test_serve_watch_serves_nothing_until_the_initial_sync_then_one_whole_versio
 
     # A restart on the kept database answers from the stored version at once, even
     # while the API server holds every list back.
-    api.hold(SERVICES)
-    api.hold(ENDPOINTSLICES)
+    kube.hold(SERVICES)
+    kube.hold(ENDPOINTSLICES)
     again = ServeProcess(db, kubeconfig, listener.port)
     try:
         assert f"serial {serial}" in again.ready
@@ -182,5 +175,5 @@ def test_serve_watch_serves_nothing_until_the_initial_sync_then_one_whole_versio
             line.replace("SERIAL", str(serial)) for line in EXPECTED}
     finally:
         again.stop()
-        api.release(SERVICES)
-        api.release(ENDPOINTSLICES)
+        kube.release(SERVICES)
+        kube.release(ENDPOINTSLICES)

@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.background import in_background
 from tests.helpers import http_get, wait_until
+from tests.kubeapi import FakeKubeAPI
 from tests.notify_listener import NotifyListener
 from tests.test_serve import (
     CONFIG,
@@ -524,22 +525,21 @@ def test_cli_metrics_listen_errors_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -> None:
+def test_serve_watch_is_ready_once_the_first_version_is_served(
+        tmp_path: Path, kube: FakeKubeAPI, kubeconfig: Path) -> None:
     """``serve --watch --metrics-listen``: not ready before the watcher's first version,
     ready once it is served; each new version moves the serial gauge at once."""
     import threading
 
     from tests.helpers import fast
-    from tests.kubeapi import FakeKubeAPI
     from tests.test_watch import add_ready
     from zonegen.serve import ServeReport, WatchConfig, serve
 
-    api = FakeKubeAPI().start()
     st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
     ready: list[str] = []
     metrics, readiness = Metrics(), Readiness()
-    watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None, fast())
-    add_ready(api, "web", ["10.1.0.1"])
+    watch = WatchConfig(str(kubeconfig), None, fast())
+    add_ready(kube, "web", ["10.1.0.1"])
 
     def run(stop: threading.Event) -> ServeReport:
         options = ServeOptions(listen=((HOST, 0),), poll=3600, metrics_listen=(HOST, 0))
@@ -558,7 +558,7 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
             assert first is not None
             assert value(scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == \
                 first.serial
-            add_ready(api, "api", ["10.1.0.2"])
+            add_ready(kube, "api", ["10.1.0.2"])
 
             def moved() -> bool:
                 latest = st.latest_version()
@@ -566,7 +566,6 @@ def test_serve_watch_is_ready_once_the_first_version_is_served(tmp_path: Path) -
                     scrape(mport), "zonegen_zone_serial", zone="cluster.local.") == latest.serial
             assert wait_until(moved, 60)
     finally:
-        api.stop()
         st.close()
 
 

@@ -25,6 +25,7 @@ import pytest
 
 from tests.background import in_background
 from tests.helpers import cli, http_get, wait_until
+from tests.kubeapi import FakeKubeAPI
 from tests.notify_listener import NotifyListener
 from zonegen.errors import InvalidOption
 from zonegen.health import Readiness
@@ -329,23 +330,21 @@ def test_one_feed_per_projection(store: Store) -> None:
 
 
 
-def test_serve_watch_folds_every_served_projection(tmp_path: Path) -> None:
+def test_serve_watch_folds_every_served_projection(
+        tmp_path: Path, kube: FakeKubeAPI, kubeconfig: Path) -> None:
     """``serve --watch`` watching cluster a, serving a's and b's zones: a's changes are
     folded into a's zone in this process (the watcher projects only the default
     projection), b's events stored by another command into b's, each at its serial."""
     from tests.helpers import fast
-    from tests.kubeapi import FakeKubeAPI
     from tests.test_watch import add_ready
     from zonegen.serve import WatchConfig
 
-    api = FakeKubeAPI().start()
     st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
     ready: list[str] = []
     plan = projection_zones([f"{A.zone}=source:a", f"{B.zone}=source:b"])
     options = ServeOptions(listen=((HOST, 0),), poll=0.1)
-    watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None,
-                        fast(source="a"))
-    add_ready(api, "web", ["10.1.0.1"])
+    watch = WatchConfig(str(kubeconfig), None, fast(source="a"))
+    add_ready(kube, "web", ["10.1.0.1"])
 
     def run(stop: threading.Event) -> ServeReport:
         return serve(st, (), options, watch=watch, ready=ready.append, stop=stop,
@@ -367,7 +366,7 @@ def test_serve_watch_folds_every_served_projection(tmp_path: Path) -> None:
         with in_background(run, "serve --watch", 60) as served:
             assert wait_until(lambda: answer(f"web.default.svc.{A.zone}") == {"10.1.0.1"}, 60)
             assert soa_serial(port(), B.zone) is None  # no event of b yet
-            add_ready(api, "api", ["10.1.0.2"])
+            add_ready(kube, "api", ["10.1.0.2"])
             assert wait_until(lambda: answer(f"api.default.svc.{A.zone}") == {"10.1.0.2"}, 60)
             events = tmp_path / "events"
             events.mkdir()
@@ -380,7 +379,6 @@ def test_serve_watch_folds_every_served_projection(tmp_path: Path) -> None:
             assert soa_serial(port(), A.zone) == va.serial
             assert soa_serial(port(), B.zone) == vb.serial
     finally:
-        api.stop()
         st.close()
 
 
