@@ -7,12 +7,16 @@ one drops ``KUBECONFIG`` so a test only ever reaches the kubeconfig it names."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
-from tests.helpers import ROOT
+from tests.helpers import DEADLINE, ROOT
 
 
 def cli_args(db_url: str, *args: str) -> list[str]:
@@ -21,9 +25,11 @@ def cli_args(db_url: str, *args: str) -> list[str]:
 
 
 def cli_env() -> dict[str, str]:
-    """This environment without ``KUBECONFIG``, with the checkout importable first."""
+    """This environment without ``KUBECONFIG`` and ``ZONEGEN_LOG_FORMAT`` (a test names
+    the log format it reads), with the checkout importable first."""
     env = dict(os.environ)
     env.pop("KUBECONFIG", None)
+    env.pop("ZONEGEN_LOG_FORMAT", None)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -39,3 +45,59 @@ def start_cli(db_url: str, *args: str, stderr: int | IO[Any]) -> subprocess.Pope
     stdout discarded, stderr to ``stderr``."""
     return subprocess.Popen(cli_args(db_url, *args), cwd=ROOT, env=cli_env(),
                             stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+@contextlib.contextmanager
+def cli_logging_to(log: Path, db_url: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``zonegen --db DB_URL ARGS`` (a watch) started with its stderr in the file ``log``;
+    at the end of the ``with`` killed if still running, and reaped."""
+    with log.open("wb") as err:
+        proc = start_cli(db_url, *args, stderr=err)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(DEADLINE)
+
+
+@contextlib.contextmanager
+def serve_process(db_url: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``zonegen --db DB_URL serve ARGS`` started and left running, stdout and stderr
+    piped as text; at the end of the ``with`` killed (its own PID) if the test did not
+    stop it with :func:`stop_serve`."""
+    proc = subprocess.Popen(cli_args(db_url, "serve", *args), cwd=ROOT, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(DEADLINE)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def serving_line(proc: subprocess.Popen[str]) -> str:
+    """The "serving ... on HOST#PORT (udp, tcp)" line of a started serve, read from its
+    stderr past the lifecycle lines before it; fails with what it read if serve exits
+    first."""
+    assert proc.stderr is not None
+    seen = ""
+    while True:
+        line = proc.stderr.readline()
+        if not line:
+            raise AssertionError(f"no serving line; exit {proc.poll()}: {seen}")
+        if "(udp, tcp)" in line:
+            return line
+        seen += line
+
+
+def stop_serve(proc: subprocess.Popen[str]) -> str:
+    """Stop serve with SIGTERM as an operator does (nothing to send if it has exited):
+    it must exit 0. Its stdout, which ends with the "served ..." summary."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return out

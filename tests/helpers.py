@@ -7,12 +7,13 @@ Plain functions, not fixtures, so a test reads what it calls. Fixtures stay in
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -79,6 +80,18 @@ def exported(store: Store, config: ZoneConfig, relativize: bool = True) -> dns.z
     return dns.zone.from_text(out.getvalue(), config.zone, relativize=relativize)
 
 
+@contextlib.contextmanager
+def ingested(url: str, *files: Path) -> Iterator[Store]:
+    """The store at ``url`` with ``files`` ingested as ``zonegen ingest FILE...`` does
+    (projected), closed at the end of the ``with``: the store a serve test starts from."""
+    from zonegen.ingest import ingest_files
+
+    store = Store.open(url)
+    ingest_files(store, [str(f) for f in files])
+    yield store
+    store.close()
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
@@ -108,6 +121,13 @@ def zonegen(args: Sequence[str], db: Path | None = None, stdout: int | IO[Any] |
         [sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT, env=full, text=True,
         stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.PIPE,
         timeout=120, check=False)
+
+
+def run_python(program: str) -> subprocess.CompletedProcess[str]:
+    """``python -c PROGRAM`` from the checkout, run to its end (a non-zero exit fails
+    the test); stdout and stderr captured: what a process of its own writes."""
+    return subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
 
 
 def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str]:

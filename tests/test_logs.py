@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_python
 from zonegen.logs import LOG_FORMATS, fields, level_for, setup_logging
 
-ROOT = Path(__file__).resolve().parent.parent
 TEXT_LINE = re.compile(
     r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) zonegen: (debug|info|warning|error|critical): ")
 
@@ -146,8 +143,7 @@ def test_a_process_writes_json_lines_on_stderr_only() -> None:
         "log.info('synced', extra=fields(kind='Service', objects=2))\n"
         "log.warning('reconnecting', extra=fields(kind='EndpointSlice', status=403))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=True)
+    proc = run_python(program)
     assert proc.stdout == ""
     objs = [json.loads(line) for line in proc.stderr.splitlines()]
     assert [(o["level"], o["message"], o["kind"]) for o in objs] == [

@@ -19,6 +19,7 @@ from typing import TextIO
 
 import pytest
 
+from tests.helpers import run_python
 from zonegen.logs import setup_logging
 from zonegen.progress import Progress, is_terminal
 
@@ -136,8 +137,7 @@ def test_a_process_with_piped_stderr_prints_nothing_extra() -> None:
         "        p.update()\n"
         "print('done')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=True)
+    proc = run_python(program)
     assert (proc.stdout, proc.stderr) == ("done\n", "")
 
 

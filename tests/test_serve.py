@@ -8,13 +8,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import random
 import re
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +34,9 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from tests.helpers import cli, exported, same, wait_until
+from tests.cli_process import run_cli, serve_process, serving_line, stop_serve
+from tests.helpers import cli, exported, ingested, same, wait_until
+from tests.kubeapi import FakeKubeAPI
 from zonegen import tsig
 from zonegen.errors import InvalidInput
 from zonegen.ingest import ingest_files
@@ -105,10 +104,8 @@ def transfer_zone(port: int, zone: dns.versioned.Zone | None = None, serial: int
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    st = Store.open(f"sqlite:///{tmp_path / 'zonegen.db'}")
-    ingest_files(st, [str(DEMO)])
-    yield st
-    st.close()
+    with ingested(f"sqlite:///{tmp_path / 'zonegen.db'}", DEMO) as st:
+        yield st
 
 
 @pytest.fixture
@@ -731,18 +728,10 @@ def test_ipv6_listener(start: Callable[..., ServerThread]) -> None:
 
 def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    subprocess.run([sys.executable, str(ROOT / "cli.py"), "--db", db, "ingest", str(DEMO)],
-                   check=True, capture_output=True)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "--db", db, "serve",
-                             "--listen", f"{HOST}:0", "--poll", "0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        bound = None
-        while bound is None:  # lifecycle lines, then "serving ... on 127.0.0.1#PORT (udp, tcp)"
-            ready = proc.stderr.readline()
-            assert ready, proc.communicate()
-            bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
+    assert run_cli(db, "ingest", str(DEMO)).returncode == 0
+    with serve_process(db, "--listen", f"{HOST}:0", "--poll", "0.1") as proc:
+        bound = re.search(r"#(\d+) \(udp, tcp\)", serving_line(proc))
+        assert bound is not None
         port = int(bound.group(1))
         def answers() -> bool:
             try:
@@ -751,14 +740,8 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
                 return proc.poll() is not None
         assert wait_until(answers, 60)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        assert "served cluster.local. up to serial" in out, out + err
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        out = stop_serve(proc)
+        assert "served cluster.local. up to serial" in out, out
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
@@ -858,55 +841,43 @@ def test_option_parsing() -> None:
 # --------------------------------------------------------------------------- serve --watch
 
 
-def test_serve_watch_serves_cluster_changes_at_once(tmp_path: Path) -> None:
+def test_serve_watch_serves_cluster_changes_at_once(
+        tmp_path: Path, kube: FakeKubeAPI, kubeconfig: Path) -> None:
     """``serve --watch``: the watcher runs in-process and wakes the server on each
     commit, so a change is served without waiting for a poll (set to an hour here)."""
     import threading
 
+    from tests.background import in_background
     from tests.helpers import fast
-    from tests.kubeapi import FakeKubeAPI
     from tests.test_watch import add_ready
-    from zonegen.serve import WatchConfig, serve
+    from zonegen.serve import ServeReport, WatchConfig, serve
 
-    api = FakeKubeAPI().start()
     st = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
-    stop = threading.Event()
     ready: list[str] = []
-    result: list[object] = []
     options = ServeOptions(listen=((HOST, 0),), poll=3600)
-    watch = WatchConfig(str(api.write_kubeconfig(tmp_path / "kubeconfig")), None, fast())
-    add_ready(api, "web", ["10.1.0.1"])
+    watch = WatchConfig(str(kubeconfig), None, fast())
+    add_ready(kube, "web", ["10.1.0.1"])
 
-    def run() -> None:
-        try:
-            result.append(serve(st, [CONFIG], options, watch=watch, ready=ready.append,
-                                stop=stop))
-        except BaseException as e:  # noqa: BLE001 - surfaced below
-            result.append(e)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def has(name: str, address: str) -> bool:
-        if not ready:
-            return bool(result)
-        bound = re.search(r"#(\d+) \(udp, tcp\)", ready[0])
-        assert bound is not None, ready
-        try:
-            r = udp(int(bound.group(1)), q(name, "A"))
-        except dns.exception.Timeout:
-            return False
-        return any(rd.address == address for rr in r.answer for rd in rr)
+    def run(stop: threading.Event) -> ServeReport:
+        return serve(st, [CONFIG], options, watch=watch, ready=ready.append, stop=stop)
 
     try:
-        assert wait_until(lambda: has("web.default.svc.cluster.local.", "10.1.0.1"), 60), result
-        add_ready(api, "api", ["10.1.0.2"])
-        assert wait_until(lambda: has("api.default.svc.cluster.local.", "10.1.0.2"), 60)
+        with in_background(run, "serve --watch", 60) as served:
+            def has(name: str, address: str) -> bool:
+                if not ready:
+                    return served.done
+                bound = re.search(r"#(\d+) \(udp, tcp\)", ready[0])
+                assert bound is not None, ready
+                try:
+                    r = udp(int(bound.group(1)), q(name, "A"))
+                except dns.exception.Timeout:
+                    return False
+                return any(rd.address == address for rr in r.answer for rd in rr)
+
+            assert wait_until(lambda: has("web.default.svc.cluster.local.", "10.1.0.1"),
+                              60), served
+            add_ready(kube, "api", ["10.1.0.2"])
+            assert wait_until(lambda: has("api.default.svc.cluster.local.", "10.1.0.2"), 60)
     finally:
-        stop.set()
-        thread.join(60)
-        api.stop()
         st.close()
-    assert not thread.is_alive()
     assert "serving cluster.local." in ready[0]
-    assert not isinstance(result[0], BaseException), result[0]

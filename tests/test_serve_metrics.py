@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.background import in_background
+from tests.cli_process import run_cli, serve_process, serving_line, stop_serve
 from tests.helpers import http_get, wait_until
 from tests.kubeapi import FakeKubeAPI
 from tests.notify_listener import NotifyListener
@@ -449,30 +446,15 @@ def test_question_type_reads_the_wire() -> None:
 # --------------------------------------------------------------------------- command line
 
 
-def _ready_line(proc: subprocess.Popen[str]) -> str:
-    """The "serving ..." line among the first lines on stderr (log lines may lead)."""
-    assert proc.stderr is not None
-    for _ in range(50):
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if "(udp, tcp)" in line:
-            return line
-    raise AssertionError(f"no serving line; exit {proc.poll()}")
-
-
 def test_cli_serve_metrics_listen(tmp_path: Path) -> None:
     """``serve --metrics-listen 127.0.0.1:0`` on an empty database: the port bound is in
     the serving line; /readyz is 503 until ``ingest`` stores a version, then 200; the
     counters move with the queries sent."""
     db = f"sqlite:///{tmp_path / 'cli.db'}"
-    cli = [sys.executable, str(ROOT / "cli.py"), "--db", db]
     Store.open(db).close()
-    proc = subprocess.Popen([*cli, "serve", "--listen", f"{HOST}:0", "--metrics-listen",
-                             f"{HOST}:0", "--poll", "0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = _ready_line(proc)
+    with serve_process(db, "--listen", f"{HOST}:0", "--metrics-listen", f"{HOST}:0",
+                       "--poll", "0.1") as proc:
+        line = serving_line(proc)
         dns_port = re.search(r"#(\d+) \(udp, tcp\)", line)
         metrics_port = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
         assert dns_port is not None, line
@@ -481,7 +463,7 @@ def test_cli_serve_metrics_listen(tmp_path: Path) -> None:
         assert get(mport, "/readyz") == (503, "serve: no zone version loaded\n")
         assert get(mport, "/healthz") == (200, "ok\n")
         assert udp(port, q("cluster.local.", "SOA")).rcode() == dns.rcode.SERVFAIL
-        subprocess.run([*cli, "ingest", str(DEMO)], check=True, capture_output=True)
+        assert run_cli(db, "ingest", str(DEMO)).returncode == 0
         assert wait_until(lambda: get(mport, "/readyz")[0] == 200, 60)
         for _ in range(4):
             assert udp(port, q(POD2, "A")).rcode() == dns.rcode.NOERROR
@@ -491,14 +473,7 @@ def test_cli_serve_metrics_listen(tmp_path: Path) -> None:
         reply = udp(port, q("cluster.local.", "SOA"))
         assert value(samples, "zonegen_zone_serial", zone="cluster.local.") == \
             reply.answer[0][0].serial
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        assert "served cluster.local. up to serial" in out
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        assert "served cluster.local. up to serial" in stop_serve(proc)
 
 
 def test_cli_metrics_listen_errors_are_one_line(tmp_path: Path) -> None:

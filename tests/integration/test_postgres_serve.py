@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from tests import test_serve
-from tests.helpers import wait_until
-from zonegen.ingest import ingest_files
+from tests.helpers import ingested, wait_until
 from zonegen.store import Store
 
 pytest_plugins = ["tests.postgres"]
@@ -42,18 +41,16 @@ globals().update(_rerun())
 
 @pytest.fixture
 def store(postgres_url: str) -> Iterator[Store]:
-    st = Store.open(postgres_url)
-    ingest_files(st, [str(test_serve.DEMO)])
-    yield st
-    # ServerThread.stop() can return while a refresh (project_pending) still runs in
-    # serve's executor with a connection checked out; closing the engine under it
-    # leaves psycopg a connection to collect open (a ResourceWarning; silent on
-    # SQLite). Let it finish first. (A serve shutdown issue, reported with issue 12.)
-    pool: Any = st.engine.pool
-    deadline = time.monotonic() + 30
-    while pool.checkedout() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    st.close()
+    with ingested(postgres_url, test_serve.DEMO) as st:
+        yield st
+        # ServerThread.stop() can return while a refresh (project_pending) still runs in
+        # serve's executor with a connection checked out; closing the engine under it
+        # leaves psycopg a connection to collect open (a ResourceWarning; silent on
+        # SQLite). Let it finish first. (A serve shutdown issue, reported with issue 12.)
+        pool: Any = st.engine.pool
+        deadline = time.monotonic() + 30
+        while pool.checkedout() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def _serve_process(url: str, *args: str) -> tuple[subprocess.Popen[str], int]:
