@@ -7,10 +7,7 @@ Answers are read from ``named`` with dnspython."""
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +16,10 @@ import dns.query
 import dns.rcode
 import pytest
 
+from tests.cli_process import serve_process, stop_serve
 from tests.helpers import wait_until
 from tests.integration.conftest import Secondary, free_port, needs_named, start_named
-from tests.integration.test_secondaries_projections import (
-    HOST,
-    ROOT,
-    ask,
-    soa_serial,
-    zonegen,
-)
+from tests.integration.test_secondaries_projections import HOST, ask, ingest, soa_serial
 from tests.test_clusterset import ep, mcs_slice, service_import
 
 pytestmark = [pytest.mark.integration, needs_named]
@@ -48,17 +40,6 @@ def hub() -> list[dict[str, Any]]:
     ]
 
 
-def ingest(db: Path, tmp_path: Path, source: str, *items: dict[str, Any],
-           snapshot: bool = False) -> None:
-    """``zonegen ingest --source`` of ``items`` (with ``--snapshot``: every object of the
-    source not among them was deleted)."""
-    path = tmp_path / f"{source}-{len(list(tmp_path.glob('*.json')))}.json"
-    path.write_text(json.dumps({"kind": "List", "items": list(items)}))
-    done = zonegen(db, "ingest", "--source", source, "--no-project",
-                   *(["--snapshot"] if snapshot else []), str(path))
-    assert done.returncode == 0, done.stderr
-
-
 def test_bind_serves_clusterset_local_as_the_mcs_dns_spec_answers(
         tmp_path: Path, secondaries: list[Secondary]) -> None:
     db = tmp_path / "zonegen.db"
@@ -66,13 +47,9 @@ def test_bind_serves_clusterset_local_as_the_mcs_dns_spec_answers(
     events.mkdir()
     ingest(db, events, "hub", *hub())
     serve_port, named_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "cli.py", "--db", f"sqlite:///{db}", "serve",
-         "--zone", f"{ZONE}=imports:hub",
-         "--listen", f"{HOST}:{serve_port}", "--notify", f"{HOST}:{named_port}",
-         "--poll", "0.1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with serve_process(f"sqlite:///{db}", "--zone", f"{ZONE}=imports:hub",
+                       "--listen", f"{HOST}:{serve_port}", "--notify", f"{HOST}:{named_port}",
+                       "--poll", "0.1") as server:
         assert wait_until(lambda: soa_serial(serve_port, ZONE) is not None, 60), \
             server.poll()
         first = soa_serial(serve_port, ZONE)
@@ -123,8 +100,4 @@ def test_bind_serves_clusterset_local_as_the_mcs_dns_spec_answers(
         # A at the service, its endpoint name and its two SRVs), SOA(new), SOA(new).
         assert completed[1:] == [8], named.describe()
         assert (named.directory / f"{ZONE}.db.jnl").exists(), named.describe()
-    finally:
-        if server.poll() is None:
-            server.terminate()  # its own PID: SIGTERM, as an operator stops it
-        _out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
+        stop_serve(server)

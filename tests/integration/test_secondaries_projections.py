@@ -7,11 +7,7 @@ IXFR while a's zone keeps its serial. Answers are read from ``named`` with dnspy
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +16,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from tests.cli_process import run_cli, serve_process, stop_serve
 from tests.helpers import wait_until
 from tests.integration.conftest import (
     Secondary,
@@ -27,31 +24,22 @@ from tests.integration.conftest import (
     needs_named,
     start_named,
 )
+from tests.test_serve_projections import service
 
 pytestmark = [pytest.mark.integration, needs_named]
 
-ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 ZONE_A, ZONE_B = "a.k8s.example.org", "b.k8s.example.org"
 
 
-def service(name: str, ip: str, rv: str = "1") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "shop", "uid": f"uid-{name}",
-                         "resourceVersion": rv},
-            "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
-                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}}
-
-
-def zonegen(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "cli.py", "--db", f"sqlite:///{db}", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-
-
-def ingest(db: Path, tmp_path: Path, source: str, *items: dict[str, Any]) -> None:
+def ingest(db: Path, tmp_path: Path, source: str, *items: dict[str, Any],
+           snapshot: bool = False) -> None:
+    """``zonegen ingest --source SOURCE --no-project`` of ``items`` by its own process
+    (with ``--snapshot``: every object of the source not among them was deleted)."""
     path = tmp_path / f"{source}-{len(list(tmp_path.glob('*.json')))}.json"
     path.write_text(json.dumps({"kind": "List", "items": list(items)}))
-    done = zonegen(db, "ingest", "--source", source, "--no-project", str(path))
+    done = run_cli(f"sqlite:///{db}", "ingest", "--source", source, "--no-project",
+                   *(["--snapshot"] if snapshot else []), str(path))
     assert done.returncode == 0, done.stderr
 
 
@@ -79,13 +67,9 @@ def test_bind_loads_two_clusters_zones_from_one_serve(
     ingest(db, events, "a", service("web", "10.1.0.1"))
     ingest(db, events, "b", service("web", "10.2.0.1"), service("db", "10.2.0.2"))
     serve_port, named_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "cli.py", "--db", f"sqlite:///{db}", "serve",
-         "--zone", f"{ZONE_A}=source:a", "--zone", f"{ZONE_B}=source:b",
-         "--listen", f"{HOST}:{serve_port}", "--notify", f"{HOST}:{named_port}",
-         "--poll", "0.1"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with serve_process(f"sqlite:///{db}", "--zone", f"{ZONE_A}=source:a",
+                       "--zone", f"{ZONE_B}=source:b", "--listen", f"{HOST}:{serve_port}",
+                       "--notify", f"{HOST}:{named_port}", "--poll", "0.1") as server:
         assert wait_until(lambda: soa_serial(serve_port, ZONE_B) is not None, 60), \
             server.poll()
         first_a, first_b = soa_serial(serve_port, ZONE_A), soa_serial(serve_port, ZONE_B)
@@ -126,10 +110,6 @@ def test_bind_loads_two_clusters_zones_from_one_serve(
         assert soa_serial(serve_port, ZONE_A) == first_a
         assert soa_serial(named_port, ZONE_A) == first_a
         assert ask(named_port, f"web.shop.svc.{ZONE_A}.", "A") == (0, {"10.1.0.1"})
-    finally:
-        if server.poll() is None:
-            os.kill(server.pid, signal.SIGTERM)
-        out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
+        out = stop_serve(server)
     assert f"served {ZONE_A}. up to serial {first_a}, {ZONE_B}. up to serial {second_b}: " \
         in out, out
