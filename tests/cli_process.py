@@ -40,25 +40,30 @@ def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def start_cli(db_url: str, *args: str, stderr: int | IO[Any]) -> subprocess.Popen[bytes]:
+def start_cli(db_url: str, *args: str, stderr: int | IO[Any],
+              stdout: int | IO[Any] = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     """``zonegen --db DB_URL ARGS`` started and left running (the caller stops it);
-    stdout discarded, stderr to ``stderr``."""
+    stdout discarded unless ``stdout`` is given, stderr to ``stderr``."""
     return subprocess.Popen(cli_args(db_url, *args), cwd=ROOT, env=cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=stderr)
+                            stdout=stdout, stderr=stderr)
 
 
 @contextlib.contextmanager
-def cli_logging_to(log: Path, db_url: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``zonegen --db DB_URL ARGS`` (a watch) started with its stderr in the file ``log``;
-    at the end of the ``with`` killed if still running, and reaped."""
+def cli_logging_to(log: Path, db_url: str, *args: str,
+                   stdout: int = subprocess.DEVNULL) -> Iterator[subprocess.Popen[bytes]]:
+    """``zonegen --db DB_URL ARGS`` (a watch) started with its stderr in the file ``log``
+    (stdout discarded, or ``subprocess.PIPE``); at the end of the ``with`` killed if
+    still running, and reaped."""
     with log.open("wb") as err:
-        proc = start_cli(db_url, *args, stderr=err)
+        proc = start_cli(db_url, *args, stderr=err, stdout=stdout)
         try:
             yield proc
         finally:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(DEADLINE)
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 @contextlib.contextmanager

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cli_process import cli_logging_to, run_cli
 from tests.helpers import DEADLINE, cli, http_get, wait_for, zonegen
 from tests.kubeapi import ENDPOINTSLICES, SERVICES, FakeKubeAPI, endpoint_slice, service
 from tests.test_metrics import PER_SOURCE
@@ -31,20 +29,12 @@ from zonegen.metrics import Metrics
 from zonegen.store import Store
 from zonegen.watch import Watcher, WatchOptions, connect
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("KUBECONFIG", None)
-    env.pop("ZONEGEN_LOG_FORMAT", None)
-    return env
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -78,23 +68,13 @@ def add_service(kube: FakeKubeAPI, name: str, addresses: list[str]) -> None:
     kube.add(ENDPOINTSLICES, endpoint_slice(name, addresses))
 
 
-@contextlib.contextmanager
 def watch_process(db: Path, kubeconfig: Path, log: Path,
-                  *extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "--db", f"sqlite:///{db}",
-             "--log-format", "json", "watch", "--kubeconfig", str(kubeconfig),
-             "--metrics-listen", "127.0.0.1:0", *extra],
-            cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=err)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(DEADLINE)
-            if proc.stdout is not None:
-                proc.stdout.close()
+                  *extra: str) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``zonegen --log-format json watch --metrics-listen 127.0.0.1:0 EXTRA`` logging to
+    ``log``, its stdout piped (the summary), killed at the end of the ``with``."""
+    return cli_logging_to(log, f"sqlite:///{db}", "--log-format", "json", "watch",
+                          "--kubeconfig", str(kubeconfig), "--metrics-listen",
+                          "127.0.0.1:0", *extra, stdout=subprocess.PIPE)
 
 
 def metrics_port(log: Path, proc: subprocess.Popen[bytes]) -> int:
@@ -275,8 +255,7 @@ def test_a_resumed_watch_is_ready_before_any_list(
     even while the API server holds new lists."""
     add_service(kube, "db", ["10.0.0.1"])
     db = f"sqlite:///{tmp_path / 'resume.db'}"
-    assert zonegen(["--db", db, "watch", "--kubeconfig", str(kubeconfig), "--once"],
-                   env=_env()).returncode == 0
+    assert run_cli(db, "watch", "--kubeconfig", str(kubeconfig), "--once").returncode == 0
     kube.hold(SERVICES)
     kube.hold(ENDPOINTSLICES)
     metrics, readiness = Metrics(), Readiness()
@@ -307,8 +286,8 @@ def test_watch_once_json_log_lines_carry_fields(kube: FakeKubeAPI, kubeconfig: P
                                                 tmp_path: Path) -> None:
     add_service(kube, "db", ["10.0.0.1", "10.0.0.2"])
     db = f"sqlite:///{tmp_path / 'j.db'}"
-    done = zonegen(["--db", db, "-v", "--log-format", "json", "watch", "--kubeconfig",
-                    str(kubeconfig), "--once"], env=_env())
+    done = run_cli(db, "-v", "--log-format", "json", "watch", "--kubeconfig",
+                   str(kubeconfig), "--once")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert lines
@@ -450,23 +429,20 @@ def test_watch_once_json_summary(kube: FakeKubeAPI, kubeconfig: Path,
                                  tmp_path: Path) -> None:
     add_service(kube, "db", ["10.0.0.1"])
     db = f"sqlite:///{tmp_path / 'w.db'}"
-    done = zonegen(["--db", db, "watch", "--kubeconfig", str(kubeconfig), "--once",
-                    "--json"], env=_env())
+    done = run_cli(db, "watch", "--kubeconfig", str(kubeconfig), "--once", "--json")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     summary = json.loads(done.stdout)
     assert summary == {"stored": 2, "duplicates": 0, "malformed": 0, "commits": 1,
                        "lists": 2, "reconnects": 0, "versions": 1,
                        "serial": summary["serial"]}
-    again = zonegen(["--db", db, "watch", "--kubeconfig", str(kubeconfig), "--once"],
-                    env=_env())
+    again = run_cli(db, "watch", "--kubeconfig", str(kubeconfig), "--once")
     assert again.stdout.startswith("0 events stored (0 already known, 0 malformed skipped)"
                                    " in 1 commits; 2 lists, 0 reconnects; 0 zone versions")
-    usage = zonegen(["--db", db, "watch", "--kubeconfig", str(kubeconfig), "--once",
-                     "--metrics-listen", "127.0.0.1:0"], env=_env())
+    usage = run_cli(db, "watch", "--kubeconfig", str(kubeconfig), "--once",
+                    "--metrics-listen", "127.0.0.1:0")
     assert usage.returncode == 2
-    bad = zonegen(["--db", db, "watch", "--kubeconfig", str(kubeconfig),
-                   "--metrics-listen", "nowhere"], env=_env())
+    bad = run_cli(db, "watch", "--kubeconfig", str(kubeconfig), "--metrics-listen", "nowhere")
     assert bad.returncode == 1
     assert bad.stderr.splitlines()[-1] == (
         "Error: --metrics-listen 'nowhere': expected HOST:PORT or [IPV6]:PORT")

@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.background import in_background
-from tests.cli_process import run_cli, start_cli
+from tests.cli_process import cli_logging_to, run_cli
 from tests.helpers import fast, wait_for
 from tests.kubeapi import (
     ENDPOINTS,
@@ -954,17 +954,12 @@ def test_cli_once_stall_and_refusal_are_one_line_exit_1(
                            "services: HTTP 403: services is forbidden")
 
 
-@contextlib.contextmanager
-def watch_process(db_url: str, kubeconfig: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as err:
-        proc = start_cli(db_url, "-v", "watch", "--kubeconfig", str(kubeconfig),
-                         "--no-project", stderr=err)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(DEADLINE)
+def watch_process(db_url: str, kubeconfig: Path,
+                  log: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """``zonegen -v watch --no-project`` logging to ``log``, killed at the end of the
+    ``with``."""
+    return cli_logging_to(log, db_url, "-v", "watch", "--kubeconfig", str(kubeconfig),
+                          "--no-project")
 
 
 def _burst(api: FakeKubeAPI, count: int, stop: threading.Event) -> threading.Thread:
