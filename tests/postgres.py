@@ -14,6 +14,7 @@ Fixtures (import them into a test module: ``from tests.postgres import postgres_
   ``postgresql+psycopg://postgres@127.0.0.1:PORT/DB``.
 - ``postgres_empty_url``: a fresh database with no tables (for migration tests).
 - ``backend_url`` (params ``sqlite``, ``postgresql``): the same test on both backends.
+- ``empty_backend_url`` (the same params): an empty database on both backends.
 
 Without the server binaries or psycopg the PostgreSQL tests skip with the reason, except
 under ``CI=true``, where a missing PostgreSQL is a failure (CI must test it).
@@ -259,10 +260,24 @@ def postgres_empty_url(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_database(name)
 
 
+def _sqlite_or_postgres(request: pytest.FixtureRequest, sqlite_file: Path,
+                        postgres_fixture: str) -> str:
+    """The URL of ``sqlite_file`` for the ``sqlite`` param, else of the PostgreSQL
+    database the fixture ``postgres_fixture`` gives this test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{sqlite_file}"
+    url: str = request.getfixturevalue(postgres_fixture)
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The same test on a SQLite file and on a PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'z.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
+    return _sqlite_or_postgres(request, tmp_path / "z.db", "postgres_url")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on an empty database: a SQLite file not yet created, or a
+    PostgreSQL database with no tables (for migration tests)."""
+    return _sqlite_or_postgres(request, tmp_path / "old.db", "postgres_empty_url")

@@ -12,13 +12,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from tests.postgres import postgres_empty_url, postgres_server  # noqa: F401
 from zonegen import migrate
 from zonegen.errors import StoreError
 from zonegen.model import ADDED, SERVICE, Event
 from zonegen.store import Store, metadata
 
-pytest_plugins = ["tests.postgres"]  # backend_url: SQLite and PostgreSQL
+pytest_plugins = ["tests.postgres"]  # backend_url, empty_backend_url: SQLite and PostgreSQL
 
 
 def _diff(engine: sa.engine.Engine) -> list[object]:
@@ -122,15 +121,6 @@ def _before_sources() -> str:
     return previous
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a SQLite file, or a PostgreSQL database (tests/postgres.py)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'old.db'}"
-    url: str = request.getfixturevalue("postgres_empty_url")
-    return url
-
-
 def _old_log(url: str, resume_keys: list[str]) -> sa.engine.Engine:
     """A database at the revision before 0005 with two feeds' events in it."""
     engine = sa.create_engine(url)
@@ -153,8 +143,8 @@ def _old_log(url: str, resume_keys: list[str]) -> sa.engine.Engine:
     return engine
 
 
-def test_sources_migration_moves_the_log_to_the_default_source(empty_url: str) -> None:
-    engine = _old_log(empty_url, ["watch:prod", "watch:prod@shop"])
+def test_sources_migration_moves_the_log_to_the_default_source(empty_backend_url: str) -> None:
+    engine = _old_log(empty_backend_url, ["watch:prod", "watch:prod@shop"])
     migrate.upgrade(engine, SOURCES_REVISION)
     with engine.connect() as conn:
         assert [tuple(r) for r in conn.execute(sa.text(
@@ -173,7 +163,7 @@ def test_sources_migration_moves_the_log_to_the_default_source(empty_url: str) -
     migrate.upgrade(engine, "head")
     assert _diff(engine) == []
     # Idempotency is per source now: the same version of u-a in another cluster is new.
-    store = Store.open(empty_url)
+    store = Store.open(empty_backend_url)
     try:
         again = [Event(0, datetime.now(UTC), src, ADDED, SERVICE, "shop", "a", "u-a", "3",
                        "{}", "test") for src in ("default", "b")]
@@ -186,16 +176,16 @@ def test_sources_migration_moves_the_log_to_the_default_source(empty_url: str) -
     engine.dispose()
 
 
-def test_sources_migration_drops_resume_points_of_several_feeds(empty_url: str) -> None:
-    engine = _old_log(empty_url, ["watch:prod", "watch:staging@shop"])
+def test_sources_migration_drops_resume_points_of_several_feeds(empty_backend_url: str) -> None:
+    engine = _old_log(empty_backend_url, ["watch:prod", "watch:staging@shop"])
     migrate.upgrade(engine, SOURCES_REVISION)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM resume_points")).scalar() == 0
     engine.dispose()
 
 
-def test_sources_migration_downgrades_to_the_old_source_text(empty_url: str) -> None:
-    engine = _old_log(empty_url, ["watch:prod"])
+def test_sources_migration_downgrades_to_the_old_source_text(empty_backend_url: str) -> None:
+    engine = _old_log(empty_backend_url, ["watch:prod"])
     migrate.upgrade(engine, SOURCES_REVISION)
     migrate.downgrade(engine, _before_sources())
     with engine.connect() as conn:
@@ -206,8 +196,8 @@ def test_sources_migration_downgrades_to_the_old_source_text(empty_url: str) -> 
     engine.dispose()
 
 
-def test_sources_downgrade_is_refused_once_another_source_logged(empty_url: str) -> None:
-    engine = _old_log(empty_url, [])
+def test_sources_downgrade_is_refused_once_another_source_logged(empty_backend_url: str) -> None:
+    engine = _old_log(empty_backend_url, [])
     migrate.upgrade(engine, SOURCES_REVISION)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE events SET source = 'east' WHERE seq = 2"))
@@ -243,10 +233,11 @@ def _versions_at_0005(url: str) -> sa.engine.Engine:
     return engine
 
 
-def test_projections_migration_keeps_every_version_change_and_snapshot(empty_url: str) -> None:
+def test_projections_migration_keeps_every_version_change_and_snapshot(
+        empty_backend_url: str) -> None:
     """In place: the journal rows that reference zone_versions ON DELETE CASCADE survive
     the upgrade and the downgrade (a copy-and-move alteration would delete them)."""
-    engine = _versions_at_0005(empty_url)
+    engine = _versions_at_0005(empty_backend_url)
     migrate.upgrade(engine, PROJECTIONS_REVISION)
     with engine.connect() as conn:
         assert [tuple(r) for r in conn.execute(sa.text(
@@ -259,7 +250,7 @@ def test_projections_migration_keeps_every_version_change_and_snapshot(empty_url
             ("projection", "cluster-local", '["default"]')]
     migrate.upgrade(engine, "head")
     assert _diff(engine) == []
-    store = Store.open(empty_url)
+    store = Store.open(empty_backend_url)
     try:
         from zonegen.model import A, Record
         assert store.latest_version() is not None
