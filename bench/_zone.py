@@ -1,6 +1,6 @@
 """Shared helpers for the benches: the reference Kubernetes-like zone of docs/PERFORMANCE.md
-(S headless Services x P pods, 4 RRs per pod), peak memory, and the named.conf of BIND as
-the reference server.
+(S headless Services x P pods, 4 RRs per pod), peak memory, the median of timed runs, and
+the named.conf of BIND as the reference server.
 
 The benches are a package: run them from the repository root as ``python -m bench.NAME``
 and import this as ``bench._zone``, without touching ``sys.path``."""
@@ -8,14 +8,35 @@ and import this as ``bench._zone``, without touching ``sys.path``."""
 from __future__ import annotations
 
 import resource
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from zonegen.model import SRV, A, Record
+
+T = TypeVar("T")
 
 
 def rss_mb() -> float:
     """This process's peak resident memory so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median_seconds(runs: int, work: Callable[[], T]) -> tuple[float, T]:
+    """The median wall time of ``runs`` (at least one) calls of ``work``, and what the
+    last call returned. Each result is dropped before the next call starts, so that two
+    never stand in memory at once and the peak RSS printed beside counts one."""
+    assert runs >= 1, runs
+    times: list[float] = []
+    last: list[T] = []
+    for _ in range(runs):
+        last.clear()
+        t = time.perf_counter()
+        last.append(work())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), last[0]
 
 
 def k8s_records(services: int = 25_000, pods: int = 10) -> list[Record]:

@@ -7,7 +7,6 @@ resulting IXFR. Prints figures only (PERFORMANCE.md: Knot 0.20-0.25 s for the me
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 
@@ -16,7 +15,7 @@ import dns.rdatatype
 import dns.xfr
 import dns.zone
 
-from bench._zone import k8s_records, rss_mb
+from bench._zone import k8s_records, median_seconds, rss_mb
 from zonegen import wire, xfr
 from zonegen.model import SRV, A, Diff, Record, ZoneConfig
 
@@ -30,30 +29,17 @@ def main() -> None:
     base = rss_mb()
     print(f"records: {len(records):,}; peak RSS {base:.0f} MB")
 
-    times = []
-    wz = None
-    for _ in range(runs):
-        wz = None
-        t = time.perf_counter()
-        wz = wire.WireZone.build(records, config, 1)
-        times.append(time.perf_counter() - t)
-    assert wz is not None
+    med, wz = median_seconds(runs, lambda: wire.WireZone.build(records, config, 1))
     n = len(wz)
-    med = statistics.median(times)
     print(f"WireZone.build: median {med:.3f} s ({n / med / 1e3:.0f}k RR/s), {n:,} RRs; "
           f"peak RSS {rss_mb():.0f} MB (+{rss_mb() - base:.0f})")
 
     query = dns.message.make_query(config.zone, dns.rdatatype.AXFR)
-    times = []
-    size = count = 0
-    for _ in range(runs):
-        t = time.perf_counter()
-        msgs = xfr.axfr_response(query, wz)  # nothing cached: every AXFR is this cost
-        times.append(time.perf_counter() - t)
-        size = sum(map(len, msgs))
-        count = len(msgs)
-        del msgs
-    med = statistics.median(times)
+    # nothing cached: every AXFR is this cost
+    med, msgs = median_seconds(runs, lambda: xfr.axfr_response(query, wz))
+    size = sum(map(len, msgs))
+    count = len(msgs)
+    del msgs
     print(f"AXFR messages (spans of the packed zone): median {med:.3f} s "
           f"({(n + 1) / med / 1e6:.2f}M RR/s), {count} messages, {size / 1e6:.1f} MB; "
           f"peak RSS {rss_mb():.0f} MB")
@@ -71,16 +57,10 @@ def main() -> None:
                           Record(svc, SRV, (0, w, 8080, host))))
 
     diff = Diff(added=pod(new_host, new_ip), removed=pod(old_host, old_ip))
-    times = []
-    wz2 = wz
-    for _ in range(runs):
-        t = time.perf_counter()
-        wz2 = wz.apply(diff, 2)
-        times.append(time.perf_counter() - t)
+    med, wz2 = median_seconds(runs, lambda: wz.apply(diff, 2))
     t = time.perf_counter()
     wz.folded()
     fold = time.perf_counter() - t
-    med = statistics.median(times)
     print(f"WireZone.apply (one pod, {len(diff.added) + len(diff.removed)} records): "
           f"median {med * 1e3:.2f} ms; folding an overlay into a new base: {fold:.2f} s")
     ixfr_q, _ = dns.xfr.make_query(dns.zone.Zone(config.zone), serial=1)

@@ -7,12 +7,11 @@ the atomic write. Prints figures only (PERFORMANCE.md goal: <= 1.5 s for 1M reco
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
 
-from bench._zone import k8s_records, rss_mb
+from bench._zone import k8s_records, median_seconds, rss_mb
 from zonegen import zonefile
 from zonegen.model import ZoneConfig
 
@@ -26,26 +25,16 @@ def main() -> None:
     n = len(records)
     print(f"records: {n:,} built in {time.perf_counter() - t:.2f} s; peak RSS {rss_mb():.0f} MB")
     config = ZoneConfig()
-    times = []
-    size = 0
-    for _ in range(runs):
-        t = time.perf_counter()
-        text = "".join(zonefile.render(records, config, 1))
-        times.append(time.perf_counter() - t)
-        size = len(text)
-        del text
-    med = statistics.median(times)
+    med, text = median_seconds(runs, lambda: "".join(zonefile.render(records, config, 1)))
+    size = len(text)
+    del text
     print(f"render (select+sort+format+join): median {med:.3f} s of {runs} "
           f"({n / med / 1e3:.0f}k records/s), {size / 1e6:.1f} MB text; "
           f"peak RSS {rss_mb():.0f} MB")
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "cluster.local.zone")
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            zonefile.write(path, zonefile.render(records, config, 1))
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times)
+        med, _ = median_seconds(runs, lambda: zonefile.write(
+            path, zonefile.render(records, config, 1)))
         print(f"render + atomic write (fsync): median {med:.3f} s ({n / med / 1e3:.0f}k "
               f"records/s), {os.path.getsize(path) / 1e6:.1f} MB; peak RSS {rss_mb():.0f} MB")
 
