@@ -49,6 +49,21 @@ def start_cli(db_url: str, *args: str, stderr: int | IO[Any],
 
 
 @contextlib.contextmanager
+def _killed_at_exit(proc: subprocess.Popen[Any]) -> Iterator[None]:
+    """At the end of the ``with``, however it ends: ``proc`` (started by this test)
+    killed if still running, reaped, and its pipes closed."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(DEADLINE)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@contextlib.contextmanager
 def cli_logging_to(log: Path, db_url: str, *args: str,
                    stdout: int = subprocess.DEVNULL) -> Iterator[subprocess.Popen[bytes]]:
     """``zonegen --db DB_URL ARGS`` (a watch) started with its stderr in the file ``log``
@@ -56,14 +71,8 @@ def cli_logging_to(log: Path, db_url: str, *args: str,
     still running, and reaped."""
     with log.open("wb") as err:
         proc = start_cli(db_url, *args, stderr=err, stdout=stdout)
-        try:
+        with _killed_at_exit(proc):
             yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(DEADLINE)
-            if proc.stdout is not None:
-                proc.stdout.close()
 
 
 @contextlib.contextmanager
@@ -73,15 +82,8 @@ def serve_process(db_url: str, *args: str) -> Iterator[subprocess.Popen[str]]:
     stop it with :func:`stop_serve`."""
     proc = subprocess.Popen(cli_args(db_url, "serve", *args), cwd=ROOT, env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _killed_at_exit(proc):
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(DEADLINE)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 def serving_line(proc: subprocess.Popen[str]) -> str:
