@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,6 +100,13 @@ def serving_line(proc: subprocess.Popen[str]) -> str:
         if "(udp, tcp)" in line:
             return line
         seen += line
+
+
+def dns_port(line: str) -> int:
+    """The DNS port in a serving line (``... on 127.0.0.1#PORT (udp, tcp)``)."""
+    bound = re.search(r"#(\d+) \(udp, tcp\)", line)
+    assert bound is not None, line
+    return int(bound.group(1))
 
 
 def stop_serve(proc: subprocess.Popen[str]) -> str:

@@ -34,7 +34,7 @@ import dns.xfr
 import dns.zone
 import pytest
 
-from tests.cli_process import run_cli, serve_process, serving_line, stop_serve
+from tests.cli_process import dns_port, run_cli, serve_process, serving_line, stop_serve
 from tests.helpers import cli, exported, ingested, same, wait_until
 from tests.kubeapi import FakeKubeAPI
 from zonegen import tsig
@@ -730,9 +730,7 @@ def test_cli_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     assert run_cli(db, "ingest", str(DEMO)).returncode == 0
     with serve_process(db, "--listen", f"{HOST}:0", "--poll", "0.1") as proc:
-        bound = re.search(r"#(\d+) \(udp, tcp\)", serving_line(proc))
-        assert bound is not None
-        port = int(bound.group(1))
+        port = dns_port(serving_line(proc))
         def answers() -> bool:
             try:
                 return udp(port, q("cluster.local.", "SOA")).rcode() == dns.rcode.NOERROR

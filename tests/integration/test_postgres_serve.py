@@ -5,10 +5,6 @@ real PostgreSQL server (tests/postgres.py) instead of a SQLite file."""
 from __future__ import annotations
 
 import inspect
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests import test_serve
+from tests.cli_process import dns_port, run_cli, serve_process, serving_line, stop_serve
 from tests.helpers import ingested, wait_until
 from zonegen.store import Store
 
@@ -53,24 +50,6 @@ def store(postgres_url: str) -> Iterator[Store]:
             time.sleep(0.01)
 
 
-def _serve_process(url: str, *args: str) -> tuple[subprocess.Popen[str], int]:
-    """``zonegen serve`` in its own process; returns it and its DNS port once ready."""
-    proc = subprocess.Popen([sys.executable, str(test_serve.ROOT / "cli.py"), "--db", url,
-                             "serve", "--listen", f"{test_serve.HOST}:0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    bound = None
-    seen = ""
-    while bound is None:  # lifecycle lines, then "serving ... on 127.0.0.1#PORT (udp, tcp)"
-        ready = proc.stderr.readline()
-        seen += ready
-        if not ready:
-            proc.kill()
-            raise AssertionError(seen + proc.communicate()[1])
-        bound = re.search(r"#(\d+) \(udp, tcp\)", ready)
-    return proc, int(bound.group(1))
-
-
 def _soa_serial(port: int) -> int:
     answer = test_serve.udp(port, test_serve.q("cluster.local.", "SOA")).answer
     return int(answer[0][0].serial)
@@ -81,13 +60,13 @@ def test_a_version_committed_elsewhere_wakes_serve_by_listen_notify(
     """On PostgreSQL a version another process commits is announced (NOTIFY at commit)
     and read at once: with ``--poll 3600`` the poll cannot have fired, so the new
     record and serial being served at all shows the wake-up works."""
-    cli = [sys.executable, str(test_serve.ROOT / "cli.py"), "--db", postgres_url]
-    subprocess.run([*cli, "ingest", str(test_serve.DEMO)], check=True, capture_output=True)
-    proc, port = _serve_process(postgres_url, "--poll", "3600")
-    try:
+    assert run_cli(postgres_url, "ingest", str(test_serve.DEMO)).returncode == 0
+    with serve_process(postgres_url, "--listen", f"{test_serve.HOST}:0",
+                       "--poll", "3600") as proc:
+        port = dns_port(serving_line(proc))
         first = _soa_serial(port)
         moved = test_serve.moved_pod(tmp_path, "10.9.9.9", "990001")
-        subprocess.run([*cli, "ingest", str(moved)], check=True, capture_output=True)
+        assert run_cli(postgres_url, "ingest", str(moved)).returncode == 0
 
         def moved_served() -> bool:
             r = test_serve.udp(port, test_serve.q(test_serve.POD2, "A"))
@@ -96,10 +75,4 @@ def test_a_version_committed_elsewhere_wakes_serve_by_listen_notify(
         assert wait_until(moved_served, 60)
         assert _soa_serial(port) > first
         assert proc.poll() is None
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop_serve(proc)
