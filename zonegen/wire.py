@@ -15,6 +15,7 @@ import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import accumulate, chain, groupby
 from operator import itemgetter
 from socket import inet_aton
@@ -383,7 +384,12 @@ class WireZoneBuilder:
     _TRIM = 1 << 14  # cached names the encoder keeps at most (they recur close by)
     _CHECK = 1024  # owners added between two looks at the encoder's caches
 
-    def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None) -> None:
+    def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None, *,
+                 keys: tuple[str | None, str | None] = (None, None)) -> None:
+        """``keys``: the canonical keys (:func:`canonical_key`) ``[since, until)`` of the
+        owners this builder packs when it builds one part of a zone
+        (:meth:`WireZone.joined`): only the NS and glue owners in that range are its
+        to place."""
         self._config = config
         self._serial = serial
         self._enc = Encoder(config, warnings)
@@ -403,9 +409,11 @@ class WireZoneBuilder:
         apex: dict[str, list[bytes]] = {}
         for owner, frag in self._enc.apex():  # NS and glue lead their owners' records
             apex.setdefault(owner, []).append(frag)
+        since, until = keys
         # (key, owner, fragments) still to place, the smallest last
-        self._pending = sorted(((canonical_key(o), o, f) for o, f in apex.items()),
-                               reverse=True)
+        placed = [(canonical_key(o), o, f) for o, f in apex.items()]
+        self._pending = sorted((p for p in placed if (since is None or p[0] >= since)
+                                and (until is None or p[0] < until)), reverse=True)
 
     def owner_selector(self) -> OwnerSelector:
         """An :class:`~zonegen.selection.OwnerSelector` for this zone whose fast path
@@ -557,13 +565,35 @@ class WireZoneBuilder:
 
     def finish(self) -> WireZone:
         """The zone: every owner added, and whatever NS and glue owners came last."""
+        span = self.span()
+        data = bytes(span.data)
+        self._data = span.data = bytearray()
+        packed = _Packed(self._config.zone, span.names, data, span.sizes, span.counts)
+        return WireZone(self._config, self._serial, packed, extra=span.extra)
+
+    def span(self) -> WireSpan:
+        """What :meth:`finish` packs: every owner added, then whatever NS and glue
+        owners of its range came last; one part of a zone for :meth:`WireZone.joined`.
+        The builder is done with afterwards."""
         while self._pending:
             _, owner, frags = self._pending.pop()
             self._pack(owner, frags)
-        data = bytes(self._data)
-        self._data = bytearray()
-        packed = _Packed(self._config.zone, self._names, data, self._sizes, self._counts)
-        return WireZone(self._config, self._serial, packed, extra=self._extra)
+        return WireSpan(self._names, self._data, self._sizes, self._counts, self._extra)
+
+
+@dataclass(slots=True)
+class WireSpan:
+    """Owners of one zone in canonical order, packed as :class:`_Packed` holds them
+    (``data`` their fragments back to back; ``sizes``, ``counts`` per owner), and the
+    ``extra`` records of those owners (see :class:`WireZone`): a whole zone, or a run
+    of its owners built apart (another process) and joined with :meth:`WireZone.joined`.
+    Plain values, so it pickles."""
+
+    names: list[str]
+    data: bytes | bytearray
+    sizes: array[int]
+    counts: array[int]
+    extra: dict[str, dict[bytes, int]]
 
 
 _owner_of = itemgetter(0)
@@ -613,6 +643,32 @@ class WireZone:
         # that a change removing one of them leaves what a fresh build would serve.
         self._extra: dict[str, dict[bytes, int]] = extra if extra is not None else {}
         self._soa = soa_fragment(config, self.serial)
+
+    @classmethod
+    def joined(cls, config: ZoneConfig, serial: int, spans: Sequence[WireSpan]
+               ) -> WireZone | None:
+        """The zone packed from ``spans`` (runs of its owners, each in canonical order,
+        e.g. the halves of a split load), in the order given; None when they are not in
+        canonical order where they meet (an owner in two of them, or out of order):
+        then the caller builds the zone in one piece, which needs no such luck."""
+        last: str | None = None
+        for span in spans:
+            if not span.names:
+                continue
+            if last is not None and canonical_key(span.names[0]) <= last:
+                return None
+            last = canonical_key(span.names[-1])
+        names = [name for span in spans for name in span.names]
+        data = b"".join(span.data for span in spans)
+        for span in spans:
+            span.data = b""  # freed as soon as joined: the zone is all that stays
+        packed = _Packed(config.zone, names, data,
+                         chain.from_iterable(span.sizes for span in spans),
+                         chain.from_iterable(span.counts for span in spans))
+        extra: dict[str, dict[bytes, int]] = {}
+        for span in spans:
+            extra.update(span.extra)
+        return cls(config, serial, packed, extra=extra)
 
     @classmethod
     def build(cls, records: Iterable[Record], config: ZoneConfig, serial: int,
