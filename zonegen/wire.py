@@ -277,8 +277,11 @@ class _Packed:
     __slots__ = ("below", "counts", "data", "ends", "name_ends", "names", "table")
 
     def __init__(self, zone: str, names: list[str], data: bytes, sizes: Iterable[int],
-                 counts: Iterable[int]) -> None:
-        tree = _names_below(names, zone)
+                 counts: Iterable[int], tree: dict[str, int] | None = None) -> None:
+        """``tree``: :func:`_names_below` of ``names`` when the caller has it already
+        (:meth:`WireZone.joined` adds up those of the parts, made in parallel)."""
+        if tree is None:
+            tree = _names_below(names, zone)
         owners = len(names)
         seen = set(names)
         names.extend(name for name in tree if name not in seen)
@@ -442,14 +445,11 @@ class WireZoneBuilder:
         add = out.append
         for _, rtype, text, ttl in rows:
             if rtype == A:
-                tail = a_get(text)
-                if tail is None:
-                    m = a_row(text)  # :meth:`_tail`'s common case, inlined
-                    if m is not None:
-                        if len(a) >= keep:
-                            a.clear()
-                        # a dotted quad the selection finds valid: inet_aton reads it exactly
-                        tail = a[text] = a_head + inet_aton(m[1])
+                # :meth:`_tail`'s common case, inlined and not kept: an address is at one
+                # owner (a pod's), so looking it up first cost more than it found
+                m = a_row(text)
+                # a dotted quad the selection finds valid: inet_aton reads it exactly
+                tail = a_head + inet_aton(m[1]) if m is not None else a_get(text)
             elif rtype == SRV:
                 tail = srv_get(text)
                 if tail is None:
@@ -571,14 +571,16 @@ class WireZoneBuilder:
         packed = _Packed(self._config.zone, span.names, data, span.sizes, span.counts)
         return WireZone(self._config, self._serial, packed, extra=span.extra)
 
-    def span(self) -> WireSpan:
+    def span(self, below: bool = False) -> WireSpan:
         """What :meth:`finish` packs: every owner added, then whatever NS and glue
-        owners of its range came last; one part of a zone for :meth:`WireZone.joined`.
-        The builder is done with afterwards."""
+        owners of its range came last; one part of a zone for :meth:`WireZone.joined`
+        (with ``below``, the names below each name counted, as :class:`_Packed` needs
+        them). The builder is done with afterwards."""
         while self._pending:
             _, owner, frags = self._pending.pop()
             self._pack(owner, frags)
-        return WireSpan(self._names, self._data, self._sizes, self._counts, self._extra)
+        return WireSpan(self._names, self._data, self._sizes, self._counts, self._extra,
+                        _names_below(self._names, self._config.zone) if below else None)
 
 
 @dataclass(slots=True)
@@ -594,6 +596,8 @@ class WireSpan:
     sizes: array[int]
     counts: array[int]
     extra: dict[str, dict[bytes, int]]
+    below: dict[str, int] | None = None
+    """:func:`_names_below` of ``names`` when made with the span (in parallel)."""
 
 
 _owner_of = itemgetter(0)
@@ -664,11 +668,29 @@ class WireZone:
             span.data = b""  # freed as soon as joined: the zone is all that stays
         packed = _Packed(config.zone, names, data,
                          chain.from_iterable(span.sizes for span in spans),
-                         chain.from_iterable(span.counts for span in spans))
+                         chain.from_iterable(span.counts for span in spans),
+                         cls._joined_below(spans))
         extra: dict[str, dict[bytes, int]] = {}
         for span in spans:
             extra.update(span.extra)
         return cls(config, serial, packed, extra=extra)
+
+    @staticmethod
+    def _joined_below(spans: Sequence[WireSpan]) -> dict[str, int] | None:
+        """The names below each name of all ``spans``, added up from theirs (None
+        unless every span has its own)."""
+        trees = [span.below for span in spans]
+        if any(tree is None for tree in trees):
+            return None
+        out: dict[str, int] = {}
+        for tree in trees:
+            if not out:
+                out = dict(tree or {})
+                continue
+            get = out.get
+            for name, count in (tree or {}).items():
+                out[name] = get(name, 0) + count
+        return out
 
     @classmethod
     def build(cls, records: Iterable[Record], config: ZoneConfig, serial: int,
