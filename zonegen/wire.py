@@ -428,17 +428,18 @@ class WireZoneBuilder:
     def fast(self, owner: str, rows: list[StoredRecord]) -> list[bytes] | None:
         """The fragments :meth:`Encoder.owner_fragments` makes of ``rows`` (stored rows
         at ``owner``) when all are plain A, SRV and PTR of this zone, else None (a
-        :data:`~zonegen.selection.FastPath`): each distinct rdata text is checked and
-        encoded once (its tail: type to rdata at the default TTL), each row then costs
-        one lookup and one join."""
+        :data:`~zonegen.selection.FastPath`): the common A and SRV texts are matched and
+        encoded in place (each names one pod, so keeping them never paid), any other
+        text's tail (type to rdata at the default TTL) is made once and kept; each row
+        then costs one join with the owner's prefix."""
         enc = self._enc
         prefix = enc.owner_prefix(owner)  # a new owner: its own cache lookup only
         default_ttl = self._config.ttl
-        a, srv, selector = self._a, self._srv, self._selector
+        selector = self._selector
         if selector is None:
             raise RuntimeError("WireZoneBuilder.fast used without owner_selector()")
-        a_get, srv_get, ptr_get = a.get, srv.get, self._ptr.get
-        a_row, srv_row, keep = A_ROW.match, RELATIVE_ROW.match, self._KEEP
+        a_get, srv_get, ptr_get = self._a.get, self._srv.get, self._ptr.get
+        a_row, srv_row = A_ROW.match, RELATIVE_ROW.match
         a_head, srv_head = self._heads[A] + b"\x00\x04", self._heads[SRV]
         suffix, longest = selector.suffix, selector.longest_relative
         out: list[bytes] = []
@@ -451,15 +452,15 @@ class WireZoneBuilder:
                 # a dotted quad the selection finds valid: inet_aton reads it exactly
                 tail = a_head + inet_aton(m[1]) if m is not None else a_get(text)
             elif rtype == SRV:
-                tail = srv_get(text)
-                if tail is None:
-                    m = srv_row(text)  # :meth:`_tail`'s common SRV, inlined
-                    if m is not None and m[1] is not None and len(m[4]) <= longest:
-                        data = (_SRV_FIELDS.pack(int(m[1]), int(m[2]), int(m[3]))
-                                + enc.target(m[4] + suffix))
-                        if len(srv) >= keep:
-                            srv.clear()
-                        tail = srv[text] = srv_head + len(data).to_bytes(2, "big") + data
+                # :meth:`_tail`'s common SRV, inlined and not kept: its text names one
+                # pod and one port, so it recurs no more than an address does
+                m = srv_row(text)
+                if m is not None and m[1] is not None and len(m[4]) <= longest:
+                    data = (_SRV_FIELDS.pack(int(m[1]), int(m[2]), int(m[3]))
+                            + enc.target(m[4] + suffix))
+                    tail = srv_head + len(data).to_bytes(2, "big") + data
+                else:
+                    tail = srv_get(text)
             elif rtype == PTR:
                 tail = ptr_get(text)
             else:
