@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.test_export_stream import CONFIGS, consul_store, in_store_order, record
+from zonegen import zonehalf
 from zonegen.model import CNAME, PTR, SRV, A, Record, ZoneConfig
 from zonegen.selection import NotInOrder, StoredRecord, canonical_key, stored_rows
 from zonegen.serve import halves
@@ -47,8 +48,8 @@ def split_at(rows: list[StoredRecord], config: ZoneConfig, i: int
     here = [r for r in rows if sort_key(r[0]) < middle]
     there = [r for r in rows if sort_key(r[0]) >= middle]
     try:
-        spans = [halves.build_span(here, config, 7, (None, until), []),
-                 halves.build_span(there, config, 7, (until, None), [])]
+        spans = [zonehalf.build_span(here, config, 7, (None, until), []),
+                 zonehalf.build_span(there, config, 7, (until, None), [])]
     except NotInOrder:
         return None
     return WireZone.joined(config, 7, spans)

@@ -5,9 +5,9 @@ answer at 1M records against ``named`` loading the same file).
 Building the wire zone from the read model is CPU-bound Python (selection and encoding,
 a few microseconds per row), so one process uses one core however many the machine
 has; the two halves of the order index are independent runs of owners, and a
-:class:`~zonegen.wire.WireSpan` is plain data that pickles. The helper is this module
-run with the interpreter of the server (``python -m zonegen.serve.halves``): it reads
-its half in its own snapshot and answers only when that snapshot holds the same version
+:class:`~zonegen.wire.WireSpan` is plain data that pickles. The helper is
+:mod:`zonegen.zonehalf` run with the server's interpreter: it reads its half in its
+own snapshot and answers only when that snapshot holds the same version
 as the server's, so the joined zone is one version's. Whenever anything differs from
 the plain path's conditions (the helper fails or sees another version, a half is not in
 canonical order, the halves do not meet in order) :func:`load_halves` returns None and
@@ -26,9 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
 from itertools import count
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -37,10 +35,11 @@ import dns.name
 import zonegen
 from zonegen.model import ZoneConfig
 from zonegen.names import in_zone
-from zonegen.selection import NotInOrder, StoredRecord, canonical_key
+from zonegen.selection import NotInOrder, canonical_key
 from zonegen.serial import MODULUS
 from zonegen.serve.zoneset import ZoneSet
-from zonegen.wire import WireSpan, WireZone, WireZoneBuilder
+from zonegen.wire import WireSpan, WireZone
+from zonegen.zonehalf import PROTOCOL, build_span, counted
 
 if TYPE_CHECKING:
     from zonegen.store import Store
@@ -55,8 +54,6 @@ HERE = 0.55
 """The share of the zone's rows built in this process: a little over half, since the
 helper starts an interpreter (~0.3 s) before it reads, which is about what joining
 the halves costs here afterwards."""
-
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 def file_url(store: Store) -> str | None:
@@ -100,7 +97,7 @@ def load_halves(store: Store, projection: str, config: ZoneConfig,
             helper.ask((url, projection, config, version.version_id, version.serial,
                         middle, until))
             try:
-                mine = build_span(_counted(rows, counter), config, version.serial,
+                mine = build_span(counted(rows, counter), config, version.serial,
                                   (None, until), warnings)
             except NotInOrder as e:
                 log.debug("split load: %s; loading in one piece", e)
@@ -129,21 +126,6 @@ def load_halves(store: Store, projection: str, config: ZoneConfig,
     return zones, rows_here + rows_there
 
 
-def build_span(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
-               keys: tuple[str | None, str | None], warnings: list[str]) -> WireSpan:
-    """The owners of ``rows`` (a range of the stored order) packed as
-    :meth:`ZoneSet.from_rows` packs a whole zone, with the NS and glue owners whose
-    canonical keys lie in ``keys`` (``[since, until)``).
-
-    :raises NotInOrder: ``rows`` are not in canonical owner order.
-    """
-    builder = WireZoneBuilder(config, serial, warnings, keys=keys)
-    pack = builder.add
-    for owner, selection in builder.owner_selector().select_rows(rows):
-        pack(owner, selection)
-    return builder.span(below=True)
-
-
 def _absolute(stored: str, config: ZoneConfig) -> str:
     """``stored`` (an owner as the read model holds it) made absolute when it lies in
     ``config.zone``, else "" (what :mod:`zonegen.selection` decides, roughly: only to
@@ -156,15 +138,6 @@ def _absolute(stored: str, config: ZoneConfig) -> str:
     else:
         absolute = f"{stored}.{config.forward_zone}"
     return absolute if in_zone(absolute, config.zone) else ""
-
-
-def _counted(rows: Iterable[StoredRecord], counter: Iterator[int]
-             ) -> Iterator[StoredRecord]:
-    """``rows`` passing by ``counter`` (its next value is their number afterwards), in C."""
-    return map(_first, zip(rows, counter, strict=False))
-
-
-_first = itemgetter(0)
 
 
 class _Helper:
@@ -182,7 +155,7 @@ class _Helper:
         root = str(Path(zonegen.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-        proc = subprocess.Popen([sys.executable, "-m", "zonegen.serve.halves"],
+        proc = subprocess.Popen([sys.executable, "-m", "zonegen.zonehalf"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=errors, env=env)
         return cls(proc, errors)
@@ -192,7 +165,7 @@ class _Helper:
         if stdin is None:
             raise RuntimeError("helper started without a pipe")
         try:
-            pickle.dump(request, stdin, _PROTOCOL)
+            pickle.dump(request, stdin, PROTOCOL)
             stdin.close()
         except OSError:
             pass  # it died: answer() says why
@@ -230,34 +203,3 @@ class _Helper:
             if stream is not None and not stream.closed:
                 stream.close()
         self.errors.close()
-
-
-def _helper_main() -> int:
-    """The helper: read the request, build the half from ``since`` on, answer."""
-    from zonegen.store import opened
-
-    out = sys.stdout.buffer
-    url, projection, config, version_id, serial, since, keys_since = pickle.load(  # noqa: S301
-        sys.stdin.buffer)  # the server that started this process asks
-    warnings: list[str] = []
-    counter = count()
-    with opened(url, "read") as store, \
-            store.current_rows(projection, [config], since=since) as (version, rows):
-        if version is None or version.version_id != version_id:
-            pickle.dump(("moved", "read another version"), out, _PROTOCOL)
-            return 0
-        try:
-            span = build_span(_counted(rows, counter), config, serial, (keys_since, None),
-                              warnings)
-        except NotInOrder as e:
-            pickle.dump(("disorder", str(e)), out, _PROTOCOL)
-            return 0
-    pickle.dump(("span", span.names, span.sizes, span.counts, span.extra, span.below,
-                 len(span.data), warnings, next(counter)), out, _PROTOCOL)
-    out.write(span.data)
-    out.flush()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_helper_main())
