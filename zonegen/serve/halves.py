@@ -87,7 +87,11 @@ def load_halves(store: Store, projection: str, config: ZoneConfig,
     middle, owner = ours[int(len(ours) * HERE)]
     until = canonical_key(_absolute(owner, config) or owner)
     started = time.perf_counter()
-    helper = _Helper.start()
+    try:
+        helper = _Helper.start()
+    except OSError as e:  # no interpreter to run (an embedded or frozen server)
+        log.info("split load: cannot start a helper (%s); loading in one piece", e)
+        return None
     try:
         warnings: list[str] = []
         counter = count()
