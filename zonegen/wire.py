@@ -15,6 +15,7 @@ import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import accumulate, chain, groupby
 from operator import itemgetter
 from socket import inet_aton
@@ -276,8 +277,11 @@ class _Packed:
     __slots__ = ("below", "counts", "data", "ends", "name_ends", "names", "table")
 
     def __init__(self, zone: str, names: list[str], data: bytes, sizes: Iterable[int],
-                 counts: Iterable[int]) -> None:
-        tree = _names_below(names, zone)
+                 counts: Iterable[int], tree: dict[str, int] | None = None) -> None:
+        """``tree``: :func:`_names_below` of ``names`` when the caller has it already
+        (:meth:`WireZone.joined` adds up those of the parts, made in parallel)."""
+        if tree is None:
+            tree = _names_below(names, zone)
         owners = len(names)
         seen = set(names)
         names.extend(name for name in tree if name not in seen)
@@ -383,7 +387,12 @@ class WireZoneBuilder:
     _TRIM = 1 << 14  # cached names the encoder keeps at most (they recur close by)
     _CHECK = 1024  # owners added between two looks at the encoder's caches
 
-    def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None) -> None:
+    def __init__(self, config: ZoneConfig, serial: int, warnings: list[str] | None, *,
+                 keys: tuple[str | None, str | None] = (None, None)) -> None:
+        """``keys``: the canonical keys (:func:`canonical_key`) ``[since, until)`` of the
+        owners this builder packs when it builds one part of a zone
+        (:meth:`WireZone.joined`): only the NS and glue owners in that range are its
+        to place."""
         self._config = config
         self._serial = serial
         self._enc = Encoder(config, warnings)
@@ -403,9 +412,11 @@ class WireZoneBuilder:
         apex: dict[str, list[bytes]] = {}
         for owner, frag in self._enc.apex():  # NS and glue lead their owners' records
             apex.setdefault(owner, []).append(frag)
+        since, until = keys
         # (key, owner, fragments) still to place, the smallest last
-        self._pending = sorted(((canonical_key(o), o, f) for o, f in apex.items()),
-                               reverse=True)
+        placed = [(canonical_key(o), o, f) for o, f in apex.items()]
+        self._pending = sorted((p for p in placed if (since is None or p[0] >= since)
+                                and (until is None or p[0] < until)), reverse=True)
 
     def owner_selector(self) -> OwnerSelector:
         """An :class:`~zonegen.selection.OwnerSelector` for this zone whose fast path
@@ -417,41 +428,39 @@ class WireZoneBuilder:
     def fast(self, owner: str, rows: list[StoredRecord]) -> list[bytes] | None:
         """The fragments :meth:`Encoder.owner_fragments` makes of ``rows`` (stored rows
         at ``owner``) when all are plain A, SRV and PTR of this zone, else None (a
-        :data:`~zonegen.selection.FastPath`): each distinct rdata text is checked and
-        encoded once (its tail: type to rdata at the default TTL), each row then costs
-        one lookup and one join."""
+        :data:`~zonegen.selection.FastPath`): the common A and SRV texts are matched and
+        encoded in place (each names one pod, so keeping them never paid), any other
+        text's tail (type to rdata at the default TTL) is made once and kept; each row
+        then costs one join with the owner's prefix."""
         enc = self._enc
         prefix = enc.owner_prefix(owner)  # a new owner: its own cache lookup only
         default_ttl = self._config.ttl
-        a, srv, selector = self._a, self._srv, self._selector
+        selector = self._selector
         if selector is None:
             raise RuntimeError("WireZoneBuilder.fast used without owner_selector()")
-        a_get, srv_get, ptr_get = a.get, srv.get, self._ptr.get
-        a_row, srv_row, keep = A_ROW.match, RELATIVE_ROW.match, self._KEEP
+        a_get, srv_get, ptr_get = self._a.get, self._srv.get, self._ptr.get
+        a_row, srv_row = A_ROW.match, RELATIVE_ROW.match
         a_head, srv_head = self._heads[A] + b"\x00\x04", self._heads[SRV]
         suffix, longest = selector.suffix, selector.longest_relative
         out: list[bytes] = []
         add = out.append
         for _, rtype, text, ttl in rows:
             if rtype == A:
-                tail = a_get(text)
-                if tail is None:
-                    m = a_row(text)  # :meth:`_tail`'s common case, inlined
-                    if m is not None:
-                        if len(a) >= keep:
-                            a.clear()
-                        # a dotted quad the selection finds valid: inet_aton reads it exactly
-                        tail = a[text] = a_head + inet_aton(m[1])
+                # :meth:`_tail`'s common case, inlined and not kept: an address is at one
+                # owner (a pod's), so looking it up first cost more than it found
+                m = a_row(text)
+                # a dotted quad the selection finds valid: inet_aton reads it exactly
+                tail = a_head + inet_aton(m[1]) if m is not None else a_get(text)
             elif rtype == SRV:
-                tail = srv_get(text)
-                if tail is None:
-                    m = srv_row(text)  # :meth:`_tail`'s common SRV, inlined
-                    if m is not None and m[1] is not None and len(m[4]) <= longest:
-                        data = (_SRV_FIELDS.pack(int(m[1]), int(m[2]), int(m[3]))
-                                + enc.target(m[4] + suffix))
-                        if len(srv) >= keep:
-                            srv.clear()
-                        tail = srv[text] = srv_head + len(data).to_bytes(2, "big") + data
+                # :meth:`_tail`'s common SRV, inlined and not kept: its text names one
+                # pod and one port, so it recurs no more than an address does
+                m = srv_row(text)
+                if m is not None and m[1] is not None and len(m[4]) <= longest:
+                    data = (_SRV_FIELDS.pack(int(m[1]), int(m[2]), int(m[3]))
+                            + enc.target(m[4] + suffix))
+                    tail = srv_head + len(data).to_bytes(2, "big") + data
+                else:
+                    tail = srv_get(text)
             elif rtype == PTR:
                 tail = ptr_get(text)
             else:
@@ -557,13 +566,39 @@ class WireZoneBuilder:
 
     def finish(self) -> WireZone:
         """The zone: every owner added, and whatever NS and glue owners came last."""
+        span = self.span()
+        data = bytes(span.data)
+        self._data = span.data = bytearray()
+        packed = _Packed(self._config.zone, span.names, data, span.sizes, span.counts)
+        return WireZone(self._config, self._serial, packed, extra=span.extra)
+
+    def span(self, below: bool = False) -> WireSpan:
+        """What :meth:`finish` packs: every owner added, then whatever NS and glue
+        owners of its range came last; one part of a zone for :meth:`WireZone.joined`
+        (with ``below``, the names below each name counted, as :class:`_Packed` needs
+        them). The builder is done with afterwards."""
         while self._pending:
             _, owner, frags = self._pending.pop()
             self._pack(owner, frags)
-        data = bytes(self._data)
-        self._data = bytearray()
-        packed = _Packed(self._config.zone, self._names, data, self._sizes, self._counts)
-        return WireZone(self._config, self._serial, packed, extra=self._extra)
+        return WireSpan(self._names, self._data, self._sizes, self._counts, self._extra,
+                        _names_below(self._names, self._config.zone) if below else None)
+
+
+@dataclass(slots=True)
+class WireSpan:
+    """Owners of one zone in canonical order, packed as :class:`_Packed` holds them
+    (``data`` their fragments back to back; ``sizes``, ``counts`` per owner), and the
+    ``extra`` records of those owners (see :class:`WireZone`): a whole zone, or a run
+    of its owners built apart (another process) and joined with :meth:`WireZone.joined`.
+    Plain values, so it pickles."""
+
+    names: list[str]
+    data: bytes | bytearray
+    sizes: array[int]
+    counts: array[int]
+    extra: dict[str, dict[bytes, int]]
+    below: dict[str, int] | None = None
+    """:func:`_names_below` of ``names`` when made with the span (in parallel)."""
 
 
 _owner_of = itemgetter(0)
@@ -613,6 +648,50 @@ class WireZone:
         # that a change removing one of them leaves what a fresh build would serve.
         self._extra: dict[str, dict[bytes, int]] = extra if extra is not None else {}
         self._soa = soa_fragment(config, self.serial)
+
+    @classmethod
+    def joined(cls, config: ZoneConfig, serial: int, spans: Sequence[WireSpan]
+               ) -> WireZone | None:
+        """The zone packed from ``spans`` (runs of its owners, each in canonical order,
+        e.g. the halves of a split load), in the order given; None when they are not in
+        canonical order where they meet (an owner in two of them, or out of order):
+        then the caller builds the zone in one piece, which needs no such luck."""
+        last: str | None = None
+        for span in spans:
+            if not span.names:
+                continue
+            if last is not None and canonical_key(span.names[0]) <= last:
+                return None
+            last = canonical_key(span.names[-1])
+        names = [name for span in spans for name in span.names]
+        data = b"".join(span.data for span in spans)
+        for span in spans:
+            span.data = b""  # freed as soon as joined: the zone is all that stays
+        packed = _Packed(config.zone, names, data,
+                         chain.from_iterable(span.sizes for span in spans),
+                         chain.from_iterable(span.counts for span in spans),
+                         cls._joined_below(spans))
+        extra: dict[str, dict[bytes, int]] = {}
+        for span in spans:
+            extra.update(span.extra)
+        return cls(config, serial, packed, extra=extra)
+
+    @staticmethod
+    def _joined_below(spans: Sequence[WireSpan]) -> dict[str, int] | None:
+        """The names below each name of all ``spans``, added up from theirs (None
+        unless every span has its own)."""
+        trees = [span.below for span in spans]
+        if any(tree is None for tree in trees):
+            return None
+        out: dict[str, int] = {}
+        for tree in trees:
+            if not out:
+                out = dict(tree or {})
+                continue
+            get = out.get
+            for name, count in (tree or {}).items():
+                out[name] = get(name, 0) + count
+        return out
 
     @classmethod
     def build(cls, records: Iterable[Record], config: ZoneConfig, serial: int,

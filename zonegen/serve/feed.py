@@ -18,6 +18,7 @@ from zonegen.metrics import Metrics
 from zonegen.model import ZoneConfig
 from zonegen.projections import DEFAULT, ProjectionSpec
 from zonegen.selection import NotInOrder, StoredRecord
+from zonegen.serve.halves import MIN_RECORDS, load_halves
 from zonegen.serve.zoneset import ZoneSet
 
 if TYPE_CHECKING:
@@ -45,12 +46,16 @@ class StoreFeed:
 
     ``spec``: the projection whose versions it serves (default ``source:default``); each
     projection a ``serve`` publishes has its own feed (``zonegen.serve.served``).
+
+    ``split_records``: a zone of at least this many records is loaded in two halves at
+    once, one in a helper process (:mod:`zonegen.serve.halves`); None never splits.
     """
 
     def __init__(self, store: Store, configs: Sequence[ZoneConfig], *, project: bool = True,
                  clock: Clock = time.time, max_versions: int = 1000,
                  max_records: int = 500_000, metrics: Metrics | None = None,
-                 spec: ProjectionSpec = DEFAULT) -> None:
+                 spec: ProjectionSpec = DEFAULT, split_records: int | None = MIN_RECORDS
+                 ) -> None:
         if not configs:
             raise InvalidInput("no zone to serve")
         self.store = store
@@ -62,6 +67,7 @@ class StoreFeed:
         self.metrics = metrics
         self.spec = spec
         self.name = spec.name
+        self.split_records = split_records
         self._runner: Runner | None = None
         self._stalled_at: int | None = None  # checkpoint seen with events pending
 
@@ -104,7 +110,8 @@ class StoreFeed:
         version in one snapshot, as stored rows (``Store.current_rows``,
         :meth:`ZoneSet.from_rows`): no projection, no journal fold and no ``Record`` per
         row is made to start serving (issue #11). The records logged are the rows
-        streamed (the stored visible count, without a second query).
+        streamed (the stored visible count, without a second query). A big zone is
+        built in two processes at once (:mod:`zonegen.serve.halves`) when it can be.
 
         :raises StoreError: the store cannot be read.
         """
@@ -112,11 +119,30 @@ class StoreFeed:
         if self.project:
             self.project_pending(force=True)
         zones: ZoneSet | None = None
+        loaded = 0
+        if self.split_records is not None and len(self.configs) == 1:
+            split = load_halves(self.store, self.name, self.configs[0], self.split_records)
+            if split is not None:
+                zones, loaded = split
+        if zones is None:
+            zones, loaded = self._load_whole()
+            if zones is None:
+                return None
+        ms = (time.perf_counter() - started) * 1000
+        log.info("loaded %s serial %d: %d records in %.0f ms",
+                 ", ".join(c.zone for c in self.configs), zones.serial, loaded, ms,
+                 extra=fields(zones=[c.zone for c in self.configs], serial=zones.serial,
+                              records=loaded, ms=round(ms)))
+        return zones
+
+    def _load_whole(self) -> tuple[ZoneSet | None, int]:
+        """:meth:`load` in this process alone, and the rows it was built from."""
+        zones: ZoneSet | None = None
         counted = _Counted()
         loaded = 0
         with self.store.current_rows(self.name, self.configs) as (version, rows):
             if version is None:
-                return None
+                return None, 0
             try:
                 zones = ZoneSet.from_rows(self.configs, counted.through(rows),
                                           version.serial, version.version_id)
@@ -128,12 +154,7 @@ class StoreFeed:
             records = self.store.records_at(version.version_id)
             loaded = len(records)
             zones = ZoneSet.build(self.configs, records, version.serial, version.version_id)
-        ms = (time.perf_counter() - started) * 1000
-        log.info("loaded %s serial %d: %d records in %.0f ms",
-                 ", ".join(c.zone for c in self.configs), version.serial, loaded, ms,
-                 extra=fields(zones=[c.zone for c in self.configs], serial=version.serial,
-                              records=loaded, ms=round(ms)))
-        return zones
+        return zones, loaded
 
     def refresh(self, current: ZoneSet | None) -> ZoneSet | None:
         """``current`` advanced to the newest stored version, or None when it is current

@@ -156,7 +156,8 @@ class ReadModel(Database):
 
     @contextlib.contextmanager
     def current_rows(self, projection: str = PROJECTION,
-                     zones: Collection[ZoneConfig] | None = None
+                     zones: Collection[ZoneConfig] | None = None, *,
+                     since: bytes | None = None, until: bytes | None = None
                      ) -> Iterator[tuple[ZoneVersion | None, Iterator[StoredRecord]]]:
         """:meth:`current_records` as the stored columns, ``(owner, rtype, rdata as
         stored (compact JSON, :func:`~zonegen.model.encode_rdata`), ttl)``, in the same
@@ -167,6 +168,10 @@ class ReadModel(Database):
         ``zones``: only rows whose owner may lie in one of them (:func:`zone_rows`, a
         superset the selection then narrows), so the reverse zones' PTR rows are never
         read for a forward zone (a quarter of a 1M-record cluster's rows).
+
+        ``since``/``until``: only rows whose ``sort_key`` is at least ``since`` and
+        below ``until`` (a range of the order index): one part of the stream, for a
+        load split across processes (:mod:`zonegen.serve.halves`).
 
         On SQLite the rows come straight from the driver's cursor (SQLAlchemy's row
         objects cost about a microsecond a row more), in chunks of ``_CHUNK``; elsewhere
@@ -182,6 +187,10 @@ class ReadModel(Database):
                  .where(c.projection == projection, c.visible.is_(True)))
             if zones is not None:
                 q = q.where(zone_rows(zones))
+            if since is not None:
+                q = q.where(c.sort_key >= since)
+            if until is not None:
+                q = q.where(c.sort_key < until)
             q = q.order_by(c.sort_key, c.rtype)
             if conn.dialect.name == "sqlite":
                 compiled = q.compile(dialect=conn.dialect)
@@ -194,6 +203,33 @@ class ReadModel(Database):
                     cursor.close()
                 return
             yield version, iter(conn.execute(q, execution_options={"yield_per": _CHUNK}))
+
+    def sample_keys(self, projection: str = PROJECTION, samples: int = 257
+                    ) -> list[tuple[bytes, str]]:
+        """``(sort_key, owner)`` of up to ``samples`` of ``projection``'s rows picked
+        evenly by row id (each a primary-key lookup), sorted: where to split a load in
+        parts of about equal size (:mod:`zonegen.serve.halves`) for milliseconds, where
+        ranking the order index would scan it. Any key splits correctly."""
+        c = current_records.c
+        keys: list[tuple[bytes, str]] = []
+        with self._wrap("reading current records"), self._read() as conn:
+            # two queries: SQLite answers min() or max() alone from the row ids' b-tree,
+            # both in one query by scanning an index
+            low = conn.execute(sa.select(sa.func.min(c.id))).scalar()
+            high = conn.execute(sa.select(sa.func.max(c.id))).scalar()
+            if low is None or high is None:
+                return keys
+            # by row id alone: with the projection in the WHERE clause too, SQLite walks
+            # the order index instead (seconds); another projection's row is skipped
+            q = (sa.select(c.sort_key, c.owner, c.projection)
+                 .where(c.id >= sa.bindparam("at")).order_by(c.id).limit(1))
+            for i in range(samples):
+                at = low + (high - low) * i // max(samples - 1, 1)
+                row = conn.execute(q, {"at": at}).first()
+                if row is not None and row[2] == projection:
+                    keys.append((bytes(row[0]), str(row[1])))
+        keys.sort()
+        return keys
 
     def record_count(self, projection: str = PROJECTION) -> int:
         """How many records the current version holds (visible, apex included); 0
