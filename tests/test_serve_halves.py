@@ -123,6 +123,14 @@ def big_store(tmp_path: Path, services: int = 60) -> Store:
     return store
 
 
+@pytest.fixture
+def two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split runs only where two CPUs can be used at once; these tests check the
+    split itself, so they must not depend on the machine that runs them."""
+    monkeypatch.setattr(halves, "usable_cpus", lambda: 2)
+
+
+@pytest.mark.usefixtures("two_cpus")
 @pytest.mark.parametrize("config", [ZoneConfig(), ZoneConfig(zone="10.in-addr.arpa.")],
                          ids=["forward", "reverse"])
 def test_feed_load_split_in_two_processes_is_the_load_in_one(
@@ -150,6 +158,7 @@ def test_feed_load_split_in_two_processes_is_the_load_in_one(
         store.close()
 
 
+@pytest.mark.usefixtures("two_cpus")
 def test_feed_load_of_a_real_cluster_split_is_the_load_in_one(tmp_path: Path) -> None:
     store = consul_store(tmp_path)
     try:
@@ -163,11 +172,15 @@ def test_feed_load_of_a_real_cluster_split_is_the_load_in_one(tmp_path: Path) ->
         store.close()
 
 
-def test_small_zones_and_memory_stores_load_in_one_piece(tmp_path: Path) -> None:
+def test_small_zones_and_memory_stores_load_in_one_piece(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = big_store(tmp_path)
     try:
+        monkeypatch.setattr(halves, "usable_cpus", lambda: 2)
         assert halves.load_halves(store, "projection", ZoneConfig()) is None  # < MIN_RECORDS
         assert halves.load_halves(store, "projection", ZoneConfig(), 0) is not None
+        monkeypatch.setattr(halves, "usable_cpus", lambda: 1)  # one CPU: never split
+        assert halves.load_halves(store, "projection", ZoneConfig(), 0) is None
     finally:
         store.close()
     memory = Store.open("sqlite://")
@@ -217,3 +230,26 @@ def test_sample_keys_are_sorted_keys_of_the_projection(tmp_path: Path) -> None:
         assert store.sample_keys("elsewhere") == []
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("files", "cpus"), [
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu.max": "100000 100000\n"}, 1.0),
+    ({"cpu.max": "250000 100000\n"}, 2.5),
+    ({"cpu.max": "50000 100000\n"}, 0.5),
+    ({"cpu.max": "garbage\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+    ({}, None),
+], ids=["v2-none", "v2-one", "v2-two-and-a-half", "v2-half", "v2-bad", "v1-none", "v1-two",
+        "no-cgroup"])
+def test_cgroup_quota_read_as_cpus(tmp_path: Path, files: dict[str, str],
+                                   cpus: float | None) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert halves._cgroup_quota(tmp_path) == cpus
+    usable = halves.usable_cpus(tmp_path)
+    assert usable >= 1
+    if cpus is not None:
+        assert usable <= max(1, int(cpus))

@@ -13,8 +13,10 @@ the plain path's conditions (the helper fails or sees another version, a half is
 canonical order, the halves do not meet in order) :func:`load_halves` returns None and
 the caller loads the zone in one piece, which is always correct.
 
-Only for SQLite files (the helper opens the same file) and one zone of at least
-:data:`MIN_RECORDS` records (below that, starting the helper costs more than it saves).
+Only for SQLite files (the helper opens the same file), one zone of at least
+:data:`MIN_RECORDS` records (below that, starting the helper costs more than it saves),
+and a process that can use two CPUs at once (:func:`usable_cpus`: on one CPU the split
+only adds work).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def load_halves(store: Store, projection: str, config: ZoneConfig,
     :raises StoreError: the store cannot be read (this process's half).
     """
     url = file_url(store)
-    if url is None or store.record_count(projection) < min_records:
+    if url is None or usable_cpus() < 2 or store.record_count(projection) < min_records:
         return None
     # the median of the sampled rows of this zone; the NS and glue owners split at the
     # canonical key of its owner. Any key splits correctly (where the halves meet is
@@ -128,6 +130,43 @@ def load_halves(store: Store, projection: str, config: ZoneConfig,
     zones = ZoneSet(version.version_id, version.serial % MODULUS,
                     {dns.name.from_text(config.zone): zone})
     return zones, rows_here + rows_there
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """How many CPUs this process can keep busy at once: the CPUs it may run on, capped
+    by its cgroup's CPU quota (v2 ``cpu.max``, v1 ``cpu/cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``), at least 1. A Pod limited to one CPU (``limits.cpu: 1``) may
+    see every core of its node, but a split load there would only add the helper's
+    start and the join to a single CPU's work (about 0.5 s at 1M records)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup)
+    if quota is not None:
+        cpus = min(cpus, max(1, int(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_quota(cgroup: Path) -> float | None:
+    """The CPU quota as CPUs (quota / period), or None when there is none or it cannot
+    be read (no cgroup file system: then only the affinity counts)."""
+    try:
+        fields = (cgroup / "cpu.max").read_text().split()  # v2: "max 100000", "50000 100000"
+    except OSError:
+        try:  # v1
+            quota = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+            period = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            return None
+        return quota / period if quota > 0 and period > 0 else None
+    try:
+        if len(fields) != 2 or fields[0] == "max":
+            return None
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def _absolute(stored: str, config: ZoneConfig) -> str:
