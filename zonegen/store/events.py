@@ -44,6 +44,7 @@ for a deletion): the newest event of one object, as a replay reads it."""
 class AppendResult:
     stored: tuple[int, ...]  # sequence numbers of the new events
     duplicates: int  # events already in the log (idempotency key), skipped
+    kept: tuple[int, ...] = ()  # beside stored: each one's index in the events given
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +110,13 @@ class EventLog(Database):
             (str(r[0]), str(r[1]), str(r[2]), str(r[3]))
             for r in _select_keys(conn, events, idempotency, idempotency, keys)}
         fresh: list[Event] = []
-        for e in new_events:
+        kept: list[int] = []
+        for i, e in enumerate(new_events):
             k = (e.source, e.uid, e.resource_version, e.type)
             if k not in existing:
                 existing.add(k)
                 fresh.append(e)
+                kept.append(i)
         if not fresh:
             return AppendResult((), len(new_events))
         # Numbered here, then one driver executemany: SQLAlchemy sends an INSERT ...
@@ -134,7 +137,7 @@ class EventLog(Database):
         _execute_many(conn, "DELETE FROM object_heads WHERE source = ? AND kind = ? "
                             "AND namespace = ? AND name = ?", list(heads))
         conn.execute(object_heads.insert(), list(heads.values()))
-        return AppendResult(tuple(seqs), len(new_events) - len(fresh))
+        return AppendResult(tuple(seqs), len(new_events) - len(fresh), tuple(kept))
 
     def _set_resume(self, conn: Connection, source: str, kind: str, rv: str) -> None:
         updated = conn.execute(
