@@ -36,7 +36,6 @@ from zonegen.errors import StoreError
 from zonegen.model import (
     PTR,
     Event,
-    RData,
     Record,
     ZoneConfig,
     ZoneVersion,
@@ -279,10 +278,6 @@ class ReadModel(Database):
         thousands, and SQLAlchemy's row objects cost more than the query."""
         out: dict[ServiceKey, dict[Record, StoredRow]] = {}
         new, decode = record_of, decode_rdata
-        # rdata texts repeat within a Service (S.N.svc and H.S.N.svc share an address,
-        # the SRVs a target), so each distinct text is decoded once per call.
-        decoded: dict[str, RData] = {}
-        seen = decoded.get
         with self._wrap("reading current records"), self._read() as conn:
             for ns, names in _by_namespace(services):
                 sql = ("SELECT service_name, id, owner, rtype, rdata, ttl, visible "  # noqa: S608
@@ -296,10 +291,7 @@ class ReadModel(Database):
                         key = (ns, name)
                         got = out.get(key)
                         rows = out[key] = {} if got is None else got
-                    rdata = seen(text)
-                    if rdata is None:
-                        rdata = decoded[text] = decode(text)
-                    rows[new((owner, rtype, rdata, ttl))] = (row_id, visible == 1)
+                    rows[new((owner, rtype, decode(text), ttl))] = (row_id, visible == 1)
         return out
 
     def ptrs_at(self, owners: Iterable[str], projection: str = PROJECTION,
