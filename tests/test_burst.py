@@ -363,3 +363,20 @@ def test_ptrs_at_takes_known_rows_as_reading_them_would(cluster: Store, tmp_path
                                                                               key=repr)
     assert any(not visible for _k, _r, (_id, visible) in everything)
     assert sum(r.owner == "1.0.3.10.in-addr.arpa." for _k, r, _v in everything) == 2
+
+
+def test_ingest_carries_at_most_a_chunk_of_objects(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large input carries only the first ``CARRIED_AT_MOST`` objects (its memory
+    stays bounded); the rest are reduced from the log, with the same zone."""
+    monkeypatch.setattr("zonegen.ingest.CARRIED_AT_MOST", 2)
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    try:
+        objs = [o for s in range(3) for o in (service(s), endpoint_slice(s, 1))]
+        assert len(_ingested(store, json.dumps({"kind": "List", "items": objs})).reduced) == 2
+        ingest_files(store, [write(tmp_path / "b.json", [endpoint_slice(s, 2, 1)
+                                                         for s in range(3)])])
+        full = rebuild(to_change(e) for e in store.select_events())
+        assert sorted(store.iter_model(), key=repr) == sorted(full.rows(), key=repr)
+    finally:
+        store.close()

@@ -56,6 +56,9 @@ _CARRIED = frozenset({SERVICE, ENDPOINT_SLICE, ENDPOINTS})
 """Kinds whose reducers read neither ``kind``, ``apiVersion`` nor ``managedFields``
 (``ServiceImport``'s reads ``apiVersion``): their objects as reduced by ``ingest`` are
 handed to the projection (:meth:`_Ingester._add`)."""
+CARRIED_AT_MOST = 20_000
+"""Objects an ingest hands to the projection at most (a catch-up chunk's worth, the
+projection holds as many at once anyway): a large initial list keeps its memory."""
 CHUNK = 1 << 20
 #: Seconds an ingest of one file runs before its progress bar appears (quick ones never
 #: flicker one).
@@ -481,7 +484,7 @@ class _Ingester:
         self.report.duplicates += result.duplicates
         for seq, i in zip(result.stored, result.kept, strict=True):
             reduced = self._batch_reduced[i]
-            if reduced is not None:
+            if reduced is not None and len(self.reduced) < CARRIED_AT_MOST:
                 self.reduced[seq] = reduced
         self.batch = []
         self._batch_reduced = []
