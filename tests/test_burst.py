@@ -5,6 +5,7 @@ results unchanged (tests/test_readmodel.py proves the model equals a replay)."""
 from __future__ import annotations
 
 import gc
+import io
 import json
 import subprocess
 import sys
@@ -14,15 +15,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event as sa_event
 
 from zonegen.changes import to_change
 from zonegen.errors import InvalidInput
-from zonegen.ingest import ingest_files
-from zonegen.model import decode_rdata, encode_rdata
+from zonegen.ingest import _Ingester, _LazyHeads, ingest_files, read_items
+from zonegen.model import PTR, decode_rdata, encode_rdata
 from zonegen.project import rebuild
+from zonegen.runner import ProjectionRunner
+from zonegen.sources import DEFAULT_SOURCE
 from zonegen.store import Store, current_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,3 +265,118 @@ def test_rdata_is_stored_as_json_writes_it_and_read_back_exactly(rdata: tuple[An
     assert text == json.dumps(list(rdata), separators=(",", ":"))
     assert decode_rdata(text) == rdata
     assert [type(x) for x in decode_rdata(text)] == [type(x) for x in rdata]
+
+
+def _ingested(store: Store, text: str) -> _Ingester:
+    """Store ``text`` (kubectl output) as ``ingest_files`` does, without projecting."""
+    with store.appending() as appender:
+        ingester = _Ingester(appender, _LazyHeads(appender, DEFAULT_SOURCE), DEFAULT_SOURCE,
+                             None)
+        for item in read_items(io.StringIO(text), "input"):
+            ingester.add(item)
+        ingester.finish()
+    return ingester
+
+
+def _odd_objects() -> list[dict[str, Any]]:
+    """Objects of every carried kind, taking the reducers' fast and general paths."""
+    v6 = endpoint_slice(2, 1)
+    v6["addressType"] = "IPv6"
+    for p, ep in enumerate(v6["endpoints"]):
+        ep["addresses"] = [f"FD00:0::{p + 1}"]  # not canonical: the general path
+    unlabelled = endpoint_slice(3, 1)
+    del unlabelled["metadata"]["labels"]  # the reducer warns: not carried
+    legacy = {"kind": "Endpoints", "metadata": {"name": "svc-4", "namespace": "ns1",
+                                                "uid": "u-ep-4", "resourceVersion": "3"},
+              "subsets": [{"addresses": [{"ip": "10.4.0.1", "hostname": "a"}],
+                           "ports": [{"name": "http", "port": 80}]}]}
+    managed = service(5)
+    managed["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    del managed["kind"]  # a list item: the list gives the kind
+    return [service(1), endpoint_slice(1, 1), v6, unlabelled, legacy, managed]
+
+
+def test_ingest_carries_what_its_stored_events_reduce_to(tmp_path: Path) -> None:
+    """The objects ``ingest`` reduced are handed to the projection of their events
+    instead of reducing the stored form again: each equals what the stored event
+    reduces to. Not carried: an object the reducer warned about (the projection logs
+    the warning), and anything read from YAML (its types may not survive JSON)."""
+    store = Store.open("sqlite://")
+    try:
+        objs = _odd_objects()
+        text = json.dumps({"kind": "List", "items": objs[:5]}) + json.dumps(
+            {"kind": "ServiceList", "items": [objs[5]]})
+        ingester = _ingested(store, text)
+        events = {e.seq: e for e in store.select_events()}
+        assert len(events) == 6
+        unlabelled = [seq for seq, e in events.items() if e.name == "svc-3-x"]
+        assert sorted(ingester.reduced) == sorted(set(events) - set(unlabelled))
+        for seq, obj in ingester.reduced.items():
+            assert obj == to_change(events[seq]).obj
+        again = [{**o, "metadata": {**o["metadata"], "resourceVersion": "9"}}
+                 for o in objs if "kind" in o]
+        assert _ingested(store, yaml.safe_dump_all(again)).reduced == {}
+    finally:
+        store.close()
+
+
+def test_a_carried_object_that_is_not_its_events_is_reduced_again(tmp_path: Path) -> None:
+    """The runner takes a carried object only for the event it names (kind, name, uid,
+    version): any other is ignored and the stored event reduced, so the model is a
+    replay's either way."""
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    try:
+        ingest_files(store, [write(tmp_path / "a.json",
+                                   [service(1), endpoint_slice(1, 1), service(2)])],
+                     project=False)
+        first, slice_seq, other = (e.seq for e in store.select_events())
+        wrong = to_change(store.select_events()[2]).obj  # svc-2 offered for svc-1
+        assert wrong is not None
+        runner = ProjectionRunner(store, reduced={first: wrong, slice_seq: wrong})
+        runner.catch_up()
+        full = rebuild(to_change(e) for e in store.select_events())
+        assert sorted(store.iter_model(), key=repr) == sorted(full.rows(), key=repr)
+        assert other
+    finally:
+        store.close()
+
+
+def test_ptrs_at_takes_known_rows_as_reading_them_would(cluster: Store, tmp_path: Path
+                                                        ) -> None:
+    """``ptrs_at`` with the rows the caller holds (read by ``records_of``) returns what
+    it returns reading every row, also at an address two Services publish and at a
+    cluster IP that shadows an endpoint's PTR."""
+    shared = endpoint_slice(41, 1)
+    shared["endpoints"][0]["addresses"] = ["10.3.0.1"]  # svc-3's first endpoint too
+    clustered = {**service(42), "spec": {"clusterIP": "10.5.0.2",
+                                         "ports": [{"name": "http", "port": 80}]}}
+    ingest_files(cluster, [write(tmp_path / "more.json",
+                                 [service(41), shared, clustered])])
+    owners = {r.owner for _k, r, _v in cluster.iter_model() if r.rtype == PTR}
+    assert "1.0.3.10.in-addr.arpa." in owners
+    everything = cluster.ptrs_at(owners)
+    stored = cluster.records_of([("ns0", "svc-3"), ("ns2", "svc-5"), ("ns1", "svc-7")])
+    known = {row[0]: (key, r, row) for key, records in stored.items()
+             for r, row in records.items() if r.rtype == PTR}
+    assert len(known) >= 9
+    assert sorted(cluster.ptrs_at(owners, known=known), key=repr) == sorted(everything,
+                                                                              key=repr)
+    assert any(not visible for _k, _r, (_id, visible) in everything)
+    assert sum(r.owner == "1.0.3.10.in-addr.arpa." for _k, r, _v in everything) == 2
+
+
+def test_ingest_carries_at_most_a_chunk_of_objects(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large input carries only the first ``CARRIED_AT_MOST`` objects (its memory
+    stays bounded); the rest are reduced from the log, with the same zone."""
+    monkeypatch.setattr("zonegen.ingest.CARRIED_AT_MOST", 2)
+    store = Store.open(f"sqlite:///{tmp_path / 'z.db'}")
+    try:
+        objs = [o for s in range(3) for o in (service(s), endpoint_slice(s, 1))]
+        assert len(_ingested(store, json.dumps({"kind": "List", "items": objs})).reduced) == 2
+        ingest_files(store, [write(tmp_path / "b.json", [endpoint_slice(s, 2, 1)
+                                                         for s in range(3)])])
+        full = rebuild(to_change(e) for e in store.select_events())
+        assert sorted(store.iter_model(), key=repr) == sorted(full.rows(), key=repr)
+    finally:
+        store.close()

@@ -32,6 +32,7 @@ from zonegen.model import (
     SERVICE_EXPORT,
     SERVICE_IMPORT,
     Event,
+    KubeObject,
     ObjectKey,
 )
 from zonegen.progress import Progress
@@ -51,6 +52,13 @@ LIST_KINDS = {
     "List": None,
 }
 BATCH = 1000
+_CARRIED = frozenset({SERVICE, ENDPOINT_SLICE, ENDPOINTS})
+"""Kinds whose reducers read neither ``kind``, ``apiVersion`` nor ``managedFields``
+(``ServiceImport``'s reads ``apiVersion``): their objects as reduced by ``ingest`` are
+handed to the projection (:meth:`_Ingester._add`)."""
+CARRIED_AT_MOST = 20_000
+"""Objects an ingest hands to the projection at most (a catch-up chunk's worth, the
+projection holds as many at once anyway): a large initial list keeps its memory."""
 CHUNK = 1 << 20
 #: Seconds an ingest of one file runs before its progress bar appears (quick ones never
 #: flicker one).
@@ -99,6 +107,7 @@ class Item:
     type: str | None
     obj: dict[str, Any]
     where: str  # file and position, for messages
+    plain: bool = False  # decoded from JSON text: JSON's own types only (str keys)
 
 
 # --------------------------------------------------------------------------- reading
@@ -258,7 +267,7 @@ def _read_json(reader: _JsonReader) -> Iterator[Item]:
         where = f"{reader.name} value {index}"
         if c == "[":  # a JSON array of objects (not kubectl's, but cheap to accept)
             for n, value in enumerate(reader.array(), 1):
-                yield from _items_of(value, f"{where} item {n}")
+                yield from _items_of(value, f"{where} item {n}", plain=True)
         elif c == "{":
             yield from _read_json_object(reader, where)
         else:
@@ -285,7 +294,8 @@ def _read_json_object(reader: _JsonReader, where: str) -> Iterator[Item]:
                     raise InvalidInput(f"{where} items[{n}]: not an object")
                 if "kind" in item or top.get("kind") not in (None, "List"):
                     streamed += 1
-                    yield from _list_item(item, top.get("kind"), f"{where} items[{n}]")
+                    yield from _list_item(item, top.get("kind"), f"{where} items[{n}]",
+                                          plain=True)
                 else:  # kind-less item before the list's kind: wait for it
                     items_pending.append(item)
             top["items"] = None
@@ -298,21 +308,24 @@ def _read_json_object(reader: _JsonReader, where: str) -> Iterator[Item]:
     if "items" in top:
         list_kind = top.get("kind")
         for n, item in enumerate(items_pending):
-            yield from _list_item(item, list_kind, f"{where} items[{streamed + n}]")
+            yield from _list_item(item, list_kind, f"{where} items[{streamed + n}]",
+                                  plain=True)
         if list_kind in LIST_KINDS and LIST_KINDS[list_kind]:
             yield Item("LIST", {"kind": LIST_KINDS[list_kind]}, where)
         return
-    yield from _items_of(top, where)
+    yield from _items_of(top, where, plain=True)
 
 
-def _list_item(item: dict[str, Any], list_kind: Any, where: str) -> Iterator[Item]:
+def _list_item(item: dict[str, Any], list_kind: Any, where: str, plain: bool = False
+               ) -> Iterator[Item]:
     if "kind" not in item and isinstance(list_kind, str) and LIST_KINDS.get(list_kind):
         item = {**item, "kind": LIST_KINDS[list_kind]}
-    yield from _items_of(item, where)
+    yield from _items_of(item, where, plain)
 
 
-def _items_of(doc: Any, where: str) -> Iterator[Item]:
-    """Classify one decoded document: object, list or watch event."""
+def _items_of(doc: Any, where: str, plain: bool = False) -> Iterator[Item]:
+    """Classify one decoded document: object, list or watch event. ``plain``: decoded
+    from JSON text (:attr:`Item.plain`)."""
     if not isinstance(doc, dict):
         raise InvalidInput(f"{where}: not a Kubernetes object (a {type(doc).__name__})")
     if "object" in doc and "type" in doc and "kind" not in doc:
@@ -329,7 +342,7 @@ def _items_of(doc: Any, where: str) -> Iterator[Item]:
                                "ADDED, MODIFIED, DELETED or BOOKMARK")
         if not isinstance(obj, dict):
             raise InvalidInput(f"{where}: watch event object is not an object")
-        yield Item(etype, obj, where)
+        yield Item(etype, obj, where, plain)
         return
     kind = doc.get("kind")
     if isinstance(kind, str) and (kind in LIST_KINDS or "items" in doc):
@@ -339,11 +352,11 @@ def _items_of(doc: Any, where: str) -> Iterator[Item]:
         for n, item in enumerate(items):
             if not isinstance(item, dict):
                 raise InvalidInput(f"{where} items[{n}]: not an object")
-            yield from _list_item(item, kind, f"{where} items[{n}]")
+            yield from _list_item(item, kind, f"{where} items[{n}]", plain)
         if LIST_KINDS.get(kind):
             yield Item("LIST", {"kind": LIST_KINDS[kind]}, where)
         return
-    yield Item(None, doc, where)
+    yield Item(None, doc, where, plain)
 
 
 # --------------------------------------------------------------------------- storing
@@ -366,6 +379,9 @@ class _Ingester:
         self.report = IngestReport()
         self.kinds_listed: set[str] = set()
         self.batch: list[Event] = []
+        self._batch_reduced: list[KubeObject | None] = []  # beside batch, same order
+        self.reduced: dict[int, KubeObject] = {}
+        """Stored event seq -> its object as reduced here (see :meth:`_add`)."""
         self.pending: list[Item] = []
         self.heads = heads
         self._known: dict[tuple[str, str], bool] = {}  # (uid, rv) -> stored as a version
@@ -423,20 +439,30 @@ class _Ingester:
             self.report.skipped_kinds[label] = self.report.skipped_kinds.get(label, 0) + 1
             return
         try:
-            outcomes = self.reconciler.listed(kind, item.obj, item.type)
+            outcomes, reduced = self.reconciler.listed_reduced(kind, item.obj, item.type)
         except InvalidObject as e:
             log.warning("%s: %s; skipped", item.where, e)
             self.report.invalid += 1
             return
         self.kinds_listed.add(kind)
-        for outcome in outcomes:
-            self._emit(outcome)
+        # The object as reduced here is what projecting its stored event would reduce
+        # again (json.loads of the stored form, then the reducer): the same value when
+        # the input was JSON text (the stored form is that JSON, less managedFields,
+        # with kind and apiVersion filled in, none of which these kinds' reducers
+        # read) and the reducer warned of nothing (the projection reports warnings).
+        # Carried to the projection (``runner.project_all``), a burst reduces each
+        # object once, not twice.
+        if not (item.plain and kind in _CARRIED):
+            reduced = None
+        for i, outcome in enumerate(outcomes):
+            self._emit(outcome, reduced if i == len(outcomes) - 1 else None)
 
-    def _emit(self, outcome: Event | Vanished) -> None:
+    def _emit(self, outcome: Event | Vanished, reduced: KubeObject | None = None) -> None:
         if isinstance(outcome, Vanished):
             outcome = outcome.event(self._stored_object(outcome), self.source,
                                     self.reconciler.now, self.origin)
         self.batch.append(outcome)
+        self._batch_reduced.append(reduced)
         if len(self.batch) >= BATCH:
             self.flush()
 
@@ -456,7 +482,12 @@ class _Ingester:
         result = self.appender.append(self.batch)
         self.report.new_events += len(result.stored)
         self.report.duplicates += result.duplicates
+        for seq, i in zip(result.stored, result.kept, strict=True):
+            reduced = self._batch_reduced[i]
+            if reduced is not None and len(self.reduced) < CARRIED_AT_MOST:
+                self.reduced[seq] = reduced
         self.batch = []
+        self._batch_reduced = []
 
     def snapshot_deletions(self) -> None:
         """Objects of the listed kinds that the log says exist but the input lacks."""
@@ -567,6 +598,8 @@ def ingest_files(
                 ingester.snapshot_deletions()
             ingester.finish()
             report = ingester.report
+        # Committed: these seqs are this input's events for good.
+        reduced = ingester.reduced
         if project:
             import time
 
@@ -576,7 +609,8 @@ def ingest_files(
             # Every registered projection folds these events (another source's only
             # move its checkpoint); the serial reported is the first one's that folds
             # this source.
-            done = project_all(store, fixed_clock(when) if when else time.time)
+            done = project_all(store, fixed_clock(when) if when else time.time,
+                               reduced=reduced)
             specs = [spec for spec in store.projections() if source in spec.sources]
             version = done[specs[0].name].version if specs else None
             report.serial = version.serial if version is not None else None

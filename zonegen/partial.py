@@ -91,8 +91,8 @@ class PartialProjection:
                       if r.rtype == PTR)
         need = proj.needs_ptr_owners(owners)
         if need:
-            known = {row_id: r for records in stored.values()
-                     for r, (row_id, _visible) in records.items() if r.rtype == PTR}
+            known = {row[0]: (key, r, row) for key, records in stored.items()
+                     for r, row in records.items() if r.rtype == PTR}
             found = [] if self.empty else self.store.ptrs_at(need, self.name, known)
             proj.load_ptrs(need, ((k, r) for k, r, _v in found))
             for key, r, row in found:

@@ -571,12 +571,21 @@ class Projection:
                     del waiting[key]
                     diff = self._recompute(key, warnings)
                     total = total.then(diff) if total else diff
-                for r in total.removed:
-                    if added.pop(r, _ABSENT) is _ABSENT:
-                        removed[r] = seq
-                for r in total.added:
-                    if removed.pop(r, _ABSENT) is _ABSENT:
-                        added[r] = seq
+                # Nearly always nothing cancels (a record this batch added, removed
+                # again): then the records go in in bulk, in C, in the same order.
+                gone, came = total.removed, total.added
+                if gone and not added.keys().isdisjoint(gone):
+                    for r in gone:
+                        if added.pop(r, _ABSENT) is _ABSENT:
+                            removed[r] = seq
+                elif gone:
+                    removed.update(dict.fromkeys(gone, seq))
+                if came and not removed.keys().isdisjoint(came):
+                    for r in came:
+                        if removed.pop(r, _ABSENT) is _ABSENT:
+                            added[r] = seq
+                elif came:
+                    added.update(dict.fromkeys(came, seq))
             done = max(done, upto)
 
         for seq, change in changes:

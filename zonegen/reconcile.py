@@ -56,13 +56,15 @@ def stored_object(kind: str, obj: Mapping[str, Any]) -> str:
     return json.dumps(out, separators=(",", ":"), sort_keys=True)
 
 
-def decode(kind: str, obj: Mapping[str, Any]) -> tuple[KubeObject, str]:
+def decode(kind: str, obj: Mapping[str, Any], warnings: list[str] | None = None
+           ) -> tuple[KubeObject, str]:
     """The reduced object and its stored form, the two things every way in needs.
+    ``warnings``: receives the reducer's (not logged here).
 
     :raises InvalidObject: the reducer rejects it, or it has values JSON cannot hold.
     """
     try:
-        reduced = reduce(kind, obj)
+        reduced = reduce(kind, obj, warnings)
     except InvalidObject:
         raise
     except (ValueError, TypeError, AttributeError) as e:
@@ -195,6 +197,14 @@ class Reconciler:
             a listed object.
         :raises InvalidObject: the object is malformed or not storable; it counts as seen.
         """
+        return self.listed_reduced(kind, obj, typ)[0]
+
+    def listed_reduced(self, kind: str, obj: dict[str, Any], typ: str | None = None
+                       ) -> tuple[list[Event | Vanished], KubeObject | None]:
+        """:meth:`listed`, with ``obj`` as the reducer gave it when the last event
+        returned is its own ADDED or MODIFIED and the reducer had nothing to warn
+        about (else None): ``ingest`` hands it to the projection of those events, so a
+        burst reduces each object once (see ``zonegen.ingest``)."""
         key = _raw_key(kind, obj)
         if key is not None and typ != DELETED:
             known = self._head(key)
@@ -203,10 +213,11 @@ class Reconciler:
                     and (known[0].uid, known[0].resource_version) == _raw_version(obj)):
                 self.seen.add(key)
                 self.unchanged += 1
-                return []
+                return [], None
         if key is not None:
             self.seen.add(key)  # it exists, even if unreadable below
-        reduced, object_json = decode(kind, obj)
+        warnings: list[str] = []
+        reduced, object_json = decode(kind, obj, warnings)
         key = (kind, reduced.namespace, reduced.name)
         self.seen.add(key)
         uid, rv = reduced.uid, reduced.resource_version or content_version(object_json)
@@ -217,11 +228,11 @@ class Reconciler:
             if current is not None and live and (current[0].uid, current[0].resource_version
                                                  ) == (uid, rv):
                 self.unchanged += 1
-                return []
+                return [], None
             if (current is not None and not rv.startswith("sha256:")
                     and ((uid, rv) in self._versions or self.known_version(uid, rv))):
                 self.stale += 1
-                return []
+                return [], None
             if current is not None and live and current[0].uid != uid:
                 head, seq = current
                 out.append(Vanished(kind, key[1], key[2], head.uid, head.resource_version,
@@ -234,7 +245,7 @@ class Reconciler:
         self._mine[key] = _Version(uid, rv, typ == DELETED)
         out.append(Event(0, self.now, self.source, typ, kind, reduced.namespace,
                          reduced.name, uid, rv, object_json, self.origin))
-        return out
+        return out, (None if warnings or typ == DELETED else reduced)
 
     def vanished(self, kinds: Iterable[str]) -> list[Vanished]:
         """Objects of ``kinds`` the log holds as live that no :meth:`listed` call saw, for

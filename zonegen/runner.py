@@ -16,7 +16,7 @@ import importlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -28,8 +28,17 @@ from zonegen.errors import InvalidInput, InvalidName
 from zonegen.logs import fields
 from zonegen.metrics import Metrics, process_metrics
 from zonegen.model import (
+    DELETED,
+    ENDPOINT_SLICE,
+    ENDPOINTS,
     SERVICE,
+    Change,
+    Endpoints,
+    EndpointSlice,
+    Event,
+    KubeObject,
     Record,
+    Service,
     ZoneVersion,
 )
 from zonegen.partial import PartialProjection
@@ -68,15 +77,18 @@ class Runner(Protocol):
 
 
 def runner_for(store: Store, spec: ProjectionSpec = DEFAULT, clock: Clock = time.time, *,
-               live: bool = False, metrics: Metrics | None = None) -> Runner:
+               live: bool = False, metrics: Metrics | None = None,
+               reduced: Mapping[int, KubeObject] | None = None) -> Runner:
     """The runner that folds ``spec``: :class:`ProjectionRunner` for a cluster-local
     projection, ``zonegen.clusterset_runner.ClustersetRunner`` for the clusterset kinds.
-    The one place that maps a projection kind to its runner.
+    The one place that maps a projection kind to its runner. ``reduced``: see
+    :class:`ProjectionRunner` (the clusterset runners reduce what they read).
 
     :raises InvalidInput: this build cannot fold that kind (names the projection).
     """
     if spec.kind == CLUSTER_LOCAL:
-        return ProjectionRunner(store, clock, live=live, metrics=metrics, spec=spec)
+        return ProjectionRunner(store, clock, live=live, metrics=metrics, spec=spec,
+                                reduced=reduced)
     try:
         # By name: the clusterset runner is its own module (and may be absent).
         module = importlib.import_module("zonegen.clusterset_runner")
@@ -114,7 +126,8 @@ def waiting_sources(store: Store, spec: ProjectionSpec,
 
 def ensure_projected(store: Store, clock: Clock = time.time, *,
                      runner: Runner | None = None,
-                     spec: ProjectionSpec = DEFAULT) -> Projected:
+                     spec: ProjectionSpec = DEFAULT,
+                     reduced: Mapping[int, KubeObject] | None = None) -> Projected:
     """The single entry for "pending events? then project": the newest zone version,
     after projecting whatever events are pending (or making the first version).
 
@@ -126,7 +139,7 @@ def ensure_projected(store: Store, clock: Clock = time.time, *,
     none and gets a fresh one on ``store`` with ``clock``.
 
     ``spec``: the projection (default ``source:default``; ignored when ``runner`` is
-    given: the runner's own).
+    given: the runner's own). ``reduced``: for a fresh runner (:class:`ProjectionRunner`).
 
     :raises StoreError: the store cannot be read or written.
     """
@@ -144,7 +157,7 @@ def ensure_projected(store: Store, clock: Clock = time.time, *,
                         f"serial {latest.serial}" if latest else "no zone version")
         return Projected(latest, (), newest > checkpoint)
     if runner is None:
-        runner = runner_for(store, spec, clock=clock)
+        runner = runner_for(store, spec, clock=clock, reduced=reduced)
     made = runner.catch_up()
     return Projected(runner.version, tuple(made), False)
 
@@ -175,11 +188,14 @@ def adopt_projection(store: Store, spec: ProjectionSpec) -> None:
                  extra=fields(projection=spec.name, sources=list(spec.sources)))
 
 
-def project_all(store: Store, clock: Clock = time.time) -> dict[str, Projected]:
+def project_all(store: Store, clock: Clock = time.time, *,
+                reduced: Mapping[int, KubeObject] | None = None) -> dict[str, Projected]:
     """:func:`ensure_projected` for every registered projection (``store.projections()``,
     the default first), as one-shot writers (``ingest``, ``project``) call it, so a
-    zone ``export --zone ZONE=TARGET`` registered once keeps up with every write."""
-    return {spec.name: ensure_projected(store, clock, spec=spec)
+    zone ``export --zone ZONE=TARGET`` registered once keeps up with every write.
+    ``reduced``: objects the caller reduced, by the seq of their stored event
+    (:class:`ProjectionRunner`)."""
+    return {spec.name: ensure_projected(store, clock, spec=spec, reduced=reduced)
             for spec in store.projections()}
 
 
@@ -283,14 +299,19 @@ class ProjectionRunner(StoredZone):
         live: bool = False,
         metrics: Metrics | None = None,
         spec: ProjectionSpec = DEFAULT,
+        reduced: Mapping[int, KubeObject] | None = None,
     ) -> None:
         """``live``: the events arrive now (watch, serve --watch), so each committed
         version observes their arrival-to-version latency in ``metrics`` (default: the
         process's); a rebuild or an ingest of old files would record their age instead,
         so only the version count moves then. ``spec``: the projection (its name keys
         its checkpoint, versions and read model; its sources are the only events it
-        folds, so another cluster's objects with the same names never reach it)."""
+        folds, so another cluster's objects with the same names never reach it).
+        ``reduced``: objects already reduced by this process from the input it just
+        stored (``ingest``), by the seq of their event, taken instead of reducing the
+        stored form again (:meth:`_change`)."""
         self.store = store
+        self._reduced: Mapping[int, KubeObject] = reduced if reduced is not None else {}
         self.live = live
         self.metrics = metrics if metrics is not None else process_metrics()
         self.clock = clock
@@ -380,7 +401,7 @@ class ProjectionRunner(StoredZone):
                 # so a quiet source is not rescanned on every catch-up.
                 last_seq = upto
                 break
-            changes = [(event.seq, to_change(event, report=True)) for event in chunk]
+            changes = [(event.seq, self._change(event)) for event in chunk]
             if self.live:
                 arrivals.update(round(e.received_at.timestamp(), 3) for e in chunk)
             load.before(changes)
@@ -394,6 +415,17 @@ class ProjectionRunner(StoredZone):
         made = self._commit(load.projection, checkpoint, last_seq, added, removed, arrivals,
                             change)
         return [made] if made is not None else []
+
+    def _change(self, event: Event) -> Change:
+        """``to_change(event, report=True)``, from the object the writer reduced when it
+        stored ``event`` when there is one (the same value: see ``zonegen.ingest``) and
+        it is the object this event holds (same kind, name, uid and version)."""
+        obj = self._reduced.get(event.seq)
+        if (obj is not None and event.type != DELETED and type(obj) is _REDUCED_AS.get(event.kind)
+                and obj.uid == event.uid and obj.resource_version == event.resource_version
+                and obj.name == event.name and obj.namespace == event.namespace):
+            return Change(event.seq, event.kind, event.namespace, event.name, obj)
+        return to_change(event, report=True)
 
     def _commit(self, projection: project.Projection, from_seq: int, to_seq: int,
                 added: dict[Record, int], removed: dict[Record, int],
@@ -428,6 +460,8 @@ class ProjectionRunner(StoredZone):
 
 
 _ABSENT: object = object()
+_REDUCED_AS: dict[str, type] = {SERVICE: Service, ENDPOINT_SLICE: EndpointSlice,
+                                ENDPOINTS: Endpoints}
 
 
 @contextlib.contextmanager

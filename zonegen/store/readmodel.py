@@ -26,6 +26,7 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,6 +41,7 @@ from zonegen.model import (
     ZoneVersion,
     decode_rdata,
     encode_rdata,
+    record_of,
 )
 from zonegen.names import in_zone
 from zonegen.project import NO_SERVICE as NO_SERVICE
@@ -311,7 +313,7 @@ class ReadModel(Database):
         come from the driver's cursor (:func:`_driver_rows`): a burst loads hundreds of
         thousands, and SQLAlchemy's row objects cost more than the query."""
         out: dict[ServiceKey, dict[Record, StoredRow]] = {}
-        new, decode = Record, decode_rdata
+        new, decode = record_of, decode_rdata
         with self._wrap("reading current records"), self._read() as conn:
             for ns, names in _by_namespace(services):
                 sql = ("SELECT service_name, id, owner, rtype, rdata, ttl, visible "  # noqa: S608
@@ -319,36 +321,46 @@ class ReadModel(Database):
                        f"AND service_name IN ({_marks(len(names))})")
                 key: ServiceKey | None = None
                 rows: dict[Record, StoredRow] = {}
-                for name, row_id, owner, rtype, rdata, ttl, visible in _driver_rows(
+                for name, row_id, owner, rtype, text, ttl, visible in _driver_rows(
                         conn, sql, (projection, ns, *names)):
                     if key is None or key[1] != name:
                         key = (ns, name)
                         got = out.get(key)
                         rows = out[key] = {} if got is None else got
-                    rows[new(owner, rtype, decode(rdata), ttl)] = (row_id, bool(visible))
+                    rows[new((owner, rtype, decode(text), ttl))] = (row_id, visible == 1)
         return out
 
     def ptrs_at(self, owners: Iterable[str], projection: str = PROJECTION,
-                known: Mapping[int, Record] | None = None
+                known: Mapping[int, tuple[ServiceKey, Record, StoredRow]] | None = None
                 ) -> list[tuple[ServiceKey, Record, StoredRow]]:
         """Every stored PTR (shadowed ones too) at these reverse owners, with its Service
-        and row: what the cross-Service PTR rule needs there. ``known``: records already
-        read, by row id (the caller's loaded Services'), taken instead of decoded. Read
-        through the driver's cursor, as :meth:`records_of`."""
+        and row: what the cross-Service PTR rule needs there. ``known``: rows already
+        read, by row id (the caller's loaded Services', as this returns them), taken
+        instead of read again. Read through the driver's cursor, as :meth:`records_of`:
+        first the ids alone, from ``ix_current_records_order`` (it holds the row id, so
+        SQLite never visits the table), then the rows of the ids not ``known``: a burst
+        asks about every address it moves, whose PTRs are nearly all its own."""
         known = known or {}
         out: list[tuple[ServiceKey, Record, StoredRow]] = []
-        new, decode, get = Record, decode_rdata, known.get
+        new, decode, get = record_of, decode_rdata, known.get
+        unknown: list[int] = []
         with self._wrap("reading current records"), self._read() as conn:
             for chunk in _batched(sorted({sort_key(o) for o in owners}), IN_CHUNK):
-                sql = ("SELECT service_namespace, service_name, id, owner, rtype, rdata, "  # noqa: S608
-                       "ttl, visible FROM current_records WHERE projection = ? "
+                sql = ("SELECT id FROM current_records WHERE projection = ? "  # noqa: S608
                        f"AND sort_key IN ({_marks(len(chunk))}) AND rtype = ?")
+                for (row_id,) in _driver_rows(conn, sql, (projection, *chunk, PTR)):
+                    row = get(row_id)
+                    if row is None:
+                        unknown.append(row_id)
+                    else:
+                        out.append(row)
+            for ids in _batched(sorted(unknown), IN_CHUNK):
+                sql = ("SELECT service_namespace, service_name, id, owner, rtype, rdata, "  # noqa: S608
+                       f"ttl, visible FROM current_records WHERE id IN ({_marks(len(ids))})")
                 for ns, name, row_id, owner, rtype, rdata, ttl, visible in _driver_rows(
-                        conn, sql, (projection, *chunk, PTR)):
-                    r = get(row_id)
-                    if r is None:
-                        r = new(owner, rtype, decode(rdata), ttl)
-                    out.append(((ns, name), r, (row_id, bool(visible))))
+                        conn, sql, ids):
+                    out.append(((ns, name), new((owner, rtype, decode(rdata), ttl)),
+                                (row_id, visible == 1)))
         return out
 
     def iter_model(self, projection: str = PROJECTION
@@ -384,17 +396,21 @@ def write_change(conn: Connection, change: ReadModelChange, version_id: int | No
     """Apply ``change`` inside the caller's transaction (``commit_version``'s), and set
     the projection's version (when ``version_id`` is given) and visible count."""
     name = change.projection
+    # Rows by id, in id order: each statement then walks the table's B-tree forward
+    # (a burst rewrites hundreds of thousands; a Service's rows were stored together,
+    # but its changed records come in set order).
     _execute_many(conn, "DELETE FROM current_records WHERE id = ?",
-                  ((row_id,) for row_id in change.removed))
+                  ((row_id,) for row_id in sorted(change.removed)))
     _execute_many(conn, "UPDATE current_records SET owner = ?, rtype = ?, ttl = ?, "
                         "rdata = ?, sort_key = ?, visible = ? WHERE id = ?",
                   ((r.owner, r.rtype, r.ttl, encode_rdata(r.rdata), sort_key(r.owner),
-                    visible, row_id) for row_id, r, visible in change.replaced))
+                    visible, row_id)
+                   for row_id, r, visible in sorted(change.replaced, key=_first)))
     # No indexed column in the SET list: SQLite then leaves every index alone.
     _execute_many(conn, "UPDATE current_records SET ttl = ?, rdata = ?, visible = ? "
                         "WHERE id = ?",
                   ((r.ttl, encode_rdata(r.rdata), visible, row_id)
-                   for row_id, r, visible in change.rewritten))
+                   for row_id, r, visible in sorted(change.rewritten, key=_first)))
     for visible, ids in ((True, change.shown), (False, change.hidden)):
         _execute_many(conn, "UPDATE current_records SET visible = ? WHERE id = ?",
                       ((visible, row_id) for row_id in ids))
@@ -412,6 +428,9 @@ def write_change(conn: Connection, change: ReadModelChange, version_id: int | No
                         "service_name = excluded.service_name",
                   ((name, *row) for row in change.objects))
     set_state(conn, name, version_id, change.records)
+
+
+_first = itemgetter(0)
 
 
 def set_state(conn: Connection, projection: str, version_id: int | None, records: int
