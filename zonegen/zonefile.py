@@ -234,43 +234,46 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
     forward = config.forward_zone
     key_prefix = canonical_key(forward) + "\x01" if forward != "." else ""
     rel_suffix = "" if forward == zone else "." + relative_to(forward, zone)
-    join = "\x01".join
+    suffix = selector.suffix
     out: list[str] = []
     add = out.append
-    extend = out.extend
     key = ""
     last_key: str | None = None  # the open owner's canonical key
-    lines: list[str] | None = None  # the open owner's lines, when made here
+    made: list[str] | None = None  # the open owner's line tails, when made here
     rel = ""  # the open owner relative to $ORIGIN, when its lines are made here
     last_stored = ""  # the open owner's stored spelling and rows, when made here
     last_run: list[StoredRecord] = []
     general = False  # the open owner is open in ``selector``
+    # plain relative names met as SRV targets: most owners (a Service's pods) were one
+    targets: set[str] = set()
     for stored, group in groupby(rows, _row_owner):
         run = list(group)
         owner = ""
-        if plain is not None and len(stored) <= longest and plain(stored) is not None:
-            key = key_prefix + join(reversed(stored.split(".")))  # canonical_key
+        if plain is not None and (stored in targets or len(stored) <= longest
+                                  and plain(stored) is not None):
+            key = key_prefix + "\x01".join(stored.split(".")[::-1])  # canonical_key
         else:
             owner = selector.absolute(stored)
             if not owner:  # not in this zone (warned once when invalid)
                 continue
             key = canonical_key(owner)
         if key == last_key:  # the open owner again, spelled another way: select both
-            if lines is not None:  # together on the general path
+            if made is not None:  # together on the general path
                 selector.add_rows(last_stored, last_run)
-                lines = None
+                made = None
             selector.add_rows(stored, run)
             general = True
             continue
         if last_key is not None and key < last_key:
             raise NotInOrder(f"{owner or stored} after a name that sorts after it")
         # the open owner is finished
-        if lines is not None:
-            if len(lines) > 1:
-                lines = sorted(set(lines))  # distinct, in order
+        if made is not None:
             if rel in glue_rels:
-                lines = [line for line in lines if line not in glue]
-            extend(lines)
+                out += _without_glue(rel, made, glue)
+            elif len(made) == 1:
+                add(rel + made[0])
+            else:  # distinct, in order: the owner leads each line, so tails sort them
+                add(rel + rel.join(sorted(set(made))))
         elif general:
             _general_lines(selector.close(), zone, default_ttl, glue, add)
             general = False
@@ -278,11 +281,10 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
             yield "".join(out)
             out = []
             add = out.append
-            extend = out.extend
         last_key = key
         # its lines straight from the rows: plain A, SRV, PTR at the zone's TTL
         rel = (stored + rel_suffix) if not owner else relative_to(owner, zone)
-        made: list[str] = []
+        made = []
         make = made.append
         for _, rtype, text, ttl in run:
             if ttl is not None and ttl != default_ttl:
@@ -306,8 +308,10 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
                     if m is not None and m[1] is not None and len(m[4]) <= longest:
                         if len(srv_tails) >= keep:
                             srv_tails.clear()
+                            targets.clear()
                         tail = srv_tails[text] = \
-                            f" IN SRV {m[1]} {m[2]} {m[3]} {m[4]}{selector.suffix}\n"
+                            f" IN SRV {m[1]} {m[2]} {m[3]} {m[4]}{suffix}\n"
+                        targets.add(m[4])
                     else:
                         tail = tails.other(SRV, text)
                         if tail is None:
@@ -320,23 +324,29 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
                         break
             else:
                 break
-            make(rel + tail)
+            make(tail)
         else:
-            lines = made
             last_stored, last_run = stored, run
             continue
-        lines = None
+        made = None
         selector.add_rows(stored, run)
         general = True
-    if lines is not None:
-        if len(lines) > 1:
-            lines = sorted(set(lines))
+    if made is not None:
         if rel in glue_rels:
-            lines = [line for line in lines if line not in glue]
-        extend(lines)
+            out += _without_glue(rel, made, glue)
+        elif len(made) == 1:
+            add(rel + made[0])
+        else:
+            add(rel + rel.join(sorted(set(made))))
     elif general:
         _general_lines(selector.close(), zone, default_ttl, glue, add)
     yield "".join(out)
+
+
+def _without_glue(rel: str, tails: list[str], glue: set[str]) -> list[str]:
+    """The lines of tails at ``rel``, in order, each once, none repeating a glue line."""
+    lines = [rel + tail for tail in sorted(set(tails))]
+    return [line for line in lines if line not in glue]
 
 
 def _general_lines(done: tuple[str, Selection] | None, zone: str, default_ttl: int,
