@@ -132,6 +132,7 @@ def _glue(header: list[str]) -> set[str]:
 
 
 _BLOCK = 16384  # lines yielded at a time
+_OWNERS = _BLOCK // 4  # owners' lines yielded at a time by render_rows (a few each)
 _row_owner = itemgetter(0)
 
 
@@ -277,7 +278,7 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
         elif general:
             _general_lines(selector.close(), zone, default_ttl, glue, add)
             general = False
-        if len(out) >= _BLOCK:
+        if len(out) >= _OWNERS:
             yield "".join(out)
             out = []
             add = out.append
