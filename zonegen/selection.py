@@ -43,6 +43,9 @@ from zonegen.names import in_zone
 
 __all__ = [
     "PUBLISHED_TYPES",
+    "A_ROW",
+    "RELATIVE_NAME",
+    "RELATIVE_ROW",
     "FastPath",
     "NotInOrder",
     "OwnerSelector",
@@ -430,6 +433,16 @@ class OwnerSelector:
         """The longest relative name that stays a valid absolute one with :attr:`suffix`."""
         return _MAX_TEXT - len(self._names.suffix)
 
+    @property
+    def relative(self) -> bool:
+        """Whether relative names (below the forward zone) lie in this zone."""
+        return self._relative
+
+    def absolute(self, stored: str) -> str:
+        """The absolute owner of stored owner ``stored`` in this zone, "" when it is not
+        in it (an invalid name is warned about once)."""
+        return self._absolute(stored)
+
     def _absolute(self, stored: str) -> str:
         """The absolute owner of ``stored`` in this zone, "" when it is not in it."""
         names = self._names
@@ -626,6 +639,10 @@ _ONE_TEXT = re.compile(rf"\[{_JSON_TEXT}\]\Z")
 # relative name of valid labels (``absolute_name``'s, lowercase, no trailing dot): the
 # shapes of nearly every record, matched, decoded and checked by one expression.
 _RELATIVE_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}\Z")
+RELATIVE_NAME = _RELATIVE_NAME
+"""A plain relative name: labels of what ``absolute_name`` accepts, lowercase, no
+trailing dot (absolute below the forward zone when not longer than
+:attr:`OwnerSelector.longest_relative`)."""
 _A_ROW = re.compile(rf'\["({_OCTET}(?:\.{_OCTET}){{3}})"\]\Z')
 A_ROW = _A_ROW
 """Stored A rdata of the common shape, ``["<valid IPv4>"]``: group 1 the address, valid

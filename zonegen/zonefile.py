@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -22,8 +23,11 @@ from zonegen.names import in_zone, relative_to
 from zonegen.selection import (
     A_ROW,
     PUBLISHED_TYPES,
+    RELATIVE_NAME,
     RELATIVE_ROW,
+    NotInOrder,
     OwnerSelector,
+    Selection,
     StoredRecord,
     ZoneRR,
     absolute_name,
@@ -128,6 +132,7 @@ def _glue(header: list[str]) -> set[str]:
 
 
 _BLOCK = 16384  # lines yielded at a time
+_OWNERS = _BLOCK // 4  # owners' lines yielded at a time by render_rows (a few each)
 _row_owner = itemgetter(0)
 
 
@@ -198,11 +203,17 @@ def render_sorted(records: Iterable[Record], config: ZoneConfig, serial: int,
 def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
                 warnings: list[str] | None = None) -> Iterator[str]:
     """:func:`render_sorted` from the rows of ``Store.current_rows`` (``(owner, rtype,
-    rdata text, ttl)``, in canonical owner order): what ``export`` writes. The lines of
-    an owner whose rows are all plain A, SRV and PTR are made straight from the rows
-    (:class:`_Lines`), each distinct rdata text rendered once; any other owner goes
-    through :meth:`~zonegen.selection.OwnerSelector.add_rows`' general path, as
-    :func:`render` would render it.
+    rdata text, ttl)``, in canonical owner order): what ``export`` writes.
+
+    One loop groups the rows by owner, checks the order and makes the lines of an
+    owner whose rows are all plain A, SRV and PTR straight from the row text (each
+    distinct rdata text rendered once, :class:`_Tails`): at 1M records the calls and
+    objects per owner and per row were most of what ``export`` spent in Python
+    (issue #11). Any other owner (another type, an unusual or invalid rdata, a TTL
+    column, an owner that is not a plain relative name, one owner under two stored
+    spellings side by side) goes through :class:`~zonegen.selection.OwnerSelector`'s
+    general path, as :func:`render` would render it; the two agree byte for byte
+    (tests/test_stored_rows.py).
 
     :raises zonegen.selection.NotInOrder: as :func:`render_sorted`.
     """
@@ -211,159 +222,184 @@ def render_rows(rows: Iterable[StoredRecord], config: ZoneConfig, serial: int,
     zone = config.zone
     default_ttl = config.ttl
     glue = _glue(header)
-    # the absolute owners of glue lines: only their lines are looked up in ``glue``
-    glue_owners = {_absolute_owner(line.split(" ", 1)[0], zone) for line in glue}
-    lines = _Lines(config)
-    selector = lines.selector = OwnerSelector(config, warnings, lines.make)
+    glue_rels = {line.split(" ", 1)[0] for line in glue}  # owners of glue lines
+    selector = OwnerSelector(config, warnings)  # the general path
+    tails = _Tails(selector)
+    a_tails, srv_tails = tails.a, tails.srv
+    a_get, srv_get, ptr_get = a_tails.get, srv_tails.get, tails.ptr.get
+    a_row, srv_row, keep = A_ROW.match, RELATIVE_ROW.match, _Tails.KEEP
+    longest = selector.longest_relative
+    # a plain relative owner (valid labels, lowercase) is in this zone when the forward
+    # zone is: its canonical key and its name relative to $ORIGIN are then made from it
+    plain = RELATIVE_NAME.match if selector.relative else None
+    forward = config.forward_zone
+    key_prefix = canonical_key(forward) + "\x01" if forward != "." else ""
+    rel_suffix = "" if forward == zone else "." + relative_to(forward, zone)
+    suffix = selector.suffix
     out: list[str] = []
     add = out.append
-    extend = out.extend
-    for owner, selection in selector.select_rows(rows):
-        group = selection.ready  # lines without their type lead (``_Lines.make``)
-        if group:
-            if owner in glue_owners:
-                group = [line for line in group if line not in glue]
-            if len(group) > 1:
-                extend(sorted(set(group)))  # distinct, in order
-            elif group:
-                add(group[0])
-            if len(out) >= _BLOCK:
-                yield "".join(out)
-                out = []
-                add = out.append
-                extend = out.extend
+    key = ""
+    last_key: str | None = None  # the open owner's canonical key
+    made: list[str] | None = None  # the open owner's line tails, when made here
+    rel = ""  # the open owner relative to $ORIGIN, when its lines are made here
+    last_stored = ""  # the open owner's stored spelling and rows, when made here
+    last_run: list[StoredRecord] = []
+    general = False  # the open owner is open in ``selector``
+    # plain relative names met as SRV targets: most owners (a Service's pods) were one
+    targets: set[str] = set()
+    for stored, group in groupby(rows, _row_owner):
+        run = list(group)
+        owner = ""
+        if plain is not None and (stored in targets or len(stored) <= longest
+                                  and plain(stored) is not None):
+            key = key_prefix + "\x01".join(stored.split(".")[::-1])  # canonical_key
+        else:
+            owner = selector.absolute(stored)
+            if not owner:  # not in this zone (warned once when invalid)
+                continue
+            key = canonical_key(owner)
+        if key == last_key:  # the open owner again, spelled another way: select both
+            if made is not None:  # together on the general path
+                selector.add_rows(last_stored, last_run)
+                made = None
+            selector.add_rows(stored, run)
+            general = True
             continue
-        rel = relative_to(owner, zone)
-        group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
-                 for _, rtype, rdata, ttl, target in selection.records]
-        if len(group) > 1:
-            previous = ""
-            for typed in sorted(group):
-                if typed != previous:
-                    previous = typed
-                    line = typed[1:]
-                    if not glue or line not in glue:
-                        add(line)
-        elif group:  # none when the CNAME rule dropped a CNAME beside the SOA or glue
-            line = group[0][1:]
-            if not glue or line not in glue:
-                add(line)
-        if len(out) >= _BLOCK:
+        if last_key is not None and key < last_key:
+            raise NotInOrder(f"{owner or stored} after a name that sorts after it")
+        # the open owner is finished
+        if made is not None:
+            if rel in glue_rels:
+                out += _without_glue(rel, made, glue)
+            elif len(made) == 1:
+                add(rel + made[0])
+            else:  # distinct, in order: the owner leads each line, so tails sort them
+                add(rel + rel.join(sorted(set(made))))
+        elif general:
+            _general_lines(selector.close(), zone, default_ttl, glue, add)
+            general = False
+        if len(out) >= _OWNERS:
             yield "".join(out)
             out = []
             add = out.append
-            extend = out.extend
-    yield "".join(out)
-
-
-def _absolute_owner(rel: str, zone: str) -> str:
-    """The absolute name of a header line's relative owner (``@``: the zone)."""
-    if rel == "@":
-        return zone
-    return rel + "." if zone == "." else f"{rel}.{zone}"
-
-
-def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
-    """How many records :func:`render_rows` writes for ``rows`` (SOA, NS and glue
-    included): ``export``'s count, for ``zonegen status``, by the same selection and
-    the same dropping of duplicates and glue, without writing a line.
-
-    :raises zonegen.selection.NotInOrder: as :func:`render_rows`.
-    """
-    header = _header(config, 0)
-    glue = _glue(header)
-    glue_owners = {line.split(" ", 1)[0] for line in glue}
-    zone = config.zone
-    default_ttl = config.ttl
-    lines = _Lines(config)
-    selector = lines.selector = OwnerSelector(config, None, lines.make)
-    total = len(header) - 2
-    for owner, selection in selector.select_rows(rows):
-        rel = relative_to(owner, zone)
-        if selection.ready:
-            distinct: set[str] = set(selection.ready)
-            total += len(distinct)
-            if rel in glue_owners:
-                total -= sum(1 for line in distinct if line in glue)
-            continue
-        typed = {_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
-                 for _, rtype, rdata, ttl, target in selection.records}
-        total += sum(1 for line in typed if line[1:] not in glue)
-    return total
-
-
-class _Lines:
-    """The fast path of :func:`render_rows` (a :data:`~zonegen.selection.FastPath`):
-    one owner's plain A, SRV and PTR rows as :func:`_typed_line` writes them, the text
-    after the owner and TTL kept per distinct rdata text (an address or a target is
-    rendered once however many owners hold it); None for anything else."""
-
-    __slots__ = ("_cut", "a", "default_ttl", "ptr", "selector", "srv", "zone")
-
-    # texts kept per type at most, then the cache starts again: an address or target
-    # recurs close by (a Service's owners, then its pods'), so a small one is enough
-    _KEEP = 1 << 12
-
-    def __init__(self, config: ZoneConfig) -> None:
-        self.zone = config.zone
-        self.default_ttl = config.ttl
-        self.selector: OwnerSelector | None = None
-        self.a: dict[str, str] = {}
-        self.srv: dict[str, str] = {}
-        self.ptr: dict[str, str] = {}
-        # an owner below the zone without the zone's labels (``relative_to``)
-        self._cut = -1 if config.zone == "." else -len(config.zone) - 1
-
-    def make(self, owner: str, rows: list[StoredRecord]) -> list[str] | None:
-        """The owner's lines, WITHOUT the type lead of :func:`_typed_line`: at one owner
-        ``" IN A "`` < ``" IN PTR "`` < ``" IN SRV "`` sorts lines as the lead would, as
-        long as no line has a TTL column (a row with a TTL other than the default goes
-        the general path: None)."""
-        default_ttl = self.default_ttl
-        a, srv, selector = self.a, self.srv, self.selector
-        if selector is None:
-            raise RuntimeError("_Lines used before its OwnerSelector was set")
-        a_get, srv_get, ptr_get = a.get, srv.get, self.ptr.get
-        a_row, srv_row, keep = A_ROW.match, RELATIVE_ROW.match, self._KEEP
-        suffix, longest = selector.suffix, selector.longest_relative
-        rel = "@" if owner == self.zone else owner[:self._cut]
-        out: list[str] = []
-        add = out.append
-        for _, rtype, text, ttl in rows:
+        last_key = key
+        # its lines straight from the rows: plain A, SRV, PTR at the zone's TTL
+        rel = (stored + rel_suffix) if not owner else relative_to(owner, zone)
+        made = []
+        make = made.append
+        for _, rtype, text, ttl in run:
             if ttl is not None and ttl != default_ttl:
-                return None
+                break  # a TTL column: the general path writes it
             if rtype == A:
                 tail = a_get(text)
                 if tail is None:
                     m = a_row(text)  # the common shape, read and checked at once
                     if m is not None:
-                        if len(a) >= keep:
-                            a.clear()
-                        tail = a[text] = f" IN A {m[1]}\n"
+                        if len(a_tails) >= keep:
+                            a_tails.clear()
+                        tail = a_tails[text] = f" IN A {m[1]}\n"
+                    else:
+                        tail = tails.other(A, text)
+                        if tail is None:
+                            break
             elif rtype == SRV:
                 tail = srv_get(text)
                 if tail is None:
-                    m = srv_row(text)  # :meth:`_tail`'s common SRV, inlined
+                    m = srv_row(text)  # :meth:`_Tails.other`'s common SRV, inlined
                     if m is not None and m[1] is not None and len(m[4]) <= longest:
-                        if len(srv) >= keep:
-                            srv.clear()
-                        tail = srv[text] = f" IN SRV {m[1]} {m[2]} {m[3]} {m[4]}{suffix}\n"
+                        if len(srv_tails) >= keep:
+                            srv_tails.clear()
+                            targets.clear()
+                        tail = srv_tails[text] = \
+                            f" IN SRV {m[1]} {m[2]} {m[3]} {m[4]}{suffix}\n"
+                        targets.add(m[4])
+                    else:
+                        tail = tails.other(SRV, text)
+                        if tail is None:
+                            break
             elif rtype == PTR:
                 tail = ptr_get(text)
-            else:
-                return None
-            if tail is None:
-                tail = self._tail(rtype, text)
                 if tail is None:
-                    return None
-            add(rel + tail)
-        return out
+                    tail = tails.other(PTR, text)
+                    if tail is None:
+                        break
+            else:
+                break
+            make(tail)
+        else:
+            last_stored, last_run = stored, run
+            continue
+        made = None
+        selector.add_rows(stored, run)
+        general = True
+    if made is not None:
+        if rel in glue_rels:
+            out += _without_glue(rel, made, glue)
+        elif len(made) == 1:
+            add(rel + made[0])
+        else:
+            add(rel + rel.join(sorted(set(made))))
+    elif general:
+        _general_lines(selector.close(), zone, default_ttl, glue, add)
+    yield "".join(out)
 
-    def _tail(self, rtype: int, text: str) -> str | None:
-        """The line after owner and TTL of a valid plain record, kept; else None."""
+
+def _without_glue(rel: str, tails: list[str], glue: set[str]) -> list[str]:
+    """The lines of tails at ``rel``, in order, each once, none repeating a glue line."""
+    lines = [rel + tail for tail in sorted(set(tails))]
+    return [line for line in lines if line not in glue]
+
+
+def _general_lines(done: tuple[str, Selection] | None, zone: str, default_ttl: int,
+                   glue: set[str], add: Callable[[str], None]) -> None:
+    """The lines of an owner selected on the general path, in order, each once, none
+    repeating a glue line (:func:`render`'s rules on one owner)."""
+    if done is None:
+        return
+    owner, selection = done
+    rel = relative_to(owner, zone)
+    group = [_typed_line(rel, rtype, rdata, ttl, target, default_ttl)
+             for _, rtype, rdata, ttl, target in selection.records]
+    previous = ""
+    for typed in sorted(group):  # none when the CNAME rule dropped a CNAME beside the
+        if typed != previous:  # SOA or glue
+            previous = typed
+            line = typed[1:]
+            if line not in glue:
+                add(line)
+
+
+def count_rows(rows: Iterable[StoredRecord], config: ZoneConfig) -> int:
+    """How many records :func:`render_rows` writes for ``rows`` (SOA, NS and glue
+    included): ``export``'s count, for ``zonegen status``: the lines it writes, so the
+    selection and the dropping of duplicates and glue are the same by construction.
+
+    :raises zonegen.selection.NotInOrder: as :func:`render_rows`.
+    """
+    return sum(block.count("\n") for block in render_rows(rows, config, 0)) - 2
+
+
+class _Tails:
+    """What :func:`render_rows` writes after the owner of a plain A, SRV or PTR record
+    (``" IN A 10.0.0.1\\n"``), per distinct stored rdata text: an address or a target
+    is rendered once however many owners hold it."""
+
+    __slots__ = ("a", "ptr", "selector", "srv")
+
+    # texts kept per type at most, then the cache starts again: an address or target
+    # recurs close by (a Service's owners, then its pods'), so a small one is enough
+    KEEP = 1 << 12
+
+    def __init__(self, selector: OwnerSelector) -> None:
+        self.selector = selector
+        self.a: dict[str, str] = {}
+        self.srv: dict[str, str] = {}
+        self.ptr: dict[str, str] = {}
+
+    def other(self, rtype: int, text: str) -> str | None:
+        """The tail of a valid plain record of any stored shape, kept; else None (the
+        general path then selects it, and warns)."""
         selector = self.selector
-        if selector is None:
-            raise RuntimeError("_Lines used before its OwnerSelector was set")
         if rtype == A:
             address = selector.address(text)
             if address is None:
@@ -380,7 +416,7 @@ class _Lines:
                 cache, tail = self.srv, f" IN SRV {rdata[0]} {rdata[1]} {rdata[2]} {target}\n"
             else:
                 return None
-        if len(cache) >= self._KEEP:
+        if len(cache) >= self.KEEP:
             cache.clear()
         cache[text] = tail
         return tail
