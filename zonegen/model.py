@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from itertools import compress
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, TypeVar, cast
 
 from zonegen.errors import InvalidObject
@@ -443,92 +441,48 @@ def _plain(x: str) -> bool:
     return x.isascii() and x.isprintable() and '"' not in x and "\\" not in x
 
 
-StoredRecord = tuple[str, int, RData, int | None]
-"""A stored row as the plain tuple of its :class:`Record` (equal to it, same hash)."""
-
-_SEP = "\n"
-
-
-def stored_records(count: int, owners: str, rtypes: str, rdatas: str, ttls: str
-                   ) -> set[StoredRecord] | None:
-    """The records of ``count`` stored rows given as four columns, each joined by line
-    breaks (a NULL ttl spelled ``None``): what ``project --rebuild`` compares a replay
-    with (``EventLog.stored_records``: SQLite joins the columns, so a row costs no
-    Python object but what this makes). Each row becomes the plain tuple equal to its
-    :meth:`Record.from_row` (a named tuple equals and hashes as the tuple of its
-    fields), so a replay's record sets are compared with it by their cached hashes.
-
-    Only C loops over whole columns (``split``, ``join``, ``map``, ``zip``,
-    ``compress``), 1.25M rows in a replay of a large cluster: the two rdata shapes of
-    projected records, one string and (SRV, by rtype) three numbers and a string, are
-    each split out of one joined text and proven by joining the parts back into that
-    exact text. None unless every row is exactly as :func:`encode_rdata` writes such a
-    record (strings printable ASCII without ``"`` or ``\\``, numbers, rtypes and ttls
-    in canonical decimal, no line break in any column): so a set equal to a replay's
-    records means the stored texts are exactly the replay's rows (the projector's
-    numbers are ints), and the caller compares the rows themselves otherwise."""
-    if not count:
-        return set()
-    owner_list = owners.split(_SEP)
-    rtype_list = _canonical_ints(rtypes.split(_SEP), count)
-    rdata_list = rdatas.split(_SEP)
-    ttl_list = _canonical_ints(ttls.split(_SEP), count, none="None")
-    if (len(owner_list) != count or len(rdata_list) != count or rtype_list is None
-            or ttl_list is None or "\\" in rdatas or not rdatas.isascii()
-            or not rdatas.replace(_SEP, " ").isprintable()):
-        return None
-    srv = list(map(SRV.__eq__, rtype_list))
-    single = list(map(operator.not_, srv))
-    n_srv = sum(srv)
-    n_one = count - n_srv
-    # One string, ["s"] per row: the joined rows less their first and last two
-    # characters, split at the joins; no quote but the 2 per row.
-    one = _SEP.join(compress(rdata_list, single))
-    texts = one[2:-2].split('"]\n["') if n_one else []
-    if n_one and (one.count('"') != 2 * n_one or len(texts) != n_one
-                  or '["' + '"]\n["'.join(texts) + '"]' != one):
-        return None
-    # SRV, [p,w,port,"target"] per row: the joined rows as one comma-separated list of
-    # 4 fields a row, the targets (after their opening quote) split out of their join.
-    joined = _SEP.join(compress(rdata_list, srv))
-    fields = joined[1:-2].replace('"]\n[', ",").split(",") if n_srv else []
-    quoted = _SEP.join(fields[3::4])
-    targets = quoted[1:].split('\n"') if n_srv else []
-    if n_srv and (joined.count('"') != 2 * n_srv or len(fields) != 4 * n_srv
-                  or quoted[:1] != '"' or len(targets) != n_srv
-                  or _SEP.join(map('[{},{},{},{}"]'.format, fields[0::4], fields[1::4],
-                                   fields[2::4], fields[3::4])) != joined):
-        return None
-    numbers = [_canonical_ints(fields[i::4], n_srv) for i in range(3)]
-    if None in numbers:
-        return None
-    out: set[StoredRecord] = set(zip(compress(owner_list, single), compress(rtype_list, single),
-                                     zip(texts), compress(ttl_list, single)))
-    out.update(zip(compress(owner_list, srv), compress(rtype_list, srv),
-                   zip(*cast(list[list[int]], numbers), targets), compress(ttl_list, srv)))
-    return out
+def row_key(owner: str, rtype: int, rdata: str, ttl: int | None) -> str:
+    """One stored record row (``rdata`` as :func:`encode_rdata` stores it) as one string,
+    ``"<rtype> <ttl or None> <rdata>\t<owner>"``: ``project --rebuild`` compares a
+    replay with the read model as sets of these (a string caches its hash; a tuple of
+    the columns hashes them again at every look-up). The read model spells the same
+    text in SQL (``EventLog.stored_row_keys``). Unambiguous while neither ``rdata`` nor
+    ``owner`` holds a tab: rtype and ttl are integers, and ``rdata`` is a JSON array."""
+    return f"{rtype} {ttl} {rdata}\t{owner}"  # the same text as record_key
 
 
-def _canonical_ints(texts: list[str], count: int, none: str | None = None
-                    ) -> list[Any] | None:
-    """``texts`` as ints (``none`` as None), or None unless there are ``count`` of them,
-    each the canonical decimal text of its int. Decoded once per distinct text (a
-    column of rtypes, ttls, ports or weights holds a few), then mapped in C."""
-    if len(texts) != count:
-        return None
-    values: dict[str, int | None] = {}
-    for text in set(texts):
-        if text == none:
-            values[text] = None
-            continue
-        try:
-            value = int(text)
-        except ValueError:
-            return None
-        if str(value) != text:
-            return None
-        values[text] = value
-    return list(map(values.__getitem__, texts))
+def record_key(r: Record) -> str:
+    """:func:`row_key` of a record as :meth:`Record.to_row` would store it."""
+    return f"{r.rtype} {r.ttl} {encode_rdata(r.rdata)}\t{r.owner}"
+
+
+def record_keys(records: Iterable[Record]) -> set[str]:
+    """The :func:`record_key` texts of ``records`` as a set, spelled fast for the
+    comparison ``project --rebuild`` makes with the read model's plain texts
+    (``EventLog.stored_row_keys``), 1.25M records in a replay of a large cluster.
+
+    The two shapes every projected record has, one string and three numbers and a
+    string, are spelled without checking each string for what JSON escapes (a third
+    of the cost). So a record whose strings are printable ASCII without ``"`` or
+    ``\\`` (every projected record) gets exactly its :func:`record_key`; any other
+    one a text with a third quote, a backslash, a second tab or a character that is
+    not printable ASCII, which no plain stored text (two quotes, no backslash, one
+    tab, printable ASCII) equals: set equality with plain stored texts still means
+    equal records. The format specs ``s`` and ``d`` refuse a number where a string
+    belongs and the reverse (a bool, which no reducer lets through, reads as the
+    number it equals, as records compare). Another shape makes every text
+    :func:`record_key`'s."""
+    listed = records if isinstance(records, list) else list(records)
+    try:
+        return {f'{t} {ttl} ["{d[0]:s}"]\t{o}' if len(d) == 1 else
+                f'{t} {ttl} [{d[0]:d},{d[1]:d},{d[2]:d},"{d[3]:s}"]\t{o}' if len(d) == 4 else
+                _other_shape(d) for o, t, d, ttl in listed}
+    except (TypeError, ValueError):
+        return set(map(record_key, listed))
+
+
+def _other_shape(rdata: RData) -> str:
+    raise ValueError(f"rdata {rdata!r} is not of a projected record's shape")
 
 
 def decode_rdata(text: str) -> RData:

@@ -441,13 +441,6 @@ class Projection:
             return records  # nothing shadowed
         return (r for r in records if not self._shadowed(r))
 
-    def visible_record_sets(self) -> Iterator[RecordSet]:
-        """:meth:`visible_records` as disjoint sets (the apex's, each Service's): a
-        comparison of sets then reuses the hashes they hold."""
-        if self._count == self._raw + len(APEX_RECORDS):
-            return chain((APEX_RECORDS,), self._records.values())
-        return iter((frozenset(self.visible_records()),))
-
     def _shadowed(self, r: Record) -> bool:
         return r.rtype == PTR and not _is_cluster_ptr(r) and r.owner in self._cluster_ptrs
 

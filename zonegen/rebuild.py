@@ -11,12 +11,10 @@ cheap:
 - one query gives each object's newest event and its event count (the object index
   groups), with only the columns a change needs (no ``datetime`` per event);
 - the reducers' fast paths (``zonegen.model``) take the decoded objects;
-- the comparison is of record sets: SQLite joins each column of the stored rows in one
-  aggregate, in a second thread while this one replays (the aggregate runs inside
-  SQLite, which releases the GIL), and C loops make them tuples equal to the records
-  (:func:`~zonegen.model.stored_records`); each Service's replayed record set is then
-  taken out of them by its cached hashes, so the replay side costs no object per
-  record at all;
+- the comparison is between sets of row texts (:func:`~zonegen.model.row_key`): SQLite
+  spells the stored rows' texts in one aggregate, in a second thread while this one
+  replays (the aggregate runs inside SQLite, which releases the GIL), so the stored
+  side costs no Python object per row but its string;
 - Python's cyclic collector is paused: a replay makes millions of small acyclic values
   and the collector's full passes over them cost more than the replay itself.
 
@@ -32,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from zonegen import project
 from zonegen.changes import stored_change
-from zonegen.model import Change, Record, RecordSet, StoredRecord, encode_rdata
+from zonegen.model import Change, Record, RecordSet, encode_rdata, record_keys
 from zonegen.progress import Progress
 from zonegen.runner import RebuildReport, gc_paused
 from zonegen.store import Store
@@ -48,39 +46,22 @@ def rebuild_projection(store: Store, name: str, sources: Iterable[str] | None,
         description="replaying events", unit="event")
     chosen = None if sources is None else tuple(sources)
     with gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="rebuild") as pool:
-        stored = pool.submit(store.stored_records, name)
+        stored = pool.submit(store.stored_row_keys, name)
         started = time.perf_counter()
         with bar:
             count, projection = replay(store, checkpoint, chosen, bar)
         seconds = time.perf_counter() - started
-        rows = stored.result()
-        if rows is not None and same_records(rows, projection):
+        keys = stored.result()
+        if keys is not None and len(keys) == len(projection) and keys == row_keys(
+                projection.visible_records()):
             return RebuildReport(events=count, records=len(projection), identical=True,
                                  missing=frozenset(), extra=frozenset(), seconds=seconds)
-        del rows
         replayed = projection.records()
         missing, extra = compare_rows(store, name, replayed)
     return RebuildReport(
         events=count, records=len(replayed), identical=not missing and not extra,
         missing=missing, extra=extra, seconds=seconds,
     )
-
-
-def same_records(stored: set[StoredRecord], projection: project.Projection) -> bool:
-    """Whether ``stored`` (emptied on the way) is exactly the projection's visible
-    records. Each record set is taken out of ``stored`` in C, by the hashes the sets
-    hold: it must take out as many as it has (so every one was there, once: a record
-    in two sets is found missing the second time), and leave nothing."""
-    left = len(stored)
-    if left != len(projection):
-        return False
-    take = stored.difference_update
-    for records in projection.visible_record_sets():
-        take(records)
-        if len(stored) != left - len(records):
-            return False
-        left -= len(records)
-    return not stored
 
 
 def replay(store: Store, checkpoint: int, sources: Iterable[str] | None,
@@ -103,6 +84,11 @@ def replay(store: Store, checkpoint: int, sources: Iterable[str] | None,
     if bar is not None:
         bar.set_total(count)  # also when there was nothing to replay
     return count, projection
+
+
+def row_keys(records: Iterable[Record]) -> set[str]:
+    """The :func:`~zonegen.model.row_key` texts of ``records``."""
+    return record_keys(records)
 
 
 def compare_rows(store: Store, name: str, replayed: RecordSet

@@ -21,8 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from zonegen.errors import InvalidOption
-from zonegen.model import DELETED, Event, StoredRecord
-from zonegen.model import stored_records as model_stored_records
+from zonegen.model import DELETED, Event
 from zonegen.reconcile import ObjectHead as ObjectHead  # re-exported: its home is the reconcile
 from zonegen.sources import DEFAULT_SOURCE, Source, split_resume_key
 from zonegen.store.database import Database, _batched, _insert_many
@@ -235,20 +234,31 @@ class EventLog(Database):
                 first = False
                 yield (int(row[0]), int(row[1]), row[2], row[3], row[4], row[5], row[6])
 
-    def stored_records(self, projection: str) -> set[StoredRecord] | None:
+    def stored_row_keys(self, projection: str) -> set[str] | None:
         """Every visible read-model row of ``projection`` (what ``current_rows`` reads)
-        as the plain tuple equal to its record (:func:`~zonegen.model.stored_records`),
-        for ``project --rebuild`` to compare a replay's records with; None where they
-        cannot be read so: not SQLite, or a row not exactly as a projected record is
-        stored. The caller then compares the rows themselves. SQLite joins each column
-        in one aggregate (one scan, no Python object per row)."""
+        as its :func:`~zonegen.model.row_key` text, for ``project --rebuild`` to compare
+        a replay's :func:`~zonegen.model.record_keys` with; None where they cannot be
+        read so: not SQLite, a row holding a tab or a line break, or one that is not
+        plain (rdata JSON escapes something: a backslash, more than two quotes), which
+        ``record_keys`` does not spell as stored. The caller then compares the rows
+        themselves.
+
+        SQLite joins the texts itself (one aggregate, no Python object per row), and
+        the count it reports proves the split: a row with a line break in it would make
+        more parts than rows, one with a tab more tabs; every text ``record_keys``
+        spells has two quotes at least, so when the two sets are equal, two per row in
+        all means two in each."""
         with self._wrap("reading current records"), self._read() as conn:
             if conn.dialect.name != "sqlite":
                 return None
-            n, owners, rtypes, rdatas, ttls = conn.exec_driver_sql(
-                _STORED_RECORDS_SQL, (projection,)).one()
-        return model_stored_records(int(n), owners or "", rtypes or "", rdatas or "",
-                                    ttls or "")
+            n, text = conn.exec_driver_sql(_ROW_KEYS_SQL, (projection,)).one()
+        if not n:
+            return set()
+        parts = text.split("\n")
+        if (len(parts) != n or text.count("\t") != n or text.count('"') != 2 * n
+                or "\\" in text):
+            return None
+        return set(parts)
 
     def max_event_seq(self) -> int:
         with self._wrap("reading events"), self._read() as conn:
@@ -524,12 +534,11 @@ def _next_seqs(conn: Connection, n: int) -> list[int]:
     return list(range(top + 1, top + 1 + n))
 
 
-_STORED_RECORDS_SQL = (
-    # The columns zonegen.model.stored_records reads, each joined by line breaks; the
-    # aggregates of one query see the rows in one order.
-    "SELECT count(*), group_concat(owner, char(10)), group_concat(rtype, char(10)), "
-    "group_concat(rdata, char(10)), group_concat(ifnull(ttl, 'None'), char(10)) "
-    "FROM current_records NOT INDEXED WHERE projection = ? AND visible = 1")
+_ROW_KEYS_SQL = (
+    # zonegen.model.row_key, spelled in SQL: "<rtype> <ttl or None> <rdata>\t<owner>".
+    "SELECT count(*), group_concat(rtype || ' ' || ifnull(ttl, 'None') || ' ' || rdata "
+    "|| char(9) || owner, char(10)) FROM current_records NOT INDEXED "
+    "WHERE projection = ? AND visible = 1")
 
 
 EVENT_COLUMNS = ("seq", "received_us", "source", "type", "kind", "namespace", "name", "uid",
