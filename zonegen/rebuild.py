@@ -52,16 +52,22 @@ def rebuild_projection(store: Store, name: str, sources: Iterable[str] | None,
             count, projection = replay(store, checkpoint, chosen, bar)
         seconds = time.perf_counter() - started
         keys = stored.result()
-        if keys is not None and len(keys) == len(projection) and keys == row_keys(
-                projection.visible_records()):
-            return RebuildReport(events=count, records=len(projection), identical=True,
-                                 missing=frozenset(), extra=frozenset(), seconds=seconds)
-        replayed = projection.records()
-        missing, extra = compare_rows(store, name, replayed)
-    return RebuildReport(
-        events=count, records=len(replayed), identical=not missing and not extra,
-        missing=missing, extra=extra, seconds=seconds,
-    )
+        records = len(projection)
+        identical = keys is not None and len(keys) == records and keys == row_keys(
+            projection.visible_records())
+        missing: frozenset[Record] = frozenset()
+        extra: frozenset[Record] = frozenset()
+        if not identical:
+            replayed = projection.records()
+            missing, extra = compare_rows(store, name, replayed)
+            records = len(replayed)
+            identical = not missing and not extra
+            del replayed
+        # Freed while the collector is still off: once it is back, its first pass
+        # would walk every record still alive (a second of a 1M-event replay).
+        del keys, projection
+    return RebuildReport(events=count, records=records, identical=identical,
+                         missing=missing, extra=extra, seconds=seconds)
 
 
 def replay(store: Store, checkpoint: int, sources: Iterable[str] | None,
