@@ -10,7 +10,7 @@ Spec: https://github.com/kubernetes/dns/blob/master/docs/specification.md (cited
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -573,19 +573,8 @@ class Projection:
                     total = total.then(diff) if total else diff
                 # Nearly always nothing cancels (a record this batch added, removed
                 # again): then the records go in in bulk, in C, in the same order.
-                gone, came = total.removed, total.added
-                if gone and not added.keys().isdisjoint(gone):
-                    for r in gone:
-                        if added.pop(r, _ABSENT) is _ABSENT:
-                            removed[r] = seq
-                elif gone:
-                    removed.update(dict.fromkeys(gone, seq))
-                if came and not removed.keys().isdisjoint(came):
-                    for r in came:
-                        if removed.pop(r, _ABSENT) is _ABSENT:
-                            added[r] = seq
-                elif came:
-                    added.update(dict.fromkeys(came, seq))
+                _fold_into(removed, total.removed, seq, cancelling=added)
+                _fold_into(added, total.added, seq, cancelling=removed)
             done = max(done, upto)
 
         for seq, change in changes:
@@ -739,3 +728,19 @@ def _is_cluster_ptr(r: Record) -> bool:
 def rebuild(changes: Iterable[Change], warnings: list[InvalidName] | None = None) -> Projection:
     """A fresh :class:`Projection` folded from ``changes`` (log replay from scratch)."""
     return Projection.rebuild(changes, warnings)
+
+
+def _fold_into(into: dict[Record, int], records: Collection[Record], seq: int, *,
+               cancelling: dict[Record, int]) -> None:
+    """Fold ``records`` (removed or added by the event ``seq``) into ``into``, each one
+    first cancelling its opposite in ``cancelling`` (a record this batch added and now
+    removes, or the reverse). Nearly always nothing cancels: then they go in in bulk,
+    in C, in the same order."""
+    if not records:
+        return
+    if cancelling.keys().isdisjoint(records):
+        into.update(dict.fromkeys(records, seq))
+        return
+    for r in records:
+        if cancelling.pop(r, _ABSENT) is _ABSENT:
+            into[r] = seq
