@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.test_export_stream import CONFIGS, consul_store, in_store_order, record
 from zonegen import zonehalf
 from zonegen.model import CNAME, PTR, SRV, A, Record, ZoneConfig
-from zonegen.selection import NotInOrder, StoredRecord, canonical_key, stored_rows
+from zonegen.selection import NotInOrder, OwnerSelector, StoredRecord, canonical_key, stored_rows
 from zonegen.serve import halves
 from zonegen.serve.feed import StoreFeed
 from zonegen.serve.zoneset import ZoneSet
@@ -44,7 +44,7 @@ def split_at(rows: list[StoredRecord], config: ZoneConfig, i: int
     sort key of row ``i`` (as SQL splits: ``sort_key < middle`` here, the rest there);
     None when a half is out of order or they do not meet in order."""
     middle = sort_key(rows[i][0])
-    until = canonical_key(halves._absolute(rows[i][0], config) or "x.")
+    until = canonical_key(OwnerSelector(config, None).absolute(rows[i][0]) or "x.")
     here = [r for r in rows if sort_key(r[0]) < middle]
     there = [r for r in rows if sort_key(r[0]) >= middle]
     try:

@@ -36,8 +36,7 @@ import dns.name
 
 import zonegen
 from zonegen.model import ZoneConfig
-from zonegen.names import in_zone
-from zonegen.selection import NotInOrder, canonical_key
+from zonegen.selection import NotInOrder, OwnerSelector, canonical_key
 from zonegen.serial import MODULUS
 from zonegen.serve.zoneset import ZoneSet
 from zonegen.wire import WireSpan, WireZone
@@ -82,12 +81,13 @@ def load_halves(store: Store, projection: str, config: ZoneConfig,
     # the median of the sampled rows of this zone; the NS and glue owners split at the
     # canonical key of its owner. Any key splits correctly (where the halves meet is
     # checked): a poor one only makes one half longer.
-    ours = [(key, owner) for key, owner in store.sample_keys(projection)
-            if _absolute(owner, config)]
+    absolute = OwnerSelector(config, None).absolute  # the selection's own rule
+    ours = [(key, full) for key, owner in store.sample_keys(projection)
+            if (full := absolute(owner))]
     if not ours:
         return None
     middle, owner = ours[int(len(ours) * HERE)]
-    until = canonical_key(_absolute(owner, config) or owner)
+    until = canonical_key(owner)
     started = time.perf_counter()
     try:
         helper = _Helper.start()
@@ -167,20 +167,6 @@ def _cgroup_quota(cgroup: Path) -> float | None:
     except ValueError:
         return None
     return quota / period if quota > 0 and period > 0 else None
-
-
-def _absolute(stored: str, config: ZoneConfig) -> str:
-    """``stored`` (an owner as the read model holds it) made absolute when it lies in
-    ``config.zone``, else "" (what :mod:`zonegen.selection` decides, roughly: only to
-    pick a split key)."""
-    stored = stored.lower()
-    if stored.endswith("."):
-        absolute = stored
-    elif config.forward_zone == ".":
-        absolute = stored + "."
-    else:
-        absolute = f"{stored}.{config.forward_zone}"
-    return absolute if in_zone(absolute, config.zone) else ""
 
 
 class _Helper:
